@@ -1,0 +1,43 @@
+# Two commands: `make run` (set up and start the app on SQLite with the timer scheduler) and
+# `make test` (set up and run the whole suite). Everything else is a step of those two.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FLASK  := $(VENV)/bin/flask
+export FLASK_APP := wsgi.py
+PORT   ?= 5000
+
+.PHONY: run test setup migrate deploy check benchmark clean
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+instance/dev-secret:
+	mkdir -p instance
+	$(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
+
+migrate: setup instance/dev-secret
+	SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) db upgrade
+
+deploy: migrate
+	SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) processes deploy --by setup
+
+check: setup
+	SECRET_KEY=check DEPLOY_ON_START=0 $(FLASK) processes check
+
+run: deploy
+	@SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) users demo
+	SECRET_KEY=$$(cat instance/dev-secret) scripts/run-dev.sh $(PORT)
+
+test: setup
+	$(PY) -m pytest -q
+
+benchmark: setup
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

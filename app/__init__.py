@@ -1,0 +1,69 @@
+"""create_app(): configuration, extensions, the engine runtime, blueprints and CLI."""
+import logging
+
+from flask import Flask, request
+
+from .config import Config
+from .extensions import db, migrate
+
+
+def create_app(config_object=Config, **overrides) -> Flask:
+    app = Flask(__name__)
+    app.config.from_object(config_object)
+    app.config.update(overrides)
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError("SECRET_KEY is not set: export it in the environment (see README)")
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
+    _sqlite_pragmas(app)
+
+    from .complaints import make_record_sync
+    from .engine.runtime import Runtime
+    roles = app.config["ROLES"]
+    runtime = Runtime(db.session,
+                      lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
+                      supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
+    runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
+    app.extensions["runtime"] = runtime
+
+    from .api import bp as api_bp
+    app.register_blueprint(api_bp)
+    _json_errors_under_api(app)
+
+    from .cli import register_cli
+    register_cli(app)
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def known_lanes(app) -> set:
+    return {spec["lane"] for spec in app.config["ROLES"].values() if spec.get("lane")}
+
+
+def _sqlite_pragmas(app):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+        @event.listens_for(db.engine, "connect")
+        def set_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers go on while one writer commits; busy_timeout waits for the write lock.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+
+def _json_errors_under_api(app):
+    from werkzeug.exceptions import HTTPException
+
+    from .api.errors import error_response
+
+    @app.errorhandler(HTTPException)
+    def http_error(err):
+        if request.path.startswith("/api/"):
+            return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
+        return err

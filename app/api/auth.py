@@ -1,0 +1,54 @@
+"""Bearer API tokens: a random token shown once, stored as its SHA-256."""
+import hashlib
+import secrets
+from datetime import timedelta
+from functools import wraps
+
+from flask import g, request
+from sqlalchemy import select
+
+from ..errors import Forbidden, Unauthorized
+from ..extensions import db
+from ..models import ApiToken
+from ..timeutil import utcnow
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user, days: int, name="") -> str:
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name,
+                            expires_at=utcnow() + timedelta(days=days)))
+    db.session.commit()
+    return token
+
+
+def current_api_user():
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing Bearer token", code="token_missing")
+    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))) \
+        .scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("unknown or revoked token", code="token_invalid")
+    if row.expires_at <= utcnow():
+        raise Unauthorized("the token has expired", code="token_expired")
+    if not row.user.active:
+        raise Unauthorized("the user is deactivated", code="user_inactive")
+    return row.user
+
+
+def require(*roles):
+    """Authenticate the caller; with roles, require at least one of them."""
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            g.user = current_api_user()
+            if roles and not (g.user.roles & set(roles)):
+                raise Forbidden(f"requires one of the roles: {', '.join(roles)}", code="wrong_role")
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator

@@ -1,0 +1,31 @@
+"""Every API error has one shape: {"error": {"code", "message", "fields"}}."""
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from ..errors import AppError
+from . import bp
+
+
+def error_response(status, code, message, fields=None):
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response.status_code = status
+    return response
+
+
+@bp.errorhandler(AppError)
+def app_error(err: AppError):
+    return error_response(err.status, err.code, err.message, err.fields)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(err: HTTPException):
+    return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
+
+
+def body():
+    """The JSON request body as a dict, or a clear 400."""
+    from flask import request
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise AppError("the request body must be a JSON object", code="malformed_body")
+    return data

@@ -1,0 +1,143 @@
+"""flask commands: processes check/deploy, users, tokens, demo users, scheduler, audit."""
+import secrets
+import sys
+
+import click
+from flask import current_app
+from sqlalchemy import inspect, select
+
+from .extensions import db
+from .models import User
+
+
+def _bundles(app):
+    from . import known_lanes
+    from .engine.registry import load_processes
+    return load_processes(app.config["PROCESSES_DIR"], app.config["FORMS_DIR"], known_lanes(app))
+
+
+def deploy_on_start(app):
+    """Deploy when the app starts, if the database is migrated; problems are logged, not fatal."""
+    if not app.config.get("DEPLOY_ON_START"):
+        return
+    from .engine.registry import deploy
+    with app.app_context():
+        if not inspect(db.engine).has_table("process_version"):
+            app.logger.warning("database not migrated yet: run `flask db upgrade`; processes not deployed")
+            return
+        bundles, problems = _bundles(app)
+        for problem in problems:
+            app.logger.error("not deployed: %s", problem)
+        if not problems:
+            for process_id, version, new in deploy(db.session, bundles, "system"):
+                app.logger.info("%s version %s %s", process_id, version, "deployed" if new else "unchanged")
+
+
+def register_cli(app):
+    processes = click.Group("processes", help="Check and deploy processes/ and forms/.")
+    users = click.Group("users", help="Manage users and API tokens.")
+    scheduler = click.Group("scheduler", help="The timer scheduler.")
+    audit_group = click.Group("audit", help="The audit trail.")
+
+    @processes.command("check")
+    def check_cmd():
+        """Validate processes/ and forms/ without deploying."""
+        bundles, problems = _bundles(current_app)
+        for problem in problems:
+            click.echo(str(problem))
+        if problems:
+            click.echo(f"{len(problems)} problem(s); nothing would be deployed.", err=True)
+            sys.exit(1)
+        for bundle in bundles:
+            click.echo(f"ok: {bundle.process_id} ({', '.join(sorted(bundle.files))}; {len(bundle.forms)} forms)")
+
+    @processes.command("deploy")
+    @click.option("--by", "deployed_by", default="cli", help="Recorded as the deployer.")
+    def deploy_cmd(deployed_by):
+        """Register a new version of each process whose files changed."""
+        from .engine.registry import deploy
+        bundles, problems = _bundles(current_app)
+        for problem in problems:
+            click.echo(str(problem))
+        if problems:
+            click.echo("refused: nothing deployed; the last good versions keep serving.", err=True)
+            sys.exit(1)
+        for process_id, version, new in deploy(db.session, bundles, deployed_by):
+            click.echo(f"{process_id}: version {version} {'deployed' if new else 'unchanged'}")
+
+    @users.command("create")
+    @click.argument("username")
+    @click.option("--role", "roles", multiple=True, required=True)
+    @click.option("--name", "display_name", default=None)
+    @click.option("--password", default=None, help="Generated and printed when omitted.")
+    def create_user(username, roles, display_name, password):
+        """Create a user with one or more roles."""
+        known = current_app.config["ROLES"]
+        unknown = [r for r in roles if r not in known]
+        if unknown:
+            raise click.BadParameter(f"unknown role(s) {unknown}; known: {sorted(known)}")
+        if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+            raise click.ClickException(f"user {username} exists")
+        generated = password is None
+        password = password or secrets.token_urlsafe(9)
+        user = User(username=username, display_name=display_name or username)
+        user.roles = roles
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+        click.echo(f"created {username} ({', '.join(roles)})" + (f" password: {password}" if generated else ""))
+
+    @users.command("token")
+    @click.argument("username")
+    @click.option("--days", type=int, default=None)
+    def token_cmd(username, days):
+        """Issue an API token (printed once)."""
+        from .api.auth import issue_token
+        user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None:
+            raise click.ClickException(f"no user {username}")
+        click.echo(issue_token(user, days or current_app.config["API_TOKEN_DAYS"], name="cli"))
+
+    @users.command("demo")
+    def demo_users():
+        """Create one demo user per role (development only); passwords are printed once."""
+        created = 0
+        for role, spec in current_app.config["ROLES"].items():
+            username = f"demo_{role}"
+            if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+                continue
+            password = secrets.token_urlsafe(9)
+            user = User(username=username, display_name=f"{spec['zh']}（演示）")
+            user.roles = [role]
+            user.set_password(password)
+            db.session.add(user)
+            created += 1
+            click.echo(f"{username:28} {role:20} password: {password}")
+        db.session.commit()
+        if not created:
+            click.echo("demo users exist already (passwords were printed when they were created)")
+
+    @scheduler.command("run")
+    def scheduler_run():
+        """Fire due BPMN timers every SCHEDULER_INTERVAL_SECONDS (blocking)."""
+        from .scheduler import run
+        run(current_app._get_current_object())
+
+    @scheduler.command("once")
+    def scheduler_once():
+        """Fire the timers that are due now, once."""
+        from .scheduler import fire_due_timers
+        click.echo(f"fired timers on {fire_due_timers(current_app._get_current_object())} instance(s)")
+
+    @audit_group.command("verify")
+    def audit_verify():
+        """Check the audit hash chain; exit 1 and name the first broken row if it was altered."""
+        from .audit import verify
+        count, broken = verify(db.session)
+        if broken is not None:
+            click.echo(f"BROKEN at audit row {broken} (after {count} good rows)")
+            sys.exit(1)
+        click.echo(f"ok: {count} audit rows, chain intact")
+
+    for group in (processes, users, scheduler, audit_group):
+        app.cli.add_command(group)

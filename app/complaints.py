@@ -1,0 +1,143 @@
+"""The complaint business record: intake, complaint numbers, masking, and keeping the row in step
+with its workflow. No procedure steps live here: those are in processes/."""
+from datetime import timedelta
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from .errors import InvalidData, NotFound
+from .models import Complaint, ComplaintCounter, HumanTask
+from .timeutil import BUSINESS_TZ, parse_iso, utcnow
+
+CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
+
+
+class ComplaintIn(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    customer_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 \-]{4,30}$",
+                                                                   error="not a valid phone number"))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    policy_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    claim_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    category = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    received_at = fields.AwareDateTime(required=True)
+
+    @validates("received_at")
+    def not_in_future(self, value, **kwargs):
+        if value > utcnow() + timedelta(minutes=5):
+            raise ValidationError("received_at is in the future")
+
+
+def next_number(session, number_format: str) -> str:
+    """Next complaint number for today's business date. The counter row is updated in place, which
+    locks it until commit, so concurrent registrations never share a number."""
+    today = utcnow().astimezone(BUSINESS_TZ)
+    key = today.strftime("%Y%m%d")
+    for _ in range(3):
+        seq = session.execute(update(ComplaintCounter).where(ComplaintCounter.key == key)
+                              .values(value=ComplaintCounter.value + 1)
+                              .returning(ComplaintCounter.value)).scalar_one_or_none()
+        if seq is not None:
+            return number_format.format(date=today, seq=seq)
+        try:
+            with session.begin_nested():
+                session.add(ComplaintCounter(key=key, value=1))
+            return number_format.format(date=today, seq=1)
+        except IntegrityError:
+            continue      # another registration created today's counter first; increment it
+    raise RuntimeError("could not allocate a complaint number")
+
+
+def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
+    try:
+        data = ComplaintIn().load(payload or {})
+    except ValidationError as err:
+        raise InvalidData("the complaint is not valid",
+                          fields={k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()})
+    try:
+        number = next_number(session, number_format)
+        complaint = Complaint(number=number, registered_by_id=user.id, **data)
+        session.add(complaint)
+        start_data = {**data, "complaint_number": number, "received_at": data["received_at"].isoformat()}
+
+        def link(change):
+            complaint.instance_id = change.instance.id
+
+        change = runtime.start(process_id, start_data, actor=user.username, business_key=number, before_commit=link)
+    except Exception:
+        session.rollback()
+        raise
+    return complaint, change
+
+
+def get_by_number(session, number) -> Complaint:
+    complaint = session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
+    if complaint is None:
+        raise NotFound(f"no complaint {number}")
+    return complaint
+
+
+def make_record_sync(record_fields: dict):
+    """A runtime hook that copies chosen task-data keys and the current step onto the complaint row."""
+    def sync(session, inst, change):
+        complaint = session.execute(select(Complaint).where(
+            (Complaint.instance_id == inst.id) | (Complaint.number == inst.business_key))).scalar_one_or_none()
+        if complaint is None:
+            return
+        for key, column in record_fields.items():
+            if key in change.changed_data:
+                value = change.changed_data[key]
+                if column.endswith("_at") and value:
+                    value = parse_iso(value)
+                setattr(complaint, column, value)
+        names = session.execute(select(HumanTask.name).where(HumanTask.instance_id == inst.id,
+                                                             HumanTask.state == "open")
+                                .order_by(HumanTask.created_at)).scalars().all()
+        complaint.current_step = "、".join(dict.fromkeys(names))[:400]
+        complaint.updated_at = utcnow()
+        if inst.status == "completed":
+            complaint.status, complaint.closed_at = "closed", inst.completed_at
+    return sync
+
+
+# ---- personal data (C-2.2, C-7.1) -------------------------------------------------------------------
+def mask_phone(v):
+    if not v:
+        return v
+    digits = v.replace(" ", "").replace("-", "")
+    return digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:] if len(digits) > 7 else "*" * len(digits)
+
+
+def mask_email(v):
+    if not v or "@" not in v:
+        return v
+    local, domain = v.split("@", 1)
+    return (local[:1] + "***@" + domain) if local else "***@" + domain
+
+
+def mask_id(v):
+    return v[:3] + "*" * max(len(v) - 7, 1) + v[-4:] if v and len(v) > 7 else ("*" * len(v) if v else v)
+
+
+def mask_name(v):
+    return v[:1] + "*" * max(len(v) - 1, 1) if v else v
+
+
+PERSONAL_FIELDS = {"customer_name": mask_name, "phone": mask_phone, "email": mask_email, "id_number": mask_id}
+
+
+def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
+    """Customer service and whoever currently holds a task of this complaint see it in full."""
+    if user.roles & set(pii_roles):
+        return True
+    return session.execute(select(HumanTask.id).where(
+        HumanTask.instance_id == complaint.instance_id, HumanTask.state == "open",
+        HumanTask.assignee_id == user.id).limit(1)).first() is not None
+
+
+def masked(values: dict) -> dict:
+    return {k: (PERSONAL_FIELDS[k](v) if k in PERSONAL_FIELDS else v) for k, v in values.items()}

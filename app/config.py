@@ -1,0 +1,49 @@
+"""Settings, read from the environment so that no secret lives in the code."""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+class Config:
+    SECRET_KEY = _env("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'complaints.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    PROCESSES_DIR = Path(_env("PROCESSES_DIR", ROOT / "processes"))
+    FORMS_DIR = Path(_env("FORMS_DIR", ROOT / "forms"))
+    # Business time: days, working days and "end of day" are reckoned here; storage is UTC.
+    BUSINESS_TIMEZONE = "Asia/Shanghai"
+    # The process a newly registered complaint runs on.
+    COMPLAINT_PROCESS = _env("COMPLAINT_PROCESS", "complaint_handling")
+    # {date} is the business-day date of registration, {seq} a per-day counter.
+    COMPLAINT_NUMBER_FORMAT = _env("COMPLAINT_NUMBER_FORMAT", "TS-{date:%Y%m%d}-{seq:06d}")
+    API_TOKEN_DAYS = int(_env("API_TOKEN_DAYS", "90"))
+    SCHEDULER_INTERVAL_SECONDS = int(_env("SCHEDULER_INTERVAL_SECONDS", "15"))
+    # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
+    DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
+
+    # Roles. `lane` is the lane name a BPMN diagram uses for the role; roles without a lane hold no tasks.
+    ROLES = {
+        "customer_service": {"lane": "客服人员", "zh": "客服人员", "en": "Customer service", "pii": True},
+        "claims_specialist": {"lane": "理赔专员", "zh": "理赔专员", "en": "Claims specialist", "pii": False},
+        "management": {"lane": "管理层", "zh": "管理层", "en": "Management", "pii": False, "supervisor": True},
+        "training": {"lane": "培训部门", "zh": "培训部门", "en": "Training", "pii": False},
+        "compliance": {"lane": None, "zh": "合规审查", "en": "Compliance reviewer", "pii": False, "reader": True},
+        "process_owner": {"lane": None, "zh": "流程管理员", "en": "Process owner", "pii": False},
+    }
+
+    # Task-data keys copied onto the complaint row after every change (data key -> column).
+    RECORD_FIELDS = {"outcome": "outcome", "satisfied": "satisfied", "round": "rounds",
+                     "risk_level": "risk_level", "accepted_at": "accepted_at"}
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
+    DEPLOY_ON_START = False

@@ -1,0 +1,230 @@
+"""Load and check processes/ and forms/, and register immutable process versions.
+
+A check reports every problem as file, element id, line and message. Deploying registers a new
+version only when the content hash changed, and never deploys a file with a problem: the last good
+version keeps serving."""
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..models import ProcessVersion
+from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
+
+NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+      "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
+ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?|\d{4}-\d{2}-\d{2}T\S*)$")
+
+
+@dataclass
+class Problem:
+    file: str
+    element_id: Optional[str]
+    line: Optional[int]
+    message: str
+
+    def __str__(self):
+        return f"{self.file}:{self.line or '?'}: [{self.element_id or '-'}] {self.message}"
+
+
+@dataclass
+class Bundle:
+    """Everything one deployed version holds."""
+    process_id: str
+    name: str
+    files: dict
+    forms: dict
+    lanes: dict
+    spec_json: str
+    subprocess_specs_json: str
+    content_hash: str = field(init=False)
+
+    def __post_init__(self):
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(f"bpmn:{name}\n".encode() + self.files[name].encode())
+        for name in sorted(self.forms):
+            h.update(f"form:{name}\n".encode() + json.dumps(self.forms[name], sort_keys=True).encode())
+        self.content_hash = h.hexdigest()
+
+
+def _line_of(tree, element_id):
+    if tree is None or not element_id:
+        return None
+    found = tree.xpath(f'//*[@id="{element_id}"]')
+    return found[0].sourceline if found else None
+
+
+def _compile(code, mode):
+    compile(code, "<bpmn>", mode)
+
+
+def lint_expressions(file, tree) -> list[Problem]:
+    """Compile every condition, script and timer expression: the engine only compiles them when
+    they run, which would be far too late."""
+    problems = []
+
+    def owner(node):
+        while node is not None and node.get("id") is None:
+            node = node.getparent()
+        return node
+
+    def check(node, mode, what):
+        text = (node.text or "").strip()
+        host = owner(node)
+        element_id = host.get("id") if host is not None else None
+        if not text:
+            problems.append(Problem(file, element_id, node.sourceline, f"{what} is empty"))
+            return
+        if what == "timer" and ISO_LITERAL.match(text):
+            problems.append(Problem(file, element_id, node.sourceline,
+                                    f"timer {text!r} is evaluated as Python; quote it: \"{text}\""))
+            return
+        try:
+            _compile(text, mode)
+        except SyntaxError as exc:
+            problems.append(Problem(file, element_id, node.sourceline + (exc.lineno or 1) - 1,
+                                    f"{what}: {exc.msg} in {text!r}"))
+
+    for node in tree.xpath("//bpmn:conditionExpression", namespaces=NS):
+        check(node, "eval", "condition")
+    for node in tree.xpath("//bpmn:scriptTask/bpmn:script", namespaces=NS):
+        check(node, "exec", "script")
+    for node in tree.xpath("//bpmn:timeDate|//bpmn:timeDuration|//bpmn:timeCycle", namespaces=NS):
+        check(node, "eval", "timer")
+    for node in tree.xpath("//spiffworkflow:preScript|//spiffworkflow:postScript", namespaces=NS):
+        check(node, "exec", "script")
+    return problems
+
+
+def load_form(forms_dir: Path, name: str):
+    """Return (schema, problem message or None)."""
+    path = forms_dir / f"{name}.json"
+    if not path.exists():
+        return None, f"user task has no form: {path.name} is missing in {forms_dir.name}/"
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+    except json.JSONDecodeError as exc:
+        return None, f"{path.name} is not valid JSON: {exc}"
+    except SchemaError as exc:
+        return None, f"{path.name} is not a valid JSON Schema 2020-12: {exc.message}"
+    if schema.get("type") != "object":
+        return None, f'{path.name}: a form schema must have "type": "object"'
+    return schema, None
+
+
+def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
+    """Parse and check every .bpmn file; return the deployable bundles and all problems found."""
+    problems: list[Problem] = []
+    texts, trees = {}, {}
+    parser = new_parser()
+    for path in sorted(Path(processes_dir).glob("*.bpmn")):
+        name = path.name
+        text = path.read_text(encoding="utf-8")
+        try:
+            tree = etree.fromstring(text.encode("utf-8"))
+        except etree.XMLSyntaxError as exc:
+            problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}"))
+            continue
+        try:
+            parser.add_bpmn_xml(tree, filename=name)
+        except ValidationException as exc:
+            problems.append(Problem(name, exc.id or None, exc.line_number or _line_of(tree, exc.id), str(exc.message if hasattr(exc, 'message') else exc)))
+            continue
+        texts[name], trees[name] = text, tree
+        problems.extend(lint_expressions(name, tree))
+        for lane in tree.xpath("//bpmn:lane", namespaces=NS):
+            if lane.get("name") not in known_lanes:
+                problems.append(Problem(name, lane.get("id"), lane.sourceline,
+                                        f"lane {lane.get('name')!r} is not a known role lane "
+                                        f"(known: {', '.join(sorted(known_lanes))})"))
+    if not texts and not problems:
+        problems.append(Problem(str(processes_dir), None, None, "no .bpmn files found"))
+
+    called = {node.get("calledElement") for tree in trees.values()
+              for node in tree.xpath("//bpmn:callActivity", namespaces=NS)}
+    bundles = []
+    for process_id in parser.get_process_ids():
+        if process_id in called:
+            continue      # deployed as part of the processes that call it
+        try:
+            spec = parser.get_spec(process_id)
+            subs = parser.get_subprocess_specs(process_id)
+        except ValidationException as exc:
+            file = exc.file_name or "?"
+            problems.append(Problem(file, exc.id or None, exc.line_number or _line_of(trees.get(file), exc.id),
+                                    str(exc)))
+            continue
+        bundle_problems, forms, lanes = [], {}, {}
+        for process_spec in [spec, *subs.values()]:
+            file = process_spec.file
+            for ts in process_spec.task_specs.values():
+                if not getattr(ts, "manual", False) and not is_call_activity(ts):
+                    continue
+                lanes[ts.bpmn_id] = ts.lane
+                line = _line_of(trees.get(file), ts.bpmn_id)
+                if getattr(ts, "manual", False) and ts.lane not in known_lanes:
+                    bundle_problems.append(Problem(file, ts.bpmn_id, line,
+                                                   f"task is in no role lane (lane: {ts.lane!r})"))
+                if is_user_task_spec(ts):
+                    schema, error = load_form(Path(forms_dir), ts.bpmn_id)
+                    if error:
+                        bundle_problems.append(Problem(file, ts.bpmn_id, line, error))
+                    else:
+                        forms[ts.bpmn_id] = schema
+        problems.extend(bundle_problems)
+        if bundle_problems:
+            continue
+        files = {process_spec.file: texts[process_spec.file] for process_spec in [spec, *subs.values()]}
+        spec_json, subs_json = serializer.spec_to_json(spec, subs)
+        bundles.append(Bundle(process_id=process_id, name=spec.description or process_id, files=files,
+                              forms=forms, lanes=lanes, spec_json=spec_json, subprocess_specs_json=subs_json))
+    if problems:
+        # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
+        return [], problems
+    return bundles, problems
+
+
+def latest_version(session, process_id) -> Optional[ProcessVersion]:
+    return session.execute(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
+                           .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+
+
+def deploy(session, bundles: list[Bundle], deployed_by: str):
+    """Register a new version for each bundle whose content changed. Returns [(process_id, version, new?)]."""
+    from .. import audit
+    results = []
+    for bundle in bundles:
+        current = latest_version(session, bundle.process_id)
+        if current is not None and current.content_hash == bundle.content_hash:
+            results.append((bundle.process_id, current.version, False))
+            continue
+        version = ProcessVersion(process_id=bundle.process_id, name=bundle.name,
+                                 version=(current.version if current else 0) + 1,
+                                 content_hash=bundle.content_hash, bpmn_files=bundle.files,
+                                 spec_json=bundle.spec_json, subprocess_specs_json=bundle.subprocess_specs_json,
+                                 forms=bundle.forms, lanes=bundle.lanes, deployed_by=deployed_by)
+        try:
+            with session.begin_nested():
+                session.add(version)
+        except IntegrityError:
+            # Another process deployed the same change at the same moment; theirs stands.
+            current = latest_version(session, bundle.process_id)
+            results.append((bundle.process_id, current.version, False))
+            continue
+        audit.record(session, deployed_by, "process_deployed",
+                     data={"process_id": bundle.process_id, "version": version.version,
+                           "content_hash": bundle.content_hash, "files": sorted(bundle.files)})
+        results.append((bundle.process_id, version.version, True))
+    session.commit()
+    return results

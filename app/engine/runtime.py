@@ -1,0 +1,358 @@
+"""State changes of process instances. Each verb is one transaction:
+lock the instance row -> load -> act -> run the engine -> write back the workflow, the human tasks,
+the deadlines, the business record and the audit trail -> commit. A failure anywhere rolls back the
+whole change; a concurrent change to the same instance waits (row lock) or fails with a conflict
+(row version), and never overwrites."""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from .. import audit
+from ..errors import Conflict, Forbidden, NotFound, ProcessError
+from ..forms import validate
+from ..models import Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion, User
+from ..timeutil import utcnow
+from . import workflow
+from .registry import latest_version
+from .scripting import HELPER_NAMES, make_script_engine
+
+MISSING = object()
+
+
+@dataclass
+class Change:
+    """What one transaction did, for the caller to report."""
+    instance: ProcessInstance
+    created_tasks: list = field(default_factory=list)
+    changed_data: dict = field(default_factory=dict)
+
+
+class Runtime:
+    def __init__(self, session, lane_roles: dict, supervisor_roles=frozenset()):
+        self.session = session
+        self.lane_roles = lane_roles                   # lane name -> role code
+        self.supervisor_roles = set(supervisor_roles)
+        self.record_syncs: list[Callable] = []         # called inside the transaction after each change
+        self._specs = {}                               # version id -> (spec_json, subprocess_specs_json)
+
+    # ---- verbs -------------------------------------------------------------------------------------
+    def start(self, process_id, data, actor: str, business_key=None, before_commit=None) -> Change:
+        version = latest_version(self.session, process_id)
+        if version is None:
+            raise NotFound(f"process {process_id!r} is not deployed")
+        self._check_data_keys(data)
+        effects = []
+        since = time.time()
+        with self._transaction():
+            try:
+                spec_json, subs_json, _ = self._version(version.id)
+                wf = workflow.start(spec_json, subs_json, data, make_script_engine(effects))
+            except SpiffWorkflowException as exc:
+                raise ProcessError(f"the process could not start: {exc}") from exc
+            inst = ProcessInstance(version_id=version.id, process_id=process_id, business_key=business_key,
+                                   workflow_json="")
+            self.session.add(inst)
+            self.session.flush()
+            audit.record(self.session, actor, "instance_started", instance_id=inst.id, business_key=business_key,
+                         data={"process_id": process_id, "version": version.version})
+            change = self._write_back(inst, wf, actor, effects, since, initial_data=data)
+            if before_commit:
+                before_commit(change)
+        return change
+
+    def complete(self, task_id, user: User, data, schema_check=True) -> Change:
+        row = self._task_row(task_id)
+        self._check_may_work(user, row)
+        with self._transaction():
+            inst = self._lock(row.instance_id)
+            self.session.refresh(row)
+            self._check_open(row)
+            if row.assignee_id is None:
+                row.assignee_id, row.claimed_at = user.id, utcnow()
+            elif row.assignee_id != user.id:
+                raise Forbidden(f"this task is assigned to {row.assignee.username}", code="not_assignee")
+            if row.form and schema_check:
+                validate(self._version(inst.version_id)[2][row.form], data)
+            self._check_data_keys(data)
+            effects = []
+            since = time.time()
+            wf = self._load(inst, effects)
+            task = workflow.find_task(wf, row.id)
+            if task is None or task.state != TaskState.READY:
+                raise Conflict("this task is no longer open in the workflow", code="task_not_ready")
+            try:
+                workflow.run_human_task(wf, task, data)
+            except SpiffWorkflowException as exc:
+                raise ProcessError(f"the process failed after this step: {exc}") from exc
+            row.completed_by_id = user.id
+            audit.record(self.session, user.username, "task_completed", instance_id=inst.id,
+                         business_key=inst.business_key, task_id=row.id, element_id=row.element_id,
+                         data={"name": row.name, "form_data": data})
+            change = self._write_back(inst, wf, user.username, effects, since)
+        return change
+
+    def fire_timers(self, instance_id, actor="scheduler") -> Optional[Change]:
+        """Fire the due timers of one instance; None when another scheduler got there first."""
+        with self._transaction():
+            inst = self._lock(instance_id, skip_locked=True)
+            now = utcnow()
+            if inst is None or inst.status != "running" or inst.next_timer_at is None or inst.next_timer_at > now:
+                return None
+            effects = []
+            since = time.time()
+            wf = self._load(inst, effects)
+            try:
+                workflow.fire_due_timers(wf)
+            except SpiffWorkflowException as exc:
+                raise ProcessError(f"timer handling failed: {exc}") from exc
+            return self._write_back(inst, wf, actor, effects, since)
+
+    def due_instance_ids(self, limit=100) -> list[int]:
+        return list(self.session.execute(
+            select(ProcessInstance.id).where(ProcessInstance.status == "running",
+                                             ProcessInstance.next_timer_at <= utcnow())
+            .order_by(ProcessInstance.next_timer_at).limit(limit)).scalars())
+
+    def claim(self, task_id, user: User):
+        row = self._task_row(task_id)
+        self._check_may_work(user, row)
+        with self._transaction():
+            row = self._lock_task(task_id)
+            self._check_open(row)
+            if row.assignee_id == user.id:
+                return row
+            if row.assignee_id is not None:
+                raise Conflict(f"already claimed by {row.assignee.username}", code="already_claimed")
+            row.assignee_id, row.claimed_at = user.id, utcnow()
+            audit.record(self.session, user.username, "task_claimed", instance_id=row.instance_id,
+                         business_key=row.business_key, task_id=row.id, element_id=row.element_id)
+        return row
+
+    def unclaim(self, task_id, user: User):
+        row = self._task_row(task_id)
+        with self._transaction():
+            row = self._lock_task(task_id)
+            self._check_open(row)
+            if row.assignee_id != user.id and not self.is_supervisor(user):
+                raise Forbidden("only the assignee or a supervisor can release this task")
+            previous = row.assignee.username if row.assignee else None
+            row.assignee_id, row.claimed_at = None, None
+            audit.record(self.session, user.username, "task_unclaimed", instance_id=row.instance_id,
+                         business_key=row.business_key, task_id=row.id, element_id=row.element_id,
+                         data={"previous_assignee": previous})
+        return row
+
+    def assign(self, task_id, supervisor: User, assignee: User):
+        if not self.is_supervisor(supervisor):
+            raise Forbidden("only a supervisor can assign tasks")
+        row = self._task_row(task_id)
+        if row.role not in assignee.roles or not assignee.active:
+            raise Forbidden(f"{assignee.username} does not have the role {row.role}", code="assignee_lacks_role")
+        with self._transaction():
+            row = self._lock_task(task_id)
+            self._check_open(row)
+            previous = row.assignee.username if row.assignee else None
+            row.assignee_id, row.claimed_at = assignee.id, utcnow()
+            audit.record(self.session, supervisor.username, "task_assigned", instance_id=row.instance_id,
+                         business_key=row.business_key, task_id=row.id, element_id=row.element_id,
+                         data={"assignee": assignee.username, "previous_assignee": previous})
+        return row
+
+    def mark_error(self, instance_id, message):
+        """Stop retrying an instance whose diagram failed; it stays visible with its error."""
+        with self._transaction():
+            inst = self._lock(instance_id)
+            inst.status, inst.error, inst.next_timer_at = "error", message, None
+            audit.record(self.session, "scheduler", "instance_error", instance_id=inst.id,
+                         business_key=inst.business_key, data={"error": message})
+
+    def is_supervisor(self, user: User) -> bool:
+        return bool(user.roles & self.supervisor_roles)
+
+    # ---- transaction plumbing ----------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, session):
+            self.session = session
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is not None:
+                self.session.rollback()
+                return False
+            try:
+                self.session.commit()
+            except StaleDataError as err:
+                self.session.rollback()
+                raise Conflict("someone else changed this complaint at the same moment; reload and retry",
+                               code="concurrent_change") from err
+            except OperationalError as err:
+                self.session.rollback()
+                if "locked" in str(err).lower():
+                    raise Conflict("the database is busy with another change to this complaint; retry",
+                                   code="concurrent_change") from err
+                raise
+            return False
+
+    def _transaction(self):
+        return self._Tx(self.session)
+
+    def _task_row(self, task_id) -> HumanTask:
+        row = self.session.get(HumanTask, str(task_id))
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        return row
+
+    def _lock(self, instance_id, skip_locked=False) -> Optional[ProcessInstance]:
+        stmt = (select(ProcessInstance).where(ProcessInstance.id == instance_id)
+                .with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True))
+        inst = self.session.execute(stmt).scalar_one_or_none()
+        if inst is None and not skip_locked:
+            raise NotFound(f"no process instance {instance_id}")
+        return inst
+
+    def _lock_task(self, task_id) -> HumanTask:
+        stmt = (select(HumanTask).where(HumanTask.id == str(task_id)).with_for_update()
+                .execution_options(populate_existing=True))
+        return self.session.execute(stmt).scalar_one()
+
+    def _check_may_work(self, user, row):
+        if row.role not in user.roles:
+            raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
+
+    @staticmethod
+    def _check_open(row):
+        if row.state != "open":
+            who = row.completed_by.username if row.completed_by else None
+            raise Conflict(f"this task is already {row.state}" + (f" by {who}" if who else ""),
+                           code=f"task_{row.state}")
+
+    @staticmethod
+    def _check_data_keys(data):
+        clash = set(HELPER_NAMES) & set(data or {})
+        if clash:
+            raise Conflict(f"data keys clash with process helpers: {sorted(clash)}", code="reserved_keys")
+
+    def _version(self, version_id) -> tuple:
+        """(spec_json, subprocess_specs_json, forms) of a version; versions are immutable, so cached for good."""
+        if version_id not in self._specs:
+            v = self.session.get(ProcessVersion, version_id)
+            self._specs[version_id] = (v.spec_json, v.subprocess_specs_json, v.forms)
+        return self._specs[version_id]
+
+    def form_schema(self, row: HumanTask) -> Optional[dict]:
+        return self._version(self.session.get(ProcessInstance, row.instance_id).version_id)[2].get(row.form) \
+            if row.form else None
+
+    def _load(self, inst, effects):
+        spec_json, subs_json, _ = self._version(inst.version_id)
+        return workflow.load(inst.workflow_json, spec_json, subs_json, make_script_engine(effects))
+
+    # ---- write back --------------------------------------------------------------------------------
+    def _write_back(self, inst, wf, actor, effects, since, initial_data=None) -> Change:
+        now = utcnow()
+        change = Change(instance=inst)
+        inst.workflow_json = workflow.dump(wf)
+        inst.updated_at = now
+        if wf.is_completed():
+            inst.status, inst.completed_at = "completed", now
+        timers = workflow.waiting_timers(wf)
+        dues = [t.due_at for t in timers if t.due_at is not None]
+        inst.next_timer_at = min(dues) if dues else None
+
+        open_deadlines = self._sync_deadlines(inst, wf, timers, actor, now)
+        self._sync_tasks(inst, wf, open_deadlines, actor, now, change)
+        for effect in effects:
+            self.session.add(OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
+                                           template=effect["template"], payload=effect["fields"]))
+            audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
+                         business_key=inst.business_key, data={"template": effect["template"]})
+        change.changed_data = dict(initial_data or {})
+        change.changed_data.update(changed_data(wf, since))
+        for sync in self.record_syncs:
+            sync(self.session, inst, change)
+        self.session.flush()
+        return change
+
+    def _sync_deadlines(self, inst, wf, timers, actor, now) -> list[Deadline]:
+        rows = {d.timer_task_id: d for d in self.session.execute(
+            select(Deadline).where(Deadline.instance_id == inst.id, Deadline.state == "open")).scalars()}
+        waiting = {t.id: t for t in timers}
+        for timer_id, row in rows.items():
+            if timer_id in waiting:
+                continue
+            fired = workflow.task_outcome(wf, timer_id) == "completed"
+            row.state, row.closed_at = ("missed" if fired else "met"), now
+            audit.record(self.session, actor, "deadline_missed" if fired else "deadline_met", instance_id=inst.id,
+                         business_key=inst.business_key, element_id=row.element_id,
+                         data={"deadline": row.name, "due_at": row.due_at.isoformat(),
+                               "task": row.host_element_id})
+        open_rows = [r for tid, r in rows.items() if tid in waiting]
+        for timer in timers:
+            if timer.id in rows or timer.due_at is None:
+                continue
+            row = Deadline(instance_id=inst.id, timer_task_id=timer.id, element_id=timer.element_id,
+                           name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
+                           due_at=timer.due_at)
+            self.session.add(row)
+            open_rows.append(row)
+            audit.record(self.session, actor, "deadline_set", instance_id=inst.id, business_key=inst.business_key,
+                         element_id=timer.element_id,
+                         data={"deadline": timer.name, "due_at": timer.due_at.isoformat(),
+                               "task": timer.host_element_id})
+        return open_rows
+
+    def _sync_tasks(self, inst, wf, open_deadlines, actor, now, change):
+        rows = {r.id: r for r in self.session.execute(
+            select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars()}
+        ready = workflow.ready_human_tasks(wf)
+        ready_ids = {t.id for t in ready}
+        for task_id, row in rows.items():
+            if task_id in ready_ids:
+                continue
+            outcome = workflow.task_outcome(wf, task_id)
+            row.state = "completed" if outcome == "completed" else "cancelled"
+            row.completed_at = now
+            if row.state == "cancelled":
+                audit.record(self.session, actor, "task_cancelled", instance_id=inst.id,
+                             business_key=inst.business_key, task_id=row.id, element_id=row.element_id)
+
+        def due_for(scope_ids):
+            dues = [d.due_at for d in open_deadlines if d.host_task_id in scope_ids]
+            return min(dues) if dues else None
+
+        for task in ready:
+            row = rows.get(task.id)
+            if row is not None:
+                row.due_at = due_for(task.scope_ids)
+                continue
+            row = HumanTask(id=task.id, instance_id=inst.id, business_key=inst.business_key,
+                            element_id=task.element_id, name=task.name, lane=task.lane,
+                            role=self.lane_roles.get(task.lane), form=task.element_id if task.has_form else None,
+                            due_at=due_for(task.scope_ids), created_at=now)
+            self.session.add(row)
+            change.created_tasks.append(row)
+            audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,
+                         task_id=row.id, element_id=row.element_id, data={"name": row.name, "role": row.role})
+
+
+def changed_data(wf, since: float) -> dict:
+    """The task-data values set by the tasks that ran since `since`: each task's delta against its
+    parent, so a branch that only carries old values (e.g. a fired timer) changes nothing."""
+    out = {}
+    tasks = [t for t in wf.get_tasks(updated_ts=since) if t.state == TaskState.COMPLETED]
+    for task in sorted(tasks, key=lambda t: t.last_state_change):
+        parent = task.parent.data if task.parent is not None else {}
+        for key, value in task.data.items():
+            if parent.get(key, MISSING) != value:
+                out[key] = value
+    if wf.is_completed():
+        out.update({k: v for k, v in wf.data.items() if k not in out})
+    return out

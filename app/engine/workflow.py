@@ -1,0 +1,183 @@
+"""Verbs over SpiffWorkflow with no database in them: parse, start, load, save, run a task,
+fire timers, and read the facts the app stores in flat tables (ready human tasks, timers)."""
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Optional
+from uuid import UUID
+
+from SpiffWorkflow import TaskState
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
+from SpiffWorkflow.exceptions import TaskNotFoundException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
+
+
+def new_parser() -> SpiffBpmnParser:
+    return SpiffBpmnParser(validator=VALIDATOR)
+
+
+class SpecStoreSerializer(BpmnWorkflowSerializer):
+    """Serializes a workflow without its spec: the spec is stored once per process version."""
+
+    def to_dict(self, obj, **kwargs):
+        dct = super().to_dict(obj, **kwargs)
+        if isinstance(obj, BpmnWorkflow):
+            dct.pop("spec", None)
+            dct.pop("subprocess_specs", None)
+        return dct
+
+    def spec_to_json(self, spec, subprocess_specs) -> tuple[str, str]:
+        return (json.dumps(self.registry.convert(spec)),
+                json.dumps({name: self.registry.convert(s) for name, s in subprocess_specs.items()}))
+
+    def specs_from_json(self, spec_json, subprocess_specs_json):
+        subs = json.loads(subprocess_specs_json)
+        return (self.registry.restore(json.loads(spec_json)),
+                {name: self.registry.restore(s) for name, s in subs.items()})
+
+    def load(self, workflow_json, spec_json, subprocess_specs_json):
+        dct = json.loads(workflow_json)
+        dct["spec"] = json.loads(spec_json)
+        dct["subprocess_specs"] = json.loads(subprocess_specs_json)
+        self.migrate(dct)
+        return self.from_dict(dct)
+
+
+def _make_serializer() -> SpecStoreSerializer:
+    registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]))
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda d: date.fromisoformat(d["value"]))
+    return SpecStoreSerializer(registry)
+
+
+serializer = _make_serializer()
+
+
+def start(spec_json, subprocess_specs_json, data, script_engine) -> BpmnWorkflow:
+    spec, subs = serializer.specs_from_json(spec_json, subprocess_specs_json)
+    wf = BpmnWorkflow(spec, subs, script_engine=script_engine)
+    # Task data must be seeded on the start task: workflow data is not visible to tasks.
+    wf.get_next_task(state=TaskState.READY).data.update(data)
+    wf.do_engine_steps()
+    return wf
+
+
+def load(workflow_json, spec_json, subprocess_specs_json, script_engine) -> BpmnWorkflow:
+    wf = serializer.load(workflow_json, spec_json, subprocess_specs_json)
+    wf.script_engine = script_engine
+    return wf
+
+
+def dump(wf: BpmnWorkflow) -> str:
+    return serializer.serialize_json(wf)
+
+
+def find_task(wf, task_id: str):
+    try:
+        return wf.get_task_from_id(UUID(task_id))
+    except (TaskNotFoundException, ValueError):
+        return None
+
+
+def run_human_task(wf, task, data: dict):
+    task.data.update(data)
+    task.run()
+    wf.do_engine_steps()
+
+
+def fire_due_timers(wf):
+    # A fired timer makes its branch READY; the engine must then run again (see the engine notes).
+    wf.refresh_timers()
+    wf.do_engine_steps()
+
+
+@dataclass
+class ReadyTask:
+    id: str
+    element_id: str
+    name: str
+    lane: Optional[str]
+    has_form: bool
+    scope_ids: tuple      # this task and the call activities around it: where its deadlines attach
+
+
+@dataclass
+class TimerInfo:
+    id: str
+    element_id: str
+    name: str
+    host_id: Optional[str]
+    host_element_id: Optional[str]
+    due_at: Optional[datetime]
+
+
+def _scope_ids(wf, task):
+    ids = [str(task.id)]
+    sub = task.workflow
+    while sub is not wf and getattr(sub, "parent_task_id", None) is not None:
+        ids.append(str(sub.parent_task_id))
+        parent = wf.get_task_from_id(sub.parent_task_id)
+        sub = parent.workflow
+    return tuple(ids)
+
+
+def ready_human_tasks(wf) -> list[ReadyTask]:
+    return [ReadyTask(id=str(t.id), element_id=t.task_spec.bpmn_id, name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
+                      lane=t.task_spec.lane, has_form=isinstance(t.task_spec, UserTask), scope_ids=_scope_ids(wf, t))
+            for t in wf.get_tasks(state=TaskState.READY, manual=True)]
+
+
+def _is_timer(spec):
+    ed = getattr(spec, "event_definition", None)
+    eds = ed.event_definitions if isinstance(ed, MultipleEventDefinition) else [ed]
+    return any(isinstance(d, TimerEventDefinition) for d in eds)
+
+
+def waiting_timers(wf) -> list[TimerInfo]:
+    out = []
+    for t in wf.get_tasks(state=TaskState.WAITING):
+        if not _is_timer(t.task_spec):
+            continue
+        value = t.internal_data.get("event_value")
+        if isinstance(value, dict):   # cycle timer
+            value = value["next"] if value["cycles"] != 0 else None
+        host = None
+        if t.parent is not None and isinstance(t.parent.task_spec, BoundaryEventSplit):
+            host = next((c for c in t.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
+        out.append(TimerInfo(id=str(t.id), element_id=t.task_spec.bpmn_id,
+                             name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
+                             host_id=str(host.id) if host else None,
+                             host_element_id=host.task_spec.bpmn_id if host else None,
+                             due_at=TimerEventDefinition.get_datetime(value) if value else None))
+    return out
+
+
+def task_outcome(wf, task_id: str) -> str:
+    """What became of a task the app knew as open or waiting: completed, cancelled, ready or waiting."""
+    task = find_task(wf, task_id)
+    if task is None:
+        return "cancelled"
+    if task.state == TaskState.COMPLETED:
+        return "completed"
+    if task.state == TaskState.READY:
+        return "ready"
+    if task.state in (TaskState.WAITING, TaskState.STARTED):
+        return "waiting"
+    return "cancelled"
+
+
+def is_user_task_spec(spec) -> bool:
+    return isinstance(spec, UserTask)
+
+
+def is_call_activity(spec) -> bool:
+    return isinstance(spec, SubWorkflowTask)

@@ -1,0 +1,40 @@
+"""Form data against a user task's JSON Schema: typed values in, per-field messages out."""
+from jsonschema import Draft202012Validator, FormatChecker
+
+from .errors import InvalidData
+
+RESERVED_KEYS = {"typename"}   # the workflow serializer reads this key as a type tag
+
+
+def field_errors(schema: dict, data) -> dict:
+    if not isinstance(data, dict):
+        return {"_": "form data must be a JSON object"}
+    errors = {}
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
+        if error.validator == "required":
+            for name in error.validator_value:
+                if isinstance(error.instance, dict) and name not in error.instance:
+                    errors.setdefault(_path(error, name), "required")
+        elif error.validator == "additionalProperties":
+            allowed = set(error.schema.get("properties", {}))
+            for name in error.instance:
+                if name not in allowed:
+                    errors.setdefault(_path(error, name), "unknown field")
+        else:
+            errors.setdefault(_path(error), error.message)
+    for key in RESERVED_KEYS & set(data):
+        errors.setdefault(key, "reserved field name")
+    return errors
+
+
+def _path(error, extra=None):
+    parts = [str(p) for p in error.path] + ([extra] if extra else [])
+    return ".".join(parts) or "_"
+
+
+def validate(schema: dict, data) -> dict:
+    errors = field_errors(schema, data)
+    if errors:
+        raise InvalidData("the form data is not valid", fields=errors)
+    return data

@@ -1,0 +1,195 @@
+"""Database tables. Lists and queues read the flat tables (human_task, complaint, deadline);
+only a change to one instance deserializes its workflow."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .timeutil import UTCDateTime, utcnow
+
+
+class User(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    roles_csv: Mapped[str] = mapped_column("roles", String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def roles(self) -> set[str]:
+        return {r for r in self.roles_csv.split(",") if r}
+
+    @roles.setter
+    def roles(self, value):
+        self.roles_csv = ",".join(sorted(set(value)))
+
+    def set_password(self, password: str):
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class ApiToken(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256; the token itself is shown once
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    user: Mapped[User] = relationship()
+
+
+class ProcessVersion(db.Model):
+    """One deployed, immutable version of a process: its BPMN, its spec (stored once) and its forms."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    bpmn_files: Mapped[dict] = mapped_column(JSON)        # file name -> XML text
+    spec_json: Mapped[str] = mapped_column(Text)
+    subprocess_specs_json: Mapped[str] = mapped_column(Text)
+    forms: Mapped[dict] = mapped_column(JSON)             # form name -> JSON Schema
+    lanes: Mapped[dict] = mapped_column(JSON)             # element id -> lane name, for checks and views
+    deployed_by: Mapped[str] = mapped_column(String(64), default="system")
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("process_id", "version"),
+                      Index("ix_process_version_hash", "process_id", "content_hash"))
+
+
+class ProcessInstance(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(100))
+    business_key: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")   # running | completed | error
+    workflow_json: Mapped[str] = mapped_column(Text)                     # without the spec
+    next_timer_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    row_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    version: Mapped[ProcessVersion] = relationship()
+    # A concurrent write to the same instance fails instead of overwriting.
+    __mapper_args__ = {"version_id_col": row_version}
+
+
+class HumanTask(db.Model):
+    """One row per user task that became READY; the queues read only this table and complaint."""
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)    # SpiffWorkflow task id
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    business_key: Mapped[Optional[str]] = mapped_column(String(64))
+    element_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    lane: Mapped[Optional[str]] = mapped_column(String(100))
+    role: Mapped[Optional[str]] = mapped_column(String(64))
+    form: Mapped[Optional[str]] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="open")      # open | completed | cancelled
+    assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
+    due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    completed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
+    assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
+    completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
+    __table_args__ = (
+        Index("ix_human_task_role_queue", "state", "role", "due_at"),
+        Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at"),
+        Index("ix_human_task_instance", "instance_id", "state"),
+    )
+
+
+class Deadline(db.Model):
+    """A timer boundary event of an instance: open while waiting, met when its task finished first,
+    missed when it fired."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    timer_task_id: Mapped[str] = mapped_column(String(36), unique=True)
+    element_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    host_task_id: Mapped[Optional[str]] = mapped_column(String(36))
+    host_element_id: Mapped[Optional[str]] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default="open")       # open | met | missed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Complaint(db.Model):
+    """The business record, kept in step with its workflow in the same transaction."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instance.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    customer_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32), index=True)
+    email: Mapped[Optional[str]] = mapped_column(String(254))
+    id_number: Mapped[Optional[str]] = mapped_column(String(32))
+    policy_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    claim_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    registered_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)   # open | closed
+    current_step: Mapped[str] = mapped_column(String(400), default="")
+    outcome: Mapped[Optional[str]] = mapped_column(String(32))
+    satisfied: Mapped[Optional[bool]] = mapped_column(Boolean)
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    risk_level: Mapped[Optional[str]] = mapped_column(String(16))
+    accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class ComplaintCounter(db.Model):
+    """Per-day sequence for complaint numbers; incremented under a row lock."""
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxMessage(db.Model):
+    """A message to the customer written by the process; a sender delivers it later."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    business_key: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(db.Model):
+    """Append-only. Each row carries the hash of the previous one, so an altered or removed row shows."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))            # username, or "system"/"scheduler"
+    action: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[Optional[int]] = mapped_column(Integer, index=True)
+    business_key: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    task_id: Mapped[Optional[str]] = mapped_column(String(36))
+    element_id: Mapped[Optional[str]] = mapped_column(String(100))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(db.Model):
+    """A single row locked by every audit append, so the chain never forks under concurrency."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,122 @@
+"""Fixtures: a fresh app per test on each database backend (SQLite always; PostgreSQL when
+TEST_POSTGRES_URL is set, and required when REQUIRE_ALL_BACKENDS=1, as in CI)."""
+import os
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import create_app, known_lanes
+from app.api.auth import issue_token
+from app.config import ROOT, TestConfig
+from app.engine.registry import deploy, load_processes
+from app.extensions import db
+from app.models import User
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL")
+REQUIRE_ALL = os.environ.get("REQUIRE_ALL_BACKENDS") == "1"
+ROLES = ("customer_service", "claims_specialist", "management", "training", "compliance", "process_owner")
+
+
+def _postgres_test_db():
+    admin = make_url(PG_URL)
+    name = f"complaints_test_{os.getpid()}"
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database,
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """Backend name -> URL of a database migrated once per session with the real migrations."""
+    urls = {}
+
+    def get(backend):
+        if backend not in urls:
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+            else:
+                url = _postgres_test_db()
+            app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url)
+            with app.app_context():
+                upgrade(directory=str(ROOT / "migrations"))
+                db.engine.dispose()
+            urls[backend] = url
+        return urls[backend]
+    return get
+
+
+@pytest.fixture(scope="session")
+def bundles():
+    app = create_app(TestConfig)
+    found, problems = load_processes(app.config["PROCESSES_DIR"], app.config["FORMS_DIR"], known_lanes(app))
+    assert not problems, [str(p) for p in problems]
+    return found
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    if request.param == "postgresql" and not PG_URL:
+        if REQUIRE_ALL:
+            pytest.fail("TEST_POSTGRES_URL is not set but REQUIRE_ALL_BACKENDS=1")
+        pytest.skip("PostgreSQL not configured (set TEST_POSTGRES_URL)")
+    return request.param
+
+
+def _empty_tables():
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(backend, database_url, bundles):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=database_url(backend))
+    with app.app_context():
+        _empty_tables()
+        deploy(db.session, bundles, "test")
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@dataclass
+class Person:
+    user: User
+    token: str
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_user(username, *roles) -> Person:
+    user = User(username=username, display_name=username)
+    user.roles = roles
+    user.set_password("pw-" + username)
+    db.session.add(user)
+    db.session.commit()
+    return Person(user, issue_token(user, 30))
+
+
+@pytest.fixture
+def people(app):
+    """One user per role, plus a second claims specialist and manager."""
+    found = {role: make_user(role, role) for role in ROLES}
+    found["claims_specialist_2"] = make_user("claims_specialist_2", "claims_specialist")
+    found["management_2"] = make_user("management_2", "management")
+    return found
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
