@@ -1,0 +1,76 @@
+"""Drive complaints through the JSON API the way handlers do, with valid form data per step."""
+from datetime import datetime, timezone
+
+# Valid data for each user task's form; a test overrides what its path needs.
+FORM_DATA = {
+    "initial_review": {"decision": "accept", "risk_level": "low", "review_notes": "材料齐全，符合受理条件"},
+    "investigate": {"findings": "理赔审核超过约定时效", "evidence": "理赔系统记录", "customer_contacted": True},
+    "analyse_and_plan": {"cause": "审核积压", "responsible_party": "company", "policy_basis": "条款第5条",
+                         "solution": "加快赔付并致歉", "compensation_amount": 1000},
+    "management_decision": {"approved": True, "decision_comments": "同意方案"},
+    "feedback_to_customer": {"feedback_channel": "phone", "feedback_summary": "已电话告知客户方案"},
+    "customer_confirmation": {"satisfied": True, "customer_feedback": "客户表示满意"},
+    "re_evaluation": {"evaluation": "需重新核算赔付金额", "needs_investigation": False},
+    "archive": {"archive_summary": "已结案，材料完整", "records_complete": True},
+    "malicious_review": {"malicious_confirmed": False, "review_comments": "不属于恶意投诉"},
+    "initial_review_overdue": {"initial_review_overdue_cause": "人手不足",
+                               "initial_review_overdue_actions": ["urge_handler"],
+                               "initial_review_overdue_due_date": "2026-12-01"},
+}
+
+COMPLAINT = {
+    "channel": "hotline", "customer_name": "张三", "phone": "13812345678", "email": "zhangsan@example.com",
+    "id_number": "110101199001011234", "policy_number": "PA-2026-0001", "claim_number": "CL-2026-0001",
+    "category": "理赔时效", "description": "理赔申请提交一个月仍未赔付",
+}
+
+
+class Desk:
+    """The handlers of one test: who works which role, and the calls they make."""
+
+    def __init__(self, client, people):
+        self.client, self.people = client, people
+
+    def register(self, **overrides):
+        body = {**COMPLAINT, "received_at": datetime.now(timezone.utc).isoformat(), **overrides}
+        r = self.client.post("/api/v1/complaints", json=body, headers=self.people["customer_service"].headers)
+        assert r.status_code == 201, r.json
+        return r.json["number"]
+
+    def complaint(self, number, who="compliance"):
+        r = self.client.get(f"/api/v1/complaints/{number}", headers=self.people[who].headers)
+        assert r.status_code == 200, r.json
+        return r.json
+
+    def open_tasks(self, number):
+        return {t["element_id"]: t for t in self.complaint(number)["current_tasks"]}
+
+    def task_id(self, number, element_id):
+        tasks = self.open_tasks(number)
+        assert element_id in tasks, f"{element_id} not open; open: {sorted(tasks)}"
+        return tasks[element_id]["id"]
+
+    def complete(self, number, element_id, who=None, expect=200, **changes):
+        task = self.open_tasks(number)[element_id]
+        who = who or task["role"]
+        data = {**FORM_DATA.get(element_id, {}), **changes}
+        r = self.client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data},
+                             headers=self.people[who].headers)
+        assert r.status_code == expect, r.json
+        return r.json
+
+    def walk(self, number, steps):
+        for step in steps:
+            element_id, changes = (step, {}) if isinstance(step, str) else step
+            self.complete(number, element_id, **changes)
+
+    def outbox(self, number):
+        from app.extensions import db
+        from app.models import OutboxMessage
+        from sqlalchemy import select
+        return [m.template for m in db.session.execute(select(OutboxMessage).where(
+            OutboxMessage.business_key == number).order_by(OutboxMessage.id)).scalars()]
+
+
+HAPPY_PATH = ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+              "customer_confirmation", "archive"]

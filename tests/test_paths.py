@@ -1,0 +1,110 @@
+"""Every path of the procedure, walked through the JSON API on the real diagram."""
+import pytest
+
+from tests.flow import HAPPY_PATH, Desk
+
+
+@pytest.fixture
+def desk(client, people):
+    return Desk(client, people)
+
+
+def test_happy_path_archives_and_records_everything(desk):
+    number = desk.register()
+    assert number.startswith("TS-") and len(number) == len("TS-20261125-000001")
+    assert list(desk.open_tasks(number)) == ["initial_review"]
+    desk.walk(number, HAPPY_PATH)
+    view = desk.complaint(number)
+    c = view["complaint"]
+    assert c["status"] == "closed" and c["outcome"] == "resolved" and c["satisfied"] is True
+    assert c["rounds"] == 1 and c["accepted_at"]
+    assert view["current_tasks"] == []
+    assert [t["element_id"] for t in view["tasks"]] == HAPPY_PATH
+    assert all(t["state"] == "completed" for t in view["tasks"])
+    assert {d["element_id"]: d["state"] for d in view["deadlines"]} == {
+        "initial_review_deadline": "met", "investigation_deadline": "met", "resolution_deadline": "met"}
+    assert desk.outbox(number) == ["acknowledgement", "result", "satisfaction_survey"]
+    completed = [e for e in view["history"] if e["action"] == "task_completed"]
+    assert [e["element_id"] for e in completed] == HAPPY_PATH
+    assert completed[0]["actor"] == "customer_service"
+    assert completed[0]["data"]["form_data"]["decision"] == "accept"
+
+
+def test_management_decision_can_send_back_then_approve(desk):
+    number = desk.register()
+    desk.walk(number, ["initial_review", "investigate", ("analyse_and_plan", {"compensation_amount": 80000})])
+    assert list(desk.open_tasks(number)) == ["management_decision"]
+    desk.complete(number, "management_decision", approved=False, decision_comments="补充依据后再报")
+    assert list(desk.open_tasks(number)) == ["analyse_and_plan"]
+    desk.complete(number, "analyse_and_plan", compensation_amount=60000)
+    desk.complete(number, "management_decision")
+    assert list(desk.open_tasks(number)) == ["feedback_to_customer"]
+
+
+def test_high_risk_needs_management_even_for_small_amounts(desk):
+    number = desk.register()
+    desk.walk(number, [("initial_review", {"risk_level": "high"}), "investigate", "analyse_and_plan"])
+    assert list(desk.open_tasks(number)) == ["management_decision"]
+
+
+def test_dissatisfied_customer_loops_through_re_evaluation_any_number_of_rounds(desk):
+    number = desk.register()
+    desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+                       ("customer_confirmation", {"satisfied": False, "dissatisfaction_reasons": "金额太低"})])
+    assert list(desk.open_tasks(number)) == ["re_evaluation"]
+    # Round 2 goes back through investigation; round 3 straight to a new solution.
+    desk.complete(number, "re_evaluation", needs_investigation=True)
+    assert list(desk.open_tasks(number)) == ["investigate"]
+    desk.walk(number, ["investigate", "analyse_and_plan", "feedback_to_customer",
+                       ("customer_confirmation", {"satisfied": False, "dissatisfaction_reasons": "仍不满意"}),
+                       ("re_evaluation", {"needs_investigation": False})])
+    assert list(desk.open_tasks(number)) == ["analyse_and_plan"]
+    desk.walk(number, ["analyse_and_plan", "feedback_to_customer", "customer_confirmation", "archive"])
+    c = desk.complaint(number)["complaint"]
+    assert c["status"] == "closed" and c["rounds"] == 3 and c["satisfied"] is True
+    history = desk.complaint(number)["history"]
+    reasons = [e["data"]["form_data"].get("dissatisfaction_reasons") for e in history
+               if e["element_id"] == "customer_confirmation" and e["action"] == "task_completed"]
+    assert reasons == ["金额太低", "仍不满意", None]
+    assert desk.outbox(number).count("result") == 3
+
+
+def test_not_accepted_records_reason_notifies_customer_and_archives(desk):
+    number = desk.register()
+    desk.complete(number, "initial_review", decision="reject", rejection_reason="不属于理赔投诉范围")
+    assert list(desk.open_tasks(number)) == ["archive"]
+    desk.complete(number, "archive")
+    c = desk.complaint(number)["complaint"]
+    assert c["status"] == "closed" and c["outcome"] == "not_accepted" and c["rounds"] == 0
+    assert desk.outbox(number) == ["acknowledgement", "not_accepted"]
+
+
+def test_suspected_malicious_confirmed_by_management_is_closed(desk):
+    number = desk.register()
+    desk.complete(number, "initial_review", decision="suspected_malicious", malicious_indicators="重复投诉并索要额外费用")
+    assert list(desk.open_tasks(number)) == ["malicious_review"]
+    desk.complete(number, "malicious_review", malicious_confirmed=True, measures="依公司规定记录并告知")
+    desk.complete(number, "archive")
+    c = desk.complaint(number)["complaint"]
+    assert c["outcome"] == "malicious" and c["status"] == "closed"
+    assert desk.outbox(number) == ["acknowledgement", "malicious_closed"]
+
+
+def test_suspected_malicious_cleared_continues_as_normal(desk):
+    number = desk.register()
+    desk.complete(number, "initial_review", decision="suspected_malicious", malicious_indicators="措辞激烈")
+    desk.complete(number, "malicious_review", malicious_confirmed=False)
+    assert list(desk.open_tasks(number)) == ["investigate"]
+    desk.walk(number, HAPPY_PATH[1:])
+    assert desk.complaint(number)["complaint"]["outcome"] == "resolved"
+
+
+def test_each_step_is_offered_to_its_lane_role(desk, client, people):
+    number = desk.register()
+    desk.complete(number, "initial_review")
+    task = desk.open_tasks(number)["investigate"]
+    assert task["role"] == "claims_specialist" and task["assignee"] is None
+    available = client.get("/api/v1/tasks?queue=available", headers=people["claims_specialist"].headers).json
+    assert [t["id"] for t in available["items"]] == [task["id"]]
+    assert available["items"][0]["complaint"]["customer_name"] == "张*"
+    assert client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json["total"] == 0
