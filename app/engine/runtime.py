@@ -184,21 +184,18 @@ class Runtime:
             return self
 
         def __exit__(self, exc_type, exc, tb):
-            if exc_type is not None:
-                self.session.rollback()
-                return False
-            try:
-                self.session.commit()
-            except StaleDataError as err:
-                self.session.rollback()
+            if exc_type is None:
+                try:
+                    self.session.commit()
+                    return False
+                except Exception as err:
+                    exc = err
+            self.session.rollback()
+            if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError) and "locked" in str(exc).lower()):
                 raise Conflict("someone else changed this complaint at the same moment; reload and retry",
-                               code="concurrent_change") from err
-            except OperationalError as err:
-                self.session.rollback()
-                if "locked" in str(err).lower():
-                    raise Conflict("the database is busy with another change to this complaint; retry",
-                                   code="concurrent_change") from err
-                raise
+                               code="concurrent_change") from exc
+            if exc_type is None:
+                raise exc
             return False
 
     def _transaction(self):
@@ -353,6 +350,6 @@ def changed_data(wf, since: float) -> dict:
         for key, value in task.data.items():
             if parent.get(key, MISSING) != value:
                 out[key] = value
-    if wf.is_completed():
-        out.update({k: v for k, v in wf.data.items() if k not in out})
+    # wf.data is deliberately not read: at the end it holds whichever branch finished last, and a
+    # late deadline follow-up would carry stale values.
     return out

@@ -1,0 +1,538 @@
+"""Throughput and latency figures for the complaint app, printed (never asserted).
+
+    .venv/bin/python benchmarks/throughput.py                 # SQLite; PostgreSQL too if TEST_POSTGRES_URL is set
+    .venv/bin/python benchmarks/throughput.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:55432/postgres
+    .venv/bin/python benchmarks/throughput.py --quick         # smoke run: tiny N, 1,000 queue rows
+    .venv/bin/python benchmarks/throughput.py --profile       # + cProfile of the HTTP path (20 complaints, SQLite)
+
+For each backend (a temp-file SQLite database; for PostgreSQL a database `complaints_bench`, dropped and
+created from the admin URL), migrated with the real migrations and with processes/ deployed:
+
+1. HTTP happy path: complaints/s walked through the JSON API with Flask's in-process test client
+   (register -> initial_review -> investigate -> analyse_and_plan -> feedback_to_customer ->
+   customer_confirmation -> archive), every response checked for 2xx.
+2. Engine ceiling: the same lifecycle on SpiffWorkflow alone (app.engine.workflow: load, run, dump per
+   step, no database), and the ratio HTTP / engine.
+3. Task-list latency: GET /api/v1/tasks (queue=available and queue=mine) with 10,000 open complaints
+   bulk-inserted beside one real instance (the rows copy its workflow_json; they are for listing only).
+4. Serialized size of ProcessInstance.workflow_json after 0 and 10 re-evaluation rounds, read from the
+   database, against the spec stored once per process version.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import io
+import logging
+import os
+import pstats
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("SECRET_KEY", "benchmark-secret")
+
+import psycopg  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app import create_app, known_lanes  # noqa: E402
+from app.api.auth import issue_token  # noqa: E402
+from app.config import TestConfig  # noqa: E402
+from app.engine import workflow  # noqa: E402
+from app.engine.registry import deploy, load_processes  # noqa: E402
+from app.engine.scripting import make_script_engine  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.models import Complaint, HumanTask, ProcessInstance, ProcessVersion, User  # noqa: E402
+from app.timeutil import utcnow  # noqa: E402
+
+PG_DB_NAME = "complaints_bench"
+WORK_ROLES = ("customer_service", "claims_specialist", "management")
+
+# ---- valid form data (forms/*.json) --------------------------------------------------------------
+FORM_DATA = {
+    "initial_review": {"decision": "accept", "risk_level": "low",
+                       "review_notes": "Meets the acceptance criteria; claim file attached."},
+    "investigate": {"findings": "Claim was delayed by a missing hospital invoice.",
+                    "evidence": "Policy, claim file, call recording of 3 Nov.", "customer_contacted": True},
+    "analyse_and_plan": {"cause": "Invoice request was never sent to the customer.", "responsible_party": "company",
+                         "policy_basis": "Clause 7.2 of the policy; internal claims guideline 4.1.",
+                         "solution": "Pay the claim with interest for the delay.", "compensation_amount": 1200},
+    "feedback_to_customer": {"feedback_channel": "phone", "feedback_summary": "Explained the payment and timing.",
+                             "next_steps": "Payment within 3 working days."},
+    "customer_confirmation": {"satisfied": True, "customer_feedback": "Customer accepts the solution."},
+    "customer_confirmation_unhappy": {"satisfied": False, "dissatisfaction_reasons": "Interest is too low.",
+                                      "customer_feedback": "Wants a higher interest payment."},
+    "re_evaluation": {"evaluation": "Recalculate the interest; no new evidence needed.",
+                      "needs_investigation": False},
+    "archive": {"archive_summary": "Resolved and paid; records complete.", "records_complete": True},
+}
+
+# (element id, role that must hold it, form data key)
+HAPPY_PATH = [
+    ("initial_review", "customer_service", "initial_review"),
+    ("investigate", "claims_specialist", "investigate"),
+    ("analyse_and_plan", "claims_specialist", "analyse_and_plan"),
+    ("feedback_to_customer", "claims_specialist", "feedback_to_customer"),
+    ("customer_confirmation", "customer_service", "customer_confirmation"),
+    ("archive", "customer_service", "archive"),
+]
+# One re-evaluation round: from customer_confirmation back to customer_confirmation.
+REEVALUATION_ROUND = [
+    ("customer_confirmation", "customer_service", "customer_confirmation_unhappy"),
+    ("re_evaluation", "claims_specialist", "re_evaluation"),
+    ("analyse_and_plan", "claims_specialist", "analyse_and_plan"),
+    ("feedback_to_customer", "claims_specialist", "feedback_to_customer"),
+]
+
+
+def complaint_payload(i: int) -> dict:
+    return {"channel": ("hotline", "website", "mobile_app", "email")[i % 4],
+            "customer_name": f"张三{i}", "phone": f"+86 138{i % 100000000:08d}",
+            "email": f"customer{i}@example.com", "policy_number": f"P-{i:08d}",
+            "claim_number": f"C-{i:08d}", "category": "claim_delay",
+            "description": "The claim has been pending for six weeks without any update.",
+            "received_at": (utcnow() - timedelta(minutes=5)).isoformat()}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---- setup ---------------------------------------------------------------------------------------
+@dataclass
+class Person:
+    username: str
+    user_id: int
+    token: str
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def quiet_logging():
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("alembic", "sqlalchemy", "werkzeug", "app"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def postgres_bench_url(admin_url: str) -> str:
+    admin = make_url(admin_url)
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
+                         dbname=admin.database or "postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{PG_DB_NAME}"')
+    return admin.set(drivername="postgresql+psycopg", database=PG_DB_NAME).render_as_string(hide_password=False)
+
+
+def make_person(username, *roles) -> Person:
+    user = User(username=username, display_name=username)
+    user.roles = roles
+    user.set_password("pw-" + username)
+    db.session.add(user)
+    db.session.commit()
+    return Person(username, user.id, issue_token(user, 30, name="benchmark"))
+
+
+def setup_backend(url: str):
+    """A migrated database with processes/ deployed and one user per working role."""
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url)
+    quiet_logging()
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        quiet_logging()                     # alembic's fileConfig turns INFO logging back on
+        bundles, problems = load_processes(app.config["PROCESSES_DIR"], app.config["FORMS_DIR"], known_lanes(app))
+        if problems:
+            raise BenchError("processes/ does not deploy: " + "; ".join(map(str, problems)))
+        deploy(db.session, bundles, "benchmark")
+        people = {role: make_person(f"bench_{role}", role) for role in WORK_ROLES}
+        db.session.remove()
+    return app, people, bundles
+
+
+# ---- HTTP helpers --------------------------------------------------------------------------------
+def call(client, method, url, person: Person, json=None) -> dict:
+    response = client.open(url, method=method, json=json, headers=person.headers)
+    if not 200 <= response.status_code < 300:
+        raise BenchError(f"{method} {url} as {person.username} -> {response.status_code}: "
+                         f"{response.get_data(as_text=True)[:2000]}")
+    return response.get_json()
+
+
+def pick_task(client, people, tasks, element_id, role) -> dict:
+    """The task `element_id` among `tasks` (a response's next_tasks), else from the role's available queue."""
+    found = [t for t in tasks if t["element_id"] == element_id]
+    if not found:
+        queue = call(client, "GET", "/api/v1/tasks?queue=available&per_page=200", people[role])["items"]
+        found = [t for t in queue if t["element_id"] == element_id]
+    if len(found) != 1:
+        raise BenchError(f"expected one open {element_id} task, found {len(found)} (next tasks: "
+                         f"{[t['element_id'] for t in tasks]})")
+    task = found[0]
+    if task["role"] != role:
+        raise BenchError(f"task {element_id} is for role {task['role']}, expected {role}")
+    return task
+
+
+def register(client, people, i) -> tuple[str, list]:
+    body = call(client, "POST", "/api/v1/complaints", people["customer_service"], complaint_payload(i))
+    return body["number"], body["tasks"]
+
+
+def walk(client, people, tasks, steps) -> tuple[list, dict]:
+    """Complete `steps` in order, each as the user of the task's role; returns the last next_tasks."""
+    body = {}
+    for element_id, role, form_key in steps:
+        task = pick_task(client, people, tasks, element_id, role)
+        body = call(client, "POST", f"/api/v1/tasks/{task['id']}/complete", people[task["role"]],
+                    {"data": FORM_DATA[form_key]})
+        tasks = body["next_tasks"]
+    return tasks, body
+
+
+def happy_path(client, people, i):
+    _, tasks = register(client, people, i)
+    _, last = walk(client, people, tasks, HAPPY_PATH)
+    if last.get("instance_status") != "completed":
+        raise BenchError(f"complaint {last.get('complaint_number')} did not complete: {last}")
+
+
+# ---- 1. HTTP happy path --------------------------------------------------------------------------
+def bench_http(app, people, n) -> dict:
+    client = app.test_client()
+    happy_path(client, people, -1)                      # warm-up: caches, first connection, compiled statements
+    start = time.perf_counter()
+    for i in range(n):
+        happy_path(client, people, i)
+    elapsed = time.perf_counter() - start
+    with app.app_context():
+        closed = db.session.execute(select(func.count()).select_from(Complaint)
+                                    .where(Complaint.status == "closed")).scalar_one()
+        db.session.remove()
+    if closed < n + 1:
+        raise BenchError(f"only {closed} complaints closed after {n + 1} happy paths")
+    requests = n * (1 + len(HAPPY_PATH))
+    return {"n": n, "seconds": elapsed, "per_s": n / elapsed, "ms_each": 1000 * elapsed / n,
+            "ms_per_request": 1000 * elapsed / requests}
+
+
+# ---- 2. engine ceiling ---------------------------------------------------------------------------
+def engine_lifecycle(spec_json, subs_json, i):
+    from SpiffWorkflow import TaskState
+    payload = complaint_payload(i)
+    data = {**payload, "complaint_number": f"ENGINE-{i:06d}"}
+    wf = workflow.start(spec_json, subs_json, data, make_script_engine([]))
+    saved = workflow.dump(wf)
+    for element_id, _role, form_key in HAPPY_PATH:
+        wf = workflow.load(saved, spec_json, subs_json, make_script_engine([]))
+        ready = [t for t in wf.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.bpmn_id == element_id]
+        if len(ready) != 1:
+            raise BenchError(f"engine: expected one READY {element_id}, found {len(ready)}")
+        workflow.run_human_task(wf, ready[0], dict(FORM_DATA[form_key]))
+        saved = workflow.dump(wf)
+    if not wf.is_completed():
+        raise BenchError("engine: the workflow did not complete")
+
+
+def bench_engine(bundle, n) -> dict:
+    engine_lifecycle(bundle.spec_json, bundle.subprocess_specs_json, -1)
+    start = time.perf_counter()
+    for i in range(n):
+        engine_lifecycle(bundle.spec_json, bundle.subprocess_specs_json, i)
+    elapsed = time.perf_counter() - start
+    return {"n": n, "seconds": elapsed, "per_s": n / elapsed, "ms_each": 1000 * elapsed / n}
+
+
+# ---- 3. task-list latency ------------------------------------------------------------------------
+def bulk_open_complaints(app, people, reference_number, rows, seed=7) -> dict:
+    """Insert `rows` open complaints (Complaint + ProcessInstance + HumanTask) with Core executemany."""
+    rng = random.Random(seed)
+    now = utcnow()
+    specialist_id = people["claims_specialist"].user_id
+    with app.app_context():
+        ref = db.session.execute(select(ProcessInstance).where(ProcessInstance.business_key == reference_number)) \
+            .scalar_one()
+        version_id, process_id, workflow_json = ref.version_id, ref.process_id, ref.workflow_json
+        lanes = {code: spec["lane"] for code, spec in app.config["ROLES"].items()}
+        t_start = time.perf_counter()
+        conn = db.session.connection()
+        pi_table, c_table, t_table = ProcessInstance.__table__, Complaint.__table__, HumanTask.__table__
+        counts = {"claims_available": 0, "claims_mine": 0, "customer_service": 0}
+        chunk = 2000
+        for offset in range(0, rows, chunk):
+            numbers = [f"BENCH-{i:07d}" for i in range(offset, min(offset + chunk, rows))]
+            created = [now - timedelta(minutes=rng.randint(0, 60 * 24 * 20)) for _ in numbers]
+            ids = conn.execute(
+                insert(pi_table).returning(pi_table.c.id, sort_by_parameter_order=True),
+                [{"version_id": version_id, "process_id": process_id, "business_key": number, "status": "running",
+                  "workflow_json": workflow_json, "next_timer_at": None, "row_version": 1,
+                  "created_at": at, "updated_at": at} for number, at in zip(numbers, created)]).scalars().all()
+            complaints, tasks = [], []
+            for k, (number, inst_id, at) in enumerate(zip(numbers, ids, created)):
+                claims = rng.random() < 0.6
+                role = "claims_specialist" if claims else "customer_service"
+                element_id, name = ("investigate", "调查取证") if claims else ("initial_review", "初步审核")
+                assignee = specialist_id if claims and rng.random() < 0.05 else None
+                if claims:
+                    counts["claims_mine" if assignee else "claims_available"] += 1
+                else:
+                    counts["customer_service"] += 1
+                due = None if rng.random() < 0.1 else at + timedelta(hours=rng.randint(-72, 24 * 14))
+                complaints.append({
+                    "number": number, "instance_id": inst_id, "channel": "hotline",
+                    "customer_name": f"李四{offset + k}", "phone": f"+86 139{offset + k:08d}",
+                    "email": None, "id_number": None, "policy_number": f"BP-{offset + k:08d}",
+                    "claim_number": None, "category": "claim_delay", "description": "Bulk benchmark complaint.",
+                    "received_at": at, "registered_by_id": people["customer_service"].user_id, "status": "open",
+                    "current_step": name, "rounds": 1 if claims else 0, "risk_level": "low",
+                    "created_at": at, "updated_at": at})
+                tasks.append({
+                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "instance_id": inst_id,
+                    "business_key": number, "element_id": element_id, "name": name, "lane": lanes[role],
+                    "role": role, "form": element_id, "state": "open", "assignee_id": assignee,
+                    "claimed_at": at if assignee else None, "due_at": due, "created_at": at})
+            conn.execute(insert(c_table), complaints)
+            conn.execute(insert(t_table), tasks)
+        db.session.commit()
+        seconds = time.perf_counter() - t_start
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+        db.session.remove()
+    return {"rows": rows, "insert_s": seconds, **counts}
+
+
+def percentile(values, q):
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def time_get(client, person, url, repeat) -> dict:
+    call(client, "GET", url, person)                         # warm-up
+    samples, total = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        body = call(client, "GET", url, person)
+        samples.append(1000 * (time.perf_counter() - t0))
+        total = body["total"]
+    return {"p50": percentile(samples, 0.5), "p95": percentile(samples, 0.95),
+            "mean": statistics.fmean(samples), "total": total, "items": len(body["items"])}
+
+
+def bench_task_list(app, people, rows, repeat) -> dict:
+    client = app.test_client()
+    number, _ = register(client, people, 10_000_000)         # the one real instance whose workflow is copied
+    inserted = bulk_open_complaints(app, people, number, rows)
+    specialist = people["claims_specialist"]
+    available = time_get(client, specialist, "/api/v1/tasks?queue=available&per_page=50", repeat)
+    mine = time_get(client, specialist, "/api/v1/tasks?queue=mine&per_page=50", repeat)
+    if available["total"] < inserted["claims_available"] or mine["total"] < inserted["claims_mine"]:
+        raise BenchError(f"queue totals {available['total']}/{mine['total']} below the inserted rows {inserted}")
+    return {**inserted, "repeat": repeat, "available": available, "mine": mine}
+
+
+# ---- 4. serialized size --------------------------------------------------------------------------
+def sizes(text: str) -> tuple[int, int]:
+    raw = text.encode("utf-8")
+    return len(raw), len(gzip.compress(raw, 6))
+
+
+def read_instance(app, number) -> tuple[str, int]:
+    with app.app_context():
+        row = db.session.execute(select(ProcessInstance.workflow_json, ProcessInstance.version_id)
+                                 .join(Complaint, Complaint.instance_id == ProcessInstance.id)
+                                 .where(Complaint.number == number)).one()
+        db.session.remove()
+    return row.workflow_json, row.version_id
+
+
+def bench_sizes(app, people, rounds) -> dict:
+    client = app.test_client()
+    number, tasks = register(client, people, 20_000_000)
+    out = {"registered": sizes(read_instance(app, number)[0])}
+    tasks, _ = walk(client, people, tasks, HAPPY_PATH[:4])   # ... -> customer_confirmation is open
+    wf_json, version_id = read_instance(app, number)
+    out["round_0"] = sizes(wf_json)
+    round_ms = []
+    for r in range(1, rounds + 1):
+        t0 = time.perf_counter()
+        tasks, _ = walk(client, people, tasks, REEVALUATION_ROUND)
+        round_ms.append(1000 * (time.perf_counter() - t0) / len(REEVALUATION_ROUND))
+        out[f"round_{r}"] = sizes(read_instance(app, number)[0])
+    tasks, last = walk(client, people, tasks, HAPPY_PATH[4:])
+    if last.get("instance_status") != "completed":
+        raise BenchError("the re-evaluated complaint did not complete")
+    out["completed"] = sizes(read_instance(app, number)[0])
+    with app.app_context():
+        v = db.session.get(ProcessVersion, version_id)
+        out["spec"] = sizes(v.spec_json + v.subprocess_specs_json)
+        out["instances_per_version"] = db.session.execute(
+            select(func.count()).select_from(ProcessInstance).where(ProcessInstance.version_id == version_id)
+        ).scalar_one()
+        db.session.remove()
+    out["rounds"] = rounds
+    out["round_ms"] = round_ms
+    return out
+
+
+# ---- profile -------------------------------------------------------------------------------------
+def profile_http(app, people, n=20, top=10):
+    client = app.test_client()
+    happy_path(client, people, -2)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(n):
+        happy_path(client, people, 30_000_000 + i)
+    profiler.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buf).strip_dirs() if False else pstats.Stats(profiler, stream=buf)
+    stats.sort_stats("cumulative").print_stats(r"(/work/main/app/|SpiffWorkflow)", top)
+    print(f"\n### cProfile: HTTP happy path, {n} complaints (top {top} cumulative in app/ and SpiffWorkflow)\n")
+    print(buf.getvalue().split("ncalls", 1)[-1].join(["ncalls", ""]) if "ncalls" in buf.getvalue()
+          else buf.getvalue())
+
+
+# ---- driver --------------------------------------------------------------------------------------
+def run_backend(label, url, args, bundle_cache) -> dict:
+    print(f"\n== {label}: {make_url(url).render_as_string(hide_password=True)}", flush=True)
+    t0 = time.perf_counter()
+    app, people, bundles = setup_backend(url)
+    bundle = next(b for b in bundles if b.process_id == app.config["COMPLAINT_PROCESS"])
+    bundle_cache.setdefault("bundle", bundle)
+    result = {}
+    result["http"] = bench_http(app, people, args.n)
+    h = result["http"]
+    print(f"  HTTP happy path: {h['n']} complaints in {h['seconds']:.1f} s = {h['per_s']:.1f}/s, "
+          f"{h['ms_each']:.1f} ms each ({h['ms_per_request']:.1f} ms/request)", flush=True)
+    result["sizes"] = bench_sizes(app, people, args.rounds)
+    s = result["sizes"]
+    print(f"  workflow_json: {s['round_0'][0]:,} B after 0 rounds, {s[f'round_{args.rounds}'][0]:,} B after "
+          f"{args.rounds}; spec {s['spec'][0]:,} B once per version", flush=True)
+    result["tasks"] = bench_task_list(app, people, args.rows, args.repeat)
+    t = result["tasks"]
+    print(f"  inserted {t['rows']:,} open complaints in {t['insert_s']:.1f} s; "
+          f"available p50 {t['available']['p50']:.1f} ms / p95 {t['available']['p95']:.1f} ms "
+          f"(total {t['available']['total']:,}); mine p50 {t['mine']['p50']:.1f} ms / p95 {t['mine']['p95']:.1f} ms "
+          f"(total {t['mine']['total']:,})", flush=True)
+    if args.profile and label == "SQLite":
+        profile_http(app, people)
+    with app.app_context():
+        db.engine.dispose()
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+def kb(n):
+    return f"{n / 1024:,.1f} KiB"
+
+
+def table(results: dict, engine: dict, rounds: int, args) -> str:
+    labels = list(results)
+    head = "| Metric | " + " | ".join(labels) + " |"
+    sep = "|---|" + "---:|" * len(labels)
+    lines = [head, sep]
+
+    def row(name, fn):
+        cells = []
+        for label in labels:
+            r = results[label]
+            cells.append(fn(r) if r is not None else "skipped")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    row("HTTP happy path, complaints/s", lambda r: f"{r['http']['per_s']:.1f} (N={r['http']['n']})")
+    row("HTTP happy path, ms per complaint (7 requests)", lambda r: f"{r['http']['ms_each']:.1f}")
+    row("HTTP, ms per request", lambda r: f"{r['http']['ms_per_request']:.1f}")
+    row("Engine only, complaints/s", lambda r: f"{engine['per_s']:.1f} (N={engine['n']})")
+    row("Engine only, ms per complaint", lambda r: f"{engine['ms_each']:.1f}")
+    row("HTTP / engine throughput", lambda r: f"{r['http']['per_s'] / engine['per_s']:.2f}")
+    row("Open complaints bulk-inserted (s)", lambda r: f"{r['tasks']['rows']:,} ({r['tasks']['insert_s']:.1f} s)")
+    row(f"GET tasks?queue=available&per_page=50 p50 / p95 ms (x{args.repeat})",
+        lambda r: f"{r['tasks']['available']['p50']:.1f} / {r['tasks']['available']['p95']:.1f}")
+    row("  total rows in that queue", lambda r: f"{r['tasks']['available']['total']:,}")
+    row("GET tasks?queue=mine p50 / p95 ms",
+        lambda r: f"{r['tasks']['mine']['p50']:.1f} / {r['tasks']['mine']['p95']:.1f}")
+    row("  total rows in that queue", lambda r: f"{r['tasks']['mine']['total']:,}")
+    row("workflow_json after registration (gzip)",
+        lambda r: f"{kb(r['sizes']['registered'][0])} ({kb(r['sizes']['registered'][1])})")
+    row("workflow_json after 0 rounds (gzip)",
+        lambda r: f"{kb(r['sizes']['round_0'][0])} ({kb(r['sizes']['round_0'][1])})")
+    row(f"workflow_json after {rounds} rounds (gzip)",
+        lambda r: f"{kb(r['sizes'][f'round_{rounds}'][0])} ({kb(r['sizes'][f'round_{rounds}'][1])})")
+    row("  growth per round", lambda r: kb((r['sizes'][f'round_{rounds}'][0] - r['sizes']['round_0'][0]) / rounds)
+        if rounds else "-")
+    row(f"workflow_json completed after {rounds} rounds (gzip)",
+        lambda r: f"{kb(r['sizes']['completed'][0])} ({kb(r['sizes']['completed'][1])})")
+    row("ms per completion, round 1 / round N",
+        lambda r: f"{r['sizes']['round_ms'][0]:.1f} / {r['sizes']['round_ms'][-1]:.1f}" if rounds else "-")
+    row("spec_json + subprocess_specs_json, stored once (gzip)",
+        lambda r: f"{kb(r['sizes']['spec'][0])} ({kb(r['sizes']['spec'][1])})")
+    row("instances sharing that one stored spec", lambda r: f"{r['sizes']['instances_per_version']:,}")
+    row("backend wall time (s)", lambda r: f"{r['wall_s']:.0f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, help="complaints through the HTTP happy path (default 200; quick: 10)")
+    parser.add_argument("--pg-n", type=int, help="HTTP happy-path complaints on PostgreSQL (default: --n)")
+    parser.add_argument("--engine-n", type=int, help="lifecycles on the bare engine (default: --n)")
+    parser.add_argument("--rows", type=int, help="open complaints for the task-list test (default 10,000; quick 1,000)")
+    parser.add_argument("--repeat", type=int, help="GET /tasks calls per queue (default 200; quick 20)")
+    parser.add_argument("--rounds", type=int, default=10, help="re-evaluation rounds for the size test (default 10)")
+    parser.add_argument("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL"),
+                        help="PostgreSQL admin URL (default: $TEST_POSTGRES_URL); a database "
+                             f"{PG_DB_NAME!r} is dropped and created from it")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny N, 1,000 rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="also cProfile 20 HTTP happy paths on SQLite and print the top functions")
+    args = parser.parse_args(argv)
+    args.n = args.n or (10 if args.quick else 200)
+    args.rows = args.rows or (1_000 if args.quick else 10_000)
+    args.repeat = args.repeat or (20 if args.quick else 200)
+    engine_n = args.engine_n or args.n
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
+
+    t0 = time.perf_counter()
+    results, cache = {}, {}
+    tmp = tempfile.mkdtemp(prefix="complaints-bench-")
+    try:
+        results["SQLite"] = run_backend("SQLite", f"sqlite:///{tmp}/bench.db", args, cache)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.postgres_url:
+        pg_args = argparse.Namespace(**vars(args))
+        pg_args.n = args.pg_n or args.n
+        results["PostgreSQL"] = run_backend("PostgreSQL", postgres_bench_url(args.postgres_url), pg_args, cache)
+    else:
+        results["PostgreSQL"] = None
+        print("\n== PostgreSQL: skipped (pass --postgres-url URL or set TEST_POSTGRES_URL)")
+
+    print(f"\n== Engine only ({engine_n} lifecycles, no database)", flush=True)
+    engine = bench_engine(cache["bundle"], engine_n)
+    print(f"  {engine['per_s']:.1f} complaints/s, {engine['ms_each']:.1f} ms each", flush=True)
+
+    print(f"\n## Results (total {time.perf_counter() - t0:.0f} s)\n")
+    print(table(results, engine, args.rounds, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Deadlines are timer boundary events in the diagram, fired by the scheduler on moved clocks."""
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from app import create_app
+from app.config import TestConfig
+from app.extensions import db
+from app.models import AuditEvent, Deadline, HumanTask, ProcessInstance
+from app.scheduler import fire_due_timers
+from tests.flow import Desk
+
+SH = timezone(timedelta(hours=8))
+
+
+@pytest.fixture
+def desk(client, people):
+    return Desk(client, people)
+
+
+def deadlines(desk, number):
+    return {d["element_id"]: d for d in desk.complaint(number)["deadlines"]}
+
+
+def test_initial_review_overdue_after_24_hours_escalates_to_management(app, desk, client, people):
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        number = desk.register(received_at=t0.isoformat())
+        review_id = desk.task_id(number, "initial_review")
+        client.post(f"/api/v1/tasks/{review_id}/claim", headers=people["customer_service"].headers)
+        due = deadlines(desk, number)["initial_review_deadline"]
+        assert due["due_at"] == "2026-11-26T02:00:00+00:00" and due["state"] == "open"
+
+        clock.shift(timedelta(hours=23, minutes=59))
+        assert fire_due_timers(app) == 0
+        assert "initial_review_overdue" not in desk.open_tasks(number)
+
+        clock.shift(timedelta(minutes=1, seconds=1))
+        assert fire_due_timers(app) == 1
+        tasks = desk.open_tasks(number)
+        assert tasks["initial_review_overdue"]["role"] == "management"
+        # The overdue task stays with its handler (non-interrupting).
+        assert tasks["initial_review"]["id"] == review_id and tasks["initial_review"]["assignee"] == "customer_service"
+        assert deadlines(desk, number)["initial_review_deadline"]["state"] == "missed"
+        missed = [e for e in desk.complaint(number)["history"] if e["action"] == "deadline_missed"]
+        assert len(missed) == 1 and missed[0]["actor"] == "scheduler"
+        assert fire_due_timers(app) == 0   # nothing fires twice
+
+        desk.complete(number, "initial_review_overdue")
+        desk.complete(number, "initial_review")
+        assert list(desk.open_tasks(number)) == ["investigate"]
+
+
+def test_investigation_deadline_counts_working_days_with_holidays_and_make_up_days(app, desk):
+    # Accepted on 2026-09-30: National Day 10-01..07 is off, Saturday 10-10 is a make-up working day.
+    t0 = datetime(2026, 9, 30, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        number = desk.register(received_at=t0.isoformat())
+        desk.complete(number, "initial_review")
+        found = deadlines(desk, number)
+        assert found["investigation_deadline"]["due_at"] == "2026-10-10T15:59:59+00:00"
+        assert desk.open_tasks(number)["investigate"]["due_at"] == "2026-10-10T15:59:59+00:00"
+
+        clock.move_to(datetime(2026, 10, 10, 23, 59, 58, tzinfo=SH))
+        assert fire_due_timers(app) == 0
+        clock.move_to(datetime(2026, 10, 11, 0, 0, 1, tzinfo=SH))
+        assert fire_due_timers(app) == 1
+        tasks = desk.open_tasks(number)
+        assert {"investigate", "investigation_overdue"} <= set(tasks)
+        assert deadlines(desk, number)["investigation_deadline"]["state"] == "missed"
+
+
+def test_resolution_deadline_covers_the_whole_solution_phase(app, desk):
+    t0 = datetime(2026, 9, 30, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        number = desk.register(received_at=t0.isoformat())
+        desk.walk(number, ["initial_review", "investigate"])
+        found = deadlines(desk, number)
+        assert found["resolution_deadline"]["due_at"] == "2026-10-15T15:59:59+00:00"
+        assert found["investigation_deadline"]["state"] == "met"
+        # Tasks inside the solution phase carry its due time.
+        assert desk.open_tasks(number)["analyse_and_plan"]["due_at"] == "2026-10-15T15:59:59+00:00"
+        clock.move_to(datetime(2026, 10, 16, 0, 0, 1, tzinfo=SH))
+        assert fire_due_timers(app) == 1
+        tasks = desk.open_tasks(number)
+        assert {"analyse_and_plan", "resolution_overdue"} <= set(tasks)
+        # Handling continues in place after the escalation.
+        desk.walk(number, ["analyse_and_plan", "feedback_to_customer", "customer_confirmation", "archive"])
+        c = desk.complaint(number)["complaint"]
+        assert c["outcome"] == "resolved"
+
+
+def test_each_re_evaluation_round_gets_fresh_deadlines(app, desk):
+    t0 = datetime(2026, 11, 2, 10, 0, tzinfo=SH)   # a Monday
+    with time_machine.travel(t0, tick=False) as clock:
+        number = desk.register(received_at=t0.isoformat())
+        desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+                           ("customer_confirmation", {"satisfied": False, "dissatisfaction_reasons": "不满意"})])
+        clock.move_to(datetime(2026, 11, 9, 10, 0, tzinfo=SH))   # the next Monday
+        desk.complete(number, "re_evaluation", needs_investigation=True)
+        rows = [d for d in desk.complaint(number)["deadlines"] if d["element_id"] == "investigation_deadline"]
+        assert [d["state"] for d in rows] == ["met", "open"]
+        assert rows[1]["due_at"] == "2026-11-12T15:59:59+00:00"   # Thursday: 3 working days from round 2
+
+
+def test_restart_continues_every_complaint_with_its_timers(app, desk, backend, database_url, people):
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        number = desk.register(received_at=t0.isoformat())
+        desk.complete(number, "initial_review")
+        # A new process: new app, new engine, nothing in memory; only the database carries over.
+        restarted = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=database_url(backend))
+        with restarted.app_context():
+            clock.move_to(datetime(2026, 12, 1, 0, 0, 1, tzinfo=SH))
+            assert fire_due_timers(restarted) == 1
+            second = Desk(restarted.test_client(), people)
+            assert {"investigate", "investigation_overdue"} <= set(second.open_tasks(number))
+            second.walk(number, ["investigate", "analyse_and_plan", "feedback_to_customer",
+                                 "customer_confirmation", "archive"])
+            assert second.complaint(number)["complaint"]["status"] == "open"   # the follow-up is still open
+            second.complete(number, "investigation_overdue", investigation_overdue_cause="调查资料未到",
+                            investigation_overdue_actions=["urge_handler"],
+                            investigation_overdue_due_date="2026-12-02")
+            closed = second.complaint(number)["complaint"]
+            assert closed["status"] == "closed" and closed["rounds"] == 1 and closed["outcome"] == "resolved"
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_two_schedulers_never_fire_a_timer_twice(app, desk, backend):
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        numbers = [desk.register(received_at=t0.isoformat()) for _ in range(4)]
+        clock.shift(timedelta(hours=25))
+        results, errors = [], []
+        barrier = threading.Barrier(2)
+
+        def scheduler():
+            barrier.wait()
+            try:
+                results.append(fire_due_timers(app))
+            except Exception as exc:    # a scheduler must never crash on a concurrent one
+                errors.append(exc)
+
+        threads = [threading.Thread(target=scheduler) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert errors == [] and sum(results) == 4
+        overdue = db.session.execute(select(func.count()).select_from(HumanTask).where(
+            HumanTask.element_id == "initial_review_overdue")).scalar_one()
+        assert overdue == 4
+        missed = db.session.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "deadline_missed")).scalar_one()
+        assert missed == 4
+        assert all(d["state"] == "missed" for n in numbers for d in desk.complaint(n)["deadlines"])
+
+
+def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False):
+        number = desk.register(received_at=t0.isoformat())
+        inst = db.session.execute(select(ProcessInstance).where(ProcessInstance.business_key == number)).scalar_one()
+        assert inst.next_timer_at == datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+        desk.complete(number, "initial_review")
+        db.session.refresh(inst)
+        assert inst.next_timer_at == datetime(2026, 11, 30, 15, 59, 59, tzinfo=timezone.utc)
+        open_deadlines = db.session.execute(select(Deadline).where(Deadline.state == "open")).scalars().all()
+        assert [d.element_id for d in open_deadlines] == ["investigation_deadline"]
