@@ -67,3 +67,12 @@ def _json_errors_under_api(app):
         if request.path.startswith("/api/"):
             return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
         return err
+
+    @app.errorhandler(Exception)
+    def unexpected_error(err):
+        # The change was rolled back by the runtime; say so in the API's own shape.
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s", request.path)
+        if request.path.startswith("/api/"):
+            return error_response(500, "internal_error", "an unexpected error occurred; nothing was saved")
+        return "Internal Server Error", 500

@@ -8,6 +8,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
 
 from app import create_app, known_lanes
 from app.api.auth import issue_token
@@ -102,7 +103,8 @@ class Person:
 def make_user(username, *roles) -> Person:
     user = User(username=username, display_name=username)
     user.roles = roles
-    user.set_password("pw-" + username)
+    # A cheap hash keeps fixtures fast; real users get the default (scrypt) via `flask users create`.
+    user.password_hash = generate_password_hash("pw-" + username, method="pbkdf2:sha256:1000")
     db.session.add(user)
     db.session.commit()
     return Person(user, issue_token(user, 30))

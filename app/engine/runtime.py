@@ -54,7 +54,7 @@ class Runtime:
                 spec_json, subs_json, _ = self._version(version.id)
                 wf = workflow.start(spec_json, subs_json, data, make_script_engine(effects))
             except SpiffWorkflowException as exc:
-                raise ProcessError(f"the process could not start: {exc}") from exc
+                raise engine_error("the process could not start", exc) from exc
             inst = ProcessInstance(version_id=version.id, process_id=process_id, business_key=business_key,
                                    workflow_json="")
             self.session.add(inst)
@@ -89,7 +89,7 @@ class Runtime:
             try:
                 workflow.run_human_task(wf, task, data)
             except SpiffWorkflowException as exc:
-                raise ProcessError(f"the process failed after this step: {exc}") from exc
+                raise engine_error("the process failed after this step", exc) from exc
             row.completed_by_id = user.id
             audit.record(self.session, user.username, "task_completed", instance_id=inst.id,
                          business_key=inst.business_key, task_id=row.id, element_id=row.element_id,
@@ -110,7 +110,7 @@ class Runtime:
             try:
                 workflow.fire_due_timers(wf)
             except SpiffWorkflowException as exc:
-                raise ProcessError(f"timer handling failed: {exc}") from exc
+                raise engine_error("timer handling failed", exc) from exc
             return self._write_back(inst, wf, actor, effects, since)
 
     def due_instance_ids(self, limit=100) -> list[int]:
@@ -338,6 +338,13 @@ class Runtime:
             change.created_tasks.append(row)
             audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,
                          task_id=row.id, element_id=row.element_id, data={"name": row.name, "role": row.role})
+
+
+def engine_error(what, exc) -> ProcessError:
+    """Name the diagram element that failed, so a process owner can find it in the modeler."""
+    spec = getattr(exc, "task_spec", None)
+    where = f" at {spec.bpmn_id} ({spec.bpmn_name})" if getattr(spec, "bpmn_id", None) else ""
+    return ProcessError(f"{what}{where}: {exc}", fields={"element_id": spec.bpmn_id} if where else {})
 
 
 def changed_data(wf, since: float) -> dict:
