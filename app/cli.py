@@ -4,6 +4,7 @@ import sys
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy import inspect, select
 
 from .extensions import db
@@ -34,10 +35,10 @@ def deploy_on_start(app):
 
 
 def register_cli(app):
-    processes = click.Group("processes", help="Check and deploy processes/ and forms/.")
-    users = click.Group("users", help="Manage users and API tokens.")
-    scheduler = click.Group("scheduler", help="The timer scheduler.")
-    audit_group = click.Group("audit", help="The audit trail.")
+    processes = AppGroup("processes", help="Check and deploy processes/ and forms/.")
+    users = AppGroup("users", help="Manage users and API tokens.")
+    scheduler = AppGroup("scheduler", help="The timer scheduler.")
+    audit_group = AppGroup("audit", help="The audit trail.")
 
     @processes.command("check")
     def check_cmd():

@@ -74,7 +74,8 @@ def lint_expressions(file, tree) -> list[Problem]:
     problems = []
 
     def owner(node):
-        while node is not None and node.get("id") is None:
+        # The element a modeler user clicks: the event, not its inner event definition.
+        while node is not None and (node.get("id") is None or etree.QName(node).localname.endswith("EventDefinition")):
             node = node.getparent()
         return node
 

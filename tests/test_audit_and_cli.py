@@ -1,0 +1,62 @@
+"""The audit chain, and the user / token / scheduler commands an operator runs."""
+from sqlalchemy import select, text
+
+from app.extensions import db
+from app.models import AuditEvent, User
+from tests.flow import HAPPY_PATH, Desk
+
+
+def test_audit_chain_verifies_and_names_the_first_altered_or_removed_row(app, client, people):
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, HAPPY_PATH[:2])
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["audit", "verify"])
+    assert ok.exit_code == 0 and "chain intact" in ok.output
+
+    rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
+    victim, original_actor = rows[5], rows[5].actor
+    db.session.execute(text("UPDATE audit_event SET actor = 'someone_else' WHERE id = :id"), {"id": victim.id})
+    db.session.commit()
+    broken = runner.invoke(args=["audit", "verify"])
+    assert broken.exit_code == 1 and f"BROKEN at audit row {victim.id}" in broken.output
+
+    db.session.execute(text("UPDATE audit_event SET actor = :a WHERE id = :id"), {"a": original_actor, "id": victim.id})
+    db.session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": rows[8].id})
+    db.session.commit()
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 1   # removed row: the next one no longer links
+    removed = runner.invoke(args=["audit", "verify"])
+    assert removed.exit_code == 1 and f"BROKEN at audit row {rows[9].id}" in removed.output
+
+
+def test_users_tokens_and_demo_users_from_the_cli(app, client):
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["users", "create", "li.si", "--role", "claims_specialist", "--name", "李四"])
+    assert created.exit_code == 0 and "password:" in created.output
+    user = db.session.execute(select(User).where(User.username == "li.si")).scalar_one()
+    assert user.roles == {"claims_specialist"} and user.password_hash.startswith("scrypt")
+    password = created.output.rsplit("password: ", 1)[1].strip()
+    assert user.check_password(password)
+    assert runner.invoke(args=["users", "create", "x", "--role", "wizard"]).exit_code != 0
+
+    token = runner.invoke(args=["users", "token", "li.si"]).output.strip()
+    r = client.get("/api/v1/tasks?queue=available", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json["total"] == 0
+
+    demo = runner.invoke(args=["users", "demo"])
+    assert demo.exit_code == 0 and demo.output.count("password:") == len(app.config["ROLES"])
+    again = runner.invoke(args=["users", "demo"])
+    assert "exist already" in again.output
+
+
+def test_scheduler_once_command_fires_due_timers(app, client, people):
+    import time_machine
+    from datetime import datetime, timedelta, timezone
+    t0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+    with time_machine.travel(t0, tick=False) as clock:
+        desk = Desk(client, people)
+        number = desk.register(received_at=t0.isoformat())
+        clock.shift(timedelta(hours=24, seconds=1))
+        result = app.test_cli_runner().invoke(args=["scheduler", "once"])
+        assert "fired timers on 1 instance(s)" in result.output
+        assert "initial_review_overdue" in desk.open_tasks(number)

@@ -1,0 +1,174 @@
+"""processes/ and forms/ are checked before anything is deployed; problems name file, element, line."""
+import json
+import re
+import shutil
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from app import create_app, known_lanes
+from app.config import ROOT, TestConfig
+from app.engine.registry import NS, load_processes
+from app.extensions import db
+from app.models import ProcessVersion
+
+BPMN = ROOT / "processes" / "complaint_handling.bpmn"
+CLAUSES = ["C-3.1.1", "C-3.1.2", "C-3.1.3", "C-3.2.1", "C-3.2.2", "C-3.2.3", "C-3.3.1", "C-3.3.2", "C-3.3.3",
+           "C-3.3.4", "C-3.4.1", "C-3.4.2", "C-3.4.3", "C-3.5.1", "C-4.1", "C-4.2", "C-4.3", "C-4.4", "C-7.4"]
+LANES = {"客服人员", "理赔专员", "管理层", "培训部门"}
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A writable copy of processes/ and forms/ to break."""
+    shutil.copytree(ROOT / "processes", tmp_path / "processes")
+    shutil.copytree(ROOT / "forms", tmp_path / "forms")
+    return tmp_path
+
+
+def check(root):
+    return load_processes(root / "processes", root / "forms", LANES)
+
+
+def edit(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(path, needle):
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+def test_the_real_procedure_passes_every_check():
+    bundles, problems = check(ROOT)
+    assert problems == []
+    [bundle] = bundles
+    assert bundle.process_id == "complaint_handling"
+    assert set(bundle.forms) == {p.stem for p in (ROOT / "forms").glob("*.json")}
+
+
+def test_every_clause_is_cited_and_every_element_documents_its_clauses():
+    tree = etree.parse(str(BPMN))
+    docs = " ".join(tree.xpath("//bpmn:documentation/text()", namespaces=NS))
+    missing = [c for c in CLAUSES if f"[{c}]" not in docs]
+    assert missing == []
+    for node in tree.xpath("//bpmn:userTask|//bpmn:scriptTask|//bpmn:exclusiveGateway|//bpmn:boundaryEvent"
+                           "|//bpmn:callActivity", namespaces=NS):
+        doc = node.find("bpmn:documentation", NS)
+        assert doc is not None and re.match(r"\s*\[C-", doc.text), node.get("id")
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", node.get("id")), node.get("id")
+        assert re.search(r"[\u4e00-\u9fff]", node.get("name") or ""), node.get("id")
+
+
+def test_every_deadline_is_a_non_interrupting_timer_boundary_event():
+    tree = etree.parse(str(BPMN))
+    timers = {n.get("id"): (n.get("attachedToRef"), n.get("cancelActivity"),
+                            n.find(".//bpmn:timeDate", NS).text.strip())
+              for n in tree.xpath("//bpmn:boundaryEvent[bpmn:timerEventDefinition]", namespaces=NS)}
+    assert timers == {
+        "initial_review_deadline": ("initial_review", "false", "hours_after(received_at, 24)"),
+        "investigation_deadline": ("investigate", "false", "working_days_after(round_started_at, 3)"),
+        "resolution_deadline": ("resolve", "false", "working_days_after(round_started_at, 7)"),
+    }
+
+
+@pytest.mark.parametrize("old, new, element, message", [
+    (">decision == 'reject'<", ">${decision == 'reject'}<", None, "condition"),
+    (">hours_after(received_at, 24)<", ">PT24H<", "initial_review_deadline", 'quote it: "PT24H"'),
+    ("<bpmn:script>accepted_at = now_iso()", "<bpmn:script>accepted_at = = now_iso()", "accept_complaint",
+     "script"),
+])
+def test_broken_expressions_are_reported_with_file_element_and_line(copy, old, new, element, message):
+    path = copy / "processes" / "complaint_handling.bpmn"
+    line = line_of(path, old)
+    edit(path, old, new)
+    bundles, problems = check(copy)
+    assert bundles == []
+    [problem] = problems
+    assert problem.file == "complaint_handling.bpmn" and problem.line == line and message in problem.message
+    if element:
+        assert problem.element_id == element
+    else:   # a condition belongs to its sequence flow
+        flow = etree.parse(str(path)).xpath(f'//*[@id="{problem.element_id}"]')[0]
+        assert flow.tag.endswith("sequenceFlow") and flow.get("sourceRef") == "review_outcome"
+
+
+def test_missing_form_is_reported_on_its_user_task(copy):
+    (copy / "forms" / "investigate.json").unlink()
+    bundles, problems = check(copy)
+    assert bundles == []
+    [problem] = problems
+    assert problem.element_id == "investigate" and "investigate.json is missing" in problem.message
+    assert problem.line == line_of(copy / "processes" / "complaint_handling.bpmn", 'id="investigate"')
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"type": "object", "properties": {"x": {"type": "strng"}}}), "not a valid JSON Schema"),
+    (json.dumps({"type": "array"}), '"type": "object"'),
+])
+def test_invalid_form_files_are_reported(copy, content, message):
+    (copy / "forms" / "archive.json").write_text(content, encoding="utf-8")
+    bundles, problems = check(copy)
+    assert bundles == [] and len(problems) == 1
+    assert problems[0].element_id == "archive" and message in problems[0].message
+
+
+def test_unknown_lane_and_task_outside_a_role_lane(copy):
+    path = copy / "processes" / "complaint_handling.bpmn"
+    edit(path, 'name="管理层"', 'name="领导小组"')
+    bundles, problems = check(copy)
+    assert bundles == []
+    assert any(p.element_id == "lane_management" and "not a known role lane" in p.message for p in problems)
+    assert any(p.element_id == "malicious_review" and "no role lane" in p.message for p in problems)
+
+
+def test_malformed_xml_is_reported_with_its_line(copy):
+    path = copy / "processes" / "complaint_handling.bpmn"
+    edit(path, '<bpmn:userTask id="investigate"', '<bpmn:userTask id="investigate" <<')
+    bundles, problems = check(copy)
+    assert bundles == [] and len(problems) == 1
+    assert problems[0].line == line_of(path, 'id="investigate"') and "not well-formed" in problems[0].message
+
+
+def test_cli_check_exits_1_with_located_problems(copy):
+    (copy / "forms" / "investigate.json").unlink()
+    app = create_app(TestConfig, PROCESSES_DIR=copy / "processes", FORMS_DIR=copy / "forms")
+    result = app.test_cli_runner().invoke(args=["processes", "check"])
+    assert result.exit_code == 1
+    assert re.search(r"complaint_handling\.bpmn:\d+: \[investigate\] user task has no form", result.output)
+    good = create_app(TestConfig).test_cli_runner().invoke(args=["processes", "check"])
+    assert good.exit_code == 0 and "ok: complaint_handling" in good.output
+
+
+def test_deploy_registers_versions_only_on_change_and_never_a_broken_file(app, copy):
+    def deploy_from(root):
+        runner_app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+                                PROCESSES_DIR=root / "processes", FORMS_DIR=root / "forms")
+        with runner_app.app_context():
+            return runner_app.test_cli_runner().invoke(args=["processes", "deploy"])
+
+    def versions():
+        db.session.expire_all()
+        return [(v.version, v.content_hash[:8]) for v in db.session.execute(
+            select(ProcessVersion).order_by(ProcessVersion.version)).scalars()]
+
+    first = versions()
+    assert len(first) == 1           # the fixture deployed the real files
+    assert "version 1 unchanged" in deploy_from(ROOT).output
+    path = copy / "processes" / "complaint_handling.bpmn"
+    edit(path, ">hours_after(received_at, 24)<", ">PT24H<")
+    broken = deploy_from(copy)
+    assert broken.exit_code == 1 and "refused" in broken.output
+    assert versions() == first
+    edit(path, ">PT24H<", ">hours_after(received_at, 48)<")
+    changed = deploy_from(copy)
+    assert changed.exit_code == 0 and "version 2 deployed" in changed.output
+    assert len(versions()) == 2
+    # A form change alone is a new version too.
+    form = copy / "forms" / "archive.json"
+    form.write_text(form.read_text(encoding="utf-8").replace("案例归档", "案例归档（新）"), encoding="utf-8")
+    assert "version 3 deployed" in deploy_from(copy).output
+    assert "version 3 unchanged" in deploy_from(copy).output
