@@ -49,7 +49,12 @@ def database_url(tmp_path_factory):
                 db.engine.dispose()
             urls[backend] = url
         return urls[backend]
-    return get
+    yield get
+    if "postgresql" in urls:
+        admin = make_url(PG_URL)
+        with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database,
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{make_url(urls["postgresql"]).database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import AuditEvent, HumanTask, ProcessInstance
+from app.models import AuditEvent
 from tests.flow import FORM_DATA, Desk
 from tests.test_api_errors import snapshot
 

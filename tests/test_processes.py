@@ -7,7 +7,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from app import create_app, known_lanes
+from app import create_app
 from app.config import ROOT, TestConfig
 from app.engine.registry import NS, load_processes
 from app.extensions import db

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..models import ProcessVersion

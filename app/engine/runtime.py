@@ -71,7 +71,7 @@ class Runtime:
         self._check_may_work(user, row)
         with self._transaction():
             inst = self._lock(row.instance_id)
-            self.session.refresh(row)
+            row = self._lock_task(task_id)    # a claim racing this completion waits, then sees it done
             self._check_open(row)
             if row.assignee_id is None:
                 row.assignee_id, row.claimed_at = user.id, utcnow()
