@@ -2,7 +2,8 @@
 import hashlib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from .models import AuditEvent, AuditHead
 from .timeutil import utcnow
@@ -17,13 +18,30 @@ def _digest(prev_hash, event: AuditEvent) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def record(session, actor, action, *, instance_id=None, business_key=None, task_id=None, element_id=None,
-           data=None) -> AuditEvent:
-    # Locking the head row serialises appends, so two transactions never chain onto the same row.
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+def _locked_head(session) -> AuditHead:
+    """The head row, locked once per transaction: locking serialises appends, so two transactions
+    never chain onto the same row."""
+    head = session.info.get("audit_head")
+    if head is not None and head in session:
+        return head
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, last_hash=GENESIS)
         session.add(head)
+    session.info["audit_head"] = head
+    return head
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session, transaction):
+    if transaction.parent is None:      # the outermost transaction ended: the lock is gone
+        session.info.pop("audit_head", None)
+
+
+def record(session, actor, action, *, instance_id=None, business_key=None, task_id=None, element_id=None,
+           data=None) -> AuditEvent:
+    head = _locked_head(session)
     event = AuditEvent(at=utcnow(), actor=actor, action=action, instance_id=instance_id,
                        business_key=business_key, task_id=task_id, element_id=element_id,
                        data=json.loads(json.dumps(data or {}, default=str)), prev_hash=head.last_hash)

@@ -143,6 +143,13 @@ def postgres_bench_url(admin_url: str) -> str:
     return admin.set(drivername="postgresql+psycopg", database=PG_DB_NAME).render_as_string(hide_password=False)
 
 
+def drop_postgres_bench_db(admin_url: str):
+    admin = make_url(admin_url)
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
+                         dbname=admin.database or "postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}" WITH (FORCE)')
+
+
 def make_person(username, *roles) -> Person:
     user = User(username=username, display_name=username)
     user.roles = roles
@@ -409,7 +416,7 @@ def profile_http(app, people, n=20, top=10):
     stats.sort_stats("cumulative").print_stats(rf"({re.escape(str(ROOT / 'app'))}|SpiffWorkflow)", top)
     print(f"\n### cProfile: HTTP happy path, {n} complaints, top {top} cumulative (app/ and SpiffWorkflow)")
     text = buf.getvalue()
-    print(text[text.index("   ncalls"):] if "   ncalls" in text else text, flush=True)
+    print((text[text.index("   ncalls"):] if "   ncalls" in text else text).rstrip() + "\n", flush=True)
 
 
 # ---- driver --------------------------------------------------------------------------------------
@@ -503,6 +510,7 @@ def main(argv=None):
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL"),
                         help="PostgreSQL admin URL (default: $TEST_POSTGRES_URL); a database "
                              f"{PG_DB_NAME!r} is dropped and created from it")
+    parser.add_argument("--keep-pg-db", action="store_true", help=f"keep the {PG_DB_NAME!r} database afterwards")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny N, 1,000 rows")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile 20 HTTP happy paths on SQLite and print the top functions")
@@ -523,7 +531,11 @@ def main(argv=None):
     if args.postgres_url:
         pg_args = argparse.Namespace(**vars(args))
         pg_args.n = args.pg_n or args.n
-        results["PostgreSQL"] = run_backend("PostgreSQL", postgres_bench_url(args.postgres_url), pg_args, cache)
+        try:
+            results["PostgreSQL"] = run_backend("PostgreSQL", postgres_bench_url(args.postgres_url), pg_args, cache)
+        finally:
+            if not args.keep_pg_db:
+                drop_postgres_bench_db(args.postgres_url)
     else:
         results["PostgreSQL"] = None
         print("\n== PostgreSQL: skipped (pass --postgres-url URL or set TEST_POSTGRES_URL)")

@@ -64,6 +64,10 @@ def test_concurrent_registrations_get_unique_consecutive_numbers(app, people):
     numbers = sorted(r.json["number"] for r in responses)
     assert len(set(numbers)) == 6
     assert [int(n[-6:]) for n in numbers] == [1, 2, 3, 4, 5, 6]
+    # Six concurrent transactions appended to one unbroken audit chain.
+    from app.audit import verify
+    count, broken = verify(db.session)
+    assert broken is None and count > 6 * 4
 
 
 def test_failure_after_the_engine_step_leaves_the_previous_state(app, desk, people, client):

@@ -39,11 +39,11 @@ def list_tasks():
         raise AppError("page and per_page must be integers", code="bad_query")
     q = queue_query(g.user, queue)
     total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    rows = db.session.execute(q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.created_at)
+    rows = db.session.execute(q.order_by(HumanTask.due_at.asc().nulls_last(), HumanTask.created_at)
                               .limit(per_page).offset((page - 1) * per_page)).all()
-    items = []
+    items, schema = [], TaskOut()
     for task, complaint in rows:
-        item = TaskOut().dump(task)
+        item = schema.dump(task)
         if complaint is not None:
             item["complaint"] = complaints.masked({
                 "number": complaint.number, "customer_name": complaint.customer_name,
