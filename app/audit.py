@@ -2,7 +2,7 @@
 import hashlib
 import json
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, AuditHead
@@ -24,6 +24,9 @@ def _locked_head(session) -> AuditHead:
     head = session.info.get("audit_head")
     if head is not None and head in session:
         return head
+    # The no-op UPDATE takes the write lock first: SQLite ignores FOR UPDATE and its driver reads
+    # outside transactions, so without it two appends could both chain onto the same head.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=AuditHead.last_hash))
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()
                            .execution_options(populate_existing=True)).scalar_one_or_none()
     if head is None:

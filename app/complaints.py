@@ -99,8 +99,11 @@ def make_record_sync(record_fields: dict):
                                 .order_by(HumanTask.created_at)).scalars().all()
         complaint.current_step = "、".join(dict.fromkeys(names))[:400]
         complaint.updated_at = utcnow()
-        if inst.status == "completed":
-            complaint.status, complaint.closed_at = "closed", inst.completed_at
+        # The diagram closes the case (closed_at) even while a deadline follow-up is still open.
+        if inst.status == "completed" and complaint.closed_at is None:
+            complaint.closed_at = inst.completed_at
+        if complaint.closed_at is not None:
+            complaint.status = "closed"
     return sync
 
 

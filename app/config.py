@@ -39,7 +39,8 @@ class Config:
 
     # Task-data keys copied onto the complaint row after every change (data key -> column).
     RECORD_FIELDS = {"outcome": "outcome", "satisfied": "satisfied", "round": "rounds",
-                     "risk_level": "risk_level", "accepted_at": "accepted_at"}
+                     "risk_level": "risk_level", "accepted_at": "accepted_at",
+                     "closed_at": "closed_at"}
 
 
 class TestConfig(Config):

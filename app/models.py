@@ -105,6 +105,9 @@ class HumanTask(db.Model):
     completed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
     assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
+    row_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # Two claims racing on SQLite (which has no row locks) must not both succeed.
+    __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (
         Index("ix_human_task_role_queue", "state", "role", "due_at"),
         Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at"),

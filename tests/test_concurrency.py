@@ -106,3 +106,19 @@ def test_an_engine_failure_after_the_step_rolls_back_and_reports(app, desk, peop
     assert snapshot() == before
     desk.complete(number, "initial_review")
     assert list(desk.open_tasks(number)) == ["investigate"]
+
+
+def test_two_handlers_claiming_at_once_one_gets_the_task(app, desk, people):
+    number = desk.register()
+    desk.complete(number, "initial_review")
+    task_id = desk.task_id(number, "investigate")
+    users = [people["claims_specialist"], people["claims_specialist_2"]]
+    for _ in range(3):      # repeat: a lost update would show up as two 200s
+        responses = run_together(app, [
+            (lambda c, u=u: c.post(f"/api/v1/tasks/{task_id}/claim", headers=u.headers)) for u in users])
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [200, 409], [r.json for r in responses]
+        winner = next(r for r in responses if r.status_code == 200).json["task"]["assignee"]
+        db.session.expire_all()
+        assert desk.open_tasks(number)["investigate"]["assignee"] == winner
+        app.test_client().post(f"/api/v1/tasks/{task_id}/unclaim", headers=people["management"].headers)

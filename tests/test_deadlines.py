@@ -120,12 +120,18 @@ def test_restart_continues_every_complaint_with_its_timers(app, desk, backend, d
             assert {"investigate", "investigation_overdue"} <= set(second.open_tasks(number))
             second.walk(number, ["investigate", "analyse_and_plan", "feedback_to_customer",
                                  "customer_confirmation", "archive"])
-            assert second.complaint(number)["complaint"]["status"] == "open"   # the follow-up is still open
+            # Archived means closed; management's follow-up stays open until it is done.
+            view = second.complaint(number)
+            assert view["complaint"]["status"] == "closed" and view["complaint"]["closed_at"]
+            assert [t["element_id"] for t in view["current_tasks"]] == ["investigation_overdue"]
             second.complete(number, "investigation_overdue", investigation_overdue_cause="调查资料未到",
                             investigation_overdue_actions=["urge_handler"],
                             investigation_overdue_due_date="2026-12-02")
-            closed = second.complaint(number)["complaint"]
-            assert closed["status"] == "closed" and closed["rounds"] == 1 and closed["outcome"] == "resolved"
+            closed = second.complaint(number)
+            assert closed["complaint"]["rounds"] == 1 and closed["complaint"]["outcome"] == "resolved"
+            assert closed["current_tasks"] == []
+            inst = db.session.execute(select(ProcessInstance).where(ProcessInstance.business_key == number)).scalar_one()
+            assert inst.status == "completed"
             db.session.remove()
             db.engine.dispose()
 
