@@ -58,10 +58,10 @@ def verify(session):
     """Walk the chain; return (number of rows checked, id of the first broken row or None)."""
     prev = GENESIS
     count = 0
-    for event in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
-        if event.prev_hash != prev or _digest(prev, event) != event.hash:
-            return count, event.id
-        prev = event.hash
+    for row in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        if row.prev_hash != prev or _digest(prev, row) != row.hash:
+            return count, row.id
+        prev = row.hash
         count += 1
     head = session.get(AuditHead, 1)
     if head is not None and head.last_hash != prev:

@@ -39,6 +39,7 @@ def register_cli(app):
     users = AppGroup("users", help="Manage users and API tokens.")
     scheduler = AppGroup("scheduler", help="The timer scheduler.")
     audit_group = AppGroup("audit", help="The audit trail.")
+    calendar = AppGroup("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
 
     @processes.command("check")
     def check_cmd():
@@ -140,5 +141,65 @@ def register_cli(app):
             sys.exit(1)
         click.echo(f"ok: {count} audit rows, chain intact")
 
-    for group in (processes, users, scheduler, audit_group):
+    @calendar.command("status")
+    def calendar_status():
+        """The last year with official data, the overrides, and the provisional open deadlines."""
+        from .models import CalendarDay, Deadline
+        runtime = current_app.extensions["runtime"]
+        click.echo(f"official holiday data up to: {runtime.calendar().last_official_year}")
+        for day in db.session.execute(select(CalendarDay).order_by(CalendarDay.day)).scalars():
+            click.echo(f"override {day.day} {'working day' if day.working else 'holiday'} "
+                       f"{day.note} (by {day.set_by})")
+        provisional = db.session.execute(select(Deadline).where(Deadline.state == "open", Deadline.provisional)
+                                         .order_by(Deadline.due_at)).scalars().all()
+        click.echo(f"provisional open deadlines: {len(provisional)}")
+        for d in provisional:
+            click.echo(f"  instance {d.instance_id} {d.name} due {d.due_at.isoformat()}")
+
+    @calendar.command("set")
+    @click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+    @click.option("--working/--holiday", required=True, help="A (make-up) working day, or a holiday.")
+    @click.option("--note", default="")
+    @click.option("--by", "set_by", default="cli")
+    def calendar_set(day, working, note, set_by):
+        """Override one day of the official calendar (e.g. the State Council's schedule for next year)."""
+        from .models import CalendarDay
+        row = db.session.get(CalendarDay, day.date()) or CalendarDay(day=day.date())
+        row.working, row.note, row.set_by = working, note, set_by
+        from .timeutil import utcnow
+        row.set_at = utcnow()
+        db.session.add(row)
+        from . import audit
+        audit.record(db.session, set_by, "calendar_override_set",
+                     data={"day": day.date().isoformat(), "working": working, "note": note})
+        db.session.commit()
+        click.echo(f"{day.date()} is now a {'working day' if working else 'holiday'}; "
+                   f"run `flask calendar recompute` to update provisional deadlines")
+
+    @calendar.command("unset")
+    @click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+    @click.option("--by", "set_by", default="cli")
+    def calendar_unset(day, set_by):
+        """Remove an override; the official data applies again."""
+        from .models import CalendarDay
+        row = db.session.get(CalendarDay, day.date())
+        if row is None:
+            raise click.ClickException(f"no override for {day.date()}")
+        db.session.delete(row)
+        from . import audit
+        audit.record(db.session, set_by, "calendar_override_removed", data={"day": day.date().isoformat()})
+        db.session.commit()
+        click.echo(f"override for {day.date()} removed")
+
+    @calendar.command("recompute")
+    @click.option("--by", "actor", default="cli")
+    def calendar_recompute(actor):
+        """Evaluate every provisional open deadline again with the current calendar."""
+        runtime = current_app.extensions["runtime"]
+        ids = runtime.provisional_instance_ids()
+        for instance_id in ids:
+            runtime.recompute_deadlines(instance_id, actor)
+        click.echo(f"recomputed provisional deadlines of {len(ids)} instance(s)")
+
+    for group in (processes, users, scheduler, audit_group, calendar):
         app.cli.add_command(group)

@@ -9,16 +9,17 @@ from typing import Callable, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
 from ..errors import Conflict, Forbidden, NotFound, ProcessError
 from ..forms import validate
-from ..models import Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion, User
+from ..models import CalendarDay, Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion, User
 from ..timeutil import utcnow
 from . import workflow
+from .calendar import WorkCalendar
 from .registry import latest_version
 from .scripting import HELPER_NAMES, make_script_engine
 
@@ -39,7 +40,8 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
-        self._specs = {}                               # version id -> (spec_json, subprocess_specs_json)
+        self._specs = {}                               # version id -> (spec_json, subprocess_specs_json, forms)
+        self._calendar, self._calendar_stamp = None, None
 
     # ---- verbs -------------------------------------------------------------------------------------
     def start(self, process_id, data, actor: str, business_key=None, before_commit=None) -> Change:
@@ -52,7 +54,7 @@ class Runtime:
         with self._transaction():
             try:
                 spec_json, subs_json, _ = self._version(version.id)
-                wf = workflow.start(spec_json, subs_json, data, make_script_engine(effects))
+                wf = workflow.start(spec_json, subs_json, data, make_script_engine(effects, self.calendar()))
             except SpiffWorkflowException as exc:
                 raise engine_error("the process could not start", exc) from exc
             inst = ProcessInstance(version_id=version.id, process_id=process_id, business_key=business_key,
@@ -112,6 +114,28 @@ class Runtime:
             except SpiffWorkflowException as exc:
                 raise engine_error("timer handling failed", exc) from exc
             return self._write_back(inst, wf, actor, effects, since)
+
+    def recompute_deadlines(self, instance_id, actor) -> Optional[Change]:
+        """Evaluate the instance's provisional deadlines again, e.g. once the holiday calendar for
+        their year is published or an admin entered overrides."""
+        with self._transaction():
+            inst = self._lock(instance_id)
+            timer_ids = self.session.execute(select(Deadline.timer_task_id).where(
+                Deadline.instance_id == instance_id, Deadline.state == "open", Deadline.provisional)).scalars().all()
+            if inst.status != "running" or not timer_ids:
+                return None
+            effects = []
+            since = time.time()
+            wf = self._load(inst, effects)
+            try:
+                workflow.reset_timers(wf, timer_ids)
+            except SpiffWorkflowException as exc:
+                raise engine_error("recomputing deadlines failed", exc) from exc
+            return self._write_back(inst, wf, actor, effects, since)
+
+    def provisional_instance_ids(self) -> list[int]:
+        return list(self.session.execute(select(Deadline.instance_id).where(
+            Deadline.state == "open", Deadline.provisional).distinct().order_by(Deadline.instance_id)).scalars())
 
     def due_instance_ids(self, limit=100) -> list[int]:
         return list(self.session.execute(
@@ -250,7 +274,17 @@ class Runtime:
 
     def _load(self, inst, effects):
         spec_json, subs_json, _ = self._version(inst.version_id)
-        return workflow.load(inst.workflow_json, spec_json, subs_json, make_script_engine(effects))
+        return workflow.load(inst.workflow_json, spec_json, subs_json, make_script_engine(effects, self.calendar()))
+
+    def calendar(self) -> WorkCalendar:
+        """The working-day calendar with the admins' overrides; rebuilt only when they change."""
+        stamp = tuple(self.session.execute(select(func.count(CalendarDay.day), func.max(CalendarDay.set_at))).one())
+        if self._calendar is None or stamp != self._calendar_stamp:
+            days = self.session.execute(select(CalendarDay.day, CalendarDay.working)).all()
+            self._calendar = WorkCalendar(extra_holidays={d for d, working in days if not working},
+                                          extra_workdays={d for d, working in days if working})
+            self._calendar_stamp = stamp
+        return self._calendar
 
     # ---- write back --------------------------------------------------------------------------------
     def _write_back(self, inst, wf, actor, effects, since, initial_data=None) -> Change:
@@ -264,9 +298,10 @@ class Runtime:
         dues = [t.due_at for t in timers if t.due_at is not None]
         inst.next_timer_at = min(dues) if dues else None
 
-        open_deadlines = self._sync_deadlines(inst, wf, timers, actor, now)
+        provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
+        open_deadlines = self._sync_deadlines(inst, wf, timers, actor, now, provisional)
         self._sync_tasks(inst, wf, open_deadlines, actor, now, change)
-        for effect in effects:
+        for effect in (e for e in effects if e["kind"] == "notify_customer"):
             self.session.add(OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
                                            template=effect["template"], payload=effect["fields"]))
             audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
@@ -278,7 +313,7 @@ class Runtime:
         self.session.flush()
         return change
 
-    def _sync_deadlines(self, inst, wf, timers, actor, now) -> list[Deadline]:
+    def _sync_deadlines(self, inst, wf, timers, actor, now, provisional) -> list[Deadline]:
         rows = {d.timer_task_id: d for d in self.session.execute(
             select(Deadline).where(Deadline.instance_id == inst.id, Deadline.state == "open")).scalars()}
         waiting = {t.id: t for t in timers}
@@ -292,18 +327,26 @@ class Runtime:
                          data={"deadline": row.name, "due_at": row.due_at.isoformat(),
                                "task": row.host_element_id})
         open_rows = [r for tid, r in rows.items() if tid in waiting]
+        for row in open_rows:
+            timer = waiting[row.timer_task_id]
+            if timer.due_at is not None and timer.due_at != row.due_at:
+                audit.record(self.session, actor, "deadline_recomputed", instance_id=inst.id,
+                             business_key=inst.business_key, element_id=row.element_id,
+                             data={"deadline": row.name, "was": row.due_at.isoformat(),
+                                   "now": timer.due_at.isoformat(), "provisional": timer.due_at in provisional})
+                row.due_at, row.provisional = timer.due_at, timer.due_at in provisional
         for timer in timers:
             if timer.id in rows or timer.due_at is None:
                 continue
             row = Deadline(instance_id=inst.id, timer_task_id=timer.id, element_id=timer.element_id,
                            name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
-                           due_at=timer.due_at)
+                           due_at=timer.due_at, provisional=timer.due_at in provisional)
             self.session.add(row)
             open_rows.append(row)
             audit.record(self.session, actor, "deadline_set", instance_id=inst.id, business_key=inst.business_key,
                          element_id=timer.element_id,
                          data={"deadline": timer.name, "due_at": timer.due_at.isoformat(),
-                               "task": timer.host_element_id})
+                               "task": timer.host_element_id, "provisional": row.provisional})
         return open_rows
 
     def _sync_tasks(self, inst, wf, open_deadlines, actor, now, change):

@@ -19,14 +19,6 @@ def hours_after(ts, hours):
     return (parse_iso(ts) + timedelta(hours=hours)).isoformat()
 
 
-def working_days_after(ts, days):
-    """End (Asia/Shanghai) of the `days`-th working day after the day of `ts`, as an ISO string."""
-    due = default_calendar().add_working_days(parse_iso(ts), days)
-    if due.provisional:
-        log.warning("deadline %s is provisional: the holiday calendar for that year is not published", due.at)
-    return due.at.isoformat()
-
-
 def now_iso():
     return utcnow().isoformat()
 
@@ -34,13 +26,23 @@ def now_iso():
 HELPER_NAMES = ("hours_after", "working_days_after", "now_iso", "notify_customer")
 
 
-def make_script_engine(effects=None):
-    """A script engine whose side effects (customer messages) are collected in `effects`,
-    so that they are written in the same transaction as the workflow change."""
+def make_script_engine(effects=None, calendar=None):
+    """A script engine whose side effects are collected in `effects`, so that they are written in
+    the same transaction as the workflow change: customer messages, and due times computed without
+    an official holiday calendar (provisional)."""
     effects = [] if effects is None else effects
+    calendar = calendar or default_calendar()
 
     def notify_customer(template, **fields):
         effects.append({"kind": "notify_customer", "template": str(template), "fields": fields})
+
+    def working_days_after(ts, days):
+        """End (Asia/Shanghai) of the `days`-th working day after the day of `ts`, as an ISO string."""
+        due = calendar.add_working_days(parse_iso(ts), days)
+        if due.provisional:
+            log.warning("deadline %s is provisional: the holiday calendar for that year is not published", due.at)
+            effects.append({"kind": "provisional_due", "due_at": due.at})
+        return due.at.isoformat()
 
     return PythonScriptEngine(environment=TaskDataEnvironment({
         "hours_after": hours_after,

@@ -100,6 +100,16 @@ def fire_due_timers(wf):
     wf.do_engine_steps()
 
 
+def reset_timers(wf, timer_ids):
+    """Forget the computed due time of these waiting timers so their expressions are evaluated
+    again (SpiffWorkflow evaluates a timer whose value is missing on the next refresh)."""
+    for timer_id in timer_ids:
+        task = find_task(wf, timer_id)
+        if task is not None and task.state == TaskState.WAITING:
+            task.internal_data.pop("event_value", None)
+    fire_due_timers(wf)
+
+
 @dataclass
 class ReadyTask:
     id: str
