@@ -18,13 +18,14 @@ def create_app(config_object=Config, **overrides) -> Flask:
     migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
     _sqlite_pragmas(app)
 
-    from .complaints import make_record_sync
+    from .complaints import avoidance_rule, make_record_sync
     from .engine.runtime import Runtime
     roles = app.config["ROLES"]
     runtime = Runtime(db.session,
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
     runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
+    runtime.work_rules.append(avoidance_rule)
     app.extensions["runtime"] = runtime
 
     from .api import bp as api_bp

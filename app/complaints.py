@@ -22,6 +22,7 @@ class ComplaintIn(Schema):
     id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     policy_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
     claim_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    claim_handler = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     category = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
     received_at = fields.AwareDateTime(required=True)
@@ -105,6 +106,15 @@ def make_record_sync(record_fields: dict):
         if complaint.closed_at is not None:
             complaint.status = "closed"
     return sync
+
+
+def avoidance_rule(session, user, row):
+    """回避: whoever handled the original claim does not handle the complaint about it."""
+    handler = session.execute(select(Complaint.claim_handler).where(
+        Complaint.instance_id == row.instance_id)).scalar_one_or_none()
+    if handler and handler == user.username:
+        return f"{user.username} handled the original claim of this complaint and must stand aside (回避)"
+    return None
 
 
 # ---- personal data (C-2.2, C-7.1) -------------------------------------------------------------------

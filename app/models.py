@@ -154,6 +154,8 @@ class Complaint(db.Model):
     id_number: Mapped[Optional[str]] = mapped_column(String(32))
     policy_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     claim_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    # Who handled the original claim: they may not handle the complaint about it (回避).
+    claim_handler: Mapped[Optional[str]] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

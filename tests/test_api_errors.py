@@ -201,3 +201,22 @@ def test_personal_data_is_masked_for_roles_that_do_not_need_it(desk, client, peo
     assert masked["email"] == "z***@example.com" and masked["personal_data"] == "masked"
     viewed = [e for e in desk.complaint(number)["history"] if e["action"] == "personal_data_viewed"]
     assert [e["actor"] for e in viewed] == ["customer_service", "customer_service"]  # registration + the view
+
+
+def test_whoever_handled_the_original_claim_stands_aside(desk, client, people):
+    """回避: the handler of the original claim cannot see, claim, complete or be given the complaint."""
+    number = desk.register(claim_handler="claims_specialist")
+    desk.complete(number, "initial_review")
+    task_id = desk.task_id(number, "investigate")
+    excluded = people["claims_specialist"].headers
+    before = snapshot()
+    assert client.get("/api/v1/tasks?queue=available", headers=excluded).json["total"] == 0
+    assert_error(client.post(f"/api/v1/tasks/{task_id}/claim", headers=excluded), 403, "excluded")
+    assert_error(client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": FORM_DATA["investigate"]},
+                             headers=excluded), 403, "excluded")
+    assert_error(client.post(f"/api/v1/tasks/{task_id}/assign", json={"username": "claims_specialist"},
+                             headers=people["management"].headers), 403, "excluded")
+    assert snapshot() == before
+    other = people["claims_specialist_2"].headers
+    assert client.get("/api/v1/tasks?queue=available", headers=other).json["total"] == 1
+    desk.complete(number, "investigate", who="claims_specialist_2")

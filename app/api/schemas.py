@@ -48,6 +48,7 @@ class ComplaintOut(Schema):
     id_number = fields.String()
     policy_number = fields.String()
     claim_number = fields.String()
+    claim_handler = fields.String()
     category = fields.String()
     description = fields.String()
     received_at = fields.AwareDateTime()

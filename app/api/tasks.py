@@ -1,5 +1,5 @@
 from flask import current_app, g, request
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .. import complaints
 from ..errors import AppError, Forbidden, NotFound
@@ -24,7 +24,8 @@ def queue_query(user, queue):
     if queue == "mine":
         return q.where(HumanTask.assignee_id == user.id)
     if queue == "available":
-        return q.where(HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)))
+        return q.where(HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)),
+                       or_(Complaint.claim_handler.is_(None), Complaint.claim_handler != user.username))
     raise AppError("queue must be 'mine' or 'available'", fields={"queue": "unknown queue"}, code="bad_query")
 
 

@@ -40,6 +40,8 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
+        # (session, user, task row) -> reason the user may not work this task, or None (e.g. 回避).
+        self.work_rules: list[Callable] = []
         self._specs = {}                               # version id -> (spec_json, subprocess_specs_json, forms)
         self._calendar, self._calendar_stamp = None, None
 
@@ -178,6 +180,7 @@ class Runtime:
         row = self._task_row(task_id)
         if row.role not in assignee.roles or not assignee.active:
             raise Forbidden(f"{assignee.username} does not have the role {row.role}", code="assignee_lacks_role")
+        self._check_rules(assignee, row)
         with self._transaction():
             row = self._lock_task(task_id)
             self._check_open(row)
@@ -247,6 +250,13 @@ class Runtime:
     def _check_may_work(self, user, row):
         if row.role not in user.roles:
             raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
+        self._check_rules(user, row)
+
+    def _check_rules(self, user, row):
+        for rule in self.work_rules:
+            reason = rule(self.session, user, row)
+            if reason:
+                raise Forbidden(reason, code="excluded")
 
     @staticmethod
     def _check_open(row):
