@@ -245,10 +245,11 @@ def engine_lifecycle(spec_json, subs_json, i):
     from SpiffWorkflow import TaskState
     payload = complaint_payload(i)
     data = {**payload, "complaint_number": f"ENGINE-{i:06d}"}
-    wf = workflow.start(spec_json, subs_json, data, make_script_engine([]))
+    key = "engine-ceiling"   # the spec is restored once, as the app does per version
+    wf = workflow.start(key, spec_json, subs_json, data, make_script_engine([]))
     saved = workflow.dump(wf)
     for element_id, _role, form_key in HAPPY_PATH:
-        wf = workflow.load(saved, spec_json, subs_json, make_script_engine([]))
+        wf = workflow.load(saved, key, spec_json, subs_json, make_script_engine([]))
         ready = [t for t in wf.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.bpmn_id == element_id]
         if len(ready) != 1:
             raise BenchError(f"engine: expected one READY {element_id}, found {len(ready)}")

@@ -5,7 +5,7 @@ whole change; a concurrent change to the same instance waits (row lock) or fails
 (row version), and never overwrites."""
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -26,6 +26,13 @@ from .scripting import HELPER_NAMES, make_script_engine
 MISSING = object()
 
 
+class VersionInfo(NamedTuple):
+    key: str                  # content hash: names the restored spec in the engine's cache
+    spec_json: str
+    subprocess_specs_json: str
+    forms: dict
+
+
 @dataclass
 class Change:
     """What one transaction did, for the caller to report."""
@@ -42,7 +49,7 @@ class Runtime:
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
         # (session, user, task row) -> reason the user may not work this task, or None (e.g. 回避).
         self.work_rules: list[Callable] = []
-        self._specs = {}                               # version id -> (spec_json, subprocess_specs_json, forms)
+        self._specs: dict[int, VersionInfo] = {}
         self._calendar, self._calendar_stamp = None, None
 
     # ---- verbs -------------------------------------------------------------------------------------
@@ -55,8 +62,7 @@ class Runtime:
         since = time.time()
         with self._transaction():
             try:
-                spec_json, subs_json, _ = self._version(version.id)
-                wf = workflow.start(spec_json, subs_json, data, make_script_engine(effects, self.calendar()))
+                wf = workflow.start(*self._version(version.id)[:3], data, make_script_engine(effects, self.calendar()))
             except SpiffWorkflowException as exc:
                 raise engine_error("the process could not start", exc) from exc
             inst = ProcessInstance(version_id=version.id, process_id=process_id, business_key=business_key,
@@ -82,7 +88,7 @@ class Runtime:
             elif row.assignee_id != user.id:
                 raise Forbidden(f"this task is assigned to {row.assignee.username}", code="not_assignee")
             if row.form and schema_check:
-                validate(self._version(inst.version_id)[2][row.form], data)
+                validate(self._version(inst.version_id).forms[row.form], data)
             self._check_data_keys(data)
             effects = []
             since = time.time()
@@ -271,20 +277,20 @@ class Runtime:
         if clash:
             raise Conflict(f"data keys clash with process helpers: {sorted(clash)}", code="reserved_keys")
 
-    def _version(self, version_id) -> tuple:
-        """(spec_json, subprocess_specs_json, forms) of a version; versions are immutable, so cached for good."""
+    def _version(self, version_id) -> VersionInfo:
+        """What the engine needs of a version; versions are immutable, so cached for good."""
         if version_id not in self._specs:
             v = self.session.get(ProcessVersion, version_id)
-            self._specs[version_id] = (v.spec_json, v.subprocess_specs_json, v.forms)
+            self._specs[version_id] = VersionInfo(v.content_hash, v.spec_json, v.subprocess_specs_json, v.forms)
         return self._specs[version_id]
 
     def form_schema(self, row: HumanTask) -> Optional[dict]:
-        return self._version(self.session.get(ProcessInstance, row.instance_id).version_id)[2].get(row.form) \
+        return self._version(self.session.get(ProcessInstance, row.instance_id).version_id).forms.get(row.form) \
             if row.form else None
 
     def _load(self, inst, effects):
-        spec_json, subs_json, _ = self._version(inst.version_id)
-        return workflow.load(inst.workflow_json, spec_json, subs_json, make_script_engine(effects, self.calendar()))
+        return workflow.load(inst.workflow_json, *self._version(inst.version_id)[:3],
+                             make_script_engine(effects, self.calendar()))
 
     def calendar(self) -> WorkCalendar:
         """The working-day calendar with the admins' overrides; rebuilt only when they change."""

@@ -25,8 +25,19 @@ def new_parser() -> SpiffBpmnParser:
     return SpiffBpmnParser(validator=VALIDATOR)
 
 
+class SpecRef:
+    """Stands for an already restored spec inside a serialized workflow (never itself serialized)."""
+
+
 class SpecStoreSerializer(BpmnWorkflowSerializer):
-    """Serializes a workflow without its spec: the spec is stored once per process version."""
+    """Serializes a workflow without its spec: the spec is stored once per process version, and
+    restored once per process: specs are immutable, so every workflow of a version shares them."""
+
+    def __init__(self, registry):
+        super().__init__(registry)
+        self._specs = {}     # content hash -> (spec, {name: subprocess spec})
+        self._refs = {}      # SpecRef key -> spec
+        registry.register(SpecRef, lambda ref: {}, lambda dct: self._refs[dct["key"]])
 
     def to_dict(self, obj, **kwargs):
         dct = super().to_dict(obj, **kwargs)
@@ -44,10 +55,19 @@ class SpecStoreSerializer(BpmnWorkflowSerializer):
         return (self.registry.restore(json.loads(spec_json)),
                 {name: self.registry.restore(s) for name, s in subs.items()})
 
-    def load(self, workflow_json, spec_json, subprocess_specs_json):
+    def cached_specs(self, key, spec_json, subprocess_specs_json):
+        """(spec, subprocess specs) of the version whose content hash is `key`, restored once."""
+        if key not in self._specs:
+            spec, subs = self.specs_from_json(spec_json, subprocess_specs_json)
+            self._refs.update({f"{key}/{name}": s for name, s in subs.items()}, **{key: spec})
+            self._specs[key] = (spec, subs)
+        return self._specs[key]
+
+    def load(self, workflow_json, key, spec_json, subprocess_specs_json):
+        _, subs = self.cached_specs(key, spec_json, subprocess_specs_json)
         dct = json.loads(workflow_json)
-        dct["spec"] = json.loads(spec_json)
-        dct["subprocess_specs"] = json.loads(subprocess_specs_json)
+        dct["spec"] = {"typename": "SpecRef", "key": key}
+        dct["subprocess_specs"] = {name: {"typename": "SpecRef", "key": f"{key}/{name}"} for name in subs}
         self.migrate(dct)
         return self.from_dict(dct)
 
@@ -62,8 +82,8 @@ def _make_serializer() -> SpecStoreSerializer:
 serializer = _make_serializer()
 
 
-def start(spec_json, subprocess_specs_json, data, script_engine) -> BpmnWorkflow:
-    spec, subs = serializer.specs_from_json(spec_json, subprocess_specs_json)
+def start(key, spec_json, subprocess_specs_json, data, script_engine) -> BpmnWorkflow:
+    spec, subs = serializer.cached_specs(key, spec_json, subprocess_specs_json)
     wf = BpmnWorkflow(spec, subs, script_engine=script_engine)
     # Task data must be seeded on the start task: workflow data is not visible to tasks.
     wf.get_next_task(state=TaskState.READY).data.update(data)
@@ -71,8 +91,9 @@ def start(spec_json, subprocess_specs_json, data, script_engine) -> BpmnWorkflow
     return wf
 
 
-def load(workflow_json, spec_json, subprocess_specs_json, script_engine) -> BpmnWorkflow:
-    wf = serializer.load(workflow_json, spec_json, subprocess_specs_json)
+def load(workflow_json, key, spec_json, subprocess_specs_json, script_engine) -> BpmnWorkflow:
+    """`key` names the version's spec (its content hash), restored once per process."""
+    wf = serializer.load(workflow_json, key, spec_json, subprocess_specs_json)
     wf.script_engine = script_engine
     return wf
 
