@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import create_app
 from app.config import ROOT, TestConfig
@@ -172,3 +172,45 @@ def test_deploy_registers_versions_only_on_change_and_never_a_broken_file(app, c
     form.write_text(form.read_text(encoding="utf-8").replace("案例归档", "案例归档（新）"), encoding="utf-8")
     assert "version 3 deployed" in deploy_from(copy).output
     assert "version 3 unchanged" in deploy_from(copy).output
+
+
+def test_schema_invalid_element_is_reported_with_its_line(copy):
+    path = copy / "processes" / "complaint_handling.bpmn"
+    line = line_of(path, '<bpmn:userTask id="investigate"')
+    edit(path, '<bpmn:userTask id="investigate" name="调查取证">', '<bpmn:userTaskk id="investigate" name="调查取证">')
+    edit(path, '</bpmn:userTask>\n    <bpmn:boundaryEvent id="investigation_deadline"',
+         '</bpmn:userTaskk>\n    <bpmn:boundaryEvent id="investigation_deadline"')
+    bundles, problems = check(copy)
+    assert bundles == [] and len(problems) == 1
+    assert problems[0].line == line and "userTaskk" in problems[0].message
+
+
+def test_a_changed_deadline_applies_to_new_complaints_while_running_ones_keep_theirs(app, copy, client, people):
+    from datetime import datetime, timedelta, timezone
+
+    import time_machine
+
+    from app.engine.registry import deploy
+    from tests.flow import Desk
+    t0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+    with time_machine.travel(t0, tick=False):
+        desk = Desk(client, people)
+        old = desk.register(received_at=t0.isoformat())
+        # The process owner gives the initial review 48 hours instead of 24 and deploys.
+        edit(copy / "processes" / "complaint_handling.bpmn", ">hours_after(received_at, 24)<",
+             ">hours_after(received_at, 48)<")
+        bundles, problems = check(copy)
+        assert problems == []
+        assert deploy(db.session, bundles, "owner")[0] == ("complaint_handling", 2, True)
+        new = desk.register(received_at=t0.isoformat())
+
+        def due(number):
+            return {d["element_id"]: d["due_at"] for d in desk.complaint(number)["deadlines"]}
+        assert due(old)["initial_review_deadline"] == (t0 + timedelta(hours=24)).isoformat()
+        assert due(new)["initial_review_deadline"] == (t0 + timedelta(hours=48)).isoformat()
+        versions = dict(db.session.execute(text(
+            "SELECT business_key, v.version FROM process_instance i JOIN process_version v ON v.id = i.version_id"
+        )).all())
+        assert versions == {old: 1, new: 2}
+        desk.complete(old, "initial_review")       # the running complaint goes on, on version 1
+        assert "investigate" in desk.open_tasks(old)
