@@ -4,6 +4,7 @@ the deadlines, the business record and the audit trail -> commit. A failure anyw
 whole change; a concurrent change to the same instance waits (row lock) or fails with a conflict
 (row version), and never overwrites."""
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
-from ..errors import Conflict, Forbidden, NotFound, ProcessError
+from ..errors import Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
 from ..models import CalendarDay, Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion, User
 from ..timeutil import utcnow
@@ -90,22 +91,17 @@ class Runtime:
             if row.form and schema_check:
                 validate(self._version(inst.version_id).forms[row.form], data)
             self._check_data_keys(data)
-            effects = []
-            since = time.time()
-            wf = self._load(inst, effects)
-            task = workflow.find_task(wf, row.id)
-            if task is None or task.state != TaskState.READY:
-                raise Conflict("this task is no longer open in the workflow", code="task_not_ready")
-            try:
-                workflow.run_human_task(wf, task, data)
-            except SpiffWorkflowException as exc:
-                raise engine_error("the process failed after this step", exc) from exc
             row.completed_by_id = user.id
             audit.record(self.session, user.username, "task_completed", instance_id=inst.id,
                          business_key=inst.business_key, task_id=row.id, element_id=row.element_id,
                          data={"name": row.name, "form_data": data})
-            change = self._write_back(inst, wf, user.username, effects, since)
-        return change
+
+            def run(wf):
+                task = workflow.find_task(wf, row.id)
+                if task is None or task.state != TaskState.READY:
+                    raise Conflict("this task is no longer open in the workflow", code="task_not_ready")
+                workflow.run_human_task(wf, task, data)
+            return self._step(inst, user.username, "the process failed after this step", run)
 
     def fire_timers(self, instance_id, actor="scheduler") -> Optional[Change]:
         """Fire the due timers of one instance; None when another scheduler got there first."""
@@ -114,14 +110,7 @@ class Runtime:
             now = utcnow()
             if inst is None or inst.status != "running" or inst.next_timer_at is None or inst.next_timer_at > now:
                 return None
-            effects = []
-            since = time.time()
-            wf = self._load(inst, effects)
-            try:
-                workflow.fire_due_timers(wf)
-            except SpiffWorkflowException as exc:
-                raise engine_error("timer handling failed", exc) from exc
-            return self._write_back(inst, wf, actor, effects, since)
+            return self._step(inst, actor, "timer handling failed", workflow.fire_due_timers)
 
     def recompute_deadlines(self, instance_id, actor) -> Optional[Change]:
         """Evaluate the instance's provisional deadlines again, e.g. once the holiday calendar for
@@ -132,14 +121,8 @@ class Runtime:
                 Deadline.instance_id == instance_id, Deadline.state == "open", Deadline.provisional)).scalars().all()
             if inst.status != "running" or not timer_ids:
                 return None
-            effects = []
-            since = time.time()
-            wf = self._load(inst, effects)
-            try:
-                workflow.reset_timers(wf, timer_ids)
-            except SpiffWorkflowException as exc:
-                raise engine_error("recomputing deadlines failed", exc) from exc
-            return self._write_back(inst, wf, actor, effects, since)
+            return self._step(inst, actor, "recomputing deadlines failed",
+                              lambda wf: workflow.reset_timers(wf, timer_ids))
 
     def provisional_instance_ids(self) -> list[int]:
         return list(self.session.execute(select(Deadline.instance_id).where(
@@ -209,30 +192,18 @@ class Runtime:
         return bool(user.roles & self.supervisor_roles)
 
     # ---- transaction plumbing ----------------------------------------------------------------------
-    class _Tx:
-        def __init__(self, session):
-            self.session = session
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            if exc_type is None:
-                try:
-                    self.session.commit()
-                    return False
-                except Exception as err:
-                    exc = err
+    @contextmanager
+    def _transaction(self):
+        """Commit what the block did, or roll all of it back; a lost race becomes a 409."""
+        try:
+            yield
+            self.session.commit()
+        except Exception as exc:
             self.session.rollback()
             if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError) and "locked" in str(exc).lower()):
                 raise Conflict("someone else changed this complaint at the same moment; reload and retry",
                                code="concurrent_change") from exc
-            if exc_type is None:
-                raise exc
-            return False
-
-    def _transaction(self):
-        return self._Tx(self.session)
+            raise
 
     def _task_row(self, task_id) -> HumanTask:
         row = self.session.get(HumanTask, str(task_id))
@@ -275,7 +246,8 @@ class Runtime:
     def _check_data_keys(data):
         clash = set(HELPER_NAMES) & set(data or {})
         if clash:
-            raise Conflict(f"data keys clash with process helpers: {sorted(clash)}", code="reserved_keys")
+            raise InvalidData("these field names are reserved for process helpers",
+                              fields={k: "reserved field name" for k in sorted(clash)})
 
     def _version(self, version_id) -> VersionInfo:
         """What the engine needs of a version; versions are immutable, so cached for good."""
@@ -287,6 +259,16 @@ class Runtime:
     def form_schema(self, row: HumanTask) -> Optional[dict]:
         return self._version(self.session.get(ProcessInstance, row.instance_id).version_id).forms.get(row.form) \
             if row.form else None
+
+    def _step(self, inst, actor, failure, act) -> Change:
+        """Load the instance, act on its workflow, run the engine, and write everything back."""
+        effects, since = [], time.time()
+        wf = self._load(inst, effects)
+        try:
+            act(wf)
+        except SpiffWorkflowException as exc:
+            raise engine_error(failure, exc) from exc
+        return self._write_back(inst, wf, actor, effects, since)
 
     def _load(self, inst, effects):
         return workflow.load(inst.workflow_json, *self._version(inst.version_id)[:3],
