@@ -108,3 +108,16 @@ def test_each_step_is_offered_to_its_lane_role(desk, client, people):
     assert [t["id"] for t in available["items"]] == [task["id"]]
     assert available["items"][0]["complaint"]["customer_name"] == "张*"
     assert client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json["total"] == 0
+
+
+def test_find_complaints_by_number_phone_policy_or_claim(desk, client, people):
+    first = desk.register()
+    second = desk.register(phone="13900000000", policy_number="PA-OTHER", claim_number="CL-OTHER")
+    headers = people["claims_specialist"].headers
+    for q, expected in [(first, [first]), ("13812345678", [first]), ("PA-OTHER", [second]),
+                        ("CL-2026-0001", [first]), ("nothing", [])]:
+        found = client.get("/api/v1/complaints", query_string={"q": q}, headers=headers).json
+        assert [c["number"] for c in found["items"]] == expected
+    item = client.get("/api/v1/complaints", query_string={"q": first}, headers=headers).json["items"][0]
+    assert item["phone"] == "138****5678" and item["customer_name"] == "张*"
+    assert client.get("/api/v1/complaints", headers=headers).status_code == 400

@@ -1,15 +1,18 @@
-from flask import current_app, g
-from sqlalchemy import select
+from flask import current_app, g, request
+from sqlalchemy import or_, select
 
 from .. import audit, complaints
+from ..errors import AppError
 from ..extensions import db
-from ..models import AuditEvent, Deadline, HumanTask
+from ..models import AuditEvent, Complaint, Deadline, HumanTask
 from . import bp
 from .auth import require
 from .errors import body
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
 READERS = ("customer_service", "claims_specialist", "management", "training", "compliance")
+SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
+           "received_at", "status", "current_step", "outcome")
 
 
 def complaint_view(complaint, user) -> dict:
@@ -36,6 +39,21 @@ def register_complaint():
                                             current_app.config["COMPLAINT_NUMBER_FORMAT"])
     return {"number": complaint.number, "complaint": complaint_view(complaint, g.user),
             "tasks": TaskOut(many=True).dump(change.created_tasks)}, 201
+
+
+@bp.get("/complaints")
+@require(*READERS)
+def search_complaints():
+    """Find complaints by number, customer phone, policy number or claim number (exact match)."""
+    q = (request.args.get("q") or "").strip()
+    if not q:
+        raise AppError("give q: a complaint number, phone, policy or claim number", fields={"q": "required"},
+                       code="bad_query")
+    rows = db.session.execute(select(Complaint).where(or_(
+        Complaint.number == q, Complaint.phone == q, Complaint.policy_number == q, Complaint.claim_number == q))
+        .order_by(Complaint.received_at.desc()).limit(100)).scalars().all()
+    items = [complaints.masked(ComplaintOut(only=SUMMARY).dump(c)) for c in rows]
+    return {"q": q, "items": items, "total": len(items)}
 
 
 @bp.get("/complaints/<number>")
