@@ -154,3 +154,15 @@ def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
 
 def masked(values: dict) -> dict:
     return {k: (PERSONAL_FIELDS[k](v) if k in PERSONAL_FIELDS else v) for k, v in values.items()}
+
+
+def personal_view(session, user, complaint, values: dict, pii_roles) -> tuple[dict, bool]:
+    """`values` of the complaint as this user may see them, and whether in full; a full view of
+    personal data is written to the audit trail (C-7.1)."""
+    from . import audit
+    if may_see_personal_data(session, user, complaint, pii_roles):
+        audit.record(session, user.username, "personal_data_viewed", instance_id=complaint.instance_id,
+                     business_key=complaint.number)
+        session.commit()
+        return values, True
+    return masked(values), False

@@ -1,7 +1,8 @@
 from flask import current_app, g, request
 from sqlalchemy import or_, select
 
-from .. import audit, complaints
+from .. import complaints
+from ..permissions import READERS, REGISTRARS
 from ..errors import AppError
 from ..extensions import db
 from ..models import AuditEvent, Complaint, Deadline, HumanTask
@@ -10,28 +11,19 @@ from .auth import require
 from .errors import body
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
-READERS = ("customer_service", "claims_specialist", "management", "training", "compliance")
 SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
            "received_at", "status", "current_step", "outcome")
 
 
 def complaint_view(complaint, user) -> dict:
-    """The complaint as this user may see it; a full view of personal data is audited (C-7.1)."""
-    data = ComplaintOut().dump(complaint)
+    """The complaint as this user may see it (personal data masked unless the role needs it)."""
     pii_roles = [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]
-    if complaints.may_see_personal_data(db.session, user, complaint, pii_roles):
-        audit.record(db.session, user.username, "personal_data_viewed", instance_id=complaint.instance_id,
-                     business_key=complaint.number)
-        db.session.commit()
-        data["personal_data"] = "full"
-    else:
-        data = complaints.masked(data)
-        data["personal_data"] = "masked"
-    return data
+    data, full = complaints.personal_view(db.session, user, complaint, ComplaintOut().dump(complaint), pii_roles)
+    return {**data, "personal_data": "full" if full else "masked"}
 
 
 @bp.post("/complaints")
-@require("customer_service")
+@require(*REGISTRARS)
 def register_complaint():
     runtime = current_app.extensions["runtime"]
     complaint, change = complaints.register(runtime, db.session, body(), g.user,

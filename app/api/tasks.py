@@ -1,32 +1,20 @@
 from flask import current_app, g, request
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
-from .. import complaints
+from .. import complaints, queues
 from ..errors import AppError, Forbidden, NotFound
 from ..extensions import db
 from ..models import AuditEvent, Complaint, HumanTask, User
+from ..permissions import READERS, WORKERS
 from . import bp
 from .auth import require
-from .complaints import READERS, complaint_view
+from .complaints import complaint_view
 from .errors import body
 from .schemas import AuditOut, TaskOut
-
-WORKERS = ("customer_service", "claims_specialist", "management", "training")
 
 
 def runtime():
     return current_app.extensions["runtime"]
-
-
-def queue_query(user, queue):
-    q = select(HumanTask, Complaint).outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id) \
-        .where(HumanTask.state == "open")
-    if queue == "mine":
-        return q.where(HumanTask.assignee_id == user.id)
-    if queue == "available":
-        return q.where(HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)),
-                       or_(Complaint.claim_handler.is_(None), Complaint.claim_handler != user.username))
-    raise AppError("queue must be 'mine' or 'available'", fields={"queue": "unknown queue"}, code="bad_query")
 
 
 @bp.get("/tasks")
@@ -38,10 +26,7 @@ def list_tasks():
         per_page = min(max(int(request.args.get("per_page", 50)), 1), 200)
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
-    q = queue_query(g.user, queue)
-    total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    rows = db.session.execute(q.order_by(HumanTask.due_at.asc().nulls_last(), HumanTask.created_at)
-                              .limit(per_page).offset((page - 1) * per_page)).all()
+    rows, total = queues.page(db.session, queues.queue_query(g.user, queue), page, per_page)
     items, schema = [], TaskOut()
     for task, complaint in rows:
         item = schema.dump(task)

@@ -1,0 +1,5 @@
+"""Who may do what, shared by the JSON API and the web UI."""
+# Roles that hold tasks (their lane is in the diagram) and roles that may read complaints.
+WORKERS = ("customer_service", "claims_specialist", "management", "training")
+READERS = WORKERS + ("compliance",)
+REGISTRARS = ("customer_service",)
