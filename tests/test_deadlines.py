@@ -175,3 +175,29 @@ def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
         assert inst.next_timer_at == datetime(2026, 11, 30, 15, 59, 59, tzinfo=timezone.utc)
         open_deadlines = db.session.execute(select(Deadline).where(Deadline.state == "open")).scalars().all()
         assert [d.element_id for d in open_deadlines] == ["investigation_deadline"]
+
+
+def test_a_failing_timer_marks_its_instance_and_spares_the_others(app, desk, monkeypatch):
+    from SpiffWorkflow.exceptions import WorkflowException
+
+    from app.engine import workflow
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        broken, healthy = desk.register(received_at=t0.isoformat()), desk.register(received_at=t0.isoformat())
+        clock.shift(timedelta(hours=25))
+        real = workflow.fire_due_timers
+
+        def fire(wf):
+            if any(t.data.get("complaint_number") == broken for t in wf.get_tasks()):
+                raise WorkflowException("simulated failure in a timer expression")
+            return real(wf)
+        monkeypatch.setattr(workflow, "fire_due_timers", fire)
+        assert fire_due_timers(app) == 1
+        insts = {i.business_key: i for i in db.session.execute(select(ProcessInstance)).scalars()}
+        assert insts[broken].status == "error" and "simulated failure" in insts[broken].error
+        assert insts[broken].next_timer_at is None          # not retried every pass
+        assert insts[healthy].status == "running"
+        assert "initial_review_overdue" in desk.open_tasks(healthy)
+        errors = [e for e in desk.complaint(broken)["history"] if e["action"] == "instance_error"]
+        assert len(errors) == 1
+        assert fire_due_timers(app) == 0
