@@ -124,23 +124,20 @@ def load_form(forms_dir: Path, name: str):
     return schema, None
 
 
-def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
-    """Parse and check every .bpmn file; return the deployable bundles and all problems found."""
-    problems: list[Problem] = []
+def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dict, dict]:
+    """Parse every .bpmn file into the parser; return {file: text} and {file: lxml tree} of the good ones."""
     texts, trees = {}, {}
-    parser = new_parser()
     for path in sorted(Path(processes_dir).glob("*.bpmn")):
-        name = path.name
-        text = path.read_text(encoding="utf-8")
+        name, text = path.name, path.read_text(encoding="utf-8")
         try:
             tree = etree.fromstring(text.encode("utf-8"))
         except etree.XMLSyntaxError as exc:
             problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}"))
             continue
         try:
-            parser.add_bpmn_xml(tree, filename=name)
+            parser.add_bpmn_xml(tree, filename=name)      # XSD validation happens here
         except ValidationException as exc:
-            problems.append(Problem(name, exc.id or None, exc.line_number or _line_of(tree, exc.id), str(exc.message if hasattr(exc, 'message') else exc)))
+            problems.append(Problem(name, exc.id or None, exc.line_number or _line_of(tree, exc.id), str(exc)))
             continue
         texts[name], trees[name] = text, tree
         problems.extend(lint_expressions(name, tree))
@@ -151,7 +148,36 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
                                         f"(known: {', '.join(sorted(known_lanes))})"))
     if not texts and not problems:
         problems.append(Problem(str(processes_dir), None, None, "no .bpmn files found"))
+    return texts, trees
 
+
+def _check_tasks(process_specs, trees, forms_dir: Path, known_lanes, problems) -> tuple[dict, dict]:
+    """Every human task in a role lane and every user task with a valid form; returns (forms, lanes)."""
+    forms, lanes = {}, {}
+    for process_spec in process_specs:
+        tree = trees.get(process_spec.file)
+        for ts in process_spec.task_specs.values():
+            manual = getattr(ts, "manual", False)
+            if not manual and not is_call_activity(ts):
+                continue
+            lanes[ts.bpmn_id] = ts.lane
+            if manual and ts.lane not in known_lanes:
+                problems.append(Problem(process_spec.file, ts.bpmn_id, _line_of(tree, ts.bpmn_id),
+                                        f"task is in no role lane (lane: {ts.lane!r})"))
+            if is_user_task_spec(ts):
+                schema, error = load_form(forms_dir, ts.bpmn_id)
+                if error:
+                    problems.append(Problem(process_spec.file, ts.bpmn_id, _line_of(tree, ts.bpmn_id), error))
+                else:
+                    forms[ts.bpmn_id] = schema
+    return forms, lanes
+
+
+def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
+    """Parse and check every .bpmn file; return the deployable bundles and all problems found."""
+    problems: list[Problem] = []
+    parser = new_parser()
+    texts, trees = _read_files(processes_dir, parser, known_lanes, problems)
     called = {node.get("calledElement") for tree in trees.values()
               for node in tree.xpath("//bpmn:callActivity", namespaces=NS)}
     bundles = []
@@ -166,30 +192,12 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
             problems.append(Problem(file, exc.id or None, exc.line_number or _line_of(trees.get(file), exc.id),
                                     str(exc)))
             continue
-        bundle_problems, forms, lanes = [], {}, {}
-        for process_spec in [spec, *subs.values()]:
-            file = process_spec.file
-            for ts in process_spec.task_specs.values():
-                if not getattr(ts, "manual", False) and not is_call_activity(ts):
-                    continue
-                lanes[ts.bpmn_id] = ts.lane
-                line = _line_of(trees.get(file), ts.bpmn_id)
-                if getattr(ts, "manual", False) and ts.lane not in known_lanes:
-                    bundle_problems.append(Problem(file, ts.bpmn_id, line,
-                                                   f"task is in no role lane (lane: {ts.lane!r})"))
-                if is_user_task_spec(ts):
-                    schema, error = load_form(Path(forms_dir), ts.bpmn_id)
-                    if error:
-                        bundle_problems.append(Problem(file, ts.bpmn_id, line, error))
-                    else:
-                        forms[ts.bpmn_id] = schema
-        problems.extend(bundle_problems)
-        if bundle_problems:
-            continue
-        files = {process_spec.file: texts[process_spec.file] for process_spec in [spec, *subs.values()]}
+        process_specs = [spec, *subs.values()]
+        forms, lanes = _check_tasks(process_specs, trees, Path(forms_dir), known_lanes, problems)
         spec_json, subs_json = serializer.spec_to_json(spec, subs)
-        bundles.append(Bundle(process_id=process_id, name=spec.description or process_id, files=files,
-                              forms=forms, lanes=lanes, spec_json=spec_json, subprocess_specs_json=subs_json))
+        bundles.append(Bundle(process_id=process_id, name=spec.description or process_id,
+                              files={ps.file: texts[ps.file] for ps in process_specs}, forms=forms, lanes=lanes,
+                              spec_json=spec_json, subprocess_specs_json=subs_json))
     if problems:
         # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
         return [], problems
