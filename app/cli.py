@@ -67,6 +67,62 @@ def register_cli(app):
         for process_id, version, new in deploy(db.session, bundles, deployed_by):
             click.echo(f"{process_id}: version {version} {'deployed' if new else 'unchanged'}")
 
+    def _version(process_id, number):
+        from .engine.registry import latest_version
+        from .models import ProcessVersion
+        if number is None:
+            version = latest_version(db.session, process_id)
+        else:
+            version = db.session.execute(select(ProcessVersion).where(
+                ProcessVersion.process_id == process_id, ProcessVersion.version == number)).scalar_one_or_none()
+        if version is None:
+            raise click.ClickException(f"{process_id} has no version {number or '(none deployed)'}")
+        return version
+
+    @processes.command("diff")
+    @click.argument("process_id")
+    @click.option("--from", "from_number", type=int, default=None, help="Default: the version before --to.")
+    @click.option("--to", "to_number", type=int, default=None, help="Default: the latest version.")
+    def diff_cmd(process_id, from_number, to_number):
+        """Elements added, removed and changed between two deployed versions."""
+        from .engine import workflow
+        new = _version(process_id, to_number)
+        old = _version(process_id, from_number if from_number is not None else new.version - 1)
+        changes = workflow.spec_changes(*workflow.specs(old.content_hash, old.spec_json, old.subprocess_specs_json),
+                                        *workflow.specs(new.content_hash, new.spec_json, new.subprocess_specs_json))
+        click.echo(f"{process_id}: version {old.version} -> {new.version}")
+        for name, change in changes.items():
+            click.echo(f"  {name}:")
+            for key, value in change.items():
+                if value:
+                    click.echo(f"    {key}: {value}")
+
+    @processes.command("migrate")
+    @click.argument("process_id")
+    @click.option("--to", "to_number", type=int, default=None, help="Default: the latest version.")
+    @click.option("--dry-run", is_flag=True, help="Only tell, per instance, whether it can be migrated.")
+    @click.option("--by", "actor", default="cli")
+    def migrate_cmd(process_id, to_number, dry_run, actor):
+        """Move running instances of older versions onto a version (a dry run first is wise)."""
+        from .models import ProcessInstance
+        target = _version(process_id, to_number)
+        runtime = current_app.extensions["runtime"]
+        rows = db.session.execute(select(ProcessInstance.id, ProcessInstance.business_key).where(
+            ProcessInstance.process_id == process_id, ProcessInstance.status == "running",
+            ProcessInstance.version_id != target.id).order_by(ProcessInstance.id)).all()
+        moved = refused = 0
+        for instance_id, key in rows:
+            reasons = runtime.migrate(instance_id, target, actor, dry_run=dry_run)
+            label = key or f"instance {instance_id}"
+            if reasons:
+                refused += 1
+                click.echo(f"{label}: not migratable: {'; '.join(reasons)}")
+            else:
+                moved += 1
+                click.echo(f"{label}: {'migratable' if dry_run else 'migrated'} to version {target.version}")
+        verb = "migratable" if dry_run else "migrated"
+        click.echo(f"{moved} {verb}, {refused} not migratable, to {process_id} version {target.version}")
+
     @users.command("create")
     @click.argument("username")
     @click.option("--role", "roles", multiple=True, required=True)

@@ -86,6 +86,17 @@ class ProcessInstance(db.Model):
     __mapper_args__ = {"version_id_col": row_version}
 
 
+class InstanceSnapshot(db.Model):
+    """An instance's workflow as it was before a migration, kept so the change can be inspected."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"))
+    workflow_json: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class HumanTask(db.Model):
     """One row per user task that became READY; the queues read only this table and complaint."""
     id: Mapped[str] = mapped_column(String(36), primary_key=True)    # SpiffWorkflow task id

@@ -17,7 +17,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..errors import Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
-from ..models import CalendarDay, Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion, User
+from ..models import (CalendarDay, Deadline, HumanTask, InstanceSnapshot, OutboxMessage, ProcessInstance,
+                      ProcessVersion, User)
 from ..timeutil import utcnow
 from . import workflow
 from .calendar import WorkCalendar
@@ -123,6 +124,38 @@ class Runtime:
                 return None
             return self._step(inst, actor, "recomputing deadlines failed",
                               lambda wf: workflow.reset_timers(wf, timer_ids))
+
+    def migrate(self, instance_id, version: ProcessVersion, actor, dry_run=False) -> list:
+        """Move a running instance onto `version`; returns the reasons it cannot ([] = it moved, or on a
+        dry run would). The pre-migration workflow is kept as a snapshot; deadlines keep their due times."""
+        with self._transaction():
+            inst = self._lock(instance_id)
+            if inst.process_id != version.process_id:
+                return [f"it runs the process {inst.process_id}, not {version.process_id}"]
+            if inst.status != "running":
+                return [f"it is {inst.status}"]
+            if inst.version_id == version.id:
+                return [f"it already runs on version {version.version}"]
+            old_json, old_version = inst.workflow_json, self.session.get(ProcessVersion, inst.version_id)
+            target = self._version(version.id)
+            effects, since = [], time.time()
+            wf = self._load(inst, effects)
+            try:
+                reasons = workflow.migrate(wf, *workflow.specs(*target[:3]))
+            except SpiffWorkflowException as exc:
+                raise engine_error("the migration failed", exc) from exc
+            if reasons or dry_run:
+                return reasons
+            self.session.add(InstanceSnapshot(instance_id=inst.id, version_id=old_version.id, workflow_json=old_json,
+                                              reason=f"before migration to version {version.version}",
+                                              created_by=actor))
+            inst.version_id = version.id
+            audit.record(self.session, actor, "instance_migrated", instance_id=inst.id,
+                         business_key=inst.business_key,
+                         data={"process_id": version.process_id, "from_version": old_version.version,
+                               "to_version": version.version})
+            self._write_back(inst, wf, actor, effects, since)
+            return []
 
     def provisional_instance_ids(self) -> list[int]:
         return list(self.session.execute(select(Deadline.instance_id).where(
@@ -368,8 +401,10 @@ class Runtime:
 
         for task in ready:
             row = rows.get(task.id)
-            if row is not None:
+            if row is not None:     # still open; a migration may have renamed or moved it
                 row.due_at = due_for(task.scope_ids)
+                row.element_id, row.name, row.lane = task.element_id, task.name, task.lane
+                row.role = self.lane_roles.get(task.lane)
                 continue
             row = HumanTask(id=task.id, instance_id=inst.id, business_key=inst.business_key,
                             element_id=task.element_id, name=task.name, lane=task.lane,

@@ -16,6 +16,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
+from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_dependencies, diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
@@ -80,6 +81,11 @@ def _make_serializer() -> SpecStoreSerializer:
 
 
 serializer = _make_serializer()
+
+
+def specs(key, spec_json, subprocess_specs_json):
+    """(spec, subprocess specs) of a version, restored once per process."""
+    return serializer.cached_specs(key, spec_json, subprocess_specs_json)
 
 
 def start(key, spec_json, subprocess_specs_json, data, script_engine) -> BpmnWorkflow:
@@ -212,3 +218,58 @@ def is_user_task_spec(spec) -> bool:
 
 def is_call_activity(spec) -> bool:
     return isinstance(spec, SubWorkflowTask)
+
+
+# ---- versions: what changed, and moving a running workflow onto a new version -----------------------
+LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+
+
+def _label(spec):
+    return f"{spec.bpmn_name or spec.bpmn_id} ({spec.bpmn_id})"
+
+
+def _changes(diff: SpecDiff) -> dict:
+    visible = lambda spec: getattr(spec, "bpmn_id", None) is not None   # noqa: E731  (skip engine-internal specs)
+    return {"added": sorted(s.bpmn_id for s in diff.added if visible(s)),
+            "removed": sorted(s.bpmn_id for s in diff.removed if visible(s)),
+            "changed": {s.bpmn_id: sorted(attrs) for s, attrs in diff.changed.items() if visible(s)}}
+
+
+def spec_changes(old_spec, old_subs, new_spec, new_subs) -> dict:
+    """Per process: the elements added, removed and changed (with the changed attributes)."""
+    out = {old_spec.name: _changes(SpecDiff(serializer.registry, old_spec, new_spec))}
+    diffs, added = diff_dependencies(serializer.registry, old_subs, new_subs)
+    for name, diff in diffs.items():
+        out[name] = _changes(diff) if diff is not None else {"process removed": True}
+    for name in added:
+        out[name] = {"process added": True}
+    return out
+
+
+def migrate(wf, new_spec, new_subs) -> list:
+    """Move `wf` onto a new version in place. Returns the reasons it cannot be moved; when there are
+    any, `wf` is left unusable and must be discarded. Waiting timers are not reset, so running
+    deadlines keep their due times."""
+    top, sub_diffs = diff_workflow(serializer.registry, wf, new_spec, new_subs)
+    reasons = []
+    for diff, workflow_ in [(top, wf)] + [(d, wf.subprocesses[i]) for i, d in sub_diffs.items()]:
+        if diff is None:
+            reasons.append(f"the called process {workflow_.spec.name} does not exist in the new version")
+            continue
+        for task in diff.removed:
+            if task.has_state(LIVE):
+                reasons.append(f"its current step {_label(task.task_spec)} was removed")
+            elif task.state == TaskState.COMPLETED:
+                reasons.append(f"its completed step {_label(task.task_spec)} was removed")
+    if reasons:
+        return sorted(set(reasons))
+    migrate_workflow(top, wf, new_spec, reset_mask=TaskState.READY)
+    for sp_id, diff in sub_diffs.items():
+        sub = wf.subprocesses[sp_id]
+        migrate_workflow(diff, sub, new_subs[sub.spec.name], reset_mask=TaskState.READY)
+    wf.subprocess_specs = new_subs
+    orphans = [t for t in wf.get_tasks() if t.task_spec.name not in t.workflow.spec.task_specs]
+    if orphans:
+        return sorted({f"the step {_label(t.task_spec)} has no counterpart in the new version" for t in orphans})
+    wf.do_engine_steps()
+    return []
