@@ -123,6 +123,28 @@ def register_cli(app):
         verb = "migratable" if dry_run else "migrated"
         click.echo(f"{moved} {verb}, {refused} not migratable, to {process_id} version {target.version}")
 
+    @processes.command("trace")
+    @click.option("--files", is_flag=True, help="Read processes/ instead of the deployed versions.")
+    def trace_cmd(files):
+        """Print, as Markdown, every clause against the elements that implement it and the tests."""
+        from . import trace
+        from .config import ROOT
+        from .engine.registry import latest_version
+        from .models import ProcessVersion
+        if files:
+            bpmn = {p.name: p.read_text(encoding="utf-8") for p in current_app.config["PROCESSES_DIR"].glob("*.bpmn")}
+            label = f"files in {current_app.config['PROCESSES_DIR']}"
+        else:
+            ids = db.session.execute(select(ProcessVersion.process_id).distinct()).scalars().all()
+            versions = [latest_version(db.session, pid) for pid in sorted(ids)]
+            if not versions:
+                raise click.ClickException("nothing deployed; run `flask processes deploy` or use --files")
+            bpmn = {name: xml for v in versions for name, xml in v.bpmn_files.items()}
+            label = ", ".join(f"{v.process_id} version {v.version}" for v in versions)
+        rows = trace.trace(trace.load_clauses(current_app.config["PROCESSES_DIR"] / "clauses.json"),
+                           trace.clause_elements(bpmn), trace.clause_tests(ROOT / "tests"))
+        click.echo(trace.to_markdown(rows, label), nl=False)
+
     @users.command("create")
     @click.argument("username")
     @click.option("--role", "roles", multiple=True, required=True)

@@ -192,6 +192,7 @@ def test_unclaim_returns_task_to_the_role_queue(desk, client, people):
     assert client.get("/api/v1/tasks?queue=available", headers=headers).json["total"] == 1
 
 
+@pytest.mark.clause("C-2.2", "C-7.1")
 def test_personal_data_is_masked_for_roles_that_do_not_need_it(desk, client, people):
     number = desk.register()
     full = desk.complaint(number, who="customer_service")["complaint"]
@@ -203,6 +204,7 @@ def test_personal_data_is_masked_for_roles_that_do_not_need_it(desk, client, peo
     assert [e["actor"] for e in viewed] == ["customer_service", "customer_service"]  # registration + the view
 
 
+@pytest.mark.clause("C-2.1")
 def test_whoever_handled_the_original_claim_stands_aside(desk, client, people):
     """回避: the handler of the original claim cannot see, claim, complete or be given the complaint."""
     number = desk.register(claim_handler="claims_specialist")

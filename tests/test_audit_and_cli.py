@@ -1,4 +1,5 @@
 """The audit chain, and the user / token / scheduler commands an operator runs."""
+import pytest
 from sqlalchemy import select, text
 
 from app.extensions import db
@@ -6,6 +7,7 @@ from app.models import AuditEvent, User
 from tests.flow import HAPPY_PATH, Desk
 
 
+@pytest.mark.clause("C-2.1", "C-3.5.1")
 def test_audit_chain_verifies_and_names_the_first_altered_or_removed_row(app, client, people):
     desk = Desk(client, people)
     number = desk.register()

@@ -54,6 +54,7 @@ def test_two_handlers_completing_the_same_task_one_wins(app, desk, people):
     assert desk.complaint(number)["complaint"]["status"] == "closed"
 
 
+@pytest.mark.clause("C-3.1.3")
 def test_concurrent_registrations_get_unique_consecutive_numbers(app, people):
     from tests.flow import COMPLAINT
     from app.timeutil import utcnow

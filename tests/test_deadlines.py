@@ -25,6 +25,7 @@ def deadlines(desk, number):
     return {d["element_id"]: d for d in desk.complaint(number)["deadlines"]}
 
 
+@pytest.mark.clause("C-4.1", "C-3.2.1")
 def test_initial_review_overdue_after_24_hours_escalates_to_management(app, desk, client, people):
     t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
     with time_machine.travel(t0, tick=False) as clock:
@@ -54,6 +55,7 @@ def test_initial_review_overdue_after_24_hours_escalates_to_management(app, desk
         assert list(desk.open_tasks(number)) == ["investigate"]
 
 
+@pytest.mark.clause("C-4.2")
 def test_investigation_deadline_counts_working_days_with_holidays_and_make_up_days(app, desk):
     # Accepted on 2026-09-30: National Day 10-01..07 is off, Saturday 10-10 is a make-up working day.
     t0 = datetime(2026, 9, 30, 10, 0, tzinfo=SH)
@@ -73,6 +75,7 @@ def test_investigation_deadline_counts_working_days_with_holidays_and_make_up_da
         assert deadlines(desk, number)["investigation_deadline"]["state"] == "missed"
 
 
+@pytest.mark.clause("C-4.3")
 def test_resolution_deadline_covers_the_whole_solution_phase(app, desk):
     t0 = datetime(2026, 9, 30, 10, 0, tzinfo=SH)
     with time_machine.travel(t0, tick=False) as clock:
@@ -93,6 +96,7 @@ def test_resolution_deadline_covers_the_whole_solution_phase(app, desk):
         assert c["outcome"] == "resolved"
 
 
+@pytest.mark.clause("C-4.4", "C-4.2")
 def test_each_re_evaluation_round_gets_fresh_deadlines(app, desk):
     t0 = datetime(2026, 11, 2, 10, 0, tzinfo=SH)   # a Monday
     with time_machine.travel(t0, tick=False) as clock:

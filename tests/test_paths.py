@@ -9,6 +9,7 @@ def desk(client, people):
     return Desk(client, people)
 
 
+@pytest.mark.clause("C-3.1.2", "C-3.1.3", "C-3.2.1", "C-3.2.2", "C-3.2.3", "C-3.3.1", "C-3.3.2", "C-3.3.3", "C-3.4.1", "C-3.4.2", "C-3.4.3", "C-3.5.1", "C-5.1", "C-7.2")
 def test_happy_path_archives_and_records_everything(desk):
     number = desk.register()
     assert number.startswith("TS-") and len(number) == len("TS-20261125-000001")
@@ -30,6 +31,7 @@ def test_happy_path_archives_and_records_everything(desk):
     assert completed[0]["data"]["form_data"]["decision"] == "accept"
 
 
+@pytest.mark.clause("C-3.3.4", "C-6.3")
 def test_management_decision_can_send_back_then_approve(desk):
     number = desk.register()
     desk.walk(number, ["initial_review", "investigate", ("analyse_and_plan", {"compensation_amount": 80000})])
@@ -41,12 +43,14 @@ def test_management_decision_can_send_back_then_approve(desk):
     assert list(desk.open_tasks(number)) == ["feedback_to_customer"]
 
 
+@pytest.mark.clause("C-3.3.4", "C-3.2.3")
 def test_high_risk_needs_management_even_for_small_amounts(desk):
     number = desk.register()
     desk.walk(number, [("initial_review", {"risk_level": "high"}), "investigate", "analyse_and_plan"])
     assert list(desk.open_tasks(number)) == ["management_decision"]
 
 
+@pytest.mark.clause("C-3.4.2", "C-3.4.3", "C-4.4")
 def test_dissatisfied_customer_loops_through_re_evaluation_any_number_of_rounds(desk):
     number = desk.register()
     desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
@@ -69,6 +73,7 @@ def test_dissatisfied_customer_loops_through_re_evaluation_any_number_of_rounds(
     assert desk.outbox(number).count("result") == 3
 
 
+@pytest.mark.clause("C-3.2.1", "C-3.5.1", "C-7.2")
 def test_not_accepted_records_reason_notifies_customer_and_archives(desk):
     number = desk.register()
     desk.complete(number, "initial_review", decision="reject", rejection_reason="不属于理赔投诉范围")
@@ -79,6 +84,7 @@ def test_not_accepted_records_reason_notifies_customer_and_archives(desk):
     assert desk.outbox(number) == ["acknowledgement", "not_accepted"]
 
 
+@pytest.mark.clause("C-7.4")
 def test_suspected_malicious_confirmed_by_management_is_closed(desk):
     number = desk.register()
     desk.complete(number, "initial_review", decision="suspected_malicious", malicious_indicators="重复投诉并索要额外费用")
@@ -90,6 +96,7 @@ def test_suspected_malicious_confirmed_by_management_is_closed(desk):
     assert desk.outbox(number) == ["acknowledgement", "malicious_closed"]
 
 
+@pytest.mark.clause("C-7.4")
 def test_suspected_malicious_cleared_continues_as_normal(desk):
     number = desk.register()
     desk.complete(number, "initial_review", decision="suspected_malicious", malicious_indicators="措辞激烈")
@@ -99,6 +106,7 @@ def test_suspected_malicious_cleared_continues_as_normal(desk):
     assert desk.complaint(number)["complaint"]["outcome"] == "resolved"
 
 
+@pytest.mark.clause("C-6.1", "C-6.2", "C-2.4")
 def test_each_step_is_offered_to_its_lane_role(desk, client, people):
     number = desk.register()
     desk.complete(number, "initial_review")
@@ -110,6 +118,7 @@ def test_each_step_is_offered_to_its_lane_role(desk, client, people):
     assert client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json["total"] == 0
 
 
+@pytest.mark.clause("C-3.1.3")
 def test_find_complaints_by_number_phone_policy_or_claim(desk, client, people):
     first = desk.register()
     second = desk.register(phone="13900000000", policy_number="PA-OTHER", claim_number="CL-OTHER")
