@@ -130,3 +130,21 @@ def test_find_complaints_by_number_phone_policy_or_claim(desk, client, people):
     item = client.get("/api/v1/complaints", query_string={"q": first}, headers=headers).json["items"][0]
     assert item["phone"] == "138****5678" and item["customer_name"] == "张*"
     assert client.get("/api/v1/complaints", headers=headers).status_code == 400
+
+
+@pytest.mark.clause("C-3.5.1")
+def test_case_file_has_decisions_deadlines_messages_versions_and_audit(desk, client, people):
+    number = desk.register()
+    desk.walk(number, HAPPY_PATH)
+    r = client.get(f"/api/v1/complaints/{number}/case-file", headers=people["compliance"].headers)
+    assert r.status_code == 200
+    case = r.json
+    assert case["complaint"]["number"] == number and case["complaint"]["phone"] == "138****5678"
+    assert [d["element_id"] for d in case["decisions"]] == HAPPY_PATH
+    assert case["decisions"][0]["completed_by"] == "customer_service"
+    assert case["decisions"][0]["data"]["decision"] == "accept"
+    assert {d["element_id"]: d["state"] for d in case["deadlines"]}["investigation_deadline"] == "met"
+    assert [m["template"] for m in case["messages"]] == ["acknowledgement", "result", "satisfaction_survey"]
+    assert [v["version"] for v in case["process"]["versions"]] == [1]
+    assert case["audit"][0]["action"] == "instance_started" and all(len(e["hash"]) == 64 for e in case["audit"])
+    assert client.get("/api/v1/complaints/TS-X/case-file", headers=people["compliance"].headers).status_code == 404

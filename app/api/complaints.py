@@ -65,3 +65,12 @@ def get_complaint(number):
         "deadlines": DeadlineOut(many=True).dump(deadlines),
         "history": AuditOut(many=True).dump(history),
     }
+
+
+@bp.get("/complaints/<number>/case-file")
+@require(*READERS)
+def get_case_file(number):
+    """The complete case file as JSON (C-3.5.1)."""
+    from ..casefile import case_file
+    complaint = complaints.get_by_number(db.session, number)
+    return case_file(db.session, complaint, complaint_view(complaint, g.user))

@@ -1,0 +1,44 @@
+"""A complaint's complete case file (C-3.5.1): the record, every decision with who and when,
+deadlines met or missed, the messages sent, and the diagram version(s) it ran on."""
+from sqlalchemy import select
+
+from .models import AuditEvent, Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion
+
+
+def case_file(session, complaint, complaint_values: dict) -> dict:
+    """`complaint_values` is the complaint as the reader may see it (personal data masked or not)."""
+    inst = session.get(ProcessInstance, complaint.instance_id)
+    events = session.execute(select(AuditEvent).where(AuditEvent.business_key == complaint.number)
+                             .order_by(AuditEvent.id)).scalars().all()
+    tasks = session.execute(select(HumanTask).where(HumanTask.instance_id == inst.id)
+                            .order_by(HumanTask.created_at)).scalars().all()
+    deadlines = session.execute(select(Deadline).where(Deadline.instance_id == inst.id)
+                                .order_by(Deadline.created_at, Deadline.id)).scalars().all()
+    messages = session.execute(select(OutboxMessage).where(OutboxMessage.instance_id == inst.id)
+                               .order_by(OutboxMessage.id)).scalars().all()
+    version_numbers = [e.data.get("version") for e in events if e.action == "instance_started"]
+    version_numbers += [e.data.get("to_version") for e in events if e.action == "instance_migrated"]
+    versions = session.execute(select(ProcessVersion).where(
+        ProcessVersion.process_id == inst.process_id, ProcessVersion.version.in_(version_numbers))
+        .order_by(ProcessVersion.version)).scalars().all()
+    completions = {e.task_id: e for e in events if e.action == "task_completed"}
+    return {
+        "complaint": complaint_values,
+        "process": {"process_id": inst.process_id, "status": inst.status,
+                    "versions": [{"version": v.version, "content_hash": v.content_hash,
+                                  "deployed_at": v.deployed_at.isoformat(), "deployed_by": v.deployed_by}
+                                 for v in versions]},
+        "decisions": [{"step": t.name, "element_id": t.element_id, "role": t.role, "state": t.state,
+                       "created_at": t.created_at.isoformat(),
+                       "completed_at": t.completed_at.isoformat() if t.completed_at else None,
+                       "completed_by": t.completed_by.username if t.completed_by else None,
+                       "data": completions[t.id].data.get("form_data") if t.id in completions else None}
+                      for t in tasks],
+        "deadlines": [{"name": d.name, "element_id": d.element_id, "task": d.host_element_id,
+                       "due_at": d.due_at.isoformat(), "state": d.state, "provisional": d.provisional,
+                       "closed_at": d.closed_at.isoformat() if d.closed_at else None} for d in deadlines],
+        "messages": [{"template": m.template, "status": m.status, "created_at": m.created_at.isoformat()}
+                     for m in messages],
+        "audit": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                   "element_id": e.element_id, "data": e.data, "hash": e.hash} for e in events],
+    }
