@@ -123,6 +123,8 @@ class HumanTask(db.Model):
         Index("ix_human_task_role_queue", "state", "role", "due_at"),
         Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at"),
         Index("ix_human_task_instance", "instance_id", "state"),
+        Index("ix_human_task_element", "state", "element_id"),        # where complaints wait now
+        Index("ix_human_task_completed", "state", "completed_at"),    # time spent per element over a period
     )
 
 

@@ -1,0 +1,40 @@
+"""Deployed versions, their files, and per-element statistics through the API."""
+from datetime import datetime, timedelta, timezone
+
+import time_machine
+
+from tests.flow import Desk
+
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+
+
+def test_versions_and_bpmn_download(app, client, people):
+    headers = people["compliance"].headers
+    versions = client.get("/api/v1/processes/complaint_handling", headers=headers).json["versions"]
+    assert versions[0]["version"] == 1 and versions[0]["files"] == ["complaint_handling.bpmn"]
+    r = client.get("/api/v1/processes/complaint_handling/versions/1/complaint_handling.bpmn", headers=headers)
+    assert r.status_code == 200 and r.mimetype == "application/xml" and b'id="initial_review"' in r.data
+    assert client.get("/api/v1/processes/nope", headers=headers).status_code == 404
+    assert client.get("/api/v1/processes/complaint_handling/versions/9/complaint_handling.bpmn",
+                      headers=headers).status_code == 404
+    assert client.get("/api/v1/processes/complaint_handling").status_code == 401
+
+
+def test_stats_count_waiting_overdue_and_median_time_per_element(app, client, people):
+    desk = Desk(client, people)
+    with time_machine.travel(T0, tick=False) as clock:
+        slow, fast = desk.register(received_at=T0.isoformat()), desk.register(received_at=T0.isoformat())
+        desk.register(received_at=T0.isoformat())     # stays at the initial review
+        clock.shift(timedelta(hours=2))
+        desk.complete(fast, "initial_review")
+        clock.shift(timedelta(hours=4))
+        desk.complete(slow, "initial_review")
+        clock.shift(timedelta(hours=20))          # 26 h: the third review is overdue
+        stats = client.get("/api/v1/processes/complaint_handling/stats",
+                           headers=people["management"].headers).json["elements"]
+    assert stats["initial_review"] == {"waiting": 1, "overdue": 1, "completed": 2, "median_hours": 4.0}
+    assert stats["investigate"]["waiting"] == 2 and stats["investigate"]["overdue"] == 0
+    assert "archive" not in stats
+    bad = client.get("/api/v1/processes/complaint_handling/stats?since=yesterday",
+                     headers=people["management"].headers)
+    assert bad.status_code == 400
