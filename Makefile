@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask
 export FLASK_APP := wsgi.py
 PORT   ?= 5000
 
-.PHONY: run test setup migrate deploy check benchmark clean
+.PHONY: run test setup translations migrate deploy check benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -15,6 +15,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The web UI's Chinese catalog: the .po is committed, the .mo is built here.
+translations: setup
+	$(VENV)/bin/pybabel -q compile -d app/translations -f
 
 instance/dev-secret:
 	mkdir -p instance
@@ -29,11 +33,11 @@ deploy: migrate
 check: setup
 	SECRET_KEY=check DEPLOY_ON_START=0 $(FLASK) processes check
 
-run: deploy
+run: deploy translations
 	@SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) users demo
 	SECRET_KEY=$$(cat instance/dev-secret) scripts/run-dev.sh $(PORT)
 
-test: setup
+test: setup translations
 	$(PY) -m pytest -q
 
 benchmark: setup

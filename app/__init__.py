@@ -32,6 +32,10 @@ def create_app(config_object=Config, **overrides) -> Flask:
     app.register_blueprint(api_bp)
     _json_errors_under_api(app)
 
+    # The web UI: Flask-Login, CSRF on every form (not the API: it uses Bearer tokens), Flask-Babel.
+    from .web import init_app as init_web
+    init_web(app, exempt=[api_bp])
+
     from .cli import register_cli
     register_cli(app)
     logging.basicConfig(level=logging.INFO)

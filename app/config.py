@@ -42,9 +42,30 @@ class Config:
                      "risk_level": "risk_level", "accepted_at": "accepted_at",
                      "closed_at": "closed_at"}
 
+    # Web UI. Chinese by default, English on request; every displayed time in Asia/Shanghai.
+    BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    BABEL_TRANSLATION_DIRECTORIES = str(ROOT / "app" / "translations")
+    LANGUAGES = {"zh_Hans_CN": "中文", "en": "English"}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"   # set to 1 behind HTTPS
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # A handler may keep a task form open for hours: the CSRF token lives as long as the session.
+    WTF_CSRF_TIME_LIMIT = None
+    LOGIN_MAX_ATTEMPTS = int(_env("LOGIN_MAX_ATTEMPTS", "5"))
+    LOGIN_LOCK_MINUTES = int(_env("LOGIN_LOCK_MINUTES", "15"))
+    WEB_PER_PAGE = 25
+    # Fields of earlier decisions shown prominently on a task page (e.g. why the customer was dissatisfied).
+    WEB_HIGHLIGHT_FIELDS = ("dissatisfaction_reasons", "rejection_reason", "decision_comments")
+
 
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     DEPLOY_ON_START = False
+    WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does

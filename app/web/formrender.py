@@ -1,0 +1,237 @@
+"""A user task's JSON Schema -> field descriptions for the Jinja macros in _form.html, and posted
+HTML form strings -> typed values by the same schema, so app.forms can validate them."""
+from datetime import datetime
+
+from flask_babel import gettext as _
+
+from ..timeutil import BUSINESS_TZ
+
+ENGLISH = "en"
+
+
+def titles(schema: dict, lang: str) -> tuple[str, str]:
+    """(label, secondary label): the schema's (Chinese) title, in English its `x-title-en` first."""
+    zh = schema.get("title", "")
+    en = schema.get("x-title-en")
+    if lang == ENGLISH and en:
+        return en, zh
+    return zh, ""
+
+
+def widget(prop: dict) -> str:
+    kind = prop.get("type")
+    if kind == "array" and "enum" in prop.get("items", {}):
+        return "checkboxes"
+    if kind == "boolean":
+        return "confirm" if prop.get("const") is True else "yesno"
+    if "enum" in prop:
+        return "select" if prop.get("x-widget") == "select" or len(prop["enum"]) > 4 else "radio"
+    if kind in ("integer", "number"):
+        return "number"
+    if prop.get("format") == "date":
+        return "date"
+    if prop.get("format") == "date-time":
+        return "datetime"
+    return "textarea" if prop.get("x-widget") == "textarea" else "text"
+
+
+def options(prop: dict, lang: str) -> list[tuple[str, str]]:
+    """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first."""
+    values = prop.get("enum") or []
+    names = prop.get("x-enumNames") or []
+    out = []
+    for i, value in enumerate(values):
+        name = str(names[i]) if i < len(names) else str(value)
+        if lang == ENGLISH and name != str(value):
+            name = f"{str(value).replace('_', ' ').capitalize()} · {name}"
+        out.append((str(value), name))
+    return out
+
+
+def fields(schema: dict, raw=None, errors=None, lang="zh") -> list[dict]:
+    """What the macros need per property: widget, label, help, bounds, options, the value to show
+    (the user's input on a re-show, else the schema default) and the error message."""
+    raw, errors = raw or {}, errors or {}
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        kind = widget(prop)
+        label, label_alt = titles(prop, lang)
+        choice = prop.get("items", {}) if kind == "checkboxes" else prop
+        if name in raw:
+            value = raw[name]
+        else:
+            value = _as_form_value(prop.get("default"), kind)
+        if kind == "checkboxes" and not isinstance(value, list):
+            value = [value] if value not in (None, "") else []
+        out.append({
+            "name": name, "id": f"f-{name}", "widget": kind, "label": label or name, "label_alt": label_alt,
+            "help": prop.get("description", ""), "required": name in required, "value": value,
+            "error": errors.get(name), "options": options(choice, lang),
+            "min": prop.get("minimum"), "max": prop.get("maximum"),
+            "step": "1" if prop.get("type") == "integer" else "any",
+            "minlength": prop.get("minLength"), "maxlength": prop.get("maxLength"),
+            "input": prop.get("x-input", "text"), "suggestions": prop.get("x-suggestions") or [],
+        })
+    return out
+
+
+def _as_form_value(value, kind):
+    if value is None:
+        return [] if kind == "checkboxes" else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def coerce(schema: dict, form) -> tuple[dict, dict]:
+    """(typed data, raw input to re-show). Only the schema's properties are read; an empty optional
+    field is omitted, as is an empty required one (the validator then reports it as required).
+    A value that does not convert (e.g. "abc" for a number) is kept as text so the validator
+    reports its type."""
+    data, raw = {}, {}
+    for name, prop in schema.get("properties", {}).items():
+        kind = widget(prop)
+        if kind == "checkboxes":
+            values = [v for v in form.getlist(name) if v != ""]
+            raw[name] = values
+            if values:
+                item_type = prop.get("items", {}).get("type")
+                data[name] = [_scalar(v, item_type) for v in values]
+            continue
+        text = form.get(name, "")
+        raw[name] = text
+        if kind == "textarea":
+            text = text.replace("\r\n", "\n")
+        if text.strip() == "":
+            continue
+        if kind in ("yesno", "confirm"):
+            data[name] = {"true": True, "false": False}.get(text.strip().lower(), text)
+        elif kind == "datetime":
+            data[name] = local_to_iso(text)
+        else:
+            data[name] = _scalar(text.strip() if kind != "textarea" else text, prop.get("type"))
+    return data, raw
+
+
+def _scalar(text, kind):
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            number = float(text)
+            return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+    except ValueError:
+        return text
+    return text
+
+
+def local_to_iso(text: str) -> str:
+    """A datetime-local value ("2026-11-25T14:30") read as Asia/Shanghai time, as ISO with offset;
+    anything unparseable is returned unchanged for the validator to refuse."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=BUSINESS_TZ)
+    return moment.isoformat()
+
+
+def iso_to_local(value) -> str:
+    """An aware datetime or ISO string as a datetime-local value in Asia/Shanghai."""
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%dT%H:%M")
+    return moment.astimezone(BUSINESS_TZ).strftime("%Y-%m-%dT%H:%M")
+
+
+def explain(schema: dict, errors: dict) -> dict:
+    """app.forms.field_errors' messages (jsonschema's English) as short translated messages."""
+    props = schema.get("properties", {})
+    return {name: _explain_one(props.get(name.split(".")[0], {}), message) for name, message in errors.items()}
+
+
+def _explain_one(prop: dict, message: str) -> str:
+    kind = widget(prop) if prop else "text"
+    if message == "required" or "should be non-empty" in message or "is too short" in message:
+        if kind == "checkboxes":
+            return _("Choose at least one option.")
+        if kind == "confirm":
+            return _("This must be confirmed.")
+        if prop.get("minLength", 0) > 1 and message != "required":
+            return _("At least %(num)d characters.", num=prop["minLength"])
+        return _("This field is required.")
+    if message == "unknown field":
+        return _("This field is not part of the form.")
+    if message == "reserved field name":
+        return _("This field name is reserved.")
+    if "is too long" in message or "is expected to be empty" in message:
+        return _("At most %(num)d characters.", num=prop.get("maxLength", 0))
+    if "is not one of" in message:
+        return _("Choose one of the options.")
+    if "non-unique" in message:
+        return _("Choose each option only once.")
+    if "was expected" in message:
+        return _("This must be confirmed.") if kind == "confirm" else _("This value is not allowed.")
+    if "is not a 'date'" in message:
+        return _("Enter a date (YYYY-MM-DD).")
+    if "is not a 'date-time'" in message:
+        return _("Enter a date and time.")
+    if "is not of type" in message:
+        if prop.get("type") == "integer":
+            return _("Enter a whole number.")
+        if prop.get("type") == "number":
+            return _("Enter a number.")
+        if prop.get("type") == "boolean":
+            return _("Choose yes or no.")
+        return _("This value has the wrong type.")
+    if any(word in message for word in ("less than", "greater than")):
+        low, high = prop.get("minimum"), prop.get("maximum")
+        if low is not None and high is not None:
+            return _("Enter a number from %(min)s to %(max)s.", min=_num(low), max=_num(high))
+        if low is not None:
+            return _("Enter a number of at least %(min)s.", min=_num(low))
+        return _("Enter a number of at most %(max)s.", max=_num(high))
+    return message
+
+
+def _num(value):
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def display(prop: dict, value, lang: str) -> str:
+    """A submitted value as text for the history: enum labels, yes/no, lists joined."""
+    if value is None or value == "":
+        return "—"
+    kind = widget(prop) if prop else None
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if kind == "checkboxes" and isinstance(value, list):
+        labels = dict(options(prop.get("items", {}), lang))
+        return "、".join(labels.get(str(v), str(v)) for v in value)
+    if prop and "enum" in prop:
+        return dict(options(prop, lang)).get(str(value), str(value))
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+def describe_data(schema, data: dict, lang: str) -> list[tuple[str, str, str]]:
+    """(field name, label, shown value) of submitted form data, in the form's order."""
+    props = (schema or {}).get("properties", {})
+    order = list(props) + [k for k in data if k not in props]
+    out = []
+    for name in order:
+        if name not in data:
+            continue
+        prop = props.get(name, {})
+        label = titles(prop, lang)[0] if prop else name
+        out.append((name, label or name, display(prop, data[name], lang)))
+    return out

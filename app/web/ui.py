@@ -1,0 +1,241 @@
+"""Display helpers for the pages: times in Asia/Shanghai, time left to a deadline in working days,
+translated labels for codes, step names in the chosen language, and the queue counts in the nav."""
+from datetime import datetime, timedelta
+
+from flask import current_app, g
+from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext as _l, ngettext
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from .. import queues
+from ..extensions import db
+from ..models import Deadline, ProcessVersion
+from ..permissions import READERS, REGISTRARS, WORKERS
+from ..timeutil import utcnow
+
+CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_app": _l("Mobile app"),
+                  "email": _l("E-mail"), "other": _l("Other")}
+# The same code means different things for a complaint, a task and a deadline.
+STATUS_LABELS = {
+    "complaint": {"open": _l("In progress"), "closed": _l("Closed")},
+    "task": {"open": _l("To do"), "completed": _l("Completed"), "cancelled": _l("Withdrawn")},
+    "deadline": {"open": _l("Open"), "met": _l("Met"), "missed": _l("Missed")},
+}
+OUTCOME_LABELS = {"resolved": _l("Resolved"), "not_accepted": _l("Not accepted"), "malicious": _l("Malicious")}
+RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
+ACTION_LABELS = {
+    "instance_started": _l("Complaint registered, procedure started"),
+    "task_created": _l("Task created"),
+    "task_claimed": _l("Task claimed"),
+    "task_unclaimed": _l("Task released"),
+    "task_assigned": _l("Task assigned"),
+    "task_completed": _l("Task completed"),
+    "task_cancelled": _l("Task withdrawn by the procedure"),
+    "deadline_set": _l("Deadline set"),
+    "deadline_met": _l("Deadline met"),
+    "deadline_missed": _l("Deadline missed"),
+    "deadline_recomputed": _l("Deadline recomputed"),
+    "customer_message_queued": _l("Message to the customer queued"),
+    "personal_data_viewed": _l("Personal data viewed in full"),
+    "instance_error": _l("Procedure error"),
+    "account_locked": _l("Account locked"),
+}
+
+
+def init_app(app):
+    app.jinja_env.globals.update(
+        fmt_datetime=fmt_datetime, time_left=time_left, channel_label=channel_label, role_label=role_label,
+        status_label=status_label, outcome_label=outcome_label, risk_label=risk_label,
+        action_label=action_label, lang=lang)
+    app.jinja_env.filters["dt"] = fmt_datetime
+    app.context_processor(_nav_context)
+
+
+def lang() -> str:
+    return "en" if str(get_locale()).startswith("en") else "zh"
+
+
+def fmt_datetime(value, seconds=False) -> str:
+    """A UTC datetime in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE), written the locale's way."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if lang() == "en":
+        pattern = "d MMM yyyy, HH:mm" + (":ss" if seconds else "")
+    else:
+        pattern = "yyyy年M月d日 HH:mm" + (":ss" if seconds else "")
+    return format_datetime(value, pattern)
+
+
+def channel_label(code):
+    return CHANNEL_LABELS.get(code, code)
+
+
+def status_label(code, kind):
+    return STATUS_LABELS[kind].get(code, code)
+
+
+def outcome_label(code):
+    return OUTCOME_LABELS.get(code, code) if code else "—"
+
+
+def risk_label(code):
+    return RISK_LABELS.get(code, code) if code else "—"
+
+
+def action_label(code):
+    return ACTION_LABELS.get(code, code)
+
+
+def role_label(code):
+    spec = current_app.config["ROLES"].get(code)
+    if not spec:
+        return code or "—"
+    return spec["en"] if lang() == "en" else spec["zh"]
+
+
+def calendar():
+    """The runtime's working-day calendar (with admin overrides), once per request."""
+    if "work_calendar" not in g:
+        g.work_calendar = current_app.extensions["runtime"].calendar()
+    return g.work_calendar
+
+
+def time_left(due, now=None) -> dict:
+    """{text, state}: state is "none", "ok", "soon" (under one working day or 24 hours left) or
+    "overdue"; the text counts working days, or hours when less than a day is left."""
+    if due is None:
+        return {"text": _("No deadline"), "state": "none"}
+    now = now or utcnow()
+    cal = calendar()
+    if due <= now:
+        days = cal.working_days_between(due, now) if now - due >= timedelta(hours=24) else 0
+        if days >= 1:
+            text = ngettext("Overdue by %(num)d working day", "Overdue by %(num)d working days", days)
+        else:
+            text = _overdue_short(now - due)
+        return {"text": text, "state": "overdue"}
+    left = due - now
+    days = cal.working_days_between(now, due)
+    if left.total_seconds() < 24 * 3600 or days == 0:
+        hours = int(left.total_seconds() // 3600)
+        if hours >= 1:
+            text = ngettext("%(num)d hour left", "%(num)d hours left", hours)
+        else:
+            text = ngettext("%(num)d minute left", "%(num)d minutes left", max(int(left.total_seconds() // 60), 1))
+        return {"text": text, "state": "soon"}
+    return {"text": ngettext("%(num)d working day left", "%(num)d working days left", days), "state": "ok"}
+
+
+def effective_dues(tasks) -> dict:
+    """Task id -> the deadline to show: its open deadline, or the one it already missed (the runtime
+    clears human_task.due_at when the timer fires, but the task is overdue until done)."""
+    dues = {t.id: t.due_at for t in tasks}
+    lacking = [t for t in tasks if t.due_at is None and t.state == "open"]
+    if lacking:
+        rows = db.session.execute(
+            select(Deadline.host_task_id, func.min(Deadline.due_at))
+            .where(Deadline.instance_id.in_({t.instance_id for t in lacking}),
+                   Deadline.host_task_id.in_([t.id for t in lacking]), Deadline.state == "missed")
+            .group_by(Deadline.host_task_id)).all()
+        dues.update(dict(rows))
+    return dues
+
+
+def _overdue_short(delta):
+    hours = int(delta.total_seconds() // 3600)
+    if hours >= 1:
+        return ngettext("Overdue by %(num)d hour", "Overdue by %(num)d hours", hours)
+    return ngettext("Overdue by %(num)d minute", "Overdue by %(num)d minutes", max(int(delta.total_seconds() // 60), 1))
+
+
+# ---- forms and step names per process version (versions are immutable: cached for good) -------------
+def forms_of_version(version_id) -> dict:
+    cache = current_app.extensions.setdefault("web_forms", {})
+    if version_id not in cache:
+        cache[version_id] = db.session.execute(select(ProcessVersion.forms).where(
+            ProcessVersion.id == version_id)).scalar_one_or_none() or {}
+    return cache[version_id]
+
+
+def latest_forms() -> dict:
+    """The forms of the newest deployed version of the complaint process (for labels in lists)."""
+    if "latest_forms" not in g:
+        version_id = db.session.execute(
+            select(ProcessVersion.id).where(ProcessVersion.process_id == current_app.config["COMPLAINT_PROCESS"])
+            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+        g.latest_forms = forms_of_version(version_id) if version_id else {}
+    return g.latest_forms
+
+
+def step_label(element_id, name, forms=None) -> str:
+    """A step's name: the diagram's (Chinese) name, in English the form's `x-title-en` if it has one."""
+    form = (forms if forms is not None else latest_forms()).get(element_id) or {} if element_id else {}
+    if lang() == "en" and form.get("x-title-en"):
+        return form["x-title-en"]
+    return name or form.get("title") or element_id or "—"
+
+
+# ---- who may do what ------------------------------------------------------------------------------
+def me():
+    """The logged-in User model (what the runtime verbs take)."""
+    return current_user.user
+
+
+def has_any(user, roles) -> bool:
+    return bool(user.roles & set(roles))
+
+
+def pii_roles() -> list:
+    return [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]
+
+
+def _nav_context():
+    if not current_user.is_authenticated:
+        return {}
+    user = me()
+    counts = None
+    if has_any(user, WORKERS):
+        counts = {q: queues.count(db.session, queues.queue_query(user, q)) for q in queues.QUEUES}
+    return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
+            "is_registrar": has_any(user, REGISTRARS), "step_label": step_label}
+
+
+def error_message(err, task=None, assignee=None) -> str:
+    """A runtime error (app.errors.AppError) as a translated sentence for a flash message."""
+    code = err.code
+    holder = task.assignee.display_name if task is not None and task.assignee is not None else None
+    done_by = task.completed_by.display_name if task is not None and task.completed_by is not None else None
+    if code == "wrong_role":
+        return _("This task belongs to another role.")
+    if code == "excluded":
+        if assignee is not None:
+            return _("%(name)s handled the original claim of this complaint and must stand aside (回避).",
+                     name=assignee.display_name)
+        return _("You handled the original claim of this complaint and must stand aside (回避).")
+    if code == "already_claimed":
+        return _("Someone else claimed this task first (%(name)s). Nothing was changed.", name=holder or "?")
+    if code == "not_assignee":
+        return _("This task is assigned to %(name)s. Nothing was changed.", name=holder or "?")
+    if code == "task_completed":
+        return _("This task has already been completed (by %(name)s). Nothing was changed.", name=done_by or "?")
+    if code in ("task_cancelled", "task_not_ready"):
+        return _("This task is no longer open: the procedure has moved on. Nothing was changed.")
+    if code == "concurrent_change":
+        return _("Someone else changed this complaint at the same moment. Nothing was saved; reload and try again.")
+    if code == "assignee_lacks_role":
+        return _("%(name)s does not have the role of this task.",
+                 name=assignee.display_name if assignee is not None else "?")
+    if code == "forbidden" and "release" in err.message:
+        return _("Only the assignee or management can release this task.")
+    if code == "forbidden" and "assign" in err.message:
+        return _("Only management can reassign tasks.")
+    if code == "not_found":
+        return _("Not found.")
+    if code == "invalid_data":
+        return _("The form has errors; nothing was saved.")
+    if code == "process_error":
+        return _("The procedure could not continue after this step; nothing was saved. Tell the process "
+                 "owner: %(detail)s", detail=err.message)
+    return err.message
