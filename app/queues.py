@@ -2,22 +2,13 @@
 from sqlalchemy import func, or_, select
 
 from .errors import AppError
-from .models import Complaint, Deadline, HumanTask
+from .models import Complaint, HumanTask
 
 QUEUES = ("mine", "available")
 
-# A task's deadline that already fired: the runtime clears human_task.due_at once its timer fired,
-# but the task is still overdue until it is done.
-_MISSED = (select(func.min(Deadline.due_at))
-           .where(Deadline.instance_id == HumanTask.instance_id, Deadline.host_task_id == HumanTask.id,
-                  Deadline.state == "missed")
-           .correlate(HumanTask).scalar_subquery())
-DEADLINE = func.coalesce(HumanTask.due_at, _MISSED)
-
+# human_task.due_at keeps a missed deadline, so overdue tasks sort first.
 ORDERS = {
     "due": (HumanTask.due_at.asc().nulls_last(), HumanTask.created_at),
-    # Like "due", but a task whose deadline was missed counts with that deadline (so it comes first).
-    "deadline": (DEADLINE.asc().nulls_last(), HumanTask.created_at),
     "received": (Complaint.received_at.asc(), HumanTask.created_at),
     "created": (HumanTask.created_at.asc(),),
 }
@@ -26,7 +17,7 @@ ORDERS = {
 def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_at=None):
     """Open tasks assigned to the user ("mine"), or unclaimed tasks of the user's roles ("available").
     Optional filters: the task's element id (`step`), the complaint's channel and category, and only
-    tasks whose deadline (or missed deadline) is before `overdue_at`."""
+    tasks whose deadline is before `overdue_at`."""
     q = select(HumanTask, Complaint).outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id) \
         .where(HumanTask.state == "open")
     if queue == "mine":
@@ -43,7 +34,7 @@ def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_
     if category:
         q = q.where(Complaint.category == category)
     if overdue_at is not None:
-        q = q.where(DEADLINE < overdue_at)
+        q = q.where(HumanTask.due_at < overdue_at)
     return q
 
 
@@ -53,8 +44,7 @@ def count(session, query) -> int:
 
 def page(session, query, page_no, per_page, order="due"):
     """(rows, total) of one page, soonest deadline first (tasks without a deadline last) unless
-    `order` is "deadline" (the same, counting missed deadlines), "received" (oldest complaint first)
-    or "created" (oldest task first)."""
+    `order` is "received" (oldest complaint first) or "created" (oldest task first)."""
     total = count(session, query)
     rows = session.execute(query.order_by(*ORDERS[order]).limit(per_page).offset((page_no - 1) * per_page)).all()
     return rows, total

@@ -213,6 +213,7 @@ def test_whoever_handled_the_original_claim_stands_aside(desk, client, people):
     excluded = people["claims_specialist"].headers
     before = snapshot()
     assert client.get("/api/v1/tasks?queue=available", headers=excluded).json["total"] == 0
+    assert_error(client.get(f"/api/v1/tasks/{task_id}", headers=excluded), 403, "excluded")
     assert_error(client.post(f"/api/v1/tasks/{task_id}/claim", headers=excluded), 403, "excluded")
     assert_error(client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": FORM_DATA["investigate"]},
                              headers=excluded), 403, "excluded")

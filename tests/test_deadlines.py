@@ -45,6 +45,7 @@ def test_initial_review_overdue_after_24_hours_escalates_to_management(app, desk
         assert tasks["initial_review_overdue"]["role"] == "management"
         # The overdue task stays with its handler (non-interrupting).
         assert tasks["initial_review"]["id"] == review_id and tasks["initial_review"]["assignee"] == "customer_service"
+        assert tasks["initial_review"]["due_at"] == "2026-11-26T02:00:00+00:00"   # still overdue, not undated
         assert deadlines(desk, number)["initial_review_deadline"]["state"] == "missed"
         missed = [e for e in desk.complaint(number)["history"] if e["action"] == "deadline_missed"]
         assert len(missed) == 1 and missed[0]["actor"] == "scheduler"
@@ -90,6 +91,7 @@ def test_resolution_deadline_covers_the_whole_solution_phase(app, desk):
         assert fire_due_timers(app) == 1
         tasks = desk.open_tasks(number)
         assert {"analyse_and_plan", "resolution_overdue"} <= set(tasks)
+        assert tasks["analyse_and_plan"]["due_at"] == "2026-10-15T15:59:59+00:00"   # the missed deadline stays
         # Handling continues in place after the escalation.
         desk.walk(number, ["analyse_and_plan", "feedback_to_customer", "customer_confirmation", "archive"])
         c = desk.complaint(number)["complaint"]
@@ -205,3 +207,20 @@ def test_a_failing_timer_marks_its_instance_and_spares_the_others(app, desk, mon
         errors = [e for e in desk.complaint(broken)["history"] if e["action"] == "instance_error"]
         assert len(errors) == 1
         assert fire_due_timers(app) == 0
+
+
+
+@pytest.mark.clause("C-4.1")
+def test_a_complaint_registered_after_its_deadline_records_the_deadline_as_missed(app, desk, client, people):
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(now, tick=False):
+        on_time = desk.register(received_at=now.isoformat())
+        late = desk.register(received_at=(now - timedelta(hours=30)).isoformat())   # a letter that took a while
+        row = deadlines(desk, late)["initial_review_deadline"]
+        assert row["state"] == "missed" and row["due_at"] == "2026-11-24T20:00:00+00:00"
+        actions = [e["action"] for e in desk.complaint(late)["history"]]
+        assert actions.count("deadline_set") == 1 and actions.count("deadline_missed") == 1
+        assert {"initial_review", "initial_review_overdue"} <= set(desk.open_tasks(late))
+        # Overdue tasks come first in the queue.
+        queue = client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json
+        assert [t["complaint_number"] for t in queue["items"]] == [late, on_time]

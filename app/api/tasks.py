@@ -45,6 +45,9 @@ def _task_for(user, task_id, write=True) -> HumanTask:
         raise NotFound(f"no task {task_id}")
     if task.role not in user.roles and (write or "compliance" not in user.roles):
         raise Forbidden(f"this task belongs to the role {task.role}", code="wrong_role")
+    reason = runtime().exclusion(user, task) if task.role in user.roles else None
+    if reason:
+        raise Forbidden(reason, code="excluded")
     return task
 
 

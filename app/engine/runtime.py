@@ -262,11 +262,14 @@ class Runtime:
             raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
         self._check_rules(user, row)
 
+    def exclusion(self, user, row) -> Optional[str]:
+        """Why a work rule (e.g. 回避) keeps this user off this task, or None."""
+        return next(filter(None, (rule(self.session, user, row) for rule in self.work_rules)), None)
+
     def _check_rules(self, user, row):
-        for rule in self.work_rules:
-            reason = rule(self.session, user, row)
-            if reason:
-                raise Forbidden(reason, code="excluded")
+        reason = self.exclusion(user, row)
+        if reason:
+            raise Forbidden(reason, code="excluded")
 
     @staticmethod
     def _check_open(row):
@@ -325,13 +328,11 @@ class Runtime:
         inst.updated_at = now
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
-        timers = workflow.waiting_timers(wf)
-        dues = [t.due_at for t in timers if t.due_at is not None]
-        inst.next_timer_at = min(dues) if dues else None
-
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
-        open_deadlines = self._sync_deadlines(inst, wf, timers, actor, now, provisional)
-        self._sync_tasks(inst, wf, open_deadlines, actor, now, change)
+        deadlines = self._sync_deadlines(inst, wf, actor, now, since, provisional)
+        dues = [d.due_at for d in deadlines if d.state == "open"]
+        inst.next_timer_at = min(dues) if dues else None
+        self._sync_tasks(inst, wf, deadlines, actor, now, change)
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
             self.session.add(OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
                                            template=effect["template"], payload=effect["fields"]))
@@ -344,43 +345,49 @@ class Runtime:
         self.session.flush()
         return change
 
-    def _sync_deadlines(self, inst, wf, timers, actor, now, provisional) -> list[Deadline]:
-        rows = {d.timer_task_id: d for d in self.session.execute(
-            select(Deadline).where(Deadline.instance_id == inst.id, Deadline.state == "open")).scalars()}
-        waiting = {t.id: t for t in timers}
+    def _sync_deadlines(self, inst, wf, actor, now, since, provisional) -> list[Deadline]:
+        """Deadline rows follow the timer tasks: open while waiting, met when their task finished
+        first, missed when they fired. Returns the deadlines that still bind a task (open or missed)."""
+        rows = {d.timer_task_id: d for d in self.session.execute(select(Deadline).where(
+            Deadline.instance_id == inst.id, Deadline.state.in_(("open", "missed")))).scalars()}
+        waiting = {t.id: t for t in workflow.waiting_timers(wf)}
+
+        def log(action, row, **extra):
+            audit.record(self.session, actor, action, instance_id=inst.id, business_key=inst.business_key,
+                         element_id=row.element_id,
+                         data={"deadline": row.name, "due_at": row.due_at.isoformat(), "task": row.host_element_id,
+                               **extra})
+
         for timer_id, row in rows.items():
-            if timer_id in waiting:
+            if row.state != "open":
                 continue
-            fired = workflow.task_outcome(wf, timer_id) == "completed"
-            row.state, row.closed_at = ("missed" if fired else "met"), now
-            audit.record(self.session, actor, "deadline_missed" if fired else "deadline_met", instance_id=inst.id,
-                         business_key=inst.business_key, element_id=row.element_id,
-                         data={"deadline": row.name, "due_at": row.due_at.isoformat(),
-                               "task": row.host_element_id})
-        open_rows = [r for tid, r in rows.items() if tid in waiting]
-        for row in open_rows:
-            timer = waiting[row.timer_task_id]
-            if timer.due_at is not None and timer.due_at != row.due_at:
-                audit.record(self.session, actor, "deadline_recomputed", instance_id=inst.id,
-                             business_key=inst.business_key, element_id=row.element_id,
-                             data={"deadline": row.name, "was": row.due_at.isoformat(),
-                                   "now": timer.due_at.isoformat(), "provisional": timer.due_at in provisional})
+            timer = waiting.get(timer_id)
+            if timer is None:
+                fired = workflow.task_outcome(wf, timer_id) == "completed"
+                row.state, row.closed_at = ("missed" if fired else "met"), now
+                log("deadline_missed" if fired else "deadline_met", row)
+            elif timer.due_at is not None and timer.due_at != row.due_at:
+                was = row.due_at
                 row.due_at, row.provisional = timer.due_at, timer.due_at in provisional
-        for timer in timers:
+                log("deadline_recomputed", row, was=was.isoformat(), provisional=row.provisional)
+        # New timers; a timer set and already due within this change (e.g. a complaint registered late)
+        # is recorded as set and missed at once.
+        new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(wf, since)]
+        for timer, state in new:
             if timer.id in rows or timer.due_at is None:
                 continue
             row = Deadline(instance_id=inst.id, timer_task_id=timer.id, element_id=timer.element_id,
                            name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
-                           due_at=timer.due_at, provisional=timer.due_at in provisional)
+                           due_at=timer.due_at, provisional=timer.due_at in provisional, state=state,
+                           closed_at=now if state == "missed" else None)
             self.session.add(row)
-            open_rows.append(row)
-            audit.record(self.session, actor, "deadline_set", instance_id=inst.id, business_key=inst.business_key,
-                         element_id=timer.element_id,
-                         data={"deadline": timer.name, "due_at": timer.due_at.isoformat(),
-                               "task": timer.host_element_id, "provisional": row.provisional})
-        return open_rows
+            rows[timer.id] = row
+            log("deadline_set", row, provisional=row.provisional)
+            if state == "missed":
+                log("deadline_missed", row)
+        return [r for r in rows.values() if r.state in ("open", "missed")]
 
-    def _sync_tasks(self, inst, wf, open_deadlines, actor, now, change):
+    def _sync_tasks(self, inst, wf, deadlines, actor, now, change):
         rows = {r.id: r for r in self.session.execute(
             select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars()}
         ready = workflow.ready_human_tasks(wf)
@@ -396,7 +403,8 @@ class Runtime:
                              business_key=inst.business_key, task_id=row.id, element_id=row.element_id)
 
         def due_for(scope_ids):
-            dues = [d.due_at for d in open_deadlines if d.host_task_id in scope_ids]
+            # A missed deadline still binds: the task stays overdue until it is done.
+            dues = [d.due_at for d in deadlines if d.host_task_id in scope_ids]
             return min(dues) if dues else None
 
         for task in ready:

@@ -179,23 +179,26 @@ def _is_timer(spec):
     return any(isinstance(d, TimerEventDefinition) for d in eds)
 
 
+def _timer_info(t) -> TimerInfo:
+    value = t.internal_data.get("event_value")
+    if isinstance(value, dict):   # cycle timer
+        value = value["next"] if value["cycles"] != 0 else None
+    host = None
+    if t.parent is not None and isinstance(t.parent.task_spec, BoundaryEventSplit):
+        host = next((c for c in t.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
+    return TimerInfo(id=str(t.id), element_id=t.task_spec.bpmn_id, name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
+                     host_id=str(host.id) if host else None, host_element_id=host.task_spec.bpmn_id if host else None,
+                     due_at=TimerEventDefinition.get_datetime(value) if value else None)
+
+
 def waiting_timers(wf) -> list[TimerInfo]:
-    out = []
-    for t in wf.get_tasks(state=TaskState.WAITING):
-        if not _is_timer(t.task_spec):
-            continue
-        value = t.internal_data.get("event_value")
-        if isinstance(value, dict):   # cycle timer
-            value = value["next"] if value["cycles"] != 0 else None
-        host = None
-        if t.parent is not None and isinstance(t.parent.task_spec, BoundaryEventSplit):
-            host = next((c for c in t.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
-        out.append(TimerInfo(id=str(t.id), element_id=t.task_spec.bpmn_id,
-                             name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
-                             host_id=str(host.id) if host else None,
-                             host_element_id=host.task_spec.bpmn_id if host else None,
-                             due_at=TimerEventDefinition.get_datetime(value) if value else None))
-    return out
+    return [_timer_info(t) for t in wf.get_tasks(state=TaskState.WAITING) if _is_timer(t.task_spec)]
+
+
+def fired_timers(wf, since: float) -> list[TimerInfo]:
+    """Timers that fired since `since` (e.g. set and already due within one change)."""
+    return [_timer_info(t) for t in wf.get_tasks(updated_ts=since)
+            if t.state == TaskState.COMPLETED and _is_timer(t.task_spec)]
 
 
 def task_outcome(wf, task_id: str) -> str:

@@ -18,10 +18,10 @@ from ..permissions import READERS, REGISTRARS, WORKERS
 from ..timeutil import utcnow
 from . import bp, formrender
 from .auth import safe_next
-from .ui import (CHANNEL_LABELS, effective_dues, error_message, fmt_datetime, forms_of_version, has_any, lang,
+from .ui import (CHANNEL_LABELS, error_message, fmt_datetime, forms_of_version, has_any, lang,
                  latest_forms, me, pii_roles, role_label, step_label, time_left)
 
-SORTS = ("deadline", "received", "created")
+SORTS = ("due", "received", "created")
 
 PERSONAL = ("customer_name", "phone", "email", "id_number")
 HIDDEN_BY_DEFAULT = {"personal_data_viewed"}
@@ -64,9 +64,8 @@ def _back(default=None):
 
 def _excluded_reason(user, task):
     """The work rules (e.g. 回避) that keep this user off this task, as a translated sentence."""
-    for rule in runtime().work_rules:
-        if rule(db.session, user, task):
-            return _("You handled the original claim of this complaint and must stand aside (回避).")
+    if runtime().exclusion(user, task):
+        return _("You handled the original claim of this complaint and must stand aside (回避).")
     return None
 
 
@@ -83,7 +82,7 @@ def home():
     filters = {"step": request.args.get("step") or None, "channel": request.args.get("channel") or None,
                "category": request.args.get("category") or None,
                "overdue": request.args.get("overdue") == "1"}
-    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "deadline"
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "due"
     per_page = current_app.config["WEB_PER_PAGE"]
     pii = has_any(user, pii_roles())
     forms = latest_forms()
@@ -93,8 +92,7 @@ def home():
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None)
         rows, total = queues.page(db.session, query, page_no, per_page, order=sort)
-        dues = effective_dues([task for task, _complaint in rows])
-        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, dues[task.id])
+        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at)
                                  for task, complaint in rows],
                         "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
                         "arg": arg}
@@ -220,7 +218,7 @@ def task(task_id):
                 _flash_completed(task, change)
                 return redirect(url_for("web.home"))
         status = 422
-    due = effective_dues([task])[task.id]
+    due = task.due_at
     can_work = (task.state == "open" and own_role and has_any(user, WORKERS)
                 and task.assignee_id in (None, user.id))
     ctx = _complaint_context(user, task)
@@ -455,10 +453,9 @@ def complaint(number):
     shown = events if show_all else [e for e in events if e.action not in HIDDEN_BY_DEFAULT]
     supervisor = runtime().is_supervisor(user)
     open_tasks = [t for t in tasks if t.state == "open"]
-    dues = effective_dues(open_tasks)
     return render_template(
         "web/complaint.html", c=found, person=person, full_personal=full, forms=forms,
-        open_tasks=open_tasks, dues=dues, tasks=tasks, deadlines=deadlines, entries=_timeline(shown, forms),
+        open_tasks=open_tasks, tasks=tasks, deadlines=deadlines, entries=_timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=_names({e.actor for e in events}),
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
         colleagues={t.role: colleagues(t.role) for t in open_tasks} if supervisor else {})

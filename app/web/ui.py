@@ -5,11 +5,11 @@ from datetime import datetime, timedelta
 from flask import current_app, g
 from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from .. import queues
 from ..extensions import db
-from ..models import Deadline, ProcessVersion
+from ..models import ProcessVersion
 from ..permissions import READERS, REGISTRARS, WORKERS
 from ..timeutil import utcnow
 
@@ -126,21 +126,6 @@ def time_left(due, now=None) -> dict:
             text = ngettext("%(num)d minute left", "%(num)d minutes left", max(int(left.total_seconds() // 60), 1))
         return {"text": text, "state": "soon"}
     return {"text": ngettext("%(num)d working day left", "%(num)d working days left", days), "state": "ok"}
-
-
-def effective_dues(tasks) -> dict:
-    """Task id -> the deadline to show: its open deadline, or the one it already missed (the runtime
-    clears human_task.due_at when the timer fires, but the task is overdue until done)."""
-    dues = {t.id: t.due_at for t in tasks}
-    lacking = [t for t in tasks if t.due_at is None and t.state == "open"]
-    if lacking:
-        rows = db.session.execute(
-            select(Deadline.host_task_id, func.min(Deadline.due_at))
-            .where(Deadline.instance_id.in_({t.instance_id for t in lacking}),
-                   Deadline.host_task_id.in_([t.id for t in lacking]), Deadline.state == "missed")
-            .group_by(Deadline.host_task_id)).all()
-        dues.update(dict(rows))
-    return dues
 
 
 def _overdue_short(delta):
