@@ -185,6 +185,18 @@ class Complaint(db.Model):
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
+class ElementVisit(db.Model):
+    """Each diagram element an instance passed through, in order: the path it actually took
+    (gateways and scripts included, every round), without reading the workflow."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    process_id: Mapped[str] = mapped_column(String(100))     # the (called) process the element belongs to
+    element_id: Mapped[str] = mapped_column(String(100))
+    task_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (Index("ix_element_visit_instance", "instance_id", "id"),)
+
+
 class ComplaintCounter(db.Model):
     """Per-day sequence for complaint numbers; incremented under a row lock."""
     key: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -148,3 +148,21 @@ def test_case_file_has_decisions_deadlines_messages_versions_and_audit(desk, cli
     assert [v["version"] for v in case["process"]["versions"]] == [1]
     assert case["audit"][0]["action"] == "instance_started" and all(len(e["hash"]) == 64 for e in case["audit"])
     assert client.get("/api/v1/complaints/TS-X/case-file", headers=people["compliance"].headers).status_code == 404
+
+
+def test_path_lists_every_element_passed_in_order_with_rounds(desk, client, people):
+    number = desk.register()
+    desk.walk(number, HAPPY_PATH[:4] + [("customer_confirmation", {"satisfied": False,
+                                                                   "dissatisfaction_reasons": "不满意"})])
+    desk.complete(number, "re_evaluation")
+    path = client.get(f"/api/v1/complaints/{number}/path", headers=people["compliance"].headers).json
+    elements = [v["element_id"] for v in path["visits"]]
+    assert elements[:4] == ["complaint_received", "send_acknowledgement", "initial_review", "review_outcome"]
+    assert elements.count("start_round") == 2 and elements.count("analyse_and_plan") == 1
+    # Round 2 went from re-evaluation straight into a new solution (no investigation).
+    assert elements[-7:] == ["re_evaluation", "round_merge", "start_round", "round_entry", "resolve_merge",
+                             "resolution_started", "plan_merge"]
+    assert {"analyse_and_plan": "complaint_resolution", "investigate": "complaint_handling"} == {
+        v["element_id"]: v["process"] for v in path["visits"] if v["element_id"] in ("analyse_and_plan", "investigate")}
+    assert path["current"] == ["analyse_and_plan"] and path["missed_deadlines"] == []
+    assert path["version"] == 1

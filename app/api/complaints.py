@@ -5,7 +5,7 @@ from .. import complaints
 from ..permissions import READERS, REGISTRARS
 from ..errors import AppError
 from ..extensions import db
-from ..models import AuditEvent, Complaint, Deadline, HumanTask
+from ..models import AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, ProcessInstance
 from . import bp
 from .auth import require
 from .errors import body
@@ -74,3 +74,21 @@ def get_case_file(number):
     from ..casefile import case_file
     complaint = complaints.get_by_number(db.session, number)
     return case_file(db.session, complaint, complaint_view(complaint, g.user))
+
+
+@bp.get("/complaints/<number>/path")
+@require(*READERS)
+def get_path(number):
+    """What to mark on the complaint's own diagram: the elements it passed through in order (every
+    round), where it is now, and the deadlines it missed."""
+    complaint = complaints.get_by_number(db.session, number)
+    inst = db.session.get(ProcessInstance, complaint.instance_id)
+    visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == inst.id)
+                                .order_by(ElementVisit.id)).scalars().all()
+    current = db.session.execute(select(HumanTask.element_id).where(
+        HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars().all()
+    missed = db.session.execute(select(Deadline.element_id).where(
+        Deadline.instance_id == inst.id, Deadline.state == "missed")).scalars().all()
+    return {"number": number, "process_id": inst.process_id, "version": inst.version.version,
+            "visits": [{"process": v.process_id, "element_id": v.element_id, "at": v.at.isoformat()} for v in visits],
+            "current": sorted(set(current)), "missed_deadlines": sorted(set(missed))}

@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..errors import Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
-from ..models import (CalendarDay, Deadline, HumanTask, InstanceSnapshot, OutboxMessage, ProcessInstance,
+from ..models import (CalendarDay, Deadline, ElementVisit, HumanTask, InstanceSnapshot, OutboxMessage, ProcessInstance,
                       ProcessVersion, User)
 from ..timeutil import utcnow
 from . import workflow
@@ -333,6 +333,9 @@ class Runtime:
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
         self._sync_tasks(inst, wf, deadlines, actor, now, change)
+        for process_id, element_id, task_id in workflow.visited_elements(wf, since):
+            self.session.add(ElementVisit(instance_id=inst.id, process_id=process_id, element_id=element_id,
+                                          task_id=task_id, at=now))
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
             self.session.add(OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
                                            template=effect["template"], payload=effect["fields"]))

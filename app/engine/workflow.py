@@ -173,6 +173,14 @@ def ready_human_tasks(wf) -> list[ReadyTask]:
             for t in wf.get_tasks(state=TaskState.READY, manual=True)]
 
 
+def visited_elements(wf, since: float) -> list[tuple]:
+    """(process id, element id, task id) of the diagram elements completed since `since`, in order."""
+    done = [t for t in wf.get_tasks(updated_ts=since)
+            if t.state == TaskState.COMPLETED and getattr(t.task_spec, "bpmn_id", None)]
+    return [(t.workflow.spec.name, t.task_spec.bpmn_id, str(t.id))
+            for t in sorted(done, key=lambda t: t.last_state_change)]
+
+
 def _is_timer(spec):
     ed = getattr(spec, "event_definition", None)
     eds = ed.event_definitions if isinstance(ed, MultipleEventDefinition) else [ed]
