@@ -38,6 +38,7 @@ run: deploy translations
 	SECRET_KEY=$$(cat instance/dev-secret) scripts/run-dev.sh $(PORT)
 
 test: setup translations
+	scripts/ensure-browser.sh
 	$(PY) -m pytest -q
 
 benchmark: setup
