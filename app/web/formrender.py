@@ -205,7 +205,7 @@ def _num(value):
 
 
 def display(prop: dict, value, lang: str) -> str:
-    """A submitted value as text for the history: enum labels, yes/no, lists joined."""
+    """A submitted value as text for the history: enum labels, yes/no, lists joined, numbers grouped."""
     if value is None or value == "":
         return "—"
     kind = widget(prop) if prop else None
@@ -220,6 +220,8 @@ def display(prop: dict, value, lang: str) -> str:
         return "、".join(str(v) for v in value)
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, (int, float)):
+        return f"{value:,}"                   # amounts readable at a glance: 80,000
     return str(value)
 
 

@@ -19,7 +19,7 @@ from ..timeutil import utcnow
 from . import bp, formrender
 from .auth import safe_next
 from .ui import (CHANNEL_LABELS, error_message, fmt_datetime, forms_of_version, has_any, lang,
-                 latest_forms, me, pii_roles, role_label, step_label, time_left)
+                 latest_forms, me, message_label, pii_roles, role_label, step_label, time_left)
 
 SORTS = ("due", "received", "created")
 
@@ -320,7 +320,7 @@ def _timeline(events, forms):
             step = data.get("deadline") or step
             details.append(_("from %(was)s to %(now)s", was=fmt_datetime(data.get("was")), now=fmt_datetime(data.get("now"))))
         elif e.action == "customer_message_queued":
-            details.append(str(data.get("template", "")))
+            details.append(message_label(data.get("template", "")))
         elif e.action == "instance_started":
             details.append(_("procedure version %(version)s", version=data.get("version")))
         elif e.action == "instance_error":

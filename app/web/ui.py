@@ -41,6 +41,15 @@ ACTION_LABELS = {
     "account_locked": _l("Account locked"),
 }
 
+# Messages to the customer (notify_customer('…') in the BPMN scripts), by template code: (zh, en).
+MESSAGE_LABELS = {
+    "acknowledgement": ("投诉受理回执", "Acknowledgement of the complaint"),
+    "not_accepted": ("不予受理通知", "Notice that the complaint is not accepted"),
+    "result": ("处理结果通知", "Result of the handling"),
+    "satisfaction_survey": ("满意度回访", "Satisfaction survey"),
+    "malicious_closed": ("恶意投诉结案通知", "Notice of closing as a malicious complaint"),
+}
+
 
 def init_app(app):
     app.jinja_env.globals.update(
@@ -82,6 +91,12 @@ def outcome_label(code):
 
 def risk_label(code):
     return RISK_LABELS.get(code, code) if code else "—"
+
+
+def message_label(code):
+    """A customer message's template in the page's language (an unknown code as it is)."""
+    labels = MESSAGE_LABELS.get(code)
+    return (labels[1] if lang() == "en" else labels[0]) if labels else str(code)
 
 
 def action_label(code):
