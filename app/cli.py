@@ -65,7 +65,8 @@ def register_cli(app):
             click.echo("refused: nothing deployed; the last good versions keep serving.", err=True)
             sys.exit(1)
         for process_id, version, new in deploy(db.session, bundles, deployed_by):
-            click.echo(f"{process_id}: version {version} {'deployed' if new else 'unchanged'}")
+            click.echo(f"{process_id}: version {version} "
+                       f"{'deployed' if new else 'unchanged (this content is already deployed)'}")
 
     def _version(process_id, number):
         from .engine.registry import latest_version

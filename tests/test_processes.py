@@ -214,3 +214,23 @@ def test_a_changed_deadline_applies_to_new_complaints_while_running_ones_keep_th
         assert versions == {old: 1, new: 2}
         desk.complete(old, "initial_review")       # the running complaint goes on, on version 1
         assert "investigate" in desk.open_tasks(old)
+
+
+def test_an_upload_is_checked_against_the_other_files_and_older_disk_content_never_reverts_it(app, copy):
+    from app.engine.registry import deploy, load_with_upload
+    path = copy / "processes" / "complaint_handling.bpmn"
+    changed = path.read_text(encoding="utf-8").replace(">hours_after(received_at, 24)<", ">hours_after(received_at, 36)<")
+    bundles, problems = load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "complaint_handling.bpmn",
+                                         changed.encode("utf-8"))
+    assert problems == []
+    assert deploy(db.session, bundles, "owner") == [("complaint_handling", 2, True)]
+    # The app restarts with the old file still on disk: nothing is reverted.
+    disk, _ = load_processes(ROOT / "processes", ROOT / "forms", LANES)
+    assert deploy(db.session, disk, "system") == [("complaint_handling", 1, False)]
+    latest = db.session.execute(select(ProcessVersion).order_by(ProcessVersion.version.desc())).scalars().first()
+    assert latest.version == 2 and "hours_after(received_at, 36)" in latest.bpmn_files["complaint_handling.bpmn"]
+    broken, problems = load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "complaint_handling.bpmn",
+                                        changed.replace(">hours_after(received_at, 36)<", ">PT36H<").encode())
+    assert broken == [] and problems[0].element_id == "initial_review_deadline"
+    assert load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "evil.exe", b"x")[1][0].message \
+        == "only .bpmn files can be uploaded"

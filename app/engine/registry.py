@@ -6,6 +6,8 @@ version keeps serving."""
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -204,6 +206,19 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
     return bundles, problems
 
 
+def load_with_upload(processes_dir: Path, forms_dir: Path, known_lanes, file_name: str, content: bytes):
+    """Check processes/ as it would be with `file_name` replaced (or added) by an uploaded diagram;
+    returns (bundles, problems) like load_processes. Nothing on disk changes."""
+    name = Path(file_name).name
+    if not name.endswith(".bpmn"):
+        return [], [Problem(name or "?", None, None, "only .bpmn files can be uploaded")]
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "processes"
+        shutil.copytree(processes_dir, staged, ignore=shutil.ignore_patterns("*.json"))
+        (staged / name).write_bytes(content)
+        return load_processes(staged, forms_dir, known_lanes)
+
+
 def latest_version(session, process_id) -> Optional[ProcessVersion]:
     return session.execute(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
                            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
@@ -215,8 +230,13 @@ def deploy(session, bundles: list[Bundle], deployed_by: str):
     results = []
     for bundle in bundles:
         current = latest_version(session, bundle.process_id)
-        if current is not None and current.content_hash == bundle.content_hash:
-            results.append((bundle.process_id, current.version, False))
+        # Content that was deployed before is never registered again: an app restart with older files
+        # on disk does not undo a diagram uploaded through the procedure page.
+        same = session.execute(select(ProcessVersion.version).where(
+            ProcessVersion.process_id == bundle.process_id, ProcessVersion.content_hash == bundle.content_hash)
+            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+        if same is not None:
+            results.append((bundle.process_id, same, False))
             continue
         version = ProcessVersion(process_id=bundle.process_id, name=bundle.name,
                                  version=(current.version if current else 0) + 1,
