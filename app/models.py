@@ -168,7 +168,7 @@ class Complaint(db.Model):
     policy_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     claim_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     # Who handled the original claim: they may not handle the complaint about it (回避).
-    claim_handler: Mapped[Optional[str]] = mapped_column(String(64))
+    claim_handler: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     category: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
