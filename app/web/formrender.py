@@ -18,6 +18,13 @@ def titles(schema: dict, lang: str) -> tuple[str, str]:
     return zh, ""
 
 
+def describe(schema: dict, lang: str) -> str:
+    """The help text (a schema's or a property's `description`), in English its `x-description-en`."""
+    if lang == ENGLISH and schema.get("x-description-en"):
+        return schema["x-description-en"]
+    return schema.get("description", "")
+
+
 def widget(prop: dict) -> str:
     kind = prop.get("type")
     if kind == "array" and "enum" in prop.get("items", {}):
@@ -66,7 +73,7 @@ def fields(schema: dict, raw=None, errors=None, lang="zh") -> list[dict]:
             value = [value] if value not in (None, "") else []
         out.append({
             "name": name, "id": f"f-{name}", "widget": kind, "label": label or name, "label_alt": label_alt,
-            "help": prop.get("description", ""), "required": name in required, "value": value,
+            "help": describe(prop, lang), "required": name in required, "value": value,
             "error": errors.get(name), "options": options(choice, lang),
             "min": prop.get("minimum"), "max": prop.get("maximum"),
             "step": "1" if prop.get("type") == "integer" else "any",
