@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask
 export FLASK_APP := wsgi.py
 PORT   ?= 5000
 
-.PHONY: run test setup translations migrate deploy check benchmark clean
+.PHONY: run test setup translations vendor migrate deploy check benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -19,6 +19,22 @@ setup: $(VENV)/.installed
 # The web UI's Chinese catalog: the .po is committed, the .mo is built here.
 translations: setup
 	$(VENV)/bin/pybabel -q compile -d app/translations -f
+
+# bpmn-js (the diagram viewer) from npm, pinned by package-lock.json, served from app/static/vendor/
+# (gitignored; nothing is loaded from a CDN). npm ci runs again when the lock file changes.
+VENDOR := app/static/vendor/bpmn-js
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make vendor: npm is missing (Debian: apt-get install -y npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(VENDOR)/.copied: node_modules/.installed
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)
+	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/LICENSE $(VENDOR)/
+	cp -R node_modules/bpmn-js/dist/assets $(VENDOR)/assets
+	touch $@
+
+vendor: $(VENDOR)/.copied
 
 instance/dev-secret:
 	mkdir -p instance
@@ -33,11 +49,11 @@ deploy: migrate
 check: setup
 	SECRET_KEY=check DEPLOY_ON_START=0 $(FLASK) processes check
 
-run: deploy translations
+run: deploy translations vendor
 	@SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) users demo
 	SECRET_KEY=$$(cat instance/dev-secret) scripts/run-dev.sh $(PORT)
 
-test: setup translations
+test: setup translations vendor
 	scripts/ensure-browser.sh
 	$(PY) -m pytest -q
 

@@ -3,3 +3,7 @@
 WORKERS = ("customer_service", "claims_specialist", "management", "training")
 READERS = WORKERS + ("compliance",)
 REGISTRARS = ("customer_service",)
+# The procedure pages (diagram, versions, traceability): every reader, and the process owners, who
+# alone upload a changed diagram and migrate running complaints onto it.
+PROCESS_OWNERS = ("process_owner",)
+PROCEDURE_READERS = READERS + PROCESS_OWNERS

@@ -29,7 +29,7 @@ def init_app(app, exempt=()):
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import auth, routes, ui  # noqa: F401  (routes register on import)
+    from . import auth, case, procedure, routes, ui  # noqa: F401  (routes register on import)
     ui.init_app(app)
     app.register_blueprint(bp)
 

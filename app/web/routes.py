@@ -323,6 +323,9 @@ def _timeline(events, forms):
             details.append(message_label(data.get("template", "")))
         elif e.action == "instance_started":
             details.append(_("procedure version %(version)s", version=data.get("version")))
+        elif e.action == "instance_migrated":
+            details.append(_("from version %(old)s to version %(new)s", old=data.get("from_version"),
+                             new=data.get("to_version")))
         elif e.action == "instance_error":
             details.append(str(data.get("error", "")))
         out.append({"event": e, "step": step, "details": details, "rows": rows})
@@ -453,8 +456,10 @@ def complaint(number):
     shown = events if show_all else [e for e in events if e.action not in HIDDEN_BY_DEFAULT]
     supervisor = runtime().is_supervisor(user)
     open_tasks = [t for t in tasks if t.state == "open"]
+    from .procedure import complaint_diagram
     return render_template(
         "web/complaint.html", c=found, person=person, full_personal=full, forms=forms,
+        diagram=complaint_diagram(found),
         open_tasks=open_tasks, tasks=tasks, deadlines=deadlines, entries=_timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=_names({e.actor for e in events}),
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,

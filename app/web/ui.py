@@ -10,7 +10,7 @@ from sqlalchemy import select
 from .. import queues
 from ..extensions import db
 from ..models import ProcessVersion
-from ..permissions import READERS, REGISTRARS, WORKERS
+from ..permissions import PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
 from ..timeutil import utcnow
 
 CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_app": _l("Mobile app"),
@@ -39,6 +39,8 @@ ACTION_LABELS = {
     "personal_data_viewed": _l("Personal data viewed in full"),
     "instance_error": _l("Procedure error"),
     "account_locked": _l("Account locked"),
+    "instance_migrated": _l("Moved to another version of the procedure"),
+    "process_deployed": _l("Procedure version deployed"),
 }
 
 # Messages to the customer (notify_customer('…') in the BPMN scripts), by template code: (zh, en).
@@ -199,7 +201,8 @@ def _nav_context():
     if has_any(user, WORKERS):
         counts = {q: queues.count(db.session, queues.queue_query(user, q)) for q in queues.QUEUES}
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
-            "is_registrar": has_any(user, REGISTRARS), "step_label": step_label}
+            "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
+            "step_label": step_label}
 
 
 def error_message(err, task=None, assignee=None) -> str:
