@@ -166,3 +166,15 @@ def test_path_lists_every_element_passed_in_order_with_rounds(desk, client, peop
         v["element_id"]: v["process"] for v in path["visits"] if v["element_id"] in ("analyse_and_plan", "investigate")}
     assert path["current"] == ["analyse_and_plan"] and path["missed_deadlines"] == []
     assert path["version"] == 1
+
+
+def test_a_frozen_clock_never_records_a_step_twice(desk, client, people):
+    import time_machine
+    from datetime import datetime, timezone
+    with time_machine.travel(datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc), tick=False):
+        number = desk.register()
+        desk.walk(number, HAPPY_PATH)
+        path = client.get(f"/api/v1/complaints/{number}/path", headers=people["compliance"].headers).json
+    elements = [v["element_id"] for v in path["visits"]]
+    assert elements.count("start_round") == 1 and elements.count("initial_review") == 1
+    assert len(elements) == len(set(elements))      # one round: every element once

@@ -3,7 +3,6 @@ lock the instance row -> load -> act -> run the engine -> write back the workflo
 the deadlines, the business record and the audit trail -> commit. A failure anywhere rolls back the
 whole change; a concurrent change to the same instance waits (row lock) or fails with a conflict
 (row version), and never overwrites."""
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
@@ -61,7 +60,6 @@ class Runtime:
             raise NotFound(f"process {process_id!r} is not deployed")
         self._check_data_keys(data)
         effects = []
-        since = time.time()
         with self._transaction():
             try:
                 wf = workflow.start(*self._version(version.id)[:3], data, make_script_engine(effects, self.calendar()))
@@ -73,7 +71,7 @@ class Runtime:
             self.session.flush()
             audit.record(self.session, actor, "instance_started", instance_id=inst.id, business_key=business_key,
                          data={"process_id": process_id, "version": version.version})
-            change = self._write_back(inst, wf, actor, effects, since, initial_data=data)
+            change = self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
             if before_commit:
                 before_commit(change)
         return change
@@ -138,8 +136,9 @@ class Runtime:
                 return [f"it already runs on version {version.version}"]
             old_json, old_version = inst.workflow_json, self.session.get(ProcessVersion, inst.version_id)
             target = self._version(version.id)
-            effects, since = [], time.time()
+            effects = []
             wf = self._load(inst, effects)
+            before = workflow.completed_ids(wf)
             try:
                 reasons = workflow.migrate(wf, *workflow.specs(*target[:3]))
             except SpiffWorkflowException as exc:
@@ -154,7 +153,7 @@ class Runtime:
                          business_key=inst.business_key,
                          data={"process_id": version.process_id, "from_version": old_version.version,
                                "to_version": version.version})
-            self._write_back(inst, wf, actor, effects, since)
+            self._write_back(inst, wf, actor, effects, before)
             return []
 
     def provisional_instance_ids(self) -> list[int]:
@@ -298,13 +297,14 @@ class Runtime:
 
     def _step(self, inst, actor, failure, act) -> Change:
         """Load the instance, act on its workflow, run the engine, and write everything back."""
-        effects, since = [], time.time()
+        effects = []
         wf = self._load(inst, effects)
+        before = workflow.completed_ids(wf)
         try:
             act(wf)
         except SpiffWorkflowException as exc:
             raise engine_error(failure, exc) from exc
-        return self._write_back(inst, wf, actor, effects, since)
+        return self._write_back(inst, wf, actor, effects, before)
 
     def _load(self, inst, effects):
         return workflow.load(inst.workflow_json, *self._version(inst.version_id)[:3],
@@ -321,7 +321,8 @@ class Runtime:
         return self._calendar
 
     # ---- write back --------------------------------------------------------------------------------
-    def _write_back(self, inst, wf, actor, effects, since, initial_data=None) -> Change:
+    def _write_back(self, inst, wf, actor, effects, before, initial_data=None) -> Change:
+        """`before`: the ids of the tasks that were completed before this change."""
         now = utcnow()
         change = Change(instance=inst)
         inst.workflow_json = workflow.dump(wf)
@@ -329,11 +330,11 @@ class Runtime:
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
-        deadlines = self._sync_deadlines(inst, wf, actor, now, since, provisional)
+        deadlines = self._sync_deadlines(inst, wf, actor, now, before, provisional)
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
         self._sync_tasks(inst, wf, deadlines, actor, now, change)
-        for process_id, element_id, task_id in workflow.visited_elements(wf, since):
+        for process_id, element_id, task_id in workflow.visited_elements(wf, before):
             self.session.add(ElementVisit(instance_id=inst.id, process_id=process_id, element_id=element_id,
                                           task_id=task_id, at=now))
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
@@ -342,13 +343,13 @@ class Runtime:
             audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
                          business_key=inst.business_key, data={"template": effect["template"]})
         change.changed_data = dict(initial_data or {})
-        change.changed_data.update(changed_data(wf, since))
+        change.changed_data.update(changed_data(wf, before))
         for sync in self.record_syncs:
             sync(self.session, inst, change)
         self.session.flush()
         return change
 
-    def _sync_deadlines(self, inst, wf, actor, now, since, provisional) -> list[Deadline]:
+    def _sync_deadlines(self, inst, wf, actor, now, before, provisional) -> list[Deadline]:
         """Deadline rows follow the timer tasks: open while waiting, met when their task finished
         first, missed when they fired. Returns the deadlines that still bind a task (open or missed)."""
         rows = {d.timer_task_id: d for d in self.session.execute(select(Deadline).where(
@@ -375,7 +376,7 @@ class Runtime:
                 log("deadline_recomputed", row, was=was.isoformat(), provisional=row.provisional)
         # New timers; a timer set and already due within this change (e.g. a complaint registered late)
         # is recorded as set and missed at once.
-        new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(wf, since)]
+        new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(wf, before)]
         for timer, state in new:
             if timer.id in rows or timer.due_at is None:
                 continue
@@ -434,12 +435,11 @@ def engine_error(what, exc) -> ProcessError:
     return ProcessError(f"{what}{where}: {exc}", fields={"element_id": spec.bpmn_id} if where else {})
 
 
-def changed_data(wf, since: float) -> dict:
-    """The task-data values set by the tasks that ran since `since`: each task's delta against its
+def changed_data(wf, before: frozenset) -> dict:
+    """The task-data values set by the tasks this change completed: each task's delta against its
     parent, so a branch that only carries old values (e.g. a fired timer) changes nothing."""
     out = {}
-    tasks = [t for t in wf.get_tasks(updated_ts=since) if t.state == TaskState.COMPLETED]
-    for task in sorted(tasks, key=lambda t: t.last_state_change):
+    for task in workflow.newly_completed(wf, before):
         parent = task.parent.data if task.parent is not None else {}
         for key, value in task.data.items():
             if parent.get(key, MISSING) != value:

@@ -173,12 +173,22 @@ def ready_human_tasks(wf) -> list[ReadyTask]:
             for t in wf.get_tasks(state=TaskState.READY, manual=True)]
 
 
-def visited_elements(wf, since: float) -> list[tuple]:
-    """(process id, element id, task id) of the diagram elements completed since `since`, in order."""
-    done = [t for t in wf.get_tasks(updated_ts=since)
-            if t.state == TaskState.COMPLETED and getattr(t.task_spec, "bpmn_id", None)]
+def completed_ids(wf) -> frozenset:
+    """Ids of the completed tasks; taken before a change, it tells what the change completed."""
+    return frozenset(str(t.id) for t in wf.get_tasks() if t.state == TaskState.COMPLETED)
+
+
+def newly_completed(wf, before: frozenset) -> list:
+    """The tasks a change completed, in the order they completed (tree order on equal times). By task
+    id rather than by clock, so a frozen or coarse clock cannot count a task twice."""
+    done = [t for t in wf.get_tasks() if t.state == TaskState.COMPLETED and str(t.id) not in before]
+    return sorted(done, key=lambda t: t.last_state_change)
+
+
+def visited_elements(wf, before: frozenset) -> list[tuple]:
+    """(process id, element id, task id) of the diagram elements the change passed, in order."""
     return [(t.workflow.spec.name, t.task_spec.bpmn_id, str(t.id))
-            for t in sorted(done, key=lambda t: t.last_state_change)]
+            for t in newly_completed(wf, before) if getattr(t.task_spec, "bpmn_id", None)]
 
 
 def _is_timer(spec):
@@ -203,10 +213,9 @@ def waiting_timers(wf) -> list[TimerInfo]:
     return [_timer_info(t) for t in wf.get_tasks(state=TaskState.WAITING) if _is_timer(t.task_spec)]
 
 
-def fired_timers(wf, since: float) -> list[TimerInfo]:
-    """Timers that fired since `since` (e.g. set and already due within one change)."""
-    return [_timer_info(t) for t in wf.get_tasks(updated_ts=since)
-            if t.state == TaskState.COMPLETED and _is_timer(t.task_spec)]
+def fired_timers(wf, before: frozenset) -> list[TimerInfo]:
+    """Timers the change fired (e.g. set and already due within one change)."""
+    return [_timer_info(t) for t in newly_completed(wf, before) if _is_timer(t.task_spec)]
 
 
 def task_outcome(wf, task_id: str) -> str:
