@@ -10,10 +10,10 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
     inst = session.get(ProcessInstance, complaint.instance_id)
     events = session.execute(select(AuditEvent).where(AuditEvent.business_key == complaint.number)
                              .order_by(AuditEvent.id)).scalars().all()
-    # Tasks created in one change share created_at: their completion order breaks the tie.
-    tasks = session.execute(select(HumanTask).where(HumanTask.instance_id == inst.id)
-                            .order_by(HumanTask.created_at, HumanTask.completed_at.asc().nulls_last(),
-                                      HumanTask.id)).scalars().all()
+    # Creation order: by time, and by the audit row that recorded it where times are equal.
+    created = {e.task_id: e.id for e in events if e.action == "task_created"}
+    tasks = sorted(session.execute(select(HumanTask).where(HumanTask.instance_id == inst.id)).scalars(),
+                   key=lambda t: (t.created_at, created.get(t.id, 0)))
     deadlines = session.execute(select(Deadline).where(Deadline.instance_id == inst.id)
                                 .order_by(Deadline.created_at, Deadline.id)).scalars().all()
     messages = session.execute(select(OutboxMessage).where(OutboxMessage.instance_id == inst.id)
