@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import time_machine
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from sqlalchemy import select
 
 from app.config import ROOT

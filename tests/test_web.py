@@ -7,28 +7,17 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from sqlalchemy import func, select
 
-from app.config import ROOT
 from app.extensions import db
 from app.scheduler import fire_due_timers
 from app.models import AuditEvent, Complaint, HumanTask, User
 from app.timeutil import BUSINESS_TZ, utcnow
 from tests.flow import COMPLAINT, FORM_DATA, Desk
 
-CATALOG = ROOT / "app" / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compiled_catalog():
-    """What `make translations` does, so the suite also runs from a fresh clone without make."""
-    mo = CATALOG.with_suffix(".mo")
-    if not mo.exists() or mo.stat().st_mtime < CATALOG.stat().st_mtime:
-        with CATALOG.open("rb") as src, mo.open("wb") as out:
-            write_mo(out, read_po(src))
 
 
 class Browser:

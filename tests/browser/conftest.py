@@ -9,8 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from werkzeug.serving import make_server
 
 from app.config import ROOT
@@ -21,17 +19,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 REQUIRE_ALL = os.environ.get("REQUIRE_ALL_BACKENDS") == "1"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CATALOG = ROOT / "app" / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compiled_catalog():
-    """What `make translations` does, so the pages speak Chinese when only this folder is run."""
-    mo = CATALOG.with_suffix(".mo")
-    if not mo.exists() or mo.stat().st_mtime < CATALOG.stat().st_mtime:
-        with CATALOG.open("rb") as src, mo.open("wb") as out:
-            write_mo(out, read_po(src))
 
 
 @pytest.fixture(scope="session")
