@@ -1,5 +1,5 @@
 """Drive complaints through the JSON API the way handlers do, with valid form data per step."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 # Valid data for each user task's form; a test overrides what its path needs.
 FORM_DATA = {
@@ -74,3 +74,17 @@ class Desk:
 
 HAPPY_PATH = ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
               "customer_confirmation", "archive"]
+
+
+def reviews_at_two_speeds_and_one_overdue(desk, clock):
+    """Three complaints registered now: reviews done after 2 h and 6 h (median 4 h), one left
+    overdue at 26 h; the clock ends at 26 h."""
+    now = datetime.now(timezone.utc).isoformat()
+    slow, fast = desk.register(received_at=now), desk.register(received_at=now)
+    desk.register(received_at=now)
+    clock.shift(timedelta(hours=2))
+    desk.complete(fast, "initial_review")
+    clock.shift(timedelta(hours=4))
+    desk.complete(slow, "initial_review")
+    clock.shift(timedelta(hours=20))
+    return slow, fast

@@ -1,9 +1,9 @@
 """Deployed versions, their files, and per-element statistics through the API."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import time_machine
 
-from tests.flow import Desk
+from tests.flow import Desk, reviews_at_two_speeds_and_one_overdue
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
 
@@ -23,13 +23,7 @@ def test_versions_and_bpmn_download(app, client, people):
 def test_stats_count_waiting_overdue_and_median_time_per_element(app, client, people):
     desk = Desk(client, people)
     with time_machine.travel(T0, tick=False) as clock:
-        slow, fast = desk.register(received_at=T0.isoformat()), desk.register(received_at=T0.isoformat())
-        desk.register(received_at=T0.isoformat())     # stays at the initial review
-        clock.shift(timedelta(hours=2))
-        desk.complete(fast, "initial_review")
-        clock.shift(timedelta(hours=4))
-        desk.complete(slow, "initial_review")
-        clock.shift(timedelta(hours=20))          # 26 h: the third review is overdue
+        reviews_at_two_speeds_and_one_overdue(desk, clock)
         stats = client.get("/api/v1/processes/complaint_handling/stats",
                            headers=people["management"].headers).json["elements"]
     assert stats["initial_review"] == {"waiting": 1, "overdue": 1, "completed": 2, "median_hours": 4.0}

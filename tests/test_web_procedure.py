@@ -16,24 +16,14 @@ from app.config import ROOT
 from app.extensions import db
 from app.models import AuditEvent, Deadline, InstanceSnapshot, ProcessInstance, ProcessVersion
 from app.web import diagram
-from tests.flow import HAPPY_PATH, Desk
+from tests.flow import HAPPY_PATH, reviews_at_two_speeds_and_one_overdue
 from tests.test_migration import remove_re_evaluation, safe_change
-from tests.test_web import Browser, as_, fresh, text
+from tests.test_web import as_, browser, desk, fresh, text  # noqa: F401  (browser and desk are fixtures)
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
 PROCESS = "/procedure/complaint_handling"
 BPMN = (ROOT / "processes" / "complaint_handling.bpmn").read_text(encoding="utf-8")
 DATA = re.compile(r'<script type="application/json" id="diagram-data">(.*?)</script>', re.S)
-
-
-@pytest.fixture
-def browser(app):
-    return lambda: Browser(app)
-
-
-@pytest.fixture
-def desk(app, people):
-    return Desk(Browser(app), people)
 
 
 def diagram_data(response) -> dict:
@@ -166,13 +156,7 @@ def test_bpmn_download_of_any_version(browser, people):
 
 def test_overlay_data_counts_waiting_overdue_and_median_per_element(browser, desk):
     with time_machine.travel(T0, tick=False) as clock:
-        slow, fast = desk.register(received_at=T0.isoformat()), desk.register(received_at=T0.isoformat())
-        desk.register(received_at=T0.isoformat())                # stays at the initial review
-        clock.shift(timedelta(hours=2))
-        desk.complete(fast, "initial_review")
-        clock.shift(timedelta(hours=4))
-        desk.complete(slow, "initial_review")
-        clock.shift(timedelta(hours=20))                         # 26 h: the third review is overdue
+        reviews_at_two_speeds_and_one_overdue(desk, clock)
         b = as_(browser, "management")
         stats = {e["id"]: e for e in b.get(f"{PROCESS}/v1/stats.json?days=7").json["elements"]}
         page = b.get(f"{PROCESS}?days=7")
