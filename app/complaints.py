@@ -85,8 +85,11 @@ def get_by_number(session, number) -> Complaint:
 def make_record_sync(record_fields: dict):
     """A runtime hook that copies chosen task-data keys and the current step onto the complaint row."""
     def sync(session, inst, change):
-        complaint = session.execute(select(Complaint).where(
-            (Complaint.instance_id == inst.id) | (Complaint.number == inst.business_key))).scalar_one_or_none()
+        if inst.business_key is None:
+            return
+        # The instance's business key is the complaint number (unique), set before the instance is linked.
+        complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
+            .scalar_one_or_none()
         if complaint is None:
             return
         for key, column in record_fields.items():

@@ -330,11 +330,12 @@ class Runtime:
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
-        deadlines = self._sync_deadlines(inst, wf, actor, now, before, provisional)
+        done = workflow.newly_completed(wf, before)
+        deadlines = self._sync_deadlines(inst, wf, actor, now, done, provisional)
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
         self._sync_tasks(inst, wf, deadlines, actor, now, change)
-        for process_id, element_id, task_id in workflow.visited_elements(wf, before):
+        for process_id, element_id, task_id in workflow.visited_elements(done):
             self.session.add(ElementVisit(instance_id=inst.id, process_id=process_id, element_id=element_id,
                                           task_id=task_id, at=now))
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
@@ -343,13 +344,13 @@ class Runtime:
             audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
                          business_key=inst.business_key, data={"template": effect["template"]})
         change.changed_data = dict(initial_data or {})
-        change.changed_data.update(changed_data(wf, before))
+        change.changed_data.update(changed_data(done))
         for sync in self.record_syncs:
             sync(self.session, inst, change)
         self.session.flush()
         return change
 
-    def _sync_deadlines(self, inst, wf, actor, now, before, provisional) -> list[Deadline]:
+    def _sync_deadlines(self, inst, wf, actor, now, done, provisional) -> list[Deadline]:
         """Deadline rows follow the timer tasks: open while waiting, met when their task finished
         first, missed when they fired. Returns the deadlines that still bind a task (open or missed)."""
         rows = {d.timer_task_id: d for d in self.session.execute(select(Deadline).where(
@@ -376,7 +377,7 @@ class Runtime:
                 log("deadline_recomputed", row, was=was.isoformat(), provisional=row.provisional)
         # New timers; a timer set and already due within this change (e.g. a complaint registered late)
         # is recorded as set and missed at once.
-        new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(wf, before)]
+        new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(done)]
         for timer, state in new:
             if timer.id in rows or timer.due_at is None:
                 continue
@@ -435,11 +436,11 @@ def engine_error(what, exc) -> ProcessError:
     return ProcessError(f"{what}{where}: {exc}", fields={"element_id": spec.bpmn_id} if where else {})
 
 
-def changed_data(wf, before: frozenset) -> dict:
-    """The task-data values set by the tasks this change completed: each task's delta against its
-    parent, so a branch that only carries old values (e.g. a fired timer) changes nothing."""
+def changed_data(done) -> dict:
+    """The task-data values set by `done`, the tasks this change completed: each task's delta against
+    its parent, so a branch that only carries old values (e.g. a fired timer) changes nothing."""
     out = {}
-    for task in workflow.newly_completed(wf, before):
+    for task in done:
         parent = task.parent.data if task.parent is not None else {}
         for key, value in task.data.items():
             if parent.get(key, MISSING) != value:

@@ -173,22 +173,30 @@ def ready_human_tasks(wf) -> list[ReadyTask]:
             for t in wf.get_tasks(state=TaskState.READY, manual=True)]
 
 
+def _all_tasks(wf):
+    # The task dicts of the workflow and its subprocesses: cheaper than the tree iterator, and it
+    # sees finished tasks below unfinished ones (which get_tasks(state=COMPLETED) misses).
+    yield from wf.tasks.values()
+    for sub in wf.subprocesses.values():
+        yield from sub.tasks.values()
+
+
 def completed_ids(wf) -> frozenset:
     """Ids of the completed tasks; taken before a change, it tells what the change completed."""
-    return frozenset(str(t.id) for t in wf.get_tasks() if t.state == TaskState.COMPLETED)
+    return frozenset(t.id for t in _all_tasks(wf) if t.state == TaskState.COMPLETED)
 
 
 def newly_completed(wf, before: frozenset) -> list:
     """The tasks a change completed, in the order they completed (tree order on equal times). By task
     id rather than by clock, so a frozen or coarse clock cannot count a task twice."""
-    done = [t for t in wf.get_tasks() if t.state == TaskState.COMPLETED and str(t.id) not in before]
+    done = [t for t in _all_tasks(wf) if t.state == TaskState.COMPLETED and t.id not in before]
     return sorted(done, key=lambda t: t.last_state_change)
 
 
-def visited_elements(wf, before: frozenset) -> list[tuple]:
-    """(process id, element id, task id) of the diagram elements the change passed, in order."""
+def visited_elements(done) -> list[tuple]:
+    """(process id, element id, task id) of the diagram elements among `done` (newly completed tasks)."""
     return [(t.workflow.spec.name, t.task_spec.bpmn_id, str(t.id))
-            for t in newly_completed(wf, before) if getattr(t.task_spec, "bpmn_id", None)]
+            for t in done if getattr(t.task_spec, "bpmn_id", None)]
 
 
 def _is_timer(spec):
@@ -213,9 +221,9 @@ def waiting_timers(wf) -> list[TimerInfo]:
     return [_timer_info(t) for t in wf.get_tasks(state=TaskState.WAITING) if _is_timer(t.task_spec)]
 
 
-def fired_timers(wf, before: frozenset) -> list[TimerInfo]:
-    """Timers the change fired (e.g. set and already due within one change)."""
-    return [_timer_info(t) for t in newly_completed(wf, before) if _is_timer(t.task_spec)]
+def fired_timers(done) -> list[TimerInfo]:
+    """The timers among `done` (newly completed tasks): fired in this change, e.g. set and already due."""
+    return [_timer_info(t) for t in done if _is_timer(t.task_spec)]
 
 
 def task_outcome(wf, task_id: str) -> str:
