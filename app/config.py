@@ -24,6 +24,8 @@ class Config:
     COMPLAINT_NUMBER_FORMAT = _env("COMPLAINT_NUMBER_FORMAT", "TS-{date:%Y%m%d}-{seq:06d}")
     API_TOKEN_DAYS = int(_env("API_TOKEN_DAYS", "90"))
     SCHEDULER_INTERVAL_SECONDS = int(_env("SCHEDULER_INTERVAL_SECONDS", "15"))
+    # No request body (form, JSON, diagram upload) beyond this is read at all.
+    MAX_CONTENT_LENGTH = int(_env("MAX_CONTENT_LENGTH", str(5 * 1024 * 1024)))
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
     DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
 

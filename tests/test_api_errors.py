@@ -223,3 +223,13 @@ def test_whoever_handled_the_original_claim_stands_aside(desk, client, people):
     other = people["claims_specialist_2"].headers
     assert client.get("/api/v1/tasks?queue=available", headers=other).json["total"] == 1
     desk.complete(number, "investigate", who="claims_specialist_2")
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(desk, client, people):
+    number = desk.register()
+    task_id = desk.task_id(number, "initial_review")
+    before = snapshot()
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", data=b"x" * (6 * 1024 * 1024),
+                    content_type="application/json", headers=people["customer_service"].headers)
+    assert_error(r, 413)
+    assert snapshot() == before
