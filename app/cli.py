@@ -64,9 +64,14 @@ def register_cli(app):
         if problems:
             click.echo("refused: nothing deployed; the last good versions keep serving.", err=True)
             sys.exit(1)
+        ctx = click.get_current_context()
         for process_id, version, new in deploy(db.session, bundles, deployed_by):
             click.echo(f"{process_id}: version {version} "
                        f"{'deployed' if new else 'unchanged (this content is already deployed)'}")
+            if new and version > 1:
+                # What changed, and which running complaints could move onto the new version.
+                ctx.invoke(diff_cmd, process_id=process_id, from_number=None, to_number=version)
+                ctx.invoke(migrate_cmd, process_id=process_id, to_number=version, dry_run=True, actor=deployed_by)
 
     def _version(process_id, number):
         from .engine.registry import latest_version

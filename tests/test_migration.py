@@ -1,5 +1,6 @@
 """Moving running complaints onto a changed diagram: safe changes migrate with their deadlines,
 unsafe ones are refused with the reason, and nothing is lost either way."""
+import json
 import re
 import shutil
 
@@ -98,6 +99,14 @@ def test_safe_change_migrates_with_deadlines_and_assignments_kept(app, desk, cli
         migrated = db.session.execute(select(AuditEvent).where(AuditEvent.action == "instance_migrated",
                                                                AuditEvent.business_key == at_investigate)).scalar_one()
         assert migrated.data == {"process_id": "complaint_handling", "from_version": 1, "to_version": 2}
+
+        # The pre-migration state can be inspected.
+        headers = people["compliance"].headers
+        listed = client.get(f"/api/v1/complaints/{at_investigate}/snapshots", headers=headers).json["snapshots"]
+        assert [(s["version"], s["created_by"]) for s in listed] == [(1, "owner")]
+        snap = client.get(f"/api/v1/complaints/{at_investigate}/snapshots/{listed[0]['id']}", headers=headers).json
+        assert snap["workflow"] == json.loads(old_json)
+        assert client.get(f"/api/v1/complaints/{done}/snapshots/{listed[0]['id']}", headers=headers).status_code == 404
 
         desk.walk(at_investigate, HAPPY_PATH[1:])
         desk.walk(in_resolution, HAPPY_PATH[2:])

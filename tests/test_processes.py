@@ -166,6 +166,9 @@ def test_deploy_registers_versions_only_on_change_and_never_a_broken_file(app, c
     edit(path, ">PT24H<", ">hours_after(received_at, 48)<")
     changed = deploy_from(copy)
     assert changed.exit_code == 0 and "version 2 deployed" in changed.output
+    # Deploying shows what changed and, as a dry run, which running complaints could move.
+    assert "version 1 -> 2" in changed.output and "'initial_review_deadline': ['event_definition']" in changed.output
+    assert "0 migratable, 0 not migratable" in changed.output
     assert len(versions()) == 2
     # A form change alone is a new version too.
     form = copy / "forms" / "archive.json"

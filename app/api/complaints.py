@@ -1,11 +1,14 @@
+import json
+
 from flask import current_app, g, request
 from sqlalchemy import or_, select
 
 from .. import complaints
-from ..permissions import READERS, REGISTRARS
-from ..errors import AppError
+from ..errors import AppError, NotFound
 from ..extensions import db
-from ..models import AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, ProcessInstance
+from ..models import (AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
+                      ProcessVersion)
+from ..permissions import READERS, REGISTRARS
 from . import bp
 from .auth import require
 from .errors import body
@@ -92,3 +95,29 @@ def get_path(number):
     return {"number": number, "process_id": inst.process_id, "version": inst.version.version,
             "visits": [{"process": v.process_id, "element_id": v.element_id, "at": v.at.isoformat()} for v in visits],
             "current": sorted(set(current)), "missed_deadlines": sorted(set(missed))}
+
+
+@bp.get("/complaints/<number>/snapshots")
+@require(*READERS, "process_owner")
+def list_snapshots(number):
+    """The complaint's workflow as it was before each migration, for inspection."""
+    complaint = complaints.get_by_number(db.session, number)
+    rows = db.session.execute(select(InstanceSnapshot, ProcessVersion.version)
+                              .join(ProcessVersion, ProcessVersion.id == InstanceSnapshot.version_id)
+                              .where(InstanceSnapshot.instance_id == complaint.instance_id)
+                              .order_by(InstanceSnapshot.id)).all()
+    return {"number": number, "snapshots": [
+        {"id": snap.id, "version": version, "reason": snap.reason, "created_by": snap.created_by,
+         "created_at": snap.created_at.isoformat()} for snap, version in rows]}
+
+
+@bp.get("/complaints/<number>/snapshots/<int:snapshot_id>")
+@require(*READERS, "process_owner")
+def get_snapshot(number, snapshot_id):
+    complaint = complaints.get_by_number(db.session, number)
+    snap = db.session.get(InstanceSnapshot, snapshot_id)
+    if snap is None or snap.instance_id != complaint.instance_id:
+        raise NotFound(f"no snapshot {snapshot_id} of {number}")
+    return {"id": snap.id, "version": db.session.get(ProcessVersion, snap.version_id).version,
+            "reason": snap.reason, "created_by": snap.created_by, "created_at": snap.created_at.isoformat(),
+            "workflow": json.loads(snap.workflow_json)}
