@@ -219,6 +219,13 @@ def load_with_upload(processes_dir: Path, forms_dir: Path, known_lanes, file_nam
         return load_processes(staged, forms_dir, known_lanes)
 
 
+def version_with_content(session, bundle: Bundle) -> Optional[ProcessVersion]:
+    """The deployed version that already holds exactly this bundle's content, if any."""
+    return session.execute(select(ProcessVersion).where(
+        ProcessVersion.process_id == bundle.process_id, ProcessVersion.content_hash == bundle.content_hash)
+        .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+
+
 def latest_version(session, process_id) -> Optional[ProcessVersion]:
     return session.execute(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
                            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
@@ -232,11 +239,9 @@ def deploy(session, bundles: list[Bundle], deployed_by: str):
         current = latest_version(session, bundle.process_id)
         # Content that was deployed before is never registered again: an app restart with older files
         # on disk does not undo a diagram uploaded through the procedure page.
-        same = session.execute(select(ProcessVersion.version).where(
-            ProcessVersion.process_id == bundle.process_id, ProcessVersion.content_hash == bundle.content_hash)
-            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+        same = version_with_content(session, bundle)
         if same is not None:
-            results.append((bundle.process_id, same, False))
+            results.append((bundle.process_id, same.version, False))
             continue
         version = ProcessVersion(process_id=bundle.process_id, name=bundle.name,
                                  version=(current.version if current else 0) + 1,

@@ -156,6 +156,17 @@ class Runtime:
             self._write_back(inst, wf, actor, effects, before)
             return []
 
+    def preview_migration(self, instance_id, key, spec_json, subprocess_specs_json) -> list:
+        """Would this instance move onto a spec that is not deployed yet (e.g. an upload being checked)?
+        The reasons it could not ([] = it could); the instance is loaded as for a change, migrated in
+        memory only, and nothing is locked or written."""
+        inst = self.session.get(ProcessInstance, instance_id)
+        wf = self._load(inst, [])
+        try:
+            return workflow.migrate(wf, *workflow.specs(key, spec_json, subprocess_specs_json))
+        except Exception as exc:      # noqa: BLE001  (whatever fails is this instance's reason)
+            return [f"the check failed: {exc}"]
+
     def provisional_instance_ids(self) -> list[int]:
         return list(self.session.execute(select(Deadline.instance_id).where(
             Deadline.state == "open", Deadline.provisional).distinct().order_by(Deadline.instance_id)).scalars())

@@ -17,7 +17,6 @@ from werkzeug.http import dump_options_header
 from .. import known_lanes, trace
 from ..config import ROOT
 from ..engine import registry, workflow
-from ..engine.scripting import make_script_engine
 from ..errors import AppError
 from ..extensions import db
 from ..models import Complaint, Deadline, ElementVisit, HumanTask, ProcessInstance, ProcessVersion, User
@@ -314,10 +313,7 @@ def _changed_bundles(bundles):
         current = registry.latest_version(db.session, bundle.process_id)
         if current is not None and current.content_hash == bundle.content_hash:
             continue
-        earlier = db.session.execute(select(ProcessVersion).where(
-            ProcessVersion.process_id == bundle.process_id, ProcessVersion.content_hash == bundle.content_hash)
-        ).scalar_one_or_none()
-        out.append((bundle, current, earlier))
+        out.append((bundle, current, registry.version_with_content(db.session, bundle)))
     return out
 
 
@@ -343,25 +339,16 @@ def _changes(current: ProcessVersion, bundle) -> list[dict]:
 
 def _preview_migration(bundle) -> list[dict]:
     """Per running complaint of the process: would it move onto the uploaded (not yet deployed) diagram?
-    runtime.migrate needs a deployed version, so this loads each workflow the same way and asks the
-    engine's workflow.migrate, on a copy that is thrown away; nothing is written. The migrate page
-    asks runtime.migrate(dry_run=True) again once the version is deployed."""
-    new_spec, new_subs = workflow.specs(bundle.content_hash, bundle.spec_json, bundle.subprocess_specs_json)
+    Nothing is written; the migrate page asks runtime.migrate(dry_run=True) again once it is deployed."""
     rows = db.session.execute(select(ProcessInstance, Complaint.number).outerjoin(
         Complaint, Complaint.instance_id == ProcessInstance.id).where(
         ProcessInstance.process_id == bundle.process_id, ProcessInstance.status == "running")
         .order_by(ProcessInstance.id)).all()
-    calendar = runtime().calendar()
     out = []
     for inst, number in rows:
-        version = inst.version
-        try:
-            wf = workflow.load(inst.workflow_json, version.content_hash, version.spec_json,
-                               version.subprocess_specs_json, make_script_engine([], calendar))
-            reasons = workflow.migrate(wf, new_spec, new_subs)
-        except Exception as exc:      # noqa: BLE001  (an engine failure is this complaint's reason)
-            reasons = [f"the check failed: {exc}"]
-        out.append({"instance_id": inst.id, "number": number or inst.business_key, "version": version.version,
+        reasons = runtime().preview_migration(inst.id, bundle.content_hash, bundle.spec_json,
+                                              bundle.subprocess_specs_json)
+        out.append({"instance_id": inst.id, "number": number or inst.business_key, "version": inst.version.version,
                     "reasons": [reason_text(r) for r in reasons]})
     return out
 
