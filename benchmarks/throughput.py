@@ -17,6 +17,9 @@ created from the admin URL), migrated with the real migrations and with processe
    bulk-inserted beside one real instance (the rows copy its workflow_json; they are for listing only).
 4. Serialized size of ProcessInstance.workflow_json after 0 and 10 re-evaluation rounds, read from the
    database, against the spec stored once per process version.
+5. Sandbox cost (no database): each condition, timer and script of processes/ evaluated with SpiffWorkflow's
+   stock script engine and with the sandboxed one (µs per evaluation), and the engine lifecycle of item 2
+   with either engine (ms per complaint and per completion). `--sandbox-only` runs just this part.
 """
 from __future__ import annotations
 
@@ -241,15 +244,15 @@ def bench_http(app, people, n) -> dict:
 
 
 # ---- 2. engine ceiling ---------------------------------------------------------------------------
-def engine_lifecycle(spec_json, subs_json, i):
+def engine_lifecycle(spec_json, subs_json, i, make_engine=make_script_engine):
     from SpiffWorkflow import TaskState
     payload = complaint_payload(i)
     data = {**payload, "complaint_number": f"ENGINE-{i:06d}"}
     key = "engine-ceiling"   # the spec is restored once, as the app does per version
-    wf = workflow.start(key, spec_json, subs_json, data, make_script_engine([]))
+    wf = workflow.start(key, spec_json, subs_json, data, make_engine([]))
     saved = workflow.dump(wf)
     for element_id, _role, form_key in HAPPY_PATH:
-        wf = workflow.load(saved, key, spec_json, subs_json, make_script_engine([]))
+        wf = workflow.load(saved, key, spec_json, subs_json, make_engine([]))
         ready = [t for t in wf.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.bpmn_id == element_id]
         if len(ready) != 1:
             raise BenchError(f"engine: expected one READY {element_id}, found {len(ready)}")
@@ -266,6 +269,98 @@ def bench_engine(bundle, n) -> dict:
         engine_lifecycle(bundle.spec_json, bundle.subprocess_specs_json, i)
     elapsed = time.perf_counter() - start
     return {"n": n, "seconds": elapsed, "per_s": n / elapsed, "ms_each": 1000 * elapsed / n}
+
+
+# ---- 5. sandbox cost -----------------------------------------------------------------------------
+def stock_script_engine(effects):
+    """SpiffWorkflow's own engine (eval/exec, compiled on every call, no sandbox) with the same helpers:
+    the "before" of the sandbox figures."""
+    from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+    return PythonScriptEngine(environment=TaskDataEnvironment(dict(make_script_engine(effects).environment.globals)))
+
+
+def process_expressions() -> list[tuple[str, str, str]]:
+    """(kind, mode, source) of every condition, timer and script in processes/."""
+    from lxml import etree
+    from app.engine.registry import NS
+    paths = [("condition", "eval", "//bpmn:conditionExpression"),
+             ("timer", "eval", "//bpmn:timeDate|//bpmn:timeDuration|//bpmn:timeCycle"),
+             ("script", "exec", "//bpmn:scriptTask/bpmn:script|//spiffworkflow:preScript|//spiffworkflow:postScript")]
+    found = []
+    for path in sorted((ROOT / "processes").glob("*.bpmn")):
+        tree = etree.parse(str(path))
+        for kind, mode, xpath in paths:
+            found += [(kind, mode, node.text) for node in tree.xpath(xpath, namespaces=NS)]
+    return found
+
+
+def expression_data() -> dict:
+    """Task data as it is by the end of a round: the complaint, every form's fields, the round's times."""
+    data = {**complaint_payload(1), "complaint_number": "BENCH-1", "round": 1, "round_started_at": utcnow().isoformat(),
+            "malicious_confirmed": False, "approved": True}
+    for form in FORM_DATA.values():
+        data.update(form)
+    return data
+
+
+def time_evaluations(envs: dict, mode, source, data, repeat, batches=5) -> dict:
+    """µs per evaluation for each environment: the best of `batches` batches, the environments taking
+    turns (a fresh copy of the data each time, as a task has)."""
+    best = dict.fromkeys(envs, float("inf"))
+    for _ in range(batches):
+        for name, env in envs.items():
+            call = env.evaluate if mode == "eval" else env.execute
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                call(source, dict(data))
+            best[name] = min(best[name], (time.perf_counter() - t0) / repeat)
+    return {name: seconds * 1e6 for name, seconds in best.items()}
+
+
+def bench_sandbox(bundle, n, repeat) -> dict:
+    data = expression_data()
+    envs = {"stock": stock_script_engine([]).environment, "sandbox": make_script_engine([]).environment}
+    rows = [{"kind": kind, "source": " ".join(source.split()),
+             **time_evaluations(envs, mode, source, data, repeat // 5)}
+            for kind, mode, source in process_expressions()]
+    # Lifecycles alternate between the engines in batches, so drift in the machine hits both alike.
+    batches = {"stock": [], "sandbox": []}
+    engines = {"stock": stock_script_engine, "sandbox": make_script_engine}
+    for name, make in engines.items():
+        engine_lifecycle(bundle.spec_json, bundle.subprocess_specs_json, -1, make)      # warm-up
+    size = max(1, n // 10)
+    for b in range(10):
+        for name, make in engines.items():
+            t0 = time.perf_counter()
+            for i in range(size):
+                engine_lifecycle(bundle.spec_json, bundle.subprocess_specs_json, b * size + i, make)
+            batches[name].append(1000 * (time.perf_counter() - t0) / size)
+    lifecycle = {name: statistics.median(ms) for name, ms in batches.items()}
+    return {"rows": rows, "repeat": repeat, "n": size * 10, "lifecycle_ms": lifecycle,
+            "completion_ms": {name: ms / (1 + len(HAPPY_PATH)) for name, ms in lifecycle.items()}}
+
+
+def sandbox_table(result) -> str:
+    lines = ["| Expression in processes/ | kind | stock µs | sandbox µs |", "|---|---|---:|---:|"]
+    # (best of 5 batches per expression; the lifecycle is the median of 10 batches per engine)
+    for row in result["rows"]:
+        source = row["source"] if len(row["source"]) <= 60 else row["source"][:57] + "..."
+        lines.append(f"| `{source}` | {row['kind']} | {row['stock']:.1f} | {row['sandbox']:.1f} |")
+    mean = {k: statistics.fmean(r[k] for r in result["rows"]) for k in ("stock", "sandbox")}
+    lines.append(f"| mean of {len(result['rows'])} expressions | | {mean['stock']:.1f} | {mean['sandbox']:.1f} |")
+    life, done = result["lifecycle_ms"], result["completion_ms"]
+    lines.append(f"| engine lifecycle, ms per complaint (start + 6 load/run/dump, N={result['n']}, median of "
+                 f"10 batches) | | {life['stock']:.2f} | {life['sandbox']:.2f} |")
+    lines.append(f"| ... ms per start or completion | | {done['stock']:.3f} | {done['sandbox']:.3f} |")
+    return "\n".join(lines)
+
+
+def run_sandbox(bundle, args):
+    print(f"\n== Sandbox cost ({args.expr_repeat} evaluations per expression, {args.sandbox_n} lifecycles per "
+          f"engine, no database)", flush=True)
+    result = bench_sandbox(bundle, args.sandbox_n, args.expr_repeat)
+    print(sandbox_table(result), flush=True)
+    return result
 
 
 # ---- 3. task-list latency ------------------------------------------------------------------------
@@ -518,7 +613,21 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny N, 1,000 rows")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile 20 HTTP happy paths on SQLite and print the top functions")
+    parser.add_argument("--sandbox-only", action="store_true",
+                        help="only the sandbox cost (no database): expressions and engine lifecycles, stock vs sandbox")
+    parser.add_argument("--sandbox-n", type=int, help="lifecycles per engine for the sandbox cost (default 200)")
+    parser.add_argument("--expr-repeat", type=int, help="evaluations per expression and engine (default 2000)")
     args = parser.parse_args(argv)
+    args.sandbox_n = args.sandbox_n or (20 if args.quick else 200)
+    args.expr_repeat = args.expr_repeat or (200 if args.quick else 2000)
+    if args.sandbox_only:
+        app = create_app(TestConfig)
+        quiet_logging()
+        bundles, problems = load_processes(app.config["PROCESSES_DIR"], app.config["FORMS_DIR"], known_lanes(app))
+        if problems:
+            raise BenchError("processes/ does not deploy: " + "; ".join(map(str, problems)))
+        run_sandbox(next(b for b in bundles if b.process_id == app.config["COMPLAINT_PROCESS"]), args)
+        return 0
     args.n = args.n or (10 if args.quick else 200)
     args.rows = args.rows or (1_000 if args.quick else 10_000)
     args.repeat = args.repeat or (20 if args.quick else 200)
@@ -550,9 +659,11 @@ def main(argv=None):
     for label, r in results.items():
         if r is not None:
             print(f"  HTTP/engine throughput on {label}: {r['http']['per_s'] / engine['per_s']:.2f}")
+    sandbox = run_sandbox(cache["bundle"], args)
 
     print(f"\n## Results (total {time.perf_counter() - t0:.0f} s)\n")
     print(table(results, engine, args.rounds, args))
+    print("\n" + sandbox_table(sandbox))
     return 0
 
 

@@ -3,6 +3,7 @@
 A check reports every problem as file, element id, line and message. Deploying registers a new
 version only when the content hash changed, and never deploys a file with a problem: the last good
 version keeps serving."""
+import codecs
 import hashlib
 import json
 import re
@@ -20,10 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..models import ProcessVersion
+from . import sandbox
 from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
+XML_DECLARATION = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+XML_DECLARATION_TEXT = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)(["'])[A-Za-z0-9._:-]+\2""")
+NOT_DECODABLE = "the file is not valid UTF-8 (or the encoding its XML declaration names)"
 ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?|\d{4}-\d{2}-\d{2}T\S*)$")
 
 
@@ -66,13 +71,10 @@ def _line_of(tree, element_id):
     return found[0].sourceline if found else None
 
 
-def _compile(code, mode):
-    compile(code, "<bpmn>", mode)
-
-
 def lint_expressions(file, tree) -> list[Problem]:
-    """Compile every condition, script and timer expression: the engine only compiles them when
-    they run, which would be far too late."""
+    """Compile every condition, script and timer expression in the sandbox, as they will run: the
+    engine only compiles them when they run, which would be far too late. Each refused construct is
+    a problem on the line where it is written."""
     problems = []
 
     def owner(node):
@@ -92,11 +94,11 @@ def lint_expressions(file, tree) -> list[Problem]:
             problems.append(Problem(file, element_id, node.sourceline,
                                     f"timer {text!r} is evaluated as Python; quote it: \"{text}\""))
             return
-        try:
-            _compile(text, mode)
-        except SyntaxError as exc:
-            problems.append(Problem(file, element_id, node.sourceline + (exc.lineno or 1) - 1,
-                                    f"{what}: {exc.msg} in {text!r}"))
+        # A script keeps the lines of the element's text; an expression starts at its first non-blank.
+        raw = node.text
+        first = node.sourceline + (0 if mode == "exec" else raw[:len(raw) - len(raw.lstrip())].count("\n"))
+        for line, message in sandbox.check(raw, mode):
+            problems.append(Problem(file, element_id, first + (line or 1) - 1, f"{what}: {message} in {text!r}"))
 
     for node in tree.xpath("//bpmn:conditionExpression", namespaces=NS):
         check(node, "eval", "condition")
@@ -106,6 +108,11 @@ def lint_expressions(file, tree) -> list[Problem]:
         check(node, "eval", "timer")
     for node in tree.xpath("//spiffworkflow:preScript|//spiffworkflow:postScript", namespaces=NS):
         check(node, "exec", "script")
+    # The other places SpiffWorkflow evaluates text of the diagram (none in processes/ today).
+    for node in tree.xpath("//bpmn:conditionalEventDefinition/bpmn:condition|//bpmn:loopCardinality"
+                           "|//bpmn:completionCondition|//spiffworkflow:messagePayload"
+                           "|//spiffworkflow:processVariableCorrelation/spiffworkflow:expression", namespaces=NS):
+        check(node, "eval", "expression")
     return problems
 
 
@@ -126,11 +133,39 @@ def load_form(forms_dir: Path, name: str):
     return schema, None
 
 
+def decode_xml(raw: bytes) -> str:
+    """The text of an XML file read per its byte-order mark or XML declaration (UTF-8 when it names
+    none), with the declaration rewritten to UTF-8: that is how it is parsed and stored from here on.
+    Raises ValueError (with `line` when known) for bytes that are not valid in that encoding."""
+    if raw.startswith(codecs.BOM_UTF8):
+        encoding, raw = "utf-8", raw[len(codecs.BOM_UTF8):]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        declared = XML_DECLARATION.match(raw)
+        encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise ValueError(f"its XML declaration names the unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        error = ValueError(f"byte 0x{raw[exc.start]:02x} on line {line} is not valid {encoding}")
+        error.line = line
+        raise error from None
+    return XML_DECLARATION_TEXT.sub(r"\1\2UTF-8\2", text.lstrip("\ufeff"), count=1)
+
+
 def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dict, dict]:
     """Parse every .bpmn file into the parser; return {file: text} and {file: lxml tree} of the good ones."""
     texts, trees = {}, {}
     for path in sorted(Path(processes_dir).glob("*.bpmn")):
-        name, text = path.name, path.read_text(encoding="utf-8")
+        name = path.name
+        try:
+            text = decode_xml(path.read_bytes())
+        except ValueError as exc:
+            problems.append(Problem(name, None, getattr(exc, "line", None), f"{NOT_DECODABLE}: {exc}"))
+            continue
         try:
             tree = etree.fromstring(text.encode("utf-8"))
         except etree.XMLSyntaxError as exc:

@@ -1,17 +1,23 @@
 """The helpers a BPMN expression may call, and the script engine that offers them.
 
 Deadlines are written in the diagram, e.g. ``working_days_after(round_started_at, 3)``, so a
-process owner changes a deadline by editing the BPMN file, not this module.
+process owner changes a deadline by editing the BPMN file, not this module. Every expression runs
+in the sandbox (sandbox.py, guards.py): only these helpers and a few whitelisted builtins are available.
 """
 import logging
 from datetime import timedelta
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from ..timeutil import parse_iso, utcnow
+from . import guards, sandbox
 from .calendar import default_calendar
 
 log = logging.getLogger(__name__)
+MAX_DEADLINE_DAYS = 1000          # working days a deadline may lie ahead (the calendar walks them)
+MAX_MESSAGE_SIZE = 100_000        # characters the fields of one customer message may print as
 
 
 def hours_after(ts, hours):
@@ -26,6 +32,49 @@ def now_iso():
 HELPER_NAMES = ("hours_after", "working_days_after", "now_iso", "notify_customer")
 
 
+class SandboxEnvironment(TaskDataEnvironment):
+    """Runs every condition, script, timer and pre/post script in the sandbox (see sandbox.py), with
+    the compiled code cached per source text. Conditions and timers get read-only guards."""
+
+    def evaluate(self, expression, context, external_context=None):
+        code = sandbox.code_for(expression, "eval")
+        evaluation = guards.Evaluation(read_only=True)
+        result = eval(code, {**self.globals, **(external_context or {}), **context, **evaluation.globals()})
+        evaluation.finish()
+        return result
+
+    def execute(self, script, context, external_context=None):
+        self.check_for_overwrite(context, external_context or {})
+        code = sandbox.code_for(script, "exec")
+        evaluation = guards.Evaluation()
+        names = evaluation.globals()
+        context.update({**self.globals, **(external_context or {}), **names})
+        try:
+            exec(code, context)
+        finally:
+            self._remove_globals_and_functions_from_context(context, external_context)
+            for name in names:
+                context.pop(name, None)
+        evaluation.finish()
+        guards.check_data(context)
+        return True
+
+
+class SandboxScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow's engine, except that a failed condition or timer says why, not only which
+    expression (the stock message drops the cause)."""
+
+    def evaluate(self, task, expression, external_context=None):
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except SpiffWorkflowException as exc:
+            exc.add_note(f"Error evaluating expression '{expression}'")
+            raise
+        except Exception as exc:
+            raise WorkflowTaskException(f"Error evaluating expression '{expression}': "
+                                        f"{type(exc).__name__}: {exc}", task=task, exception=exc) from exc
+
+
 def make_script_engine(effects=None, calendar=None):
     """A script engine whose side effects are collected in `effects`, so that they are written in
     the same transaction as the workflow change: customer messages, and due times computed without
@@ -34,17 +83,21 @@ def make_script_engine(effects=None, calendar=None):
     calendar = calendar or default_calendar()
 
     def notify_customer(template, **fields):
+        guards.check_message_fields(template, fields, MAX_MESSAGE_SIZE)
         effects.append({"kind": "notify_customer", "template": str(template), "fields": fields})
 
     def working_days_after(ts, days):
         """End (Asia/Shanghai) of the `days`-th working day after the day of `ts`, as an ISO string."""
+        if isinstance(days, int) and days > MAX_DEADLINE_DAYS:
+            raise guards.NotAllowed(f"working_days_after: {days:,} working days is more than the limit "
+                                     f"{MAX_DEADLINE_DAYS:,}")
         due = calendar.add_working_days(parse_iso(ts), days)
         if due.provisional:
             log.warning("deadline %s is provisional: the holiday calendar for that year is not published", due.at)
             effects.append({"kind": "provisional_due", "due_at": due.at})
         return due.at.isoformat()
 
-    return PythonScriptEngine(environment=TaskDataEnvironment({
+    return SandboxScriptEngine(environment=SandboxEnvironment({
         "hours_after": hours_after,
         "working_days_after": working_days_after,
         "now_iso": now_iso,
