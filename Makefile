@@ -20,12 +20,15 @@ setup: $(VENV)/.installed
 translations: setup
 	$(VENV)/bin/pybabel -q compile -d app/translations -f
 
-# bpmn-js (the diagram viewer) from npm, pinned by package-lock.json, served from app/static/vendor/
-# (gitignored; nothing is loaded from a CDN). npm ci runs again when the lock file changes.
+# bpmn-js (the diagram viewer) and swagger-ui-dist (the API reference page) from npm, pinned by
+# package-lock.json, served from app/static/vendor/ (gitignored; nothing is loaded from a CDN).
+# npm ci runs again when the lock file changes; --ignore-scripts: only files are copied, nothing runs
+# (swagger-ui-dist pulls in @scarf/scarf, whose postinstall would phone home).
 VENDOR := app/static/vendor/bpmn-js
+SWAGGER := app/static/vendor/swagger-ui
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "make vendor: npm is missing (Debian: apt-get install -y npm)" >&2; exit 1; }
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 $(VENDOR)/.copied: node_modules/.installed
@@ -34,7 +37,13 @@ $(VENDOR)/.copied: node_modules/.installed
 	cp -R node_modules/bpmn-js/dist/assets $(VENDOR)/assets
 	touch $@
 
-vendor: $(VENDOR)/.copied
+$(SWAGGER)/.copied: node_modules/.installed
+	rm -rf $(SWAGGER) && mkdir -p $(SWAGGER)
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/NOTICE $(SWAGGER)/
+	touch $@
+
+vendor: $(VENDOR)/.copied $(SWAGGER)/.copied
 
 instance/dev-secret:
 	mkdir -p instance

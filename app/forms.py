@@ -1,7 +1,10 @@
-"""Form data against a user task's JSON Schema: typed values in, per-field messages out."""
+"""Form data against a user task's JSON Schema: typed values in, per-field messages out. Besides the
+schema, every value must pass app.input_rules (finite numbers, text without NUL or lone surrogates):
+JSON Schema's `minimum` lets NaN through, and the runtime calls validate() on every completion."""
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import InvalidData
+from .input_rules import find_problems
 
 RESERVED_KEYS = {"typename"}   # the workflow serializer reads this key as a type tag
 
@@ -25,6 +28,7 @@ def field_errors(schema: dict, data) -> dict:
             errors.setdefault(_path(error), error.message)
     for key in RESERVED_KEYS & set(data):
         errors.setdefault(key, "reserved field name")
+    errors.update(find_problems(data))      # the real reason, e.g. not "nan is not of type 'string'"
     return errors
 
 

@@ -23,9 +23,14 @@ def http_error(err: HTTPException):
 
 
 def body():
-    """The JSON request body as a dict, or a clear 400."""
+    """The JSON request body as a dict, held to app.input_guard's rules (400 for malformed JSON,
+    NaN/Infinity or deep nesting; 422 naming the field for NUL or lone-surrogate text)."""
     from flask import request
-    data = request.get_json(silent=True)
+
+    from ..input_guard import parse_json
+    if not request.is_json:
+        raise AppError("the request body must be JSON (Content-Type: application/json)", code="malformed_body")
+    data = parse_json(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise AppError("the request body must be a JSON object", code="malformed_body")
     return data

@@ -50,7 +50,7 @@ def process_stats(process_id):
     try:
         until = parse_iso(request.args["until"]) if "until" in request.args else now
         since = parse_iso(request.args["since"]) if "since" in request.args else until - timedelta(days=90)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:      # OverflowError: year 1 minus 90 days
         raise AppError(f"since/until must be ISO times with a zone: {exc}", code="bad_query")
     instances = select(ProcessInstance.id).where(ProcessInstance.process_id == process_id)
     return {"process_id": process_id, "since": since.isoformat(), "until": until.isoformat(),

@@ -1,42 +1,57 @@
-"""Marshmallow schemas for what the API returns."""
+"""Marshmallow schemas for what the API returns and accepts. The route modules dump with the first five
+(TaskOut … ComplaintOut); the rest describe the dicts those routes build, so that app.api.openapi can
+generate the OpenAPI document from them and schemathesis can hold every response to it. `allow_none`
+marks what may be null (it does not change dumping); fields.Function carries its JSON type in metadata."""
 from marshmallow import Schema, fields
+
+NULLABLE_STRING = {"type": ["string", "null"]}
 
 
 class TaskOut(Schema):
     id = fields.String()
     name = fields.String()
     element_id = fields.String()
-    complaint_number = fields.String(attribute="business_key")
-    role = fields.String()
-    state = fields.String()
-    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None)
-    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None)
-    due_at = fields.AwareDateTime()
+    complaint_number = fields.String(attribute="business_key", allow_none=True)
+    role = fields.String(allow_none=True)
+    state = fields.String(metadata={"enum": ["open", "completed", "cancelled"]})
+    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None, metadata=NULLABLE_STRING)
+    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None,
+                                   metadata=NULLABLE_STRING)
+    due_at = fields.AwareDateTime(allow_none=True)
     created_at = fields.AwareDateTime()
-    completed_at = fields.AwareDateTime()
-    has_form = fields.Function(lambda t: t.form is not None)
+    completed_at = fields.AwareDateTime(allow_none=True)
+    has_form = fields.Function(lambda t: t.form is not None, metadata={"type": "boolean"})
+
+
+class QueueComplaintOut(Schema):
+    """The complaint beside a queue row (personal data masked)."""
+    number = fields.String()
+    customer_name = fields.String()
+    channel = fields.String()
+    category = fields.String()
+    received_at = fields.AwareDateTime()
 
 
 class QueueRowOut(TaskOut):
-    complaint = fields.Dict()
+    complaint = fields.Nested(QueueComplaintOut)
 
 
 class DeadlineOut(Schema):
     name = fields.String()
     element_id = fields.String()
-    task = fields.String(attribute="host_element_id")
+    task = fields.String(attribute="host_element_id", allow_none=True)
     due_at = fields.AwareDateTime()
-    state = fields.String()
-    closed_at = fields.AwareDateTime()
+    state = fields.String(metadata={"enum": ["open", "met", "missed"]})
+    closed_at = fields.AwareDateTime(allow_none=True)
 
 
 class AuditOut(Schema):
     at = fields.AwareDateTime()
     actor = fields.String()
     action = fields.String()
-    task_id = fields.String()
-    element_id = fields.String()
-    data = fields.Dict()
+    task_id = fields.String(allow_none=True)
+    element_id = fields.String(allow_none=True)
+    data = fields.Dict(allow_none=True)
 
 
 class ComplaintOut(Schema):
@@ -44,19 +59,210 @@ class ComplaintOut(Schema):
     channel = fields.String()
     customer_name = fields.String()
     phone = fields.String()
-    email = fields.String()
-    id_number = fields.String()
-    policy_number = fields.String()
-    claim_number = fields.String()
-    claim_handler = fields.String()
+    email = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True)
+    policy_number = fields.String(allow_none=True)
+    claim_number = fields.String(allow_none=True)
+    claim_handler = fields.String(allow_none=True)
+    claim_handler_external = fields.String(allow_none=True)
     category = fields.String()
     description = fields.String()
     received_at = fields.AwareDateTime()
-    status = fields.String()
+    status = fields.String(metadata={"enum": ["open", "closed"]})
     current_step = fields.String()
-    outcome = fields.String()
+    outcome = fields.String(allow_none=True)
     satisfied = fields.Boolean(allow_none=True)
     rounds = fields.Integer()
-    risk_level = fields.String()
-    accepted_at = fields.AwareDateTime()
-    closed_at = fields.AwareDateTime()
+    risk_level = fields.String(allow_none=True)
+    accepted_at = fields.AwareDateTime(allow_none=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+
+
+# ---- the responses' envelopes ----------------------------------------------------------------------------
+class ComplaintViewOut(ComplaintOut):
+    """A complaint as the caller may see it: personal data in full or masked (C-2.2, C-7.1)."""
+    personal_data = fields.String(metadata={"enum": ["full", "masked"]})
+
+
+class RegisteredOut(Schema):
+    number = fields.String()
+    complaint = fields.Nested(ComplaintViewOut)
+    tasks = fields.List(fields.Nested(TaskOut))
+    missed_deadlines = fields.List(fields.Nested(DeadlineOut))
+    warnings = fields.List(fields.String())
+
+
+class ComplaintDetailOut(Schema):
+    complaint = fields.Nested(ComplaintViewOut)
+    current_tasks = fields.List(fields.Nested(TaskOut))
+    tasks = fields.List(fields.Nested(TaskOut))
+    deadlines = fields.List(fields.Nested(DeadlineOut))
+    history = fields.List(fields.Nested(AuditOut))
+
+
+class VisitOut(Schema):
+    process = fields.String()
+    element_id = fields.String()
+    at = fields.AwareDateTime()
+
+
+class PathOut(Schema):
+    number = fields.String()
+    process_id = fields.String()
+    version = fields.Integer()
+    visits = fields.List(fields.Nested(VisitOut))
+    current = fields.List(fields.String())
+    missed_deadlines = fields.List(fields.String())
+
+
+class SnapshotOut(Schema):
+    id = fields.Integer()
+    version = fields.Integer()
+    reason = fields.String()
+    created_by = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class SnapshotListOut(Schema):
+    number = fields.String()
+    snapshots = fields.List(fields.Nested(SnapshotOut))
+
+
+class SnapshotDetailOut(SnapshotOut):
+    workflow = fields.Dict(metadata={"description": "the serialized workflow, without personal data"})
+
+
+class CaseVersionOut(Schema):
+    version = fields.Integer()
+    content_hash = fields.String()
+    deployed_at = fields.AwareDateTime()
+    deployed_by = fields.String()
+
+
+class CaseProcessOut(Schema):
+    process_id = fields.String()
+    status = fields.String()
+    versions = fields.List(fields.Nested(CaseVersionOut))
+
+
+class CaseDecisionOut(Schema):
+    step = fields.String()
+    element_id = fields.String()
+    role = fields.String(allow_none=True)
+    state = fields.String()
+    created_at = fields.AwareDateTime()
+    completed_at = fields.AwareDateTime(allow_none=True)
+    completed_by = fields.String(allow_none=True)
+    data = fields.Dict(allow_none=True, metadata={"description": "the submitted form data"})
+
+
+class CaseDeadlineOut(DeadlineOut):
+    provisional = fields.Boolean()
+
+
+class CaseMessageOut(Schema):
+    template = fields.String()
+    status = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class CaseAuditOut(Schema):
+    id = fields.Integer()
+    at = fields.AwareDateTime()
+    actor = fields.String()
+    action = fields.String()
+    element_id = fields.String(allow_none=True)
+    data = fields.Dict(allow_none=True)
+    hash = fields.String()
+
+
+class CaseFileOut(Schema):
+    complaint = fields.Nested(ComplaintViewOut)
+    process = fields.Nested(CaseProcessOut)
+    decisions = fields.List(fields.Nested(CaseDecisionOut))
+    deadlines = fields.List(fields.Nested(CaseDeadlineOut))
+    messages = fields.List(fields.Nested(CaseMessageOut))
+    audit = fields.List(fields.Nested(CaseAuditOut))
+
+
+class TaskListOut(Schema):
+    queue = fields.String()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    items = fields.List(fields.Nested(QueueRowOut))
+
+
+class TaskDetailOut(Schema):
+    task = fields.Nested(TaskOut)
+    form = fields.Dict(allow_none=True, metadata={"description": "the task's form as JSON Schema"})
+    complaint = fields.Nested(ComplaintViewOut, allow_none=True)
+    decisions = fields.List(fields.Nested(AuditOut))
+
+
+class TaskEnvelopeOut(Schema):
+    task = fields.Nested(TaskOut)
+
+
+class CompletedOut(Schema):
+    completed = fields.String()
+    complaint_number = fields.String(allow_none=True)
+    instance_status = fields.String()
+    next_tasks = fields.List(fields.Nested(TaskOut))
+
+
+class ProcessVersionOut(Schema):
+    version = fields.Integer()
+    name = fields.String()
+    content_hash = fields.String()
+    files = fields.List(fields.String())
+    deployed_by = fields.String()
+    deployed_at = fields.AwareDateTime()
+
+
+class ProcessVersionsOut(Schema):
+    process_id = fields.String()
+    versions = fields.List(fields.Nested(ProcessVersionOut))
+
+
+class ElementStatsOut(Schema):
+    waiting = fields.Integer()
+    overdue = fields.Integer()
+    completed = fields.Integer()
+    median_hours = fields.Float(allow_none=True)
+
+
+class ProcessStatsOut(Schema):
+    process_id = fields.String()
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+    elements = fields.Dict(keys=fields.String(), values=fields.Nested(ElementStatsOut),
+                           metadata={"description": "element id -> its figures"})
+
+
+class ErrorBodyOut(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    field_messages = fields.Dict(keys=fields.String(), values=fields.String(), required=True, data_key="fields",
+                                 metadata={"description": 'field (dotted path, e.g. "data.reason") -> what is '
+                                                          'wrong with it'})
+
+
+class ErrorOut(Schema):
+    """Every error the API answers (4xx, and the 500 that must never happen)."""
+    error = fields.Nested(ErrorBodyOut, required=True)
+
+
+# ---- request bodies --------------------------------------------------------------------------------------
+class CompleteIn(Schema):
+    data = fields.Dict(required=True, metadata={"description": "the task's form fields, as its JSON Schema "
+                                                              "(GET /tasks/{task_id} → form) describes them"})
+
+
+class AssignIn(Schema):
+    username = fields.String(required=True)
+
+
+class SearchIn(Schema):
+    q = fields.String(required=True, metadata={"description": "a complaint number, policy or claim number, "
+                                                              "customer phone or ID number (exact match)"})

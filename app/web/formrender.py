@@ -1,9 +1,11 @@
 """A user task's JSON Schema -> field descriptions for the Jinja macros in _form.html, and posted
 HTML form strings -> typed values by the same schema, so app.forms can validate them."""
+import math
 from datetime import datetime
 
 from flask_babel import gettext as _
 
+from ..input_rules import BAD_TEXT, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
 ENGLISH = "en"
@@ -124,11 +126,15 @@ def coerce(schema: dict, form) -> tuple[dict, dict]:
 
 
 def _scalar(text, kind):
+    """A number field's text as int/float; "nan", "inf", "1e999" (non-finite) and anything else that
+    does not convert stay text, so the validator says "Enter a number." beside the field."""
     try:
         if kind == "integer":
             return int(text)
         if kind == "number":
             number = float(text)
+            if not math.isfinite(number):
+                return text
             return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
     except ValueError:
         return text
@@ -177,6 +183,10 @@ def _explain_one(prop: dict, message: str) -> str:
         return _("This field is not part of the form.")
     if message == "reserved field name":
         return _("This field name is reserved.")
+    if message == BAD_TEXT:
+        return _("This text contains characters that are not allowed (such as NUL).")
+    if message == NOT_FINITE:
+        return _("Enter a number.")
     if "is too long" in message or "is expected to be empty" in message:
         return _("At most %(num)d characters.", num=prop.get("maxLength", 0))
     if "is not one of" in message:

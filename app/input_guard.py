@@ -1,0 +1,127 @@
+"""Request-level guards: hostile bytes in the URL, the query string, a JSON body or a posted form are
+answered with a 4xx before any view, query or workflow sees them (a 500 is always a bug).
+
+- Path: undecodable %-escapes (e.g. %ED%A0%80, a UTF-8-encoded lone surrogate), U+FFFD (what the
+  WSGI layer makes of them) or NUL -> 404: no such resource can exist.
+- Query string: the same -> 400 (werkzeug would keep the escape as literal text, or pass NUL on).
+- JSON bodies (`parse_json`, used by app.api.errors.body): not UTF-8, NaN/Infinity (also 1e999,
+  which Python reads as inf), integers too long to convert, or nesting deeper than MAX_DEPTH -> 400;
+  a NUL/lone-surrogate string anywhere -> 422 naming the field.
+- Form posts: NUL or a lone surrogate in a field -> 422 on a plain error page, except on the pages
+  that report it beside the field themselves (FIELD_CHECKED_ENDPOINTS)."""
+import json
+from urllib.parse import unquote_to_bytes
+
+from flask import abort, render_template, request
+from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
+
+from .errors import AppError, InvalidData
+from .input_rules import BAD_TEXT, bad_text, depth, find_problems
+
+MAX_DEPTH = 32
+MAX_INT = 2 ** 31 - 1          # the largest id any INTEGER column (SQLite and PostgreSQL) holds
+# Pages whose forms validate every posted text field themselves and answer 422 beside the field:
+# the task form (app.forms.field_errors) and the intake form (complaints.ComplaintIn).
+FIELD_CHECKED_ENDPOINTS = {"web.task", "web.register"}
+
+
+class MalformedBody(AppError):
+    code = "malformed_body"
+
+
+# ---- JSON bodies ------------------------------------------------------------------------------------------
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text):
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return number
+
+
+def parse_json(raw: bytes):
+    """The JSON value of a request body, held to the rules above."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedBody("the request body is not UTF-8 text")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise MalformedBody(f"the JSON nests deeper than {MAX_DEPTH} levels")
+    except ValueError as exc:        # JSONDecodeError, NaN/Infinity, too many digits for an int
+        raise MalformedBody(f"the request body is not valid JSON: {exc}")
+    if depth(value) > MAX_DEPTH:
+        raise MalformedBody(f"the JSON nests deeper than {MAX_DEPTH} levels")
+    problems = find_problems(value)
+    if problems:
+        raise InvalidData("text fields may not contain NUL characters or unpaired surrogates", fields=problems)
+    return value
+
+
+# ---- URL and form -----------------------------------------------------------------------------------------
+def path_is_clean(environ) -> bool:
+    """PATH_INFO holds the %-decoded bytes as latin-1 (PEP 3333): they must be UTF-8 without NUL."""
+    try:
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return "\x00" not in path and "\ufffd" not in path
+
+
+def query_is_clean(raw: bytes) -> bool:
+    for part in raw.split(b"&"):
+        try:
+            text = unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        if "\x00" in text:
+            return False
+    return True
+
+
+def form_problems(form) -> dict:
+    return {name: BAD_TEXT for name, value in form.items(multi=True)
+            if bad_text(name) or (isinstance(value, str) and bad_text(value))}
+
+
+def guard_request():
+    if not path_is_clean(request.environ):
+        abort(404)
+    if not query_is_clean(request.query_string):
+        return _refuse(400, "bad_query", "the query string holds NUL characters or bytes that are not UTF-8",
+                       _("The address holds characters that are not allowed."))
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data") \
+            and request.endpoint not in FIELD_CHECKED_ENDPOINTS:
+        problems = form_problems(request.form)
+        if problems:
+            return _refuse(422, "invalid_data", "text fields may not contain NUL characters or unpaired "
+                           "surrogates", _("The form holds characters that are not allowed. Nothing was "
+                                           "saved: go back and correct it."), problems)
+    return None
+
+
+def _refuse(status, code, message, page_message, fields=None):
+    if request.path.startswith("/api/"):
+        from .api.errors import error_response
+        return error_response(status, code, message, fields)
+    return render_template("web/error.html", code=status, title=_("Characters not allowed"), message=page_message), status
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """`<int:...>` in every route, bounded to what an INTEGER column holds: a larger id is simply not
+    found (404), instead of an overflow in the database driver (500)."""
+
+    def __init__(self, map, fixed_digits=0, min=0, max=MAX_INT):   # noqa: A002 (werkzeug's names)
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max)
+
+
+def init_app(app):
+    """Register the guard first, so it runs before CSRF checks, logins and the language switch; and
+    the bounded `int` converter before any blueprint adds its routes."""
+    app.url_map.converters["int"] = BoundedIntegerConverter
+    app.before_request(guard_request)
