@@ -138,7 +138,8 @@ def register_cli(app):
         from .engine.registry import latest_version
         from .models import ProcessVersion
         if files:
-            bpmn = {p.name: p.read_text(encoding="utf-8") for p in current_app.config["PROCESSES_DIR"].glob("*.bpmn")}
+            from .engine.registry import decode_xml      # read per the XML declaration, as the check does
+            bpmn = {p.name: decode_xml(p.read_bytes()) for p in current_app.config["PROCESSES_DIR"].glob("*.bpmn")}
             label = f"files in {current_app.config['PROCESSES_DIR']}"
         else:
             ids = db.session.execute(select(ProcessVersion.process_id).distinct()).scalars().all()
@@ -183,6 +184,22 @@ def register_cli(app):
         if user is None:
             raise click.ClickException(f"no user {username}")
         click.echo(issue_token(user, days or current_app.config["API_TOKEN_DAYS"], name="cli"))
+
+    @users.command("unlock")
+    @click.argument("username")
+    @click.option("--by", "actor", default="cli")
+    def unlock_cmd(username, actor):
+        """End a login lock early (the lock message tells people to ask an administrator): clears the
+        account's lock and its count of failed logins; audited."""
+        from . import audit, login_limits
+        user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None:
+            raise click.ClickException(f"no user {username}")
+        user.locked_until, user.failed_logins = None, 0
+        login_limits.record_success(db.session, username)
+        audit.record(db.session, actor, "account_unlocked", data={"username": username})
+        db.session.commit()
+        click.echo(f"unlocked {username}")
 
     @users.command("demo")
     def demo_users():

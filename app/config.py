@@ -10,6 +10,17 @@ def _env(name, default=None):
     return default if value in (None, "") else value
 
 
+def secure_cookies(environ=os.environ) -> bool:
+    """Session cookies are Secure (sent over HTTPS only) unless SESSION_COOKIE_SECURE=0 says otherwise
+    or this is development: APP_ENV=development (set by `make run` / scripts/run-dev.sh) or FLASK_DEBUG."""
+    explicit = environ.get("SESSION_COOKIE_SECURE", "")
+    if explicit != "":
+        return explicit == "1"
+    development = environ.get("APP_ENV") == "development" or \
+        (environ.get("FLASK_DEBUG") or "0").lower() not in ("0", "false", "no")
+    return not development
+
+
 class Config:
     SECRET_KEY = _env("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'complaints.db'}")
@@ -51,15 +62,27 @@ class Config:
     LANGUAGES = {"zh_Hans_CN": "中文", "en": "English"}
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"   # set to 1 behind HTTPS
+    SESSION_COOKIE_SECURE = secure_cookies()
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     PERMANENT_SESSION_LIFETIME = 12 * 3600
     # A handler may keep a task form open for hours: the CSRF token lives as long as the session.
     WTF_CSRF_TIME_LIMIT = None
+    # Login limits, counted in the database (shared by every worker and host) for any submitted username,
+    # existing or not: LOGIN_MAX_ATTEMPTS wrong passwords for one username within LOGIN_ATTEMPT_WINDOW_MINUTES
+    # (with no successful login in between) lock it for LOGIN_LOCK_MINUTES; LOGIN_IP_MAX_ATTEMPTS failures
+    # from one address within LOGIN_IP_WINDOW_MINUTES refuse every login from it until they age out.
     LOGIN_MAX_ATTEMPTS = int(_env("LOGIN_MAX_ATTEMPTS", "5"))
     LOGIN_LOCK_MINUTES = int(_env("LOGIN_LOCK_MINUTES", "15"))
+    LOGIN_ATTEMPT_WINDOW_MINUTES = int(_env("LOGIN_ATTEMPT_WINDOW_MINUTES", str(24 * 60)))
+    LOGIN_IP_MAX_ATTEMPTS = int(_env("LOGIN_IP_MAX_ATTEMPTS", "30"))
+    LOGIN_IP_WINDOW_MINUTES = int(_env("LOGIN_IP_WINDOW_MINUTES", "15"))
+    # Behind nginx or another reverse proxy: how many proxy hops' X-Forwarded-For/-Proto to believe
+    # (0 = none: the address the connection comes from is the client's).
+    TRUSTED_PROXIES = int(_env("TRUSTED_PROXIES", "0"))
+    # Strict-Transport-Security max-age in seconds; 0 (default) sends none (let the TLS proxy decide).
+    HSTS_SECONDS = int(_env("HSTS_SECONDS", "0"))
     WEB_PER_PAGE = 25
     # Fields of earlier decisions shown prominently on a task page (e.g. why the customer was dissatisfied).
     WEB_HIGHLIGHT_FIELDS = ("dissatisfaction_reasons", "rejection_reason", "decision_comments")
@@ -71,3 +94,4 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     DEPLOY_ON_START = False
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
+    SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http

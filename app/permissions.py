@@ -7,3 +7,23 @@ REGISTRARS = ("customer_service",)
 # alone upload a changed diagram and migrate running complaints onto it.
 PROCESS_OWNERS = ("process_owner",)
 PROCEDURE_READERS = READERS + PROCESS_OWNERS
+# Every route says who may use it, and a test walks app.url_map to check that each one does: a view
+# carries `allowed_roles` (a set of role codes; ANY_ROLE = any logged-in user) or is marked public.
+ANY_ROLE = frozenset({"*"})
+
+
+def allow(view, roles):
+    """Record on `view` (a decorated wrapper) which roles may use it."""
+    view.allowed_roles = frozenset(roles) or ANY_ROLE
+    return view
+
+
+def any_role(view):
+    """A route for any logged-in user, whatever their roles (place it above the login check)."""
+    return allow(view, ())
+
+
+def public(view):
+    """A route open without login (the login page, static files, the language switch)."""
+    view.public = True
+    return view

@@ -1,10 +1,12 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
-transactional path as every other change. Run it as its own process (`flask scheduler run`)."""
+transactional path as every other change, and one that purges old failed-login counts. Run it as its
+own process (`flask scheduler run`)."""
 import logging
 
 from .errors import Conflict, ProcessError
 
 log = logging.getLogger(__name__)
+PURGE_MINUTES = 10
 
 
 def fire_due_timers(app) -> int:
@@ -24,12 +26,25 @@ def fire_due_timers(app) -> int:
     return fired
 
 
+def purge_login_attempts(app) -> int:
+    """Forget failed-login counts and locks older than the longest login window (one delete on
+    window_start; the table only holds recent failures); returns how many rows went."""
+    from .extensions import db
+    from .login_limits import Limits, purge
+    from .timeutil import utcnow
+
+    with app.app_context():
+        return purge(db.session, Limits.from_config(app.config), utcnow())
+
+
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(fire_due_timers, "interval", args=[app], seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
                       id="fire_due_timers", max_instances=1, coalesce=True)
+    scheduler.add_job(purge_login_attempts, "interval", args=[app], minutes=PURGE_MINUTES,
+                      id="purge_login_attempts", max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss", app.config["SCHEDULER_INTERVAL_SECONDS"])
     fire_due_timers(app)    # catch up at once after downtime
     scheduler.start()

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${1:-5000}"
+# Development over plain http: the session cookie may not be Secure here (it is everywhere else).
+export APP_ENV=development
 .venv/bin/flask scheduler run &
 SCHEDULER=$!
 trap 'kill $SCHEDULER 2>/dev/null || true' EXIT INT TERM

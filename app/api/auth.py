@@ -1,4 +1,5 @@
-"""Bearer API tokens: a random token shown once, stored as its SHA-256."""
+"""Bearer API tokens: a random token shown once, stored as its SHA-256. A token stops working when it
+expires or is revoked, when its user is deactivated, and while its user's account is locked."""
 import hashlib
 import secrets
 from datetime import timedelta
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from ..errors import Forbidden, Unauthorized
 from ..extensions import db
 from ..models import ApiToken
+from ..permissions import allow
 from ..timeutil import utcnow
 
 
@@ -38,6 +40,10 @@ def current_api_user():
         raise Unauthorized("the token has expired", code="token_expired")
     if not row.user.active:
         raise Unauthorized("the user is deactivated", code="user_inactive")
+    # Too many wrong passwords locked the account: its tokens wait for the lock to end as well.
+    if row.user.locked_until is not None and row.user.locked_until > utcnow():
+        raise Unauthorized(f"the account is locked until {row.user.locked_until.isoformat()}",
+                           code="account_locked")
     return row.user
 
 
@@ -50,5 +56,5 @@ def require(*roles):
             if roles and not (g.user.roles & set(roles)):
                 raise Forbidden(f"requires one of the roles: {', '.join(roles)}", code="wrong_role")
             return view(*args, **kwargs)
-        return wrapper
+        return allow(wrapper, roles)
     return decorator
