@@ -17,15 +17,18 @@ def create_app(config_object=Config, **overrides) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
     _sqlite_pragmas(app)
+    from . import input_guard
+    input_guard.init_app(app)     # first of all hooks: hostile URLs and forms never reach a view
 
-    from .complaints import avoidance_rule, make_record_sync
+    from .avoidance import excluded_usernames
+    from .complaints import make_record_sync
     from .engine.runtime import Runtime
     roles = app.config["ROLES"]
     runtime = Runtime(db.session,
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
     runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
-    runtime.work_rules.append(avoidance_rule)
+    runtime.exclusion_rules.append(excluded_usernames)
     app.extensions["runtime"] = runtime
 
     from .api import bp as api_bp
@@ -35,6 +38,9 @@ def create_app(config_object=Config, **overrides) -> Flask:
     # The web UI: Flask-Login, CSRF on every form (not the API: it uses Bearer tokens), Flask-Babel.
     from .web import init_app as init_web
     init_web(app, exempt=[api_bp])
+
+    from .security import init_app as init_security
+    init_security(app)
 
     from .cli import register_cli
     register_cli(app)

@@ -1,19 +1,27 @@
 """The complaint business record: intake, complaint numbers, masking, and keeping the row in step
 with its workflow. No procedure steps live here: those are in processes/."""
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
-from sqlalchemy import select, update
+from marshmallow import ValidationError, fields, validate, validates
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import avoidance
 from .errors import InvalidData, NotFound
-from .models import Complaint, ComplaintCounter, HumanTask
+from .input_rules import CleanTextSchema
+from .models import Complaint, ComplaintCounter, Deadline, HumanTask, User
 from .timeutil import BUSINESS_TZ, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
+# Personal data (C-7.1) lives on the complaint row only: never in workflow data, snapshots, audit rows,
+# outbox payloads, URLs or logs. The workflow gets the complaint number and these non-personal fields.
+PERSONAL = ("customer_name", "phone", "email", "id_number")
+WORKFLOW_FIELDS = ("channel", "category", "policy_number", "claim_number")
+# received_at must lie in this window: older complaints are typing errors, not complaints.
+EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-class ComplaintIn(Schema):
+class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (422 on it)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     customer_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     phone = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 \-]{4,30}$",
@@ -22,14 +30,20 @@ class ComplaintIn(Schema):
     id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     policy_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
     claim_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    # The username of whoever handled the original claim (回避); checked against the users in register().
     claim_handler = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    # A handler outside the system, as free text: recorded, but it excludes nobody.
+    claim_handler_external = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     category = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
     received_at = fields.AwareDateTime(required=True)
 
     @validates("received_at")
-    def not_in_future(self, value, **kwargs):
-        if value > utcnow() + timedelta(minutes=5):
+    def in_window(self, value, **kwargs):
+        # The year is looked at first: year 1 at +14:00 (or 9999 at -14:00) has no UTC value to compare.
+        if value.year < EARLIEST_RECEIVED.year or value < EARLIEST_RECEIVED:
+            raise ValidationError("received_at is before 2000")
+        if value.year > utcnow().year + 1 or value > utcnow() + timedelta(minutes=5):
             raise ValidationError("received_at is in the future")
 
 
@@ -53,32 +67,69 @@ def next_number(session, number_format: str) -> str:
     raise RuntimeError("could not allocate a complaint number")
 
 
-def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
+def _load_intake(session, payload) -> dict:
     try:
         data = ComplaintIn().load(payload or {})
     except ValidationError as err:
         raise InvalidData("the complaint is not valid",
                           fields={k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()})
+    handler = (data.get("claim_handler") or "").strip() or None
+    if handler is not None and session.execute(select(User.id).where(User.username == handler)).first() is None:
+        # A name that matches nobody would silently exclude nobody: refuse it, and offer the free-text field.
+        raise InvalidData("the complaint is not valid", fields={
+            "claim_handler": "no such user; a handler outside the system goes in claim_handler_external"})
+    data["claim_handler"] = handler
+    data["claim_handler_external"] = (data.get("claim_handler_external") or "").strip() or None
+    return data
+
+
+def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
+    data = _load_intake(session, payload)
     try:
         number = next_number(session, number_format)
         complaint = Complaint(number=number, registered_by_id=user.id, **data)
         session.add(complaint)
-        start_data = {**data, "complaint_number": number, "received_at": data["received_at"].isoformat()}
+        start_data = {**{k: data[k] for k in WORKFLOW_FIELDS}, "complaint_number": number,
+                      "received_at": data["received_at"].isoformat()}
 
-        def link(change):
-            complaint.instance_id = change.instance.id
+        def link(instance):
+            complaint.instance_id = instance.id
 
-        change = runtime.start(process_id, start_data, actor=user.username, business_key=number, before_commit=link)
+        change = runtime.start(process_id, start_data, actor=user.username, business_key=number, on_created=link)
     except Exception:
         session.rollback()
         raise
     return complaint, change
 
 
+def missed_at_registration(session, complaint) -> list[Deadline]:
+    """The deadlines already past when the complaint was registered (received_at long ago)."""
+    return session.execute(select(Deadline).where(Deadline.instance_id == complaint.instance_id,
+                                                  Deadline.state == "missed").order_by(Deadline.due_at)).scalars().all()
+
+
+def search(session, user, q, personal=False) -> list[Complaint]:
+    """Complaints whose number, policy or claim number is `q` — or, with `personal`, whose customer phone
+    or ID number is `q` (asked in a request body, never in a URL). Leaves out those the user must
+    stand aside from (回避)."""
+    keys = [Complaint.number == q, Complaint.policy_number == q, Complaint.claim_number == q]
+    if personal:
+        keys += [Complaint.phone == q, Complaint.id_number == q]
+    return session.execute(select(Complaint).where(or_(*keys), avoidance.visible_to(user))
+                           .order_by(Complaint.received_at.desc()).limit(100)).scalars().all()
+
+
 def get_by_number(session, number) -> Complaint:
     complaint = session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
     if complaint is None:
         raise NotFound(f"no complaint {number}")
+    return complaint
+
+
+def readable(session, user, number) -> Complaint:
+    """The complaint `number` if `user` may read it: 404 when there is none, 403 under 回避."""
+    complaint = get_by_number(session, number)
+    avoidance.check_may_read(user, complaint)
     return complaint
 
 
@@ -109,15 +160,6 @@ def make_record_sync(record_fields: dict):
         if complaint.closed_at is not None:
             complaint.status = "closed"
     return sync
-
-
-def avoidance_rule(session, user, row):
-    """回避: whoever handled the original claim does not handle the complaint about it."""
-    handler = session.execute(select(Complaint.claim_handler).where(
-        Complaint.instance_id == row.instance_id)).scalar_one_or_none()
-    if handler and handler == user.username:
-        return f"{user.username} handled the original claim of this complaint and must stand aside (回避)"
-    return None
 
 
 # ---- personal data (C-2.2, C-7.1) -------------------------------------------------------------------
@@ -153,6 +195,15 @@ def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
     return session.execute(select(HumanTask.id).where(
         HumanTask.instance_id == complaint.instance_id, HumanTask.state == "open",
         HumanTask.assignee_id == user.id).limit(1)).first() is not None
+
+
+def without_personal_data(node):
+    """`node` (e.g. a serialized workflow) with the personal keys removed from every dict in it."""
+    if isinstance(node, dict):
+        return {k: without_personal_data(v) for k, v in node.items() if k not in PERSONAL}
+    if isinstance(node, list):
+        return [without_personal_data(v) for v in node]
+    return node
 
 
 def masked(values: dict) -> dict:

@@ -117,6 +117,9 @@ class HumanTask(db.Model):
     assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
     row_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # No active user with the task's role may work it (e.g. everyone left is excluded by 回避):
+    # flagged to management, who must find someone.
+    unstaffed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Two claims racing on SQLite (which has no row locks) must not both succeed.
     __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (
@@ -125,6 +128,7 @@ class HumanTask(db.Model):
         Index("ix_human_task_instance", "instance_id", "state"),
         Index("ix_human_task_element", "state", "element_id"),        # where complaints wait now
         Index("ix_human_task_completed", "state", "completed_at"),    # time spent per element over a period
+        Index("ix_human_task_unstaffed", "unstaffed", "state"),       # the management's flag
     )
 
 
@@ -167,8 +171,10 @@ class Complaint(db.Model):
     id_number: Mapped[Optional[str]] = mapped_column(String(32))
     policy_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     claim_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
-    # Who handled the original claim: they may not handle the complaint about it (回避).
+    # Who handled the original claim: they may not handle the complaint about it (回避). The username
+    # of an existing user; a handler outside the system is kept as free text that excludes nobody.
     claim_handler: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    claim_handler_external: Mapped[Optional[str]] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -228,6 +234,14 @@ class AuditEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginAttempt(db.Model):
+    """Failed logins counted per key (an IP address or a username) and fixed time window, in the
+    database so that every worker and host shares the count."""
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditHead(db.Model):

@@ -3,10 +3,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from . import avoidance
 from .errors import AppError
 from .models import Complaint, HumanTask
 
-QUEUES = ("mine", "available")
+# "unstaffed": open tasks nobody may work (flagged at creation), for the supervisors.
+QUEUES = ("mine", "available", "unstaffed")
 
 # human_task.due_at keeps a missed deadline, so overdue tasks sort first.
 ORDERS = {
@@ -24,21 +26,22 @@ class Queue:
 
 
 def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_at=None) -> Queue:
-    """Open tasks assigned to the user ("mine"), or unclaimed tasks of the user's roles ("available").
-    Optional filters: the task's element id (`step`), the complaint's channel and category, and only
-    tasks whose deadline is before `overdue_at`."""
-    conditions = [HumanTask.state == "open"]
+    """Open tasks assigned to the user ("mine"), unclaimed tasks of the user's roles ("available"), or
+    tasks nobody may work ("unstaffed", for supervisors: the caller checks). Optional filters: the task's
+    element id (`step`), the complaint's channel and category, and only tasks whose deadline is before
+    `overdue_at`."""
+    # 回避: leave out the (few) complaints about a claim this user handled. A small NOT IN keeps the
+    # queue and its count on the human_task index instead of joining every row to complaint.
+    conditions = [HumanTask.state == "open", HumanTask.instance_id.not_in(avoidance.avoided_instances(user))]
     if queue == "mine":
         conditions.append(HumanTask.assignee_id == user.id)
     elif queue == "available":
-        # 回避: leave out the (few) complaints about a claim this user handled. A small NOT IN keeps
-        # the queue and its count on the human_task index instead of joining every row to complaint.
-        avoided = select(Complaint.instance_id).where(Complaint.claim_handler == user.username,
-                                                      Complaint.instance_id.is_not(None))
-        conditions += [HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)),
-                       HumanTask.instance_id.not_in(avoided)]
+        conditions += [HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles))]
+    elif queue == "unstaffed":
+        conditions.append(HumanTask.unstaffed.is_(True))
     else:
-        raise AppError("queue must be 'mine' or 'available'", fields={"queue": "unknown queue"}, code="bad_query")
+        raise AppError("queue must be one of: " + ", ".join(QUEUES), fields={"queue": "unknown queue"},
+                       code="bad_query")
     if step:
         conditions.append(HumanTask.element_id == step)
     if overdue_at is not None:

@@ -585,15 +585,22 @@ def test_register_errors_are_kept_and_explained(browser, people):
     assert snapshot() == before
 
 
-def test_search_by_number_phone_policy_and_claim(browser, desk):
+def test_search_by_number_phone_id_number_policy_and_claim(browser, desk):
     number = desk.register()
     b = as_(browser, "claims_specialist")
     r = b.get(f"/complaints?q={number}")
     assert r.status_code == 302 and r.location == f"/complaints/{number}"
-    for q in (COMPLAINT["phone"], COMPLAINT["policy_number"], COMPLAINT["claim_number"]):
-        r = b.get(f"/complaints?q={q}")
+    # The search form posts its term: a phone or ID number never sits in a URL (or an access log).
+    assert 'method="post"' in b.get("/complaints").text
+    for q in (COMPLAINT["phone"], COMPLAINT["id_number"], COMPLAINT["policy_number"], COMPLAINT["claim_number"]):
+        r = b.post("/complaints", {"q": q})
         assert r.status_code == 200 and number in r.text and "找到 1 件投诉" in text(r)
-    r = b.get("/complaints?q=nothing-like-this")
+    for q in (COMPLAINT["policy_number"], COMPLAINT["claim_number"]):
+        assert number in b.get(f"/complaints?q={q}").text
+    # A personal identifier in a URL finds nothing: it is only searched from the request body.
+    for q in (COMPLAINT["phone"], COMPLAINT["id_number"]):
+        assert 'data-testid="search-empty"' in b.get(f"/complaints?q={q}").text
+    r = b.post("/complaints", {"q": "nothing-like-this"})
     assert 'data-testid="search-empty"' in r.text
 
 

@@ -1,12 +1,12 @@
 import json
 
 from flask import current_app, g, request
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from .. import complaints
 from ..errors import AppError, NotFound
 from ..extensions import db
-from ..models import (AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
+from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
 from ..permissions import READERS, REGISTRARS
 from . import bp
@@ -32,29 +32,48 @@ def register_complaint():
     complaint, change = complaints.register(runtime, db.session, body(), g.user,
                                             current_app.config["COMPLAINT_PROCESS"],
                                             current_app.config["COMPLAINT_NUMBER_FORMAT"])
+    missed = complaints.missed_at_registration(db.session, complaint)
     return {"number": complaint.number, "complaint": complaint_view(complaint, g.user),
-            "tasks": TaskOut(many=True).dump(change.created_tasks)}, 201
+            "tasks": TaskOut(many=True).dump(change.created_tasks),
+            "missed_deadlines": DeadlineOut(many=True).dump(missed),
+            "warnings": [f"received_at is already past the deadline {d.name} (due {d.due_at.isoformat()})"
+                         for d in missed]}, 201
+
+
+def _search_result(q, rows):
+    items = [complaints.masked(ComplaintOut(only=SUMMARY).dump(c)) for c in rows]
+    return {"q": q, "items": items, "total": len(items)}
+
+
+def _query(value) -> str:
+    q = (value if isinstance(value, str) else "").strip()
+    if not q:
+        raise AppError("give q: a complaint number, policy or claim number (phone or ID number: POST "
+                       "/complaints/search)", fields={"q": "required"}, code="bad_query")
+    return q
 
 
 @bp.get("/complaints")
 @require(*READERS)
 def search_complaints():
-    """Find complaints by number, customer phone, policy number or claim number (exact match)."""
-    q = (request.args.get("q") or "").strip()
-    if not q:
-        raise AppError("give q: a complaint number, phone, policy or claim number", fields={"q": "required"},
-                       code="bad_query")
-    rows = db.session.execute(select(Complaint).where(or_(
-        Complaint.number == q, Complaint.phone == q, Complaint.policy_number == q, Complaint.claim_number == q))
-        .order_by(Complaint.received_at.desc()).limit(100)).scalars().all()
-    items = [complaints.masked(ComplaintOut(only=SUMMARY).dump(c)) for c in rows]
-    return {"q": q, "items": items, "total": len(items)}
+    """Find complaints by number, policy number or claim number (exact match). Personal identifiers
+    (phone, ID number) are searched with POST /complaints/search, so they never sit in a URL or a log."""
+    q = _query(request.args.get("q"))
+    return _search_result(q, complaints.search(db.session, g.user, q))
+
+
+@bp.post("/complaints/search")
+@require(*READERS)
+def search_complaints_by_body():
+    """Find complaints by number, policy or claim number, customer phone or ID number, given in the body."""
+    q = _query(body().get("q"))
+    return _search_result(q, complaints.search(db.session, g.user, q, personal=True))
 
 
 @bp.get("/complaints/<number>")
 @require(*READERS)
 def get_complaint(number):
-    complaint = complaints.get_by_number(db.session, number)
+    complaint = complaints.readable(db.session, g.user, number)
     tasks = db.session.execute(select(HumanTask).where(HumanTask.instance_id == complaint.instance_id)
                                .order_by(HumanTask.created_at)).scalars().all()
     deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id == complaint.instance_id)
@@ -75,7 +94,7 @@ def get_complaint(number):
 def get_case_file(number):
     """The complete case file as JSON (C-3.5.1)."""
     from ..casefile import case_file
-    complaint = complaints.get_by_number(db.session, number)
+    complaint = complaints.readable(db.session, g.user, number)
     return case_file(db.session, complaint, complaint_view(complaint, g.user))
 
 
@@ -84,7 +103,7 @@ def get_case_file(number):
 def get_path(number):
     """What to mark on the complaint's own diagram: the elements it passed through in order (every
     round), where it is now, and the deadlines it missed."""
-    complaint = complaints.get_by_number(db.session, number)
+    complaint = complaints.readable(db.session, g.user, number)
     inst = db.session.get(ProcessInstance, complaint.instance_id)
     visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == inst.id)
                                 .order_by(ElementVisit.id)).scalars().all()
@@ -101,7 +120,7 @@ def get_path(number):
 @require(*READERS, "process_owner")
 def list_snapshots(number):
     """The complaint's workflow as it was before each migration, for inspection."""
-    complaint = complaints.get_by_number(db.session, number)
+    complaint = complaints.readable(db.session, g.user, number)
     rows = db.session.execute(select(InstanceSnapshot, ProcessVersion.version)
                               .join(ProcessVersion, ProcessVersion.id == InstanceSnapshot.version_id)
                               .where(InstanceSnapshot.instance_id == complaint.instance_id)
@@ -114,10 +133,12 @@ def list_snapshots(number):
 @bp.get("/complaints/<number>/snapshots/<int:snapshot_id>")
 @require(*READERS, "process_owner")
 def get_snapshot(number, snapshot_id):
-    complaint = complaints.get_by_number(db.session, number)
+    """A pre-migration workflow. Workflows hold no personal data (it lives on the complaint row); any
+    personal key found in an old one is left out all the same."""
+    complaint = complaints.readable(db.session, g.user, number)
     snap = db.session.get(InstanceSnapshot, snapshot_id)
     if snap is None or snap.instance_id != complaint.instance_id:
         raise NotFound(f"no snapshot {snapshot_id} of {number}")
     return {"id": snap.id, "version": db.session.get(ProcessVersion, snap.version_id).version,
             "reason": snap.reason, "created_by": snap.created_by, "created_at": snap.created_at.isoformat(),
-            "workflow": json.loads(snap.workflow_json)}
+            "workflow": complaints.without_personal_data(json.loads(snap.workflow_json))}

@@ -21,8 +21,10 @@ def runtime():
 @require(*WORKERS)
 def list_tasks():
     queue = request.args.get("queue", "mine")
+    if queue == "unstaffed" and not runtime().is_supervisor(g.user):
+        raise Forbidden("only supervisors see the tasks nobody may work", code="wrong_role")
     try:
-        page = max(int(request.args.get("page", 1)), 1)
+        page = min(max(int(request.args.get("page", 1)), 1), 100_000)   # an OFFSET the database can hold
         per_page = min(max(int(request.args.get("per_page", 50)), 1), 200)
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
@@ -45,7 +47,7 @@ def _task_for(user, task_id, write=True) -> HumanTask:
         raise NotFound(f"no task {task_id}")
     if task.role not in user.roles and (write or "compliance" not in user.roles):
         raise Forbidden(f"this task belongs to the role {task.role}", code="wrong_role")
-    reason = runtime().exclusion(user, task) if task.role in user.roles else None
+    reason = runtime().exclusion(user, task)     # 回避 keeps the user out of reads as well as writes
     if reason:
         raise Forbidden(reason, code="excluded")
     return task

@@ -48,13 +48,16 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
-        # (session, user, task row) -> reason the user may not work this task, or None (e.g. 回避).
-        self.work_rules: list[Callable] = []
+        # (session, instance id) -> {username: reason} of the users who must stay out of that
+        # instance entirely (e.g. 回避): they may not claim, complete, be given, release or assign its tasks.
+        self.exclusion_rules: list[Callable] = []
         self._specs: dict[int, VersionInfo] = {}
         self._calendar, self._calendar_stamp = None, None
 
     # ---- verbs -------------------------------------------------------------------------------------
-    def start(self, process_id, data, actor: str, business_key=None, before_commit=None) -> Change:
+    def start(self, process_id, data, actor: str, business_key=None, on_created=None) -> Change:
+        """Start an instance; `on_created(instance)` runs once it has an id, before its tasks are
+        written, e.g. to link the business record that the exclusion rules read."""
         version = latest_version(self.session, process_id)
         if version is None:
             raise NotFound(f"process {process_id!r} is not deployed")
@@ -69,12 +72,11 @@ class Runtime:
                                    workflow_json="")
             self.session.add(inst)
             self.session.flush()
+            if on_created:
+                on_created(inst)
             audit.record(self.session, actor, "instance_started", instance_id=inst.id, business_key=business_key,
                          data={"process_id": process_id, "version": version.version})
-            change = self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
-            if before_commit:
-                before_commit(change)
-        return change
+            return self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
 
     def complete(self, task_id, user: User, data, schema_check=True) -> Change:
         row = self._task_row(task_id)
@@ -187,7 +189,7 @@ class Runtime:
                 return row
             if row.assignee_id is not None:
                 raise Conflict(f"already claimed by {row.assignee.username}", code="already_claimed")
-            row.assignee_id, row.claimed_at = user.id, utcnow()
+            row.assignee_id, row.claimed_at, row.unstaffed = user.id, utcnow(), False
             audit.record(self.session, user.username, "task_claimed", instance_id=row.instance_id,
                          business_key=row.business_key, task_id=row.id, element_id=row.element_id)
         return row
@@ -199,6 +201,7 @@ class Runtime:
             self._check_open(row)
             if row.assignee_id != user.id and not self.is_supervisor(user):
                 raise Forbidden("only the assignee or a supervisor can release this task")
+            self._check_rules(user, row)
             previous = row.assignee.username if row.assignee else None
             row.assignee_id, row.claimed_at = None, None
             audit.record(self.session, user.username, "task_unclaimed", instance_id=row.instance_id,
@@ -210,6 +213,7 @@ class Runtime:
         if not self.is_supervisor(supervisor):
             raise Forbidden("only a supervisor can assign tasks")
         row = self._task_row(task_id)
+        self._check_rules(supervisor, row)
         if row.role not in assignee.roles or not assignee.active:
             raise Forbidden(f"{assignee.username} does not have the role {row.role}", code="assignee_lacks_role")
         self._check_rules(assignee, row)
@@ -217,7 +221,7 @@ class Runtime:
             row = self._lock_task(task_id)
             self._check_open(row)
             previous = row.assignee.username if row.assignee else None
-            row.assignee_id, row.claimed_at = assignee.id, utcnow()
+            row.assignee_id, row.claimed_at, row.unstaffed = assignee.id, utcnow(), False
             audit.record(self.session, supervisor.username, "task_assigned", instance_id=row.instance_id,
                          business_key=row.business_key, task_id=row.id, element_id=row.element_id,
                          data={"assignee": assignee.username, "previous_assignee": previous})
@@ -272,14 +276,34 @@ class Runtime:
             raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
         self._check_rules(user, row)
 
+    def excluded(self, instance_id) -> dict:
+        """{username: reason} of everyone an exclusion rule (e.g. 回避) keeps out of this instance."""
+        out = {}
+        for rule in self.exclusion_rules:
+            for username, reason in rule(self.session, instance_id).items():
+                out.setdefault(username, reason)
+        return out
+
     def exclusion(self, user, row) -> Optional[str]:
-        """Why a work rule (e.g. 回避) keeps this user off this task, or None."""
-        return next(filter(None, (rule(self.session, user, row) for rule in self.work_rules)), None)
+        """Why an exclusion rule (e.g. 回避) keeps this user off this task, or None."""
+        return self.excluded(row.instance_id).get(user.username)
+
+    def may_work(self, user, row) -> bool:
+        """Whether `user` could claim or be given this task: active, with its role, not excluded."""
+        return bool(user.active and row.role in user.roles and not self.exclusion(user, row))
+
+    def anyone_may_work(self, role, excluded: dict) -> bool:
+        """Whether some active user with `role` is not among `excluded` (one query on user)."""
+        if role is None:
+            return False
+        users = self.session.execute(select(User.username, User.roles_csv).where(
+            User.active.is_(True), User.roles_csv.contains(role))).all()
+        return any(role in csv.split(",") and name not in excluded for name, csv in users)
 
     def _check_rules(self, user, row):
         reason = self.exclusion(user, row)
         if reason:
-            raise Forbidden(reason, code="excluded")
+            raise Forbidden(reason, code="excluded", fields={"user": user.username})
 
     @staticmethod
     def _check_open(row):
@@ -438,6 +462,18 @@ class Runtime:
             change.created_tasks.append(row)
             audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,
                          task_id=row.id, element_id=row.element_id, data={"name": row.name, "role": row.role})
+            self._flag_if_unstaffed(inst, row, actor)
+
+    def _flag_if_unstaffed(self, inst, row, actor):
+        """A task nobody may work (no active user with its role, or all of them excluded) is flagged
+        for the supervisors and written to the audit trail."""
+        excluded = self.excluded(inst.id)
+        if self.anyone_may_work(row.role, excluded):
+            return
+        row.unstaffed = True
+        audit.record(self.session, actor, "task_unstaffed", instance_id=inst.id, business_key=inst.business_key,
+                     task_id=row.id, element_id=row.element_id,
+                     data={"name": row.name, "role": row.role, "excluded": sorted(excluded)})
 
 
 def engine_error(what, exc) -> ProcessError:

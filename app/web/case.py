@@ -3,29 +3,20 @@ a JSON download, with personal data as the complaint page shows it (complaints.p
 only for the roles that need it, and every full view audited)."""
 import json
 
-from flask import Response, abort, render_template
-from flask_babel import gettext as _
+from flask import Response, render_template
 from sqlalchemy import select
 
 from .. import complaints
 from ..api.schemas import ComplaintOut
 from ..casefile import case_file
 from ..extensions import db
-from ..models import Complaint, ProcessInstance, User
+from ..models import ProcessInstance, User
 from ..permissions import READERS
 from ..timeutil import utcnow
 from . import bp, diagram, formrender
 from .procedure import attachment
-from .routes import roles_required
+from .routes import readable_or_abort, roles_required
 from .ui import forms_of_version, lang, me, message_label, pii_roles, step_label
-
-
-def _complaint_or_404(number) -> Complaint:
-    found = db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
-    if found is None or found.instance_id is None:
-        abort(404, description=_("There is no complaint %(number)s. Check the number or search again.",
-                                 number=number))
-    return found
 
 
 def _case_file(found) -> dict:
@@ -36,7 +27,7 @@ def _case_file(found) -> dict:
 @bp.get("/complaints/<number>/case-file.json")
 @roles_required(*READERS)
 def case_file_json(number):
-    found = _complaint_or_404(number)
+    found = readable_or_abort(number)
     body = json.dumps(_case_file(found), ensure_ascii=False, indent=2)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": attachment(f"case-file-{found.number}.json")})
@@ -45,7 +36,7 @@ def case_file_json(number):
 @bp.get("/complaints/<number>/case-file")
 @roles_required(*READERS)
 def case_file_page(number):
-    found = _complaint_or_404(number)
+    found = readable_or_abort(number)
     record = _case_file(found)
     inst = db.session.get(ProcessInstance, found.instance_id)
     forms = forms_of_version(inst.version_id)

@@ -4,17 +4,18 @@ goes through the runtime's verbs, exactly as the JSON API does."""
 from functools import wraps
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import or_, select
 
-from .. import complaints, queues
+from .. import avoidance, complaints, queues
 from ..errors import AppError, InvalidData
 from ..extensions import db
 from ..forms import field_errors
+from ..input_rules import BAD_TEXT
 from ..models import AuditEvent, Complaint, Deadline, HumanTask, ProcessInstance, User
-from ..permissions import READERS, REGISTRARS, WORKERS
+from ..permissions import READERS, REGISTRARS, WORKERS, allow, public
 from ..timeutil import utcnow
 from . import bp, formrender
 from .auth import safe_next
@@ -32,21 +33,21 @@ def runtime():
 
 
 def roles_required(*roles):
-    """Logged in, with at least one of the roles (else 403)."""
+    """Logged in, with at least one of the roles (else 403); with no roles, any logged-in user."""
     def decorator(view):
         @wraps(view)
         @login_required
         def wrapper(*args, **kwargs):
-            if not has_any(me(), roles):
+            if roles and not has_any(me(), roles):
                 abort(403)
             return view(*args, **kwargs)
-        return wrapper
+        return allow(wrapper, roles)
     return decorator
 
 
 def _int_arg(name, default=1):
     try:
-        return max(int(request.args.get(name, default)), 1)
+        return min(max(int(request.args.get(name, default)), 1), 100_000)   # an OFFSET the database can hold
     except ValueError:
         return default
 
@@ -62,16 +63,28 @@ def _back(default=None):
     return redirect(safe_next(request.form.get("next"), default))
 
 
+STAND_ASIDE = _l("You handled the original claim of this complaint and must stand aside (回避).")
+
+
 def _excluded_reason(user, task):
-    """The work rules (e.g. 回避) that keep this user off this task, as a translated sentence."""
-    if runtime().exclusion(user, task):
-        return _("You handled the original claim of this complaint and must stand aside (回避).")
-    return None
+    """The exclusion rules (e.g. 回避) that keep this user off this task, as a translated sentence."""
+    return str(STAND_ASIDE) if runtime().exclusion(user, task) else None
+
+
+def readable_or_abort(number) -> Complaint:
+    """The complaint `number` as the current user may read it: 404 when there is none, 403 under 回避."""
+    found = db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
+    if found is None or found.instance_id is None:
+        abort(404, description=_("There is no complaint %(number)s. Check the number or search again.",
+                                 number=number))
+    if avoidance.reason_for(me(), found):
+        abort(403, description=str(STAND_ASIDE))
+    return found
 
 
 # ---- home: my work ----------------------------------------------------------------------------------
 @bp.get("/")
-@login_required
+@roles_required()
 def home():
     user = me()
     if not has_any(user, WORKERS):
@@ -87,7 +100,10 @@ def home():
     pii = has_any(user, pii_roles())
     forms = latest_forms()
     lists = {}
-    for queue, arg in (("mine", "pm"), ("available", "pa")):
+    queues_shown = (("mine", "pm"), ("available", "pa"))
+    if runtime().is_supervisor(user):
+        queues_shown += (("unstaffed", "pu"),)
+    for queue, arg in queues_shown:
         page_no = _int_arg(arg)
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None)
@@ -172,11 +188,12 @@ def assign(task_id):
     return _back(default)
 
 
-def colleagues(role) -> list[User]:
-    """Active users with the role: whom a supervisor may give a task of that role."""
-    users = db.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(role))
+def colleagues(task) -> list[User]:
+    """Whom a supervisor may give this task: active users with its role that no rule (回避) excludes."""
+    users = db.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(task.role))
                                .order_by(User.display_name)).scalars().all()
-    return [u for u in users if role in u.roles]
+    excluded = runtime().excluded(task.instance_id)
+    return [u for u in users if task.role in u.roles and u.username not in excluded]
 
 
 # ---- a task: its form beside the complaint -------------------------------------------------------------
@@ -187,10 +204,9 @@ def task(task_id):
     own_role = task.role in user.roles
     if not own_role and "compliance" not in user.roles:
         abort(403, description=_("This task belongs to another role."))
-    if own_role:
-        reason = _excluded_reason(user, task)
-        if reason:
-            abort(403, description=reason)
+    reason = _excluded_reason(user, task)      # 回避 closes reading as well as working
+    if reason:
+        abort(403, description=reason)
     schema = runtime().form_schema(task) or {}
     errors, raw, status = {}, None, 200
     if request.method == "POST":
@@ -233,7 +249,7 @@ def task(task_id):
     return render_template("web/task.html", task=task, schema=schema, title=formrender.titles(schema, lang()),
                            fields=form_fields, errors=errors, can_work=can_work, own_role=own_role,
                            submitted=submitted, is_supervisor=runtime().is_supervisor(user),
-                           colleagues=colleagues(task.role) if runtime().is_supervisor(user) else [],
+                           colleagues=colleagues(task) if runtime().is_supervisor(user) else [],
                            task_due=due, left=time_left(due), **ctx), status
 
 
@@ -333,9 +349,16 @@ def _timeline(events, forms):
 
 
 # ---- register a complaint ------------------------------------------------------------------------------
+def claim_handlers() -> list[User]:
+    """The people who may be named as the original claim's handler: every user with a worker role
+    (including deactivated ones, who may still have handled the claim)."""
+    users = db.session.execute(select(User).order_by(User.display_name)).scalars().all()
+    return [u for u in users if has_any(u, WORKERS)]
+
+
 def intake_schema() -> dict:
     """The intake fields (see complaints.ComplaintIn) described like a form schema, for the same macros."""
-    handlers = colleagues("claims_specialist")
+    handlers = claim_handlers()
     return {"type": "object", "required": ["channel", "customer_name", "phone", "policy_number", "category",
                                            "description", "received_at"],
             "properties": {
@@ -350,10 +373,14 @@ def intake_schema() -> dict:
                 "policy_number": {"type": "string", "title": _("Policy number"), "maxLength": 64},
                 "claim_number": {"type": "string", "title": _("Claim number"), "maxLength": 64},
                 "claim_handler": {"type": "string", "title": _("Handler of the original claim"),
-                                  "description": _("They may not handle this complaint (回避)."),
+                                  "description": _("They may not see or handle this complaint (回避)."),
                                   "enum": [u.username for u in handlers],
                                   "x-enumNames": [f"{u.display_name} ({u.username})" for u in handlers],
                                   "x-widget": "select"},
+                "claim_handler_external": {
+                    "type": "string", "title": _("Handler outside the system"), "maxLength": 100,
+                    "description": _("Only when the original claim was handled by someone without an account "
+                                     "here (e.g. an agency). Recorded for the file; it excludes nobody.")},
                 "category": {"type": "string", "title": _("Category"), "maxLength": 64,
                              "description": _("For example 理赔时效 (claim delays), 理赔金额 (amount)."),
                              "x-suggestions": db.session.execute(
@@ -367,7 +394,8 @@ def intake_schema() -> dict:
 INTAKE_MESSAGES = {
     "Missing data for required field.": "required", "Field may not be null.": "required",
     "Not a valid email address.": "email", "not a valid phone number": "phone",
-    "received_at is in the future": "future", "Not a valid datetime.": "datetime",
+    "received_at is in the future": "future", "received_at is before 2000": "too_old",
+    "no such user": "unknown_user", BAD_TEXT: "bad_text", "Not a valid datetime.": "datetime",
     "Not a valid aware datetime.": "datetime", "Must be one of": "choice", "Longer than maximum length": "long",
 }
 
@@ -380,6 +408,10 @@ def intake_errors(schema, fields: dict) -> dict:
         out[name] = {
             "required": _("This field is required."), "email": _("Not a valid e-mail address."),
             "phone": _("Not a valid phone number."), "future": _("The time received cannot be in the future."),
+            "too_old": _("The time received cannot be before the year 2000."),
+            "bad_text": _("This text contains characters that are not allowed (such as NUL)."),
+            "unknown_user": _("Choose a user from the list; a handler without an account goes in “Handler "
+                              "outside the system”."),
             "datetime": _("Enter a date and time."), "choice": _("Choose one of the options."),
             "long": _("At most %(num)d characters.", num=prop.get("maxLength", 0)),
         }.get(kind, message)
@@ -408,22 +440,28 @@ def register():
             session["registered"] = complaint.number
             flash(_("Complaint %(number)s is registered; its initial review is in the queue.",
                     number=complaint.number), "success")
+            for deadline in complaints.missed_at_registration(db.session, complaint):
+                flash(_("The time received is already past the deadline “%(name)s” (due %(time)s): it is "
+                        "recorded as missed.", name=deadline.name, time=fmt_datetime(deadline.due_at)), "error")
             return redirect(url_for("web.complaint", number=complaint.number))
     by_name = {f["name"]: f for f in formrender.fields(schema, raw, errors, None)}
     return render_template("web/register.html", by=by_name, errors=errors), status
 
 
 # ---- find and follow a complaint -------------------------------------------------------------------------
-@bp.get("/complaints")
+@bp.route("/complaints", methods=["GET", "POST"])
 @roles_required(*READERS)
 def search():
+    """The form posts its term, so a phone or ID number never sits in a URL (or an access log); a GET
+    with ?q= finds by complaint, policy or claim number only (links, bookmarks)."""
     user = me()
-    q = (request.args.get("q") or "").strip()
-    query = select(Complaint)
+    personal = request.method == "POST"
+    q = ((request.form if personal else request.args).get("q") or "").strip()
     if q:
-        query = query.where(or_(Complaint.number == q, Complaint.phone == q, Complaint.policy_number == q,
-                                Complaint.claim_number == q))
-    rows = db.session.execute(query.order_by(Complaint.received_at.desc()).limit(100 if q else 50)).scalars().all()
+        rows = complaints.search(db.session, user, q, personal=personal)
+    else:
+        rows = db.session.execute(select(Complaint).where(avoidance.visible_to(user))
+                                  .order_by(Complaint.received_at.desc()).limit(50)).scalars().all()
     if q and len(rows) == 1 and rows[0].number == q:
         return redirect(url_for("web.complaint", number=q))
     pii = has_any(user, pii_roles())
@@ -436,10 +474,7 @@ def search():
 @roles_required(*READERS)
 def complaint(number):
     user = me()
-    found = db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
-    if found is None:
-        abort(404, description=_("There is no complaint %(number)s. Check the number or search again.",
-                                 number=number))
+    found = readable_or_abort(number)
     person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in PERSONAL},
                                             pii_roles())
     version_id = db.session.execute(select(ProcessInstance.version_id).where(
@@ -463,11 +498,12 @@ def complaint(number):
         open_tasks=open_tasks, tasks=tasks, deadlines=deadlines, entries=_timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=_names({e.actor for e in events}),
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
-        colleagues={t.role: colleagues(t.role) for t in open_tasks} if supervisor else {})
+        colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {})
 
 
 # ---- language ------------------------------------------------------------------------------------------
 @bp.get("/language/<code>")
+@public
 def language(code):
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code

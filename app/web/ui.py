@@ -31,6 +31,7 @@ ACTION_LABELS = {
     "task_assigned": _l("Task assigned"),
     "task_completed": _l("Task completed"),
     "task_cancelled": _l("Task withdrawn by the procedure"),
+    "task_unstaffed": _l("Nobody may work this task: flagged to management"),
     "deadline_set": _l("Deadline set"),
     "deadline_met": _l("Deadline met"),
     "deadline_missed": _l("Deadline missed"),
@@ -39,6 +40,7 @@ ACTION_LABELS = {
     "personal_data_viewed": _l("Personal data viewed in full"),
     "instance_error": _l("Procedure error"),
     "account_locked": _l("Account locked"),
+    "account_unlocked": _l("Account unlocked"),
     "instance_migrated": _l("Moved to another version of the procedure"),
     "process_deployed": _l("Procedure version deployed"),
 }
@@ -199,7 +201,8 @@ def _nav_context():
     user = me()
     counts = None
     if has_any(user, WORKERS):
-        counts = {q: queues.count(db.session, queues.queue_query(user, q)) for q in queues.QUEUES}
+        shown = queues.QUEUES if current_app.extensions["runtime"].is_supervisor(user) else ("mine", "available")
+        counts = {q: queues.count(db.session, queues.queue_query(user, q)) for q in shown}
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
             "step_label": step_label}
@@ -213,7 +216,7 @@ def error_message(err, task=None, assignee=None) -> str:
     if code == "wrong_role":
         return _("This task belongs to another role.")
     if code == "excluded":
-        if assignee is not None:
+        if assignee is not None and err.fields.get("user") == assignee.username:
             return _("%(name)s handled the original claim of this complaint and must stand aside (回避).",
                      name=assignee.display_name)
         return _("You handled the original claim of this complaint and must stand aside (回避).")

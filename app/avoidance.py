@@ -1,0 +1,47 @@
+"""回避 (avoidance): whoever handled the original claim stands aside from the complaint about it.
+
+One rule, one place. Every path that reads or changes a complaint asks this module: the runtime
+(claim, complete, assign, unclaim, and whether anyone may still work a new task), the queues and the
+search (which leave the complaints out), and every page and API call that shows a complaint (403).
+The rule is data, not code: `complaint.claim_handler` names the user who handled the original claim.
+"""
+from typing import Optional
+
+from sqlalchemy import or_, select
+
+from .errors import Forbidden
+from .models import Complaint
+
+REASON = "{user} handled the original claim of this complaint and must stand aside (回避)"
+
+
+def excluded_usernames(session, instance_id) -> dict:
+    """{username: reason} of the users who must stay out of this instance's complaint."""
+    handler = session.execute(select(Complaint.claim_handler).where(
+        Complaint.instance_id == instance_id)).scalar_one_or_none()
+    return {handler: REASON.format(user=handler)} if handler else {}
+
+
+def reason_for(user, complaint) -> Optional[str]:
+    """Why `user` must stay out of `complaint`, or None."""
+    if complaint is not None and complaint.claim_handler and complaint.claim_handler == user.username:
+        return REASON.format(user=user.username)
+    return None
+
+
+def check_may_read(user, complaint):
+    """Refuse (403, code "excluded") a user who must stand aside from this complaint."""
+    reason = reason_for(user, complaint)
+    if reason:
+        raise Forbidden(reason, code="excluded")
+
+
+def visible_to(user):
+    """A condition on Complaint for lists and searches: the complaints `user` may see."""
+    return or_(Complaint.claim_handler.is_(None), Complaint.claim_handler != user.username)
+
+
+def avoided_instances(user):
+    """The instance ids `user` must stay out of, as a subquery (a handful of rows: an index lookup)."""
+    return select(Complaint.instance_id).where(Complaint.claim_handler == user.username,
+                                               Complaint.instance_id.is_not(None))
