@@ -56,3 +56,38 @@ def test_an_injected_inline_script_does_not_run(app, people, page: Page):
     page.click("#injected-button")       # a handler that ran would have run during the click
     assert page.evaluate("() => window.injected === undefined")
     assert len(violations) == 2, violations
+
+
+def test_the_api_reference_page_runs_under_the_policy(app, people, page: Page, screenshots):
+    """Swagger UI, vendored from npm, shows every operation of the OpenAPI document with no CSP
+    violation and no request to another server."""
+    from app.api.openapi import api_rules
+    violations, elsewhere = csp_violations(page), []
+    page.on("request", lambda r: r.url.startswith("http://127.0.0.1") or elsewhere.append(r.url))
+    login(page, "compliance")
+    page.goto("/api/v1/docs")
+    expect(page.get_by_test_id("api-reference")).to_have_attribute("data-state", "ready")
+    operations = page.locator(".opblock")
+    expect(operations).to_have_count(len(api_rules(app)))
+    screenshots(page, "20-api-reference", height=900)
+    assert violations == [] and elsewhere == []
+
+
+def test_management_sees_the_tasks_nobody_may_work(app, people, page: Page, screenshots):
+    from sqlalchemy import update
+
+    from app.models import User
+    desk = Desk(app.test_client(), people)
+    db.session.execute(update(User).where(User.username == "claims_specialist_2").values(active=False))
+    db.session.commit()
+    number = desk.register(claim_handler="claims_specialist")
+    desk.walk(number, ["initial_review"])
+    db.session.remove()
+    login(page, "management")
+    expect(page.get_by_test_id("count-unstaffed")).to_have_text("1")
+    page.get_by_test_id("nav-unstaffed").click()
+    section = page.get_by_test_id("unstaffed")
+    expect(section.get_by_test_id("unstaffed-badge")).to_be_visible()
+    screenshots(page, "21-unstaffed", height=700)
+    section.get_by_test_id("find-someone").click()
+    expect(page).to_have_url(f"/complaints/{number}")
