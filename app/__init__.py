@@ -28,7 +28,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
     runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
-    runtime.exclusion_rules.append(excluded_usernames)
+    runtime.exclusions = excluded_usernames
     app.extensions["runtime"] = runtime
 
     from .api import bp as api_bp

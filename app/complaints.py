@@ -10,6 +10,7 @@ from . import avoidance
 from .errors import InvalidData, NotFound
 from .input_rules import CleanTextSchema
 from .models import Complaint, ComplaintCounter, Deadline, HumanTask, User
+from .permissions import WORKERS
 from .timeutil import BUSINESS_TZ, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
@@ -74,13 +75,21 @@ def _load_intake(session, payload) -> dict:
         raise InvalidData("the complaint is not valid",
                           fields={k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()})
     handler = (data.get("claim_handler") or "").strip() or None
-    if handler is not None and session.execute(select(User.id).where(User.username == handler)).first() is None:
+    if handler is not None and handler not in {u.username for u in claim_handlers(session)}:
         # A name that matches nobody would silently exclude nobody: refuse it, and offer the free-text field.
         raise InvalidData("the complaint is not valid", fields={
-            "claim_handler": "no such user; a handler outside the system goes in claim_handler_external"})
+            "claim_handler": "no such user with a handler role; a handler outside the system goes in "
+                             "claim_handler_external"})
     data["claim_handler"] = handler
     data["claim_handler_external"] = (data.get("claim_handler_external") or "").strip() or None
     return data
+
+
+def claim_handlers(session) -> list[User]:
+    """Who may be named as the original claim's handler: every user with a role that handles work
+    (deactivated ones too: they may still have handled the claim)."""
+    users = session.execute(select(User).order_by(User.display_name)).scalars().all()
+    return [u for u in users if u.roles & set(WORKERS)]
 
 
 def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
@@ -127,8 +136,11 @@ def get_by_number(session, number) -> Complaint:
 
 
 def readable(session, user, number) -> Complaint:
-    """The complaint `number` if `user` may read it: 404 when there is none, 403 under 回避."""
+    """The complaint `number` if `user` may read it: 404 when there is none (or it has no process yet),
+    403 under 回避. Every page and API call that shows a complaint goes through here."""
     complaint = get_by_number(session, number)
+    if complaint.instance_id is None:
+        raise NotFound(f"no complaint {number}")
     avoidance.check_may_read(user, complaint)
     return complaint
 

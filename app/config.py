@@ -24,7 +24,8 @@ def secure_cookies(environ=os.environ) -> bool:
 class Config:
     SECRET_KEY = _env("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'complaints.db'}")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # hide_parameters: a database error's message must not carry the statement's values (personal data) into a log.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
     PROCESSES_DIR = Path(_env("PROCESSES_DIR", ROOT / "processes"))
     FORMS_DIR = Path(_env("FORMS_DIR", ROOT / "forms"))
     # Business time: days, working days and "end of day" are reckoned here; storage is UTC.

@@ -9,6 +9,7 @@ from .models import Complaint, HumanTask
 
 # "unstaffed": open tasks nobody may work (flagged at creation), for the supervisors.
 QUEUES = ("mine", "available", "unstaffed")
+MAX_PAGE = 100_000      # the highest page number asked for: an OFFSET every database can hold
 
 # human_task.due_at keeps a missed deadline, so overdue tasks sort first.
 ORDERS = {

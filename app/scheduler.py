@@ -23,6 +23,10 @@ def fire_due_timers(app) -> int:
             except ProcessError as exc:
                 log.error("instance %s: %s", instance_id, exc)
                 runtime.mark_error(instance_id, str(exc))
+            except Exception as exc:      # noqa: BLE001  (one broken instance must not stop every other timer)
+                log.exception("instance %s: unexpected failure while firing its timers", instance_id)
+                runtime.session.rollback()
+                runtime.mark_error(instance_id, f"{type(exc).__name__}: {exc}")
     return fired
 
 

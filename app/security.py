@@ -6,7 +6,7 @@ customers' personal data that must not stay in a shared browser's or proxy's cac
 Behind a reverse proxy, TRUSTED_PROXIES=n makes the app believe the last n X-Forwarded-For /
 X-Forwarded-Proto hops (werkzeug's ProxyFix); without it those headers are ignored, so a client
 cannot forge its address to dodge the per-IP login limit."""
-from flask import request
+from flask import current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = "; ".join([
@@ -40,10 +40,21 @@ def init_app(app):
             response.headers.setdefault(name, value)
         if hsts:
             response.headers.setdefault("Strict-Transport-Security", f"max-age={int(hsts)}")
-        if not is_static():
-            # Overrides any earlier caching header: a view may not opt a personal page back into caches.
+        if not is_static() and not is_cacheable():
+            # Overrides any earlier caching header: only a view marked @cacheable keeps its own.
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def cacheable(view):
+    """Mark a view whose answers never hold personal data (e.g. a deployed BPMN file, immutable): the
+    Cache-Control header it sets is kept instead of no-store."""
+    view.cacheable = True
+    return view
+
+
+def is_cacheable() -> bool:
+    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), "cacheable", False))
 
 
 def is_static() -> bool:

@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models import AuditEvent, Complaint, HumanTask, InstanceSnapshot, ProcessInstance, User
 from tests.flow import COMPLAINT, Desk
 from tests.test_api_errors import assert_error, snapshot
+from tests.test_migration import deploy_changed, safe_change
 from tests.test_web import Browser, as_, task_ids, text
 
 pytestmark = pytest.mark.clause("C-2.1")
@@ -155,3 +156,19 @@ def test_a_staffed_task_is_not_flagged(desk):
     number, task_id = investigating(desk)
     assert not db.session.get(HumanTask, task_id).unstaffed
     assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "task_unstaffed")).first() is None
+
+
+def test_a_process_owner_who_handled_the_claim_does_not_see_it_in_migrations(desk, client, people, browser,
+                                                                              tmp_path):
+    """Only people with a handler role can be named (a process owner cannot), and the migration pages
+    leave out what the current user must stand aside from all the same."""
+    assert_error(client.post("/api/v1/complaints", json={**COMPLAINT, "received_at": "2026-11-30T08:00:00+08:00",
+                                                        "claim_handler": "process_owner"},
+                             headers=people["customer_service"].headers), 422, "invalid_data", ["claim_handler"])
+    number, other = desk.register(), desk.register()
+    db.session.execute(Complaint.__table__.update().where(Complaint.number == number)
+                       .values(claim_handler="process_owner"))
+    db.session.commit()
+    deploy_changed(tmp_path, safe_change)
+    page = as_(browser, "process_owner").get("/procedure/complaint_handling/migrate")
+    assert page.status_code == 200 and other in page.text and number not in page.text

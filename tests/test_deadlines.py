@@ -209,6 +209,27 @@ def test_a_failing_timer_marks_its_instance_and_spares_the_others(app, desk, mon
         assert fire_due_timers(app) == 0
 
 
+def test_an_unexpected_failure_in_one_instance_does_not_stop_the_other_timers(app, desk, monkeypatch):
+    """Not an engine error (e.g. a value the workflow cannot save): the instance is marked, the pass goes on."""
+    from app.engine import workflow
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
+    with time_machine.travel(t0, tick=False) as clock:
+        broken, healthy = desk.register(received_at=t0.isoformat()), desk.register(received_at=t0.isoformat())
+        clock.shift(timedelta(hours=25))
+        real = workflow.dump
+
+        def dump(wf):
+            if any(t.data.get("complaint_number") == broken for t in wf.get_tasks()):
+                raise TypeError("Object of type function is not JSON serializable")
+            return real(wf)
+        monkeypatch.setattr(workflow, "dump", dump)
+        assert fire_due_timers(app) == 1
+        insts = {i.business_key: i for i in db.session.execute(select(ProcessInstance)).scalars()}
+        assert insts[broken].status == "error" and "TypeError" in insts[broken].error
+        assert insts[healthy].status == "running"
+        assert fire_due_timers(app) == 0
+
+
 
 @pytest.mark.clause("C-4.1")
 def test_a_complaint_registered_after_its_deadline_records_the_deadline_as_missed(app, desk, client, people):

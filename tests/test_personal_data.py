@@ -112,3 +112,17 @@ def test_migration_0011_keeps_a_free_text_claim_handler_as_outside_the_system(ap
     rows = {c.number: (c.claim_handler, c.claim_handler_external)
             for c in db.session.execute(select(Complaint)).scalars()}
     assert rows == {number: (None, "Spec_H "), known: ("claims_specialist", None)}
+
+
+def test_a_database_error_does_not_carry_the_values_into_a_log(app, desk):
+    """hide_parameters: the message of a failed statement (logged with its traceback) names no value."""
+    from sqlalchemy.exc import IntegrityError
+    number = desk.register()
+    db.session.add(Complaint(number=number, channel="hotline", customer_name=COMPLAINT["customer_name"],
+                             phone=COMPLAINT["phone"], id_number=COMPLAINT["id_number"], category="x",
+                             description="x", received_at=db.session.execute(
+                                 select(Complaint.received_at)).scalar_one()))
+    with pytest.raises(IntegrityError) as err:
+        db.session.commit()
+    db.session.rollback()
+    assert COMPLAINT["phone"] not in str(err.value) and COMPLAINT["id_number"] not in str(err.value)

@@ -205,6 +205,8 @@ ESCAPES = [
     ("spec-length", "f'{due:{s * 1000}}'", ALL, None, "a format spec of 3,000 characters"),
     ("kept-set", "st = {1, 2}", (S,), None, "a set cannot be kept in the process data"),
     ("kept-generator", "g = (i for i in items)", (S,), None, "a generator cannot be kept"),
+    ("kept-function-in-list", "fs = [lambda: 0]", (S,), None, "a function inside a list or dict cannot be kept"),
+    ("kept-helper-in-dict", "fs = {'h': hours_after}", (S,), None, "a function inside a list or dict cannot be kept"),
     ("kept-huge-int", "y = 2\nfor i in range(5000):\n    y = y + y", (S,), None, "an int of 5,002 bits cannot be kept"),
     ("message-fields", "notify_customer('x', body=s * 300000)", (S,), None, "fields of message"),
     ("message-date", "notify_customer('x', when=due)", (S,), None, "a date cannot be a message field"),

@@ -57,6 +57,16 @@ def test_api_answers_are_never_stored(app, people):
         assert_hardened(r)
 
 
+def test_only_a_view_marked_cacheable_keeps_its_own_caching(app, people):
+    """A deployed BPMN file is immutable and holds no personal data: its Cache-Control stands."""
+    b = Browser(app)
+    b.login("compliance")
+    r = b.get("/procedure/complaint_handling/v1/complaint_handling.bpmn?inline=1")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "private, max-age=3600"
+    assert_hardened(r, cached=True)
+    assert b.get("/procedure/complaint_handling").headers["Cache-Control"] == "no-store"
+
+
 def test_static_files_keep_normal_caching(app):
     r = app.test_client().get("/static/web.css")
     assert r.status_code == 200

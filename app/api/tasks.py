@@ -24,7 +24,7 @@ def list_tasks():
     if queue == "unstaffed" and not runtime().is_supervisor(g.user):
         raise Forbidden("only supervisors see the tasks nobody may work", code="wrong_role")
     try:
-        page = min(max(int(request.args.get("page", 1)), 1), 100_000)   # an OFFSET the database can hold
+        page = min(max(int(request.args.get("page", 1)), 1), queues.MAX_PAGE)
         per_page = min(max(int(request.args.get("per_page", 50)), 1), 200)
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")

@@ -538,8 +538,12 @@ def _unstorable(obj):
         what = next((f"a {type(k).__name__} as a key" for k in obj if not isinstance(k, STORED_KEYS)), None)
     elif isinstance(obj, int) and obj.bit_length() > MAX_INT_BITS:
         what = f"an int of {obj.bit_length():,} bits"
-    elif isinstance(obj, (list, tuple)) or isinstance(obj, STORED_SCALARS) or callable(obj):
-        what = None               # (functions vanish from the data, as in SpiffWorkflow)
+    elif isinstance(obj, (list, tuple)) or isinstance(obj, STORED_SCALARS):
+        what = None
+    elif callable(obj):
+        # Only a function the script leaves at the top level vanishes (SpiffWorkflow removes those
+        # before this check); one inside a list or dict would fail when the workflow is saved.
+        what = "a function inside a list or dict"
     else:
         what = f"a {type(obj).__name__}"
     return what and f"{what} cannot be kept in the process data; use lists, dicts, text and numbers"

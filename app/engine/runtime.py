@@ -48,9 +48,10 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
-        # (session, instance id) -> {username: reason} of the users who must stay out of that
-        # instance entirely (e.g. 回避): they may not claim, complete, be given, release or assign its tasks.
-        self.exclusion_rules: list[Callable] = []
+        # (session, instance id) -> {username: reason} of the users who must stay out of that instance
+        # entirely (回避, app/avoidance.py, which also decides the reads): they may not claim, complete,
+        # be given, release or assign its tasks.
+        self.exclusions: Callable = lambda session, instance_id: {}
         self._specs: dict[int, VersionInfo] = {}
         self._calendar, self._calendar_stamp = None, None
 
@@ -277,28 +278,21 @@ class Runtime:
         self._check_rules(user, row)
 
     def excluded(self, instance_id) -> dict:
-        """{username: reason} of everyone an exclusion rule (e.g. 回避) keeps out of this instance."""
-        out = {}
-        for rule in self.exclusion_rules:
-            for username, reason in rule(self.session, instance_id).items():
-                out.setdefault(username, reason)
-        return out
+        """{username: reason} of everyone the exclusion rule (回避) keeps out of this instance."""
+        return self.exclusions(self.session, instance_id)
 
     def exclusion(self, user, row) -> Optional[str]:
-        """Why an exclusion rule (e.g. 回避) keeps this user off this task, or None."""
+        """Why the exclusion rule (回避) keeps this user off this task, or None."""
         return self.excluded(row.instance_id).get(user.username)
 
-    def may_work(self, user, row) -> bool:
-        """Whether `user` could claim or be given this task: active, with its role, not excluded."""
-        return bool(user.active and row.role in user.roles and not self.exclusion(user, row))
-
-    def anyone_may_work(self, role, excluded: dict) -> bool:
-        """Whether some active user with `role` is not among `excluded` (one query on user)."""
+    def eligible_users(self, role, excluded: dict) -> list[User]:
+        """The active users with `role` who are not among `excluded`: who may claim or be given a task
+        of that role (one query on user)."""
         if role is None:
-            return False
-        users = self.session.execute(select(User.username, User.roles_csv).where(
-            User.active.is_(True), User.roles_csv.contains(role))).all()
-        return any(role in csv.split(",") and name not in excluded for name, csv in users)
+            return []
+        users = self.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(role))
+                                     .order_by(User.display_name)).scalars()
+        return [u for u in users if role in u.roles and u.username not in excluded]
 
     def _check_rules(self, user, row):
         reason = self.exclusion(user, row)
@@ -468,7 +462,7 @@ class Runtime:
         """A task nobody may work (no active user with its role, or all of them excluded) is flagged
         for the supervisors and written to the audit trail."""
         excluded = self.excluded(inst.id)
-        if self.anyone_may_work(row.role, excluded):
+        if self.eligible_users(row.role, excluded):
             return
         row.unstaffed = True
         audit.record(self.session, actor, "task_unstaffed", instance_id=inst.id, business_key=inst.business_key,

@@ -14,13 +14,14 @@ from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from sqlalchemy import func, select
 from werkzeug.http import dump_options_header
 
-from .. import known_lanes, trace
+from .. import avoidance, known_lanes, trace
 from ..config import ROOT
 from ..engine import registry, workflow
 from ..errors import AppError
 from ..extensions import db
 from ..models import Complaint, Deadline, ElementVisit, HumanTask, ProcessInstance, ProcessVersion, User
 from ..permissions import PROCEDURE_READERS, PROCESS_OWNERS
+from ..security import cacheable
 from ..stats import element_stats
 from ..timeutil import utcnow
 from . import bp, diagram, formrender
@@ -241,6 +242,7 @@ def _procedure_page(versions, version):
 
 @bp.get("/procedure/<process_id>/v<int:number>/<file_name>")
 @roles_required(*PROCEDURE_READERS)
+@cacheable
 def procedure_file(process_id, number, file_name):
     """The BPMN file of any deployed version, as stored (a download; `inline=1` for the viewer)."""
     version = _version_of(_versions(process_id), number)
@@ -342,7 +344,8 @@ def _preview_migration(bundle) -> list[dict]:
     Nothing is written; the migrate page asks runtime.migrate(dry_run=True) again once it is deployed."""
     rows = db.session.execute(select(ProcessInstance, Complaint.number).outerjoin(
         Complaint, Complaint.instance_id == ProcessInstance.id).where(
-        ProcessInstance.process_id == bundle.process_id, ProcessInstance.status == "running")
+        ProcessInstance.process_id == bundle.process_id, ProcessInstance.status == "running",
+        ProcessInstance.id.not_in(avoidance.avoided_instances(me())))
         .order_by(ProcessInstance.id)).all()
     out = []
     for inst, number in rows:
@@ -430,10 +433,12 @@ def _target(versions):
 
 
 def _running_elsewhere(target):
+    """The running instances on other versions that the current user may see and move (not under 回避)."""
     return db.session.execute(select(ProcessInstance.id, ProcessInstance.business_key, ProcessVersion.version)
                               .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
                               .where(ProcessInstance.process_id == target.process_id,
-                                     ProcessInstance.status == "running", ProcessInstance.version_id != target.id)
+                                     ProcessInstance.status == "running", ProcessInstance.version_id != target.id,
+                                     ProcessInstance.id.not_in(avoidance.avoided_instances(me())))
                               .order_by(ProcessInstance.id)).all()
 
 

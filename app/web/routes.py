@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import or_, select
 
 from .. import avoidance, complaints, queues
-from ..errors import AppError, InvalidData
+from ..errors import AppError, Forbidden, InvalidData, NotFound
 from ..extensions import db
 from ..forms import field_errors
 from ..input_rules import BAD_TEXT
@@ -24,7 +24,6 @@ from .ui import (CHANNEL_LABELS, error_message, fmt_datetime, forms_of_version, 
 
 SORTS = ("due", "received", "created")
 
-PERSONAL = ("customer_name", "phone", "email", "id_number")
 HIDDEN_BY_DEFAULT = {"personal_data_viewed"}
 
 
@@ -47,7 +46,7 @@ def roles_required(*roles):
 
 def _int_arg(name, default=1):
     try:
-        return min(max(int(request.args.get(name, default)), 1), 100_000)   # an OFFSET the database can hold
+        return min(max(int(request.args.get(name, default)), 1), queues.MAX_PAGE)
     except ValueError:
         return default
 
@@ -72,14 +71,14 @@ def _excluded_reason(user, task):
 
 
 def readable_or_abort(number) -> Complaint:
-    """The complaint `number` as the current user may read it: 404 when there is none, 403 under 回避."""
-    found = db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one_or_none()
-    if found is None or found.instance_id is None:
+    """complaints.readable as a page: a translated 404 when there is no such complaint, 403 under 回避."""
+    try:
+        return complaints.readable(db.session, me(), number)
+    except NotFound:
         abort(404, description=_("There is no complaint %(number)s. Check the number or search again.",
                                  number=number))
-    if avoidance.reason_for(me(), found):
+    except Forbidden:
         abort(403, description=str(STAND_ASIDE))
-    return found
 
 
 # ---- home: my work ----------------------------------------------------------------------------------
@@ -189,11 +188,8 @@ def assign(task_id):
 
 
 def colleagues(task) -> list[User]:
-    """Whom a supervisor may give this task: active users with its role that no rule (回避) excludes."""
-    users = db.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(task.role))
-                               .order_by(User.display_name)).scalars().all()
-    excluded = runtime().excluded(task.instance_id)
-    return [u for u in users if task.role in u.roles and u.username not in excluded]
+    """Whom a supervisor may give this task: active users with its role that 回避 does not exclude."""
+    return runtime().eligible_users(task.role, runtime().excluded(task.instance_id))
 
 
 # ---- a task: its form beside the complaint -------------------------------------------------------------
@@ -284,7 +280,7 @@ def _complaint_context(user, task):
     person, full = ({}, False)
     if complaint is not None:
         person, full = complaints.personal_view(db.session, user, complaint,
-                                                {k: getattr(complaint, k) for k in PERSONAL}, pii_roles())
+                                                {k: getattr(complaint, k) for k in complaints.PERSONAL}, pii_roles())
     events = db.session.execute(select(AuditEvent).where(AuditEvent.instance_id == task.instance_id)
                                 .order_by(AuditEvent.id)).scalars().all()
     decisions = [_decision(e, forms) for e in events if e.action == "task_completed" and e.task_id != task.id]
@@ -349,16 +345,9 @@ def _timeline(events, forms):
 
 
 # ---- register a complaint ------------------------------------------------------------------------------
-def claim_handlers() -> list[User]:
-    """The people who may be named as the original claim's handler: every user with a worker role
-    (including deactivated ones, who may still have handled the claim)."""
-    users = db.session.execute(select(User).order_by(User.display_name)).scalars().all()
-    return [u for u in users if has_any(u, WORKERS)]
-
-
 def intake_schema() -> dict:
     """The intake fields (see complaints.ComplaintIn) described like a form schema, for the same macros."""
-    handlers = claim_handlers()
+    handlers = complaints.claim_handlers(db.session)
     return {"type": "object", "required": ["channel", "customer_name", "phone", "policy_number", "category",
                                            "description", "received_at"],
             "properties": {
@@ -475,7 +464,7 @@ def search():
 def complaint(number):
     user = me()
     found = readable_or_abort(number)
-    person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in PERSONAL},
+    person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in complaints.PERSONAL},
                                             pii_roles())
     version_id = db.session.execute(select(ProcessInstance.version_id).where(
         ProcessInstance.id == found.instance_id)).scalar_one_or_none()
