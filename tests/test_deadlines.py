@@ -183,50 +183,37 @@ def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
         assert [d.element_id for d in open_deadlines] == ["investigation_deadline"]
 
 
-def test_a_failing_timer_marks_its_instance_and_spares_the_others(app, desk, monkeypatch):
+def _engine_failure():
     from SpiffWorkflow.exceptions import WorkflowException
+    return WorkflowException("simulated failure in a timer expression")
 
+
+@pytest.mark.parametrize("verb, failure, recorded", [
+    ("fire_due_timers", _engine_failure, "simulated failure"),        # the diagram failed: a ProcessError
+    # Anything else (e.g. a value the workflow cannot save) must not stop the other instances' timers either.
+    ("dump", lambda: TypeError("Object of type function is not JSON serializable"), "TypeError"),
+])
+def test_a_failing_timer_marks_its_instance_and_spares_the_others(app, desk, monkeypatch, verb, failure, recorded):
     from app.engine import workflow
     t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
     with time_machine.travel(t0, tick=False) as clock:
         broken, healthy = desk.register(received_at=t0.isoformat()), desk.register(received_at=t0.isoformat())
         clock.shift(timedelta(hours=25))
-        real = workflow.fire_due_timers
+        real = getattr(workflow, verb)
 
-        def fire(wf):
+        def failing(wf):
             if any(t.data.get("complaint_number") == broken for t in wf.get_tasks()):
-                raise WorkflowException("simulated failure in a timer expression")
+                raise failure()
             return real(wf)
-        monkeypatch.setattr(workflow, "fire_due_timers", fire)
+        monkeypatch.setattr(workflow, verb, failing)
         assert fire_due_timers(app) == 1
         insts = {i.business_key: i for i in db.session.execute(select(ProcessInstance)).scalars()}
-        assert insts[broken].status == "error" and "simulated failure" in insts[broken].error
+        assert insts[broken].status == "error" and recorded in insts[broken].error
         assert insts[broken].next_timer_at is None          # not retried every pass
         assert insts[healthy].status == "running"
         assert "initial_review_overdue" in desk.open_tasks(healthy)
         errors = [e for e in desk.complaint(broken)["history"] if e["action"] == "instance_error"]
         assert len(errors) == 1
-        assert fire_due_timers(app) == 0
-
-
-def test_an_unexpected_failure_in_one_instance_does_not_stop_the_other_timers(app, desk, monkeypatch):
-    """Not an engine error (e.g. a value the workflow cannot save): the instance is marked, the pass goes on."""
-    from app.engine import workflow
-    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=SH)
-    with time_machine.travel(t0, tick=False) as clock:
-        broken, healthy = desk.register(received_at=t0.isoformat()), desk.register(received_at=t0.isoformat())
-        clock.shift(timedelta(hours=25))
-        real = workflow.dump
-
-        def dump(wf):
-            if any(t.data.get("complaint_number") == broken for t in wf.get_tasks()):
-                raise TypeError("Object of type function is not JSON serializable")
-            return real(wf)
-        monkeypatch.setattr(workflow, "dump", dump)
-        assert fire_due_timers(app) == 1
-        insts = {i.business_key: i for i in db.session.execute(select(ProcessInstance)).scalars()}
-        assert insts[broken].status == "error" and "TypeError" in insts[broken].error
-        assert insts[healthy].status == "running"
         assert fire_due_timers(app) == 0
 
 
