@@ -15,18 +15,20 @@ from .models import Complaint
 REASON = "{user} handled the original claim of this complaint and must stand aside (回避)"
 
 
+def _excluded_by(claim_handler) -> dict:
+    """The rule itself: {username: reason} of whoever must stand aside, given the claim's handler."""
+    return {claim_handler: REASON.format(user=claim_handler)} if claim_handler else {}
+
+
 def excluded_usernames(session, instance_id) -> dict:
     """{username: reason} of the users who must stay out of this instance's complaint."""
-    handler = session.execute(select(Complaint.claim_handler).where(
-        Complaint.instance_id == instance_id)).scalar_one_or_none()
-    return {handler: REASON.format(user=handler)} if handler else {}
+    return _excluded_by(session.execute(select(Complaint.claim_handler).where(
+        Complaint.instance_id == instance_id)).scalar_one_or_none())
 
 
 def reason_for(user, complaint) -> Optional[str]:
-    """Why `user` must stay out of `complaint`, or None."""
-    if complaint is not None and complaint.claim_handler and complaint.claim_handler == user.username:
-        return REASON.format(user=user.username)
-    return None
+    """Why `user` must stay out of `complaint` (already loaded), or None."""
+    return _excluded_by(complaint.claim_handler).get(user.username) if complaint is not None else None
 
 
 def check_may_read(user, complaint):

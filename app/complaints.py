@@ -14,9 +14,7 @@ from .permissions import WORKERS
 from .timeutil import BUSINESS_TZ, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
-# Personal data (C-7.1) lives on the complaint row only: never in workflow data, snapshots, audit rows,
-# outbox payloads, URLs or logs. The workflow gets the complaint number and these non-personal fields.
-PERSONAL = ("customer_name", "phone", "email", "id_number")
+# The workflow gets the complaint number, the received time and these non-personal fields (see PERSONAL).
 WORKFLOW_FIELDS = ("channel", "category", "policy_number", "claim_number")
 # received_at must lie in this window: older complaints are typing errors, not complaints.
 EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -75,7 +73,8 @@ def _load_intake(session, payload) -> dict:
         raise InvalidData("the complaint is not valid",
                           fields={k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()})
     handler = (data.get("claim_handler") or "").strip() or None
-    if handler is not None and handler not in {u.username for u in claim_handlers(session)}:
+    if handler is not None and not handles_work(session.execute(
+            select(User).where(User.username == handler)).scalar_one_or_none()):
         # A name that matches nobody would silently exclude nobody: refuse it, and offer the free-text field.
         raise InvalidData("the complaint is not valid", fields={
             "claim_handler": "no such user with a handler role; a handler outside the system goes in "
@@ -85,11 +84,15 @@ def _load_intake(session, payload) -> dict:
     return data
 
 
+def handles_work(user) -> bool:
+    """Whether `user` may be named as an original claim's handler: a user with a role that handles
+    work (deactivated ones too: they may still have handled the claim)."""
+    return user is not None and bool(user.roles & set(WORKERS))
+
+
 def claim_handlers(session) -> list[User]:
-    """Who may be named as the original claim's handler: every user with a role that handles work
-    (deactivated ones too: they may still have handled the claim)."""
-    users = session.execute(select(User).order_by(User.display_name)).scalars().all()
-    return [u for u in users if u.roles & set(WORKERS)]
+    """Everyone handles_work() accepts, for the registration form's list."""
+    return [u for u in session.execute(select(User).order_by(User.display_name)).scalars() if handles_work(u)]
 
 
 def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
@@ -198,6 +201,9 @@ def mask_name(v):
 
 
 PERSONAL_FIELDS = {"customer_name": mask_name, "phone": mask_phone, "email": mask_email, "id_number": mask_id}
+# Personal data (C-7.1) lives on the complaint row only: never in workflow data, snapshots, audit rows,
+# outbox payloads, URLs or logs.
+PERSONAL = tuple(PERSONAL_FIELDS)
 
 
 def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
