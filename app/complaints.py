@@ -14,6 +14,7 @@ from .permissions import WORKERS
 from .timeutil import BUSINESS_TZ, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
+CUSTOMER_LANGUAGES = ("zh", "en")
 # The workflow gets the complaint number, the received time and these non-personal fields (see PERSONAL).
 WORKFLOW_FIELDS = ("channel", "category", "policy_number", "claim_number")
 # received_at must lie in this window: older complaints are typing errors, not complaints.
@@ -36,6 +37,10 @@ class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (4
     category = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
     received_at = fields.AwareDateTime(required=True)
+    # How the customer is told: their language, and the channels they do not want (phone -> SMS, e-mail).
+    language = fields.String(load_default="zh", validate=validate.OneOf(CUSTOMER_LANGUAGES))
+    sms_opt_out = fields.Boolean(load_default=False)
+    email_opt_out = fields.Boolean(load_default=False)
 
     @validates("received_at")
     def in_window(self, value, **kwargs):

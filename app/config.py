@@ -54,7 +54,30 @@ class Config:
     # Task-data keys copied onto the complaint row after every change (data key -> column).
     RECORD_FIELDS = {"outcome": "outcome", "satisfied": "satisfied", "round": "rounds",
                      "risk_level": "risk_level", "accepted_at": "accepted_at",
-                     "closed_at": "closed_at"}
+                     "closed_at": "closed_at", "decided_at": "decided_at", "review_until": "review_until"}
+
+    # Customer messages (app/outbox/). Templates live in processes/messages/ and deploy with the process.
+    COMPANY_NAME = _env("COMPANY_NAME", "保险公司")
+    SERVICE_HOTLINE = _env("SERVICE_HOTLINE", "95500")
+    # The address customers reach the app at: links in messages are built on it (no request to ask).
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PORTAL_LINK_DAYS = int(_env("PORTAL_LINK_DAYS", "90"))
+    # E-mail over SMTP; SMTP_SECURITY: starttls | ssl | none. Unset SMTP_HOST = no e-mail channel.
+    SMTP_HOST = _env("SMTP_HOST")
+    SMTP_PORT = int(_env("SMTP_PORT", "587"))
+    SMTP_SECURITY = _env("SMTP_SECURITY", "starttls")
+    SMTP_USER = _env("SMTP_USER")
+    SMTP_PASSWORD = _env("SMTP_PASSWORD")
+    SMTP_TIMEOUT_SECONDS = float(_env("SMTP_TIMEOUT_SECONDS", "10"))
+    MAIL_FROM = _env("MAIL_FROM", "complaints@example.com")
+    # SMS through an HTTP gateway (app/outbox/sms.py). Unset SMS_GATEWAY_URL = no SMS channel.
+    SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
+    SMS_GATEWAY_KEY = _env("SMS_GATEWAY_KEY")
+    SMS_TIMEOUT_SECONDS = float(_env("SMS_TIMEOUT_SECONDS", "10"))
+    # Delivery: tries per channel before a message counts as failed, and the back-off between them.
+    OUTBOX_MAX_ATTEMPTS = int(_env("OUTBOX_MAX_ATTEMPTS", "6"))
+    OUTBOX_BACKOFF_SECONDS = (60, 300, 900, 3600, 3 * 3600)
+    OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
 
     # Web UI. Chinese by default, English on request; every displayed time in Asia/Shanghai.
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"

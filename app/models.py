@@ -61,6 +61,7 @@ class ProcessVersion(db.Model):
     spec_json: Mapped[str] = mapped_column(Text)
     subprocess_specs_json: Mapped[str] = mapped_column(Text)
     forms: Mapped[dict] = mapped_column(JSON)             # form name -> JSON Schema
+    messages: Mapped[dict] = mapped_column(JSON, default=dict)   # "<template>.<lang>" -> Jinja text
     lanes: Mapped[dict] = mapped_column(JSON)             # element id -> lane name, for checks and views
     deployed_by: Mapped[str] = mapped_column(String(64), default="system")
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -81,6 +82,9 @@ class ProcessInstance(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The names of the messages the workflow waits for now (comma-separated), e.g. a withdrawal the
+    # customer may send: pages offer the action without loading the workflow.
+    awaits: Mapped[str] = mapped_column(String(400), default="", server_default="")
     version: Mapped[ProcessVersion] = relationship()
     # A concurrent write to the same instance fails instead of overwriting.
     __mapper_args__ = {"version_id_col": row_version}
@@ -114,6 +118,8 @@ class HumanTask(db.Model):
     claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     completed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
+    # Answered by the customer on their own page (completed_by_id stays empty).
+    completed_by_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id])
     row_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
@@ -186,6 +192,14 @@ class Complaint(db.Model):
     rounds: Mapped[int] = mapped_column(Integer, default=0)
     risk_level: Mapped[Optional[str]] = mapped_column(String(16))
     accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # When the decision was told to the customer, and until when they may ask for a review (核查):
+    # both set by the diagram (decided_at / review_until in the task data).
+    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    review_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # How the customer is told: the language of their messages and page, and the channels they refused.
+    language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
@@ -210,15 +224,61 @@ class ComplaintCounter(db.Model):
 
 
 class OutboxMessage(db.Model):
-    """A message to the customer written by the process; a sender delivers it later."""
+    """A message to the customer written by the process (notify_customer in a script), rendered from
+    the version's template in the customer's language when it is written; one Delivery per channel."""
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
     business_key: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     template: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)     # the fields the diagram passed; no personal data
+    # queued | sent | failed | not_sent (written before delivery existed); the summary of its deliveries
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # Idempotency key: the e-mail Message-ID and the SMS gateway's request id; also derives the portal link.
+    key: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    language: Mapped[Optional[str]] = mapped_column(String(8))
+    subject: Mapped[Optional[str]] = mapped_column(Text)
+    body: Mapped[Optional[str]] = mapped_column(Text)
+    sms_text: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Delivery(db.Model):
+    """One message on one channel (email | sms): at-least-once, retried with back-off, claimed by one
+    dispatcher at a time (status "sending" with a lease)."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox_message.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")   # queued | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))       # the provider's answer; no personal data
+    provider_ref: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    message: Mapped[OutboxMessage] = relationship()
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+
+class PortalLink(db.Model):
+    """A customer's link to their complaint's page: only the token's hash is stored."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id"), index=True)
+    message_id: Mapped[Optional[int]] = mapped_column(ForeignKey("outbox_message.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class SurveyResponse(db.Model):
+    """The customer's answers to the satisfaction survey (C-5.1), one per complaint."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id"), unique=True)
+    form: Mapped[str] = mapped_column(String(100))
+    answers: Mapped[dict] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(db.Model):

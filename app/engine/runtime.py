@@ -40,6 +40,7 @@ class Change:
     instance: ProcessInstance
     created_tasks: list = field(default_factory=list)
     changed_data: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)        # OutboxMessage rows this change wrote
 
 
 class Runtime:
@@ -368,8 +369,10 @@ class Runtime:
             self.session.add(ElementVisit(instance_id=inst.id, process_id=process_id, element_id=element_id,
                                           task_id=task_id, at=now))
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
-            self.session.add(OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
-                                           template=effect["template"], payload=effect["fields"]))
+            message = OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
+                                    template=effect["template"], payload=effect["fields"])
+            self.session.add(message)
+            change.messages.append(message)
             audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
                          business_key=inst.business_key, data={"template": effect["template"]})
         change.changed_data = dict(initial_data or {})
