@@ -23,7 +23,7 @@ MAX_DEPTH = 32
 MAX_INT = 2 ** 31 - 1          # the largest id any INTEGER column (SQLite and PostgreSQL) holds
 # Pages whose forms validate every posted text field themselves and answer 422 beside the field:
 # the task form (app.forms.field_errors) and the intake form (complaints.ComplaintIn).
-FIELD_CHECKED_ENDPOINTS = {"web.task", "web.register"}
+FIELD_CHECKED_ENDPOINTS = {"tasks.task", "complaints.register"}
 
 
 class MalformedBody(AppError):

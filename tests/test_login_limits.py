@@ -1,4 +1,4 @@
-"""Login limits (app/login_limits.py, app/web/auth.py): failures counted in the database per address
+"""Login limits (app/login_limits.py, app/web/auth/routes.py): failures counted in the database per address
 and per submitted username, the same answers for usernames that exist and ones that don't, a locked
 account's API tokens refused until the lock ends, and old counts purged by the scheduler."""
 import re
@@ -65,7 +65,7 @@ def test_known_and_unknown_usernames_get_identical_answers(app, people):
 def test_an_unknown_username_costs_a_password_hash_check_too(app, people, monkeypatch):
     checked = []
     real = werkzeug_security.check_password_hash
-    monkeypatch.setattr("app.web.auth.check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    monkeypatch.setattr("app.web.auth.routes.check_password_hash", lambda h, p: checked.append(h) or real(h, p))
     From(app).try_login(UNKNOWN)
     From(app).try_login(KNOWN)
     assert len(checked) == 2 and checked[0].startswith("scrypt:")        # as `flask users create` hashes

@@ -1,12 +1,15 @@
-"""The handlers' task-list web UI: server-rendered pages on the same runtime verbs as the JSON API.
-auth.py logs people in and out; routes.py holds the pages; formrender.py turns a task's JSON Schema
-into form fields and posted strings back into typed data; ui.py has the display helpers."""
-from flask import Blueprint, current_app, request, session
+"""The handlers' web UI: server-rendered pages on the same runtime verbs as the JSON API, one blueprint
+per feature, each a folder with its routes and templates/<name>/ — auth (log in and out), tasks (my
+work, a task), complaints (register, search, a complaint, its case file), procedure (diagram, versions,
+traceability, changes) and language (the switch). Beside them, importing none of them: common.py (route
+helpers), errorpages.py (the error pages and the blueprint factory), timeline.py (audit events as shown),
+ui.py (display helpers), formrender.py (JSON Schema forms) and diagram.py (BPMN XML for the pages); the
+shared templates (base, macros, form, diagram, error) are in app/templates/web/."""
+from flask import current_app, session
 from flask_babel import Babel, lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
-bp = Blueprint("web", __name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
@@ -20,23 +23,16 @@ def select_locale():
 
 def init_app(app, exempt=()):
     """Wire the UI into the app: CSRF on every form (blueprints in `exempt`, e.g. the Bearer-token
-    API, excepted), Flask-Login, Flask-Babel and the blueprint itself."""
+    API, excepted), Flask-Login, Flask-Babel, the display helpers and the blueprints."""
     csrf.init_app(app)
     for blueprint in exempt:
         csrf.exempt(blueprint)
     login_manager.init_app(app)
-    login_manager.login_view = "web.login"
+    login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import auth, case, procedure, routes, ui  # noqa: F401  (routes register on import)
+    from . import auth, complaints, language, procedure, tasks, ui
     ui.init_app(app)
-    app.register_blueprint(bp)
-
-
-@bp.before_app_request
-def language_from_query():
-    """`?lang=en` on any page switches the language for the rest of the session."""
-    lang = request.args.get("lang")
-    if lang and lang in current_app.config["LANGUAGES"] and not request.path.startswith("/api/"):
-        session["lang"] = lang
+    for feature in (auth, tasks, complaints, procedure, language):
+        app.register_blueprint(feature.bp)

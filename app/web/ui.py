@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from .. import queues
 from ..extensions import db
-from ..models import ProcessVersion
+from ..models import ProcessInstance, ProcessVersion
 from ..permissions import PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
 from ..timeutil import utcnow
 
@@ -20,8 +20,13 @@ STATUS_LABELS = {
     "complaint": {"open": _l("In progress"), "closed": _l("Closed")},
     "task": {"open": _l("To do"), "completed": _l("Completed"), "cancelled": _l("Withdrawn")},
     "deadline": {"open": _l("Open"), "met": _l("Met"), "missed": _l("Missed")},
+    # a customer message and each of its deliveries (e-mail, SMS)
+    "message": {"queued": _l("Waiting to be sent"), "sending": _l("Sending"), "sent": _l("Delivered"),
+                "failed": _l("Could not be delivered"), "not_sent": _l("Never sent (written before delivery existed)")},
 }
-OUTCOME_LABELS = {"resolved": _l("Resolved"), "not_accepted": _l("Not accepted"), "malicious": _l("Malicious")}
+CHANNEL_NAMES = {"email": _l("E-mail"), "sms": _l("SMS")}
+OUTCOME_LABELS = {"resolved": _l("Resolved"), "not_accepted": _l("Not accepted"), "malicious": _l("Malicious"),
+                  "withdrawn": _l("Withdrawn by the customer")}
 RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
 ACTION_LABELS = {
     "instance_started": _l("Complaint registered, procedure started"),
@@ -43,23 +48,33 @@ ACTION_LABELS = {
     "account_unlocked": _l("Account unlocked"),
     "instance_migrated": _l("Moved to another version of the procedure"),
     "process_deployed": _l("Procedure version deployed"),
+    "message_received": _l("Message from the customer received"),
+    "survey_answered": _l("Satisfaction survey answered by the customer"),
+    "review_requested": _l("Review (核查) requested"),
+    "customer_message_sent": _l("Message delivered to the customer"),
+    "customer_message_failed": _l("Message could not be delivered"),
+    "customer_message_retry": _l("Message delivery will be retried"),
+    "customer_message_undelivered": _l("Customer could not be reached by message"),
 }
 
 # Messages to the customer (notify_customer('…') in the BPMN scripts), by template code: (zh, en).
 MESSAGE_LABELS = {
-    "acknowledgement": ("投诉受理回执", "Acknowledgement of the complaint"),
+    "acknowledgement": ("投诉登记回执", "Complaint registered"),
     "not_accepted": ("不予受理通知", "Notice that the complaint is not accepted"),
     "result": ("处理结果通知", "Result of the handling"),
     "satisfaction_survey": ("满意度回访", "Satisfaction survey"),
     "malicious_closed": ("恶意投诉结案通知", "Notice of closing as a malicious complaint"),
+    "withdrawn": ("撤诉确认", "Withdrawal confirmed"),
+    "review_received": ("核查申请受理通知", "Review request received"),
+    "review_result": ("核查结果通知", "Result of the review"),
 }
 
 
 def init_app(app):
     app.jinja_env.globals.update(
-        fmt_datetime=fmt_datetime, time_left=time_left, channel_label=channel_label, role_label=role_label,
-        status_label=status_label, outcome_label=outcome_label, risk_label=risk_label,
-        action_label=action_label, lang=lang)
+        fmt_datetime=fmt_datetime, time_left=time_left, channel_label=channel_label, channel_name=channel_name,
+        role_label=role_label, status_label=status_label, outcome_label=outcome_label, risk_label=risk_label,
+        action_label=action_label, message_label=message_label, lang=lang)
     app.jinja_env.filters["dt"] = fmt_datetime
     app.context_processor(_nav_context)
 
@@ -83,6 +98,11 @@ def fmt_datetime(value, seconds=False) -> str:
 
 def channel_label(code):
     return CHANNEL_LABELS.get(code, code)
+
+
+def channel_name(code):
+    """The channel a message went out on (e-mail, SMS), not the one the complaint came in by."""
+    return CHANNEL_NAMES.get(code, code)
 
 
 def status_label(code, kind):
@@ -161,6 +181,17 @@ def forms_of_version(version_id) -> dict:
         cache[version_id] = db.session.execute(select(ProcessVersion.forms).where(
             ProcessVersion.id == version_id)).scalar_one_or_none() or {}
     return cache[version_id]
+
+
+def forms_of_instances(instance_ids) -> dict:
+    """The forms of the versions the given instances run on, merged (e.g. a complaint's main instance
+    and the processes beside it: a call to the customer, a review)."""
+    version_ids = db.session.execute(select(ProcessInstance.version_id).where(
+        ProcessInstance.id.in_(sorted(instance_ids)))).scalars().all() if instance_ids else []
+    merged = {}
+    for version_id in sorted(set(version_ids)):
+        merged.update(forms_of_version(version_id))
+    return merged
 
 
 def latest_forms() -> dict:

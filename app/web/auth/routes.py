@@ -5,7 +5,6 @@ and its API tokens refused meanwhile). Unknown usernames take the same path, inc
 hash check, and get the same answers at the same attempt, so the login never tells who has an account."""
 import secrets
 from functools import cache
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -13,13 +12,15 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import audit, login_limits
-from ..extensions import db
-from ..models import User
-from ..permissions import any_role, public
-from ..timeutil import utcnow
-from . import bp, login_manager
-from .ui import fmt_datetime
+from ... import audit, login_limits
+from ...extensions import db
+from ...models import User
+from ...permissions import any_role, public
+from ...timeutil import utcnow
+from .. import login_manager
+from ..common import safe_next
+from ..ui import fmt_datetime
+from . import bp
 
 
 class LoginUser(UserMixin):
@@ -48,28 +49,18 @@ def load_user(user_id):
     return LoginUser(user) if user is not None and user.active else None
 
 
-def safe_next(target, default=None):
-    """Only a path on this site: never redirect to another host."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") \
-                and "\\" not in target:
-            return target
-    return default or url_for("web.home")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("web.home"))
+        return redirect(url_for("tasks.home"))
     error, status = None, 200
     username = (request.form.get("username") or "").strip()
     if request.method == "POST":
         error, status = _attempt(username, request.form.get("password") or "")
         if error is None:
             return redirect(safe_next(request.args.get("next")))
-    return render_template("web/login.html", error=error, username=username,
+    return render_template("auth/login.html", error=error, username=username,
                            max_attempts=current_app.config["LOGIN_MAX_ATTEMPTS"],
                            lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"]), status
 
@@ -156,4 +147,4 @@ def logout():
     logout_user()
     _fresh_session()
     flash(_("You have been logged out."), "info")
-    return redirect(url_for("web.login"))
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,72 @@
+"""flask calendar: the working-day calendar — the last year of official data, admin overrides of single
+days, and evaluating the provisional deadlines again after a change."""
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .. import audit
+from ..extensions import db
+from ..models import CalendarDay, Deadline
+from ..timeutil import utcnow
+
+group = AppGroup("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@group.command("status")
+def status():
+    """The last year with official data, the overrides, and the provisional open deadlines."""
+    runtime = current_app.extensions["runtime"]
+    click.echo(f"official holiday data up to: {runtime.calendar().last_official_year}")
+    for day in db.session.execute(select(CalendarDay).order_by(CalendarDay.day)).scalars():
+        click.echo(f"override {day.day} {'working day' if day.working else 'holiday'} "
+                   f"{day.note} (by {day.set_by})")
+    provisional = db.session.execute(select(Deadline).where(Deadline.state == "open", Deadline.provisional)
+                                     .order_by(Deadline.due_at)).scalars().all()
+    click.echo(f"provisional open deadlines: {len(provisional)}")
+    for d in provisional:
+        click.echo(f"  instance {d.instance_id} {d.name} due {d.due_at.isoformat()}")
+
+
+@group.command("set")
+@click.argument("day", type=DAY)
+@click.option("--working/--holiday", required=True, help="A (make-up) working day, or a holiday.")
+@click.option("--note", default="")
+@click.option("--by", "set_by", default="cli")
+def set_day(day, working, note, set_by):
+    """Override one day of the official calendar (e.g. the State Council's schedule for next year)."""
+    row = db.session.get(CalendarDay, day.date()) or CalendarDay(day=day.date())
+    row.working, row.note, row.set_by = working, note, set_by
+    row.set_at = utcnow()
+    db.session.add(row)
+    audit.record(db.session, set_by, "calendar_override_set",
+                 data={"day": day.date().isoformat(), "working": working, "note": note})
+    db.session.commit()
+    click.echo(f"{day.date()} is now a {'working day' if working else 'holiday'}; "
+               f"run `flask calendar recompute` to update provisional deadlines")
+
+
+@group.command("unset")
+@click.argument("day", type=DAY)
+@click.option("--by", "set_by", default="cli")
+def unset_day(day, set_by):
+    """Remove an override; the official data applies again."""
+    row = db.session.get(CalendarDay, day.date())
+    if row is None:
+        raise click.ClickException(f"no override for {day.date()}")
+    db.session.delete(row)
+    audit.record(db.session, set_by, "calendar_override_removed", data={"day": day.date().isoformat()})
+    db.session.commit()
+    click.echo(f"override for {day.date()} removed")
+
+
+@group.command("recompute")
+@click.option("--by", "actor", default="cli")
+def recompute(actor):
+    """Evaluate every provisional open deadline again with the current calendar."""
+    runtime = current_app.extensions["runtime"]
+    ids = runtime.provisional_instance_ids()
+    for instance_id in ids:
+        runtime.recompute_deadlines(instance_id, actor)
+    click.echo(f"recomputed provisional deadlines of {len(ids)} instance(s)")

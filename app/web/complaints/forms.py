@@ -1,0 +1,72 @@
+"""The intake form of a complaint: its fields described like a task form's JSON Schema (so the same
+macros draw it), and complaints.register's validation messages as translated sentences per field."""
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ... import complaints
+from ...extensions import db
+from ...input_rules import BAD_TEXT
+from ...models import Complaint
+from ..ui import CHANNEL_LABELS
+
+
+def intake_schema() -> dict:
+    """The intake fields (see complaints.ComplaintIn) described like a form schema, for the same macros."""
+    handlers = complaints.claim_handlers(db.session)
+    return {"type": "object", "required": ["channel", "customer_name", "phone", "policy_number", "category",
+                                           "description", "received_at"],
+            "properties": {
+                "channel": {"type": "string", "title": _("Channel"), "enum": list(CHANNEL_LABELS),
+                            "x-enumNames": [str(v) for v in CHANNEL_LABELS.values()], "x-widget": "select"},
+                "received_at": {"type": "string", "format": "date-time", "title": _("Received at"),
+                                "description": _("When the customer complained (Beijing time).")},
+                "customer_name": {"type": "string", "title": _("Customer name"), "maxLength": 100},
+                "phone": {"type": "string", "title": _("Phone"), "maxLength": 32, "x-input": "tel"},
+                "email": {"type": "string", "title": _("E-mail"), "maxLength": 254, "x-input": "email"},
+                "id_number": {"type": "string", "title": _("ID number"), "maxLength": 32},
+                "policy_number": {"type": "string", "title": _("Policy number"), "maxLength": 64},
+                "claim_number": {"type": "string", "title": _("Claim number"), "maxLength": 64},
+                "claim_handler": {"type": "string", "title": _("Handler of the original claim"),
+                                  "description": _("They may not see or handle this complaint (回避)."),
+                                  "enum": [u.username for u in handlers],
+                                  "x-enumNames": [f"{u.display_name} ({u.username})" for u in handlers],
+                                  "x-widget": "select"},
+                "claim_handler_external": {
+                    "type": "string", "title": _("Handler outside the system"), "maxLength": 100,
+                    "description": _("Only when the original claim was handled by someone without an account "
+                                     "here (e.g. an agency). Recorded for the file; it excludes nobody.")},
+                "category": {"type": "string", "title": _("Category"), "maxLength": 64,
+                             "description": _("For example 理赔时效 (claim delays), 理赔金额 (amount)."),
+                             "x-suggestions": db.session.execute(
+                                 select(Complaint.category).distinct().order_by(Complaint.category)
+                                 .limit(100)).scalars().all()},
+                "description": {"type": "string", "title": _("Description"), "maxLength": 5000,
+                                "x-widget": "textarea"},
+            }}
+
+
+INTAKE_MESSAGES = {
+    "Missing data for required field.": "required", "Field may not be null.": "required",
+    "Not a valid email address.": "email", "not a valid phone number": "phone",
+    "received_at is in the future": "future", "received_at is before 2000": "too_old",
+    "no such user": "unknown_user", BAD_TEXT: "bad_text", "Not a valid datetime.": "datetime",
+    "Not a valid aware datetime.": "datetime", "Must be one of": "choice", "Longer than maximum length": "long",
+}
+
+
+def intake_errors(schema, fields: dict) -> dict:
+    out = {}
+    for name, message in fields.items():
+        kind = next((k for text, k in INTAKE_MESSAGES.items() if text in message), None)
+        prop = schema["properties"].get(name, {})
+        out[name] = {
+            "required": _("This field is required."), "email": _("Not a valid e-mail address."),
+            "phone": _("Not a valid phone number."), "future": _("The time received cannot be in the future."),
+            "too_old": _("The time received cannot be before the year 2000."),
+            "bad_text": _("This text contains characters that are not allowed (such as NUL)."),
+            "unknown_user": _("Choose a user from the list; a handler without an account goes in “Handler "
+                              "outside the system”."),
+            "datetime": _("Enter a date and time."), "choice": _("Choose one of the options."),
+            "long": _("At most %(num)d characters.", num=prop.get("maxLength", 0)),
+        }.get(kind, message)
+    return out

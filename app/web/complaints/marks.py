@@ -1,0 +1,40 @@
+"""A complaint on its version's diagram, for the complaint page: the elements it went through, where it
+is now, its deadlines missed and still running, visit counts and the sequence flows taken — from the
+element_visit, human_task and deadline rows, never the workflow."""
+from flask import url_for
+from sqlalchemy import select
+
+from ...extensions import db
+from ...models import Deadline, ElementVisit, HumanTask, ProcessInstance
+from .. import diagram
+
+
+def complaint_diagram(complaint) -> dict:
+    """The complaint's own version's diagram and what to mark on it ({} without a process instance)."""
+    inst = db.session.get(ProcessInstance, complaint.instance_id) if complaint.instance_id else None
+    if inst is None:
+        return {}
+    version = inst.version
+    parsed = diagram.of_version(version)
+    visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == inst.id)
+                                .order_by(ElementVisit.id)).scalars().all()
+    current = set(db.session.execute(select(HumanTask.element_id).where(
+        HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars())
+    walked = diagram.path(parsed, visits, current)
+    current |= diagram.containing_calls(parsed, current)
+    deadlines = db.session.execute(select(Deadline.element_id, Deadline.state).where(
+        Deadline.instance_id == inst.id)).all()
+    missed = sorted({e for e, state in deadlines if state == "missed"})
+    waiting = sorted({e for e, state in deadlines if state == "open"})
+    known = parsed["elements"]
+    marks = {"done": sorted(e for e in walked["counts"] if e in known),
+             "current": sorted(e for e in current if e in known),
+             "missed": [e for e in missed if e in known], "deadline_open": [e for e in waiting if e in known],
+             "taken": sorted(f for f in walked["taken"] if f in parsed["flows"]),
+             "counts": {e: n for e, n in walked["counts"].items() if e in known and n > 1}}
+    data = {"mode": "complaint", "marks": marks,
+            "xml_url": url_for("procedure.procedure_file", process_id=version.process_id, number=version.version,
+                               file_name=parsed["main_file"], inline=1)}
+    return {"version": version, "data": data, "steps": walked["steps"], "marks": marks,
+            "procedure_url": url_for("procedure.procedure_version", process_id=version.process_id,
+                                     number=version.version)}

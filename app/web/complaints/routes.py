@@ -1,0 +1,160 @@
+"""Register a complaint, find one, a complaint with its deadlines, timeline and diagram, and its case file
+(C-3.5.1, from app.casefile.case_file) as a printable page and as a JSON download. Personal data is shown
+as complaints.personal_view allows: in full only for the roles that need it, and every full view audited."""
+import json
+
+from flask import Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ... import avoidance, complaints
+from ...api.schemas import ComplaintOut
+from ...casefile import case_file
+from ...errors import AppError, InvalidData
+from ...extensions import db
+from ...models import AuditEvent, Complaint, Deadline, Delivery, OutboxMessage, ProcessInstance
+from ...permissions import READERS, REGISTRARS
+from ...timeutil import utcnow
+from .. import diagram, formrender
+from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
+from ..timeline import HIDDEN_BY_DEFAULT, timeline
+from ..ui import (error_message, fmt_datetime, forms_of_instances, forms_of_version, has_any, lang, me, message_label,
+                  pii_roles, step_label)
+from . import bp
+from .forms import intake_errors, intake_schema
+from .marks import complaint_diagram
+
+
+# ---- register a complaint ------------------------------------------------------------------------------
+@bp.route("/complaints/new", methods=["GET", "POST"])
+@roles_required(*REGISTRARS)
+def register():
+    schema = intake_schema()
+    raw, errors, status = {"received_at": formrender.iso_to_local(utcnow())}, {}, 200
+    if request.method == "POST":
+        data, raw = formrender.coerce(schema, request.form)
+        try:
+            complaint, _change = complaints.register(runtime(), db.session, data, me(),
+                                                     current_app.config["COMPLAINT_PROCESS"],
+                                                     current_app.config["COMPLAINT_NUMBER_FORMAT"])
+        except InvalidData as err:
+            db.session.rollback()
+            errors, status = intake_errors(schema, err.fields), 422
+        except AppError as err:
+            db.session.rollback()
+            flash(error_message(err), "error")
+            status = err.status
+        else:
+            _flash_registered(complaint)
+            return redirect(url_for("complaints.complaint", number=complaint.number))
+    by_name = {f["name"]: f for f in formrender.fields(schema, raw, errors, None)}
+    return render_template("complaints/register.html", by=by_name, errors=errors), status
+
+
+def _flash_registered(complaint):
+    session["registered"] = complaint.number
+    flash(_("Complaint %(number)s is registered; its initial review is in the queue.",
+            number=complaint.number), "success")
+    for deadline in complaints.missed_at_registration(db.session, complaint):
+        flash(_("The time received is already past the deadline “%(name)s” (due %(time)s): it is "
+                "recorded as missed.", name=deadline.name, time=fmt_datetime(deadline.due_at)), "error")
+
+
+# ---- find and follow a complaint -------------------------------------------------------------------------
+@bp.route("/complaints", methods=["GET", "POST"])
+@roles_required(*READERS)
+def search():
+    """The form posts its term, so a phone or ID number never sits in a URL (or an access log); a GET
+    with ?q= finds by complaint, policy or claim number only (links, bookmarks)."""
+    user = me()
+    personal = request.method == "POST"
+    q = ((request.form if personal else request.args).get("q") or "").strip()
+    if q:
+        rows = complaints.search(db.session, user, q, personal=personal)
+    else:
+        rows = db.session.execute(select(Complaint).where(avoidance.visible_to(user))
+                                  .order_by(Complaint.received_at.desc()).limit(50)).scalars().all()
+    if q and len(rows) == 1 and rows[0].number == q:
+        return redirect(url_for("complaints.complaint", number=q))
+    pii = has_any(user, pii_roles())
+    items = [{"c": c, "customer": c.customer_name if pii else complaints.mask_name(c.customer_name),
+              "phone": complaints.mask_phone(c.phone)} for c in rows]
+    return render_template("complaints/search.html", q=q, items=items)
+
+
+@bp.get("/complaints/<number>")
+@roles_required(*READERS)
+def complaint(number):
+    user = me()
+    found = readable_or_abort(number)
+    person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in complaints.PERSONAL},
+                                            pii_roles())
+    version_id = db.session.execute(select(ProcessInstance.version_id).where(
+        ProcessInstance.id == found.instance_id)).scalar_one_or_none()
+    forms = forms_of_version(version_id) if version_id else {}
+    tasks = complaints.tasks_of(db.session, found)
+    forms = {**forms_of_instances({t.instance_id for t in tasks}), **forms}
+    deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id.in_(complaints.instances_of(found)))
+                                   .order_by(Deadline.due_at, Deadline.id)).scalars().all()
+    show_all = request.args.get("all") == "1"
+    messages = customer_messages(db.session, found)
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.business_key == found.number)
+                                .order_by(AuditEvent.id)).scalars().all()
+    hidden = 0 if show_all else sum(1 for e in events if e.action in HIDDEN_BY_DEFAULT)
+    shown = events if show_all else [e for e in events if e.action not in HIDDEN_BY_DEFAULT]
+    supervisor = runtime().is_supervisor(user)
+    open_tasks = [t for t in tasks if t.state == "open"]
+    return render_template(
+        "complaints/complaint.html", c=found, person=person, full_personal=full, forms=forms,
+        diagram=complaint_diagram(found),
+        open_tasks=open_tasks, tasks=tasks, deadlines=deadlines, messages=messages,
+        entries=timeline(shown, forms),
+        hidden=hidden, show_all=show_all, names=display_names({e.actor for e in events}),
+        just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
+        colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {})
+
+
+def customer_messages(session, found) -> list[dict]:
+    """The messages to the customer, oldest first, each with its deliveries (one per channel)."""
+    rows = session.execute(select(OutboxMessage).where(OutboxMessage.business_key == found.number)
+                           .order_by(OutboxMessage.id)).scalars().all()
+    by_message = {}
+    if rows:
+        for d in session.execute(select(Delivery).where(Delivery.message_id.in_([m.id for m in rows]))
+                                 .order_by(Delivery.id)).scalars():
+            by_message.setdefault(d.message_id, []).append(d)
+    return [{"message": m, "deliveries": by_message.get(m.id, [])} for m in rows]
+
+
+# ---- the case file -------------------------------------------------------------------------------------
+def _case_file(found) -> dict:
+    values, full = complaints.personal_view(db.session, me(), found, ComplaintOut().dump(found), pii_roles())
+    return case_file(db.session, found, {**values, "personal_data": "full" if full else "masked"})
+
+
+@bp.get("/complaints/<number>/case-file.json")
+@roles_required(*READERS)
+def case_file_json(number):
+    found = readable_or_abort(number)
+    body = json.dumps(_case_file(found), ensure_ascii=False, indent=2)
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": attachment(f"case-file-{found.number}.json")})
+
+
+@bp.get("/complaints/<number>/case-file")
+@roles_required(*READERS)
+def case_file_page(number):
+    found = readable_or_abort(number)
+    record = _case_file(found)
+    inst = db.session.get(ProcessInstance, found.instance_id)
+    forms = forms_of_version(inst.version_id)
+    names = diagram.of_version(inst.version)["elements"]
+    label = lambda eid: step_label(eid, (names.get(eid) or {}).get("name"), forms) if eid else "—"  # noqa: E731
+    decisions = [{**d, "label": step_label(d["element_id"], d["step"], forms),
+                  "rows": formrender.describe_data(forms.get(d["element_id"]) or {}, d["data"] or {}, lang())}
+                 for d in record["decisions"]]
+    deadlines = [{**d, "task_label": label(d["task"])} for d in record["deadlines"]]
+    actors = {e["actor"] for e in record["audit"]} | {d["completed_by"] for d in record["decisions"]}
+    return render_template("complaints/case_file.html", c=found, record=record, decisions=decisions,
+                           deadlines=deadlines, people=display_names(actors), label=label, now=utcnow(),
+                           message_label=message_label)

@@ -1,0 +1,22 @@
+"""The language switch: a link in the top bar, or `?lang=` on any page (not the API)."""
+from flask import current_app, redirect, request, session
+
+from ...permissions import public
+from ..common import safe_next
+from . import bp
+
+
+@bp.get("/language/<code>")
+@public
+def switch(code):
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+    return redirect(safe_next(request.args.get("next")))
+
+
+@bp.before_app_request
+def language_from_query():
+    """`?lang=en` on any page switches the language for the rest of the session."""
+    lang = request.args.get("lang")
+    if lang and lang in current_app.config["LANGUAGES"] and not request.path.startswith("/api/"):
+        session["lang"] = lang

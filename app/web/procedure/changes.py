@@ -1,0 +1,111 @@
+"""Checking a changed diagram before it is deployed: registry.load_with_upload with the other files,
+then per changed process the difference to the current version (workflow.spec_changes, with element
+names) and, per running complaint, whether it could move onto it (a dry run that writes nothing)."""
+import re
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ... import avoidance, known_lanes
+from ...engine import registry, workflow
+from ...extensions import db
+from ...models import Complaint, ProcessInstance, ProcessVersion
+from .. import diagram
+from ..common import runtime
+from ..ui import me
+
+REASONS = (
+    (re.compile(r"^its current step (.+) was removed$"), lambda m: _("its current step %(step)s was removed",
+                                                                     step=m[1])),
+    (re.compile(r"^its completed step (.+) was removed$"), lambda m: _("its completed step %(step)s was removed",
+                                                                       step=m[1])),
+    (re.compile(r"^the called process (.+) does not exist in the new version$"),
+     lambda m: _("the called process %(process)s does not exist in the new version", process=m[1])),
+    (re.compile(r"^the step (.+) has no counterpart in the new version$"),
+     lambda m: _("the step %(step)s has no counterpart in the new version", step=m[1])),
+    (re.compile(r"^it already runs on version (\d+)$"), lambda m: _("it already runs on version %(num)s", num=m[1])),
+    (re.compile(r"^it is (completed|error)$"), lambda m: _("it is no longer running (%(status)s)", status=m[1])),
+)
+
+
+def reason_text(reason: str) -> str:
+    """The engine's reason a complaint cannot be migrated, in the page's language (unknown ones as they are)."""
+    for pattern, words in REASONS:
+        found = pattern.match(reason)
+        if found:
+            return words(found)
+    return reason
+
+
+def _changed_bundles(bundles):
+    """(bundle, current version or None, the version that already holds this content or None) of every
+    bundle whose content is not the current version's."""
+    out = []
+    for bundle in bundles:
+        current = registry.latest_version(db.session, bundle.process_id)
+        if current is not None and current.content_hash == bundle.content_hash:
+            continue
+        out.append((bundle, current, registry.version_with_content(db.session, bundle)))
+    return out
+
+
+def _changes(current: ProcessVersion, bundle) -> list[dict]:
+    """spec_changes between the current version and the uploaded bundle, with element names."""
+    old = workflow.specs(current.content_hash, current.spec_json, current.subprocess_specs_json)
+    new = workflow.specs(bundle.content_hash, bundle.spec_json, bundle.subprocess_specs_json)
+    old_names = diagram.parse(current.bpmn_files, current.process_id)["elements"]
+    new_names = diagram.parse(bundle.files, bundle.process_id)["elements"]
+    name = lambda names, eid: (names.get(eid) or {}).get("name") or ""      # noqa: E731
+    out = []
+    for process, change in workflow.spec_changes(*old, *new).items():
+        if change.get("process added") or change.get("process removed"):
+            out.append({"process": process, "whole": "added" if change.get("process added") else "removed"})
+            continue
+        out.append({"process": process, "whole": None,
+                    "added": [(e, name(new_names, e)) for e in change.get("added", [])],
+                    "removed": [(e, name(old_names, e)) for e in change.get("removed", [])],
+                    "changed": [(e, name(new_names, e) or name(old_names, e), attrs)
+                                for e, attrs in change.get("changed", {}).items()]})
+    return out
+
+
+def _preview_migration(bundle) -> list[dict]:
+    """Per running complaint of the process: would it move onto the uploaded (not yet deployed) diagram?
+    Nothing is written; the migrate page asks runtime.migrate(dry_run=True) again once it is deployed."""
+    rows = db.session.execute(select(ProcessInstance, Complaint.number).outerjoin(
+        Complaint, Complaint.instance_id == ProcessInstance.id).where(
+        ProcessInstance.process_id == bundle.process_id, ProcessInstance.status == "running",
+        ProcessInstance.id.not_in(avoidance.avoided_instances(me())))
+        .order_by(ProcessInstance.id)).all()
+    out = []
+    for inst, number in rows:
+        reasons = runtime().preview_migration(inst.id, bundle.content_hash, bundle.spec_json,
+                                              bundle.subprocess_specs_json)
+        out.append({"instance_id": inst.id, "number": number or inst.business_key, "version": inst.version.version,
+                    "reasons": [reason_text(r) for r in reasons]})
+    return out
+
+
+def upload_preview(file_name, content):
+    """load_with_upload, then either the problems or, per changed process, the diff and the dry run."""
+    bundles, problems = registry.load_with_upload(current_app.config["PROCESSES_DIR"],
+                                                  current_app.config["FORMS_DIR"], known_lanes(current_app),
+                                                  file_name, content)
+    if problems:
+        return {"problems": problems, "changes": [], "bundles": []}
+    changes = []
+    for bundle, current, earlier in _changed_bundles(bundles):
+        entry = {"bundle": bundle, "current": current, "earlier": earlier, "diff": [], "dry_run": []}
+        if earlier is None and current is not None:
+            entry["diff"] = _changes(current, bundle)
+            entry["dry_run"] = _preview_migration(bundle)
+        changes.append(entry)
+    return {"problems": [], "changes": changes, "bundles": bundles}
+
+
+def expected_key(changes) -> str:
+    """What the check found to deploy (process and content hash of each new bundle): the deploy form
+    carries it back, and nothing is deployed unless the files still give the same."""
+    return ",".join(sorted(f"{c['bundle'].process_id}:{c['bundle'].content_hash}" for c in changes
+                           if c["earlier"] is None))

@@ -1,0 +1,238 @@
+"""My work (two queues, and for management the tasks nobody may work), claim / unclaim / assign, and a
+task with its form. Every state change goes through the runtime's verbs, exactly as the JSON API does."""
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+
+from ... import complaints, queues
+from ...errors import AppError, InvalidData
+from ...extensions import db
+from ...forms import field_errors
+from ...models import AuditEvent, Complaint, HumanTask, User
+from ...permissions import READERS, WORKERS
+from ...timeutil import utcnow
+from .. import formrender
+from ..common import STAND_ASIDE, colleagues, roles_required, runtime, safe_next
+from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
+                  step_label, time_left)
+from . import bp
+from .context import complaint_context
+
+SORTS = ("due", "received", "created")
+
+
+def _int_arg(name, default=1):
+    try:
+        return min(max(int(request.args.get(name, default)), 1), queues.MAX_PAGE)
+    except ValueError:
+        return default
+
+
+def _task_or_404(task_id) -> HumanTask:
+    task = db.session.get(HumanTask, str(task_id))
+    if task is None:
+        abort(404, description=_("There is no task with this number. It may have been removed."))
+    return task
+
+
+def _back(default=None):
+    return redirect(safe_next(request.form.get("next"), default))
+
+
+def _flash_failure(err, task_id, assignee=None):
+    """Roll the failed change back and say why, as the task stands now."""
+    db.session.rollback()
+    flash(error_message(err, db.session.get(HumanTask, str(task_id)), assignee), "error")
+
+
+def _excluded_reason(user, task):
+    """The exclusion rules (e.g. 回避) that keep this user off this task, as a translated sentence."""
+    return str(STAND_ASIDE) if runtime().exclusion(user, task) else None
+
+
+# ---- home: my work ----------------------------------------------------------------------------------
+@bp.get("/")
+@roles_required()
+def home():
+    user = me()
+    if not has_any(user, WORKERS):
+        if has_any(user, READERS):
+            return redirect(url_for("complaints.search"))
+        return render_template("tasks/no_work.html")
+    filters = {"step": request.args.get("step") or None, "channel": request.args.get("channel") or None,
+               "category": request.args.get("category") or None,
+               "overdue": request.args.get("overdue") == "1"}
+    sort = request.args.get("sort") if request.args.get("sort") in SORTS else "due"
+    steps = db.session.execute(
+        select(HumanTask.element_id, HumanTask.name).where(
+            HumanTask.state == "open",
+            or_(HumanTask.role.in_(sorted(user.roles)), HumanTask.assignee_id == user.id))
+        .distinct().order_by(HumanTask.element_id)).all()
+    categories = db.session.execute(select(Complaint.category).where(Complaint.status == "open")
+                                    .distinct().order_by(Complaint.category).limit(200)).scalars().all()
+    forms = latest_forms()
+    return render_template("tasks/home.html", lists=_queue_lists(user, filters, sort, forms), filters=filters,
+                           sort=sort, steps=[(e, step_label(e, n, forms)) for e, n in dict(steps).items()],
+                           categories=categories, channels=CHANNEL_LABELS)
+
+
+def _queue_lists(user, filters, sort, forms) -> dict:
+    """One page of each queue the user sees: mine, available, and for management unstaffed."""
+    now = utcnow()
+    per_page = current_app.config["WEB_PER_PAGE"]
+    pii = has_any(user, pii_roles())
+    lists = {}
+    queues_shown = (("mine", "pm"), ("available", "pa"))
+    if runtime().is_supervisor(user):
+        queues_shown += (("unstaffed", "pu"),)
+    for queue, arg in queues_shown:
+        page_no = _int_arg(arg)
+        query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
+                                   category=filters["category"], overdue_at=now if filters["overdue"] else None)
+        rows, total = queues.page(db.session, query, page_no, per_page, order=sort)
+        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at)
+                                 for task, complaint in rows],
+                        "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
+                        "arg": arg}
+    return lists
+
+
+def _queue_row(task, complaint, pii, forms, now, due):
+    customer = None
+    if complaint is not None:
+        customer = complaint.customer_name if pii else complaints.mask_name(complaint.customer_name)
+    return {"task": task, "complaint": complaint, "customer": customer,
+            "step": step_label(task.element_id, task.name, forms), "due": due, "left": time_left(due, now)}
+
+
+# ---- claim, unclaim, assign --------------------------------------------------------------------------
+@bp.post("/tasks/<task_id>/claim")
+@roles_required(*WORKERS)
+def claim(task_id):
+    user, task = me(), _task_or_404(task_id)
+    if task.role not in user.roles:
+        abort(403, description=_("This task belongs to another role."))
+    try:
+        runtime().claim(task_id, user)
+    except AppError as err:
+        _flash_failure(err, task_id)
+        return _back()
+    flash(_("You claimed “%(step)s” of %(number)s.", step=step_label(task.element_id, task.name),
+            number=task.business_key), "success")
+    return redirect(url_for("tasks.task", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/unclaim")
+@roles_required(*WORKERS)
+def unclaim(task_id):
+    task = _task_or_404(task_id)
+    try:
+        runtime().unclaim(task_id, me())
+    except AppError as err:
+        _flash_failure(err, task_id)
+        return _back(url_for("tasks.task", task_id=task_id))
+    flash(_("“%(step)s” of %(number)s is back in the open queue.", step=step_label(task.element_id, task.name),
+            number=task.business_key), "success")
+    return _back()
+
+
+@bp.post("/tasks/<task_id>/assign")
+@roles_required(*WORKERS)
+def assign(task_id):
+    user, task = me(), _task_or_404(task_id)
+    if not runtime().is_supervisor(user):
+        abort(403, description=_("Only management can reassign tasks."))
+    username = request.form.get("username", "")
+    assignee = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    default = url_for("complaints.complaint", number=task.business_key) if task.business_key else None
+    if assignee is None:
+        flash(_("Choose a colleague to give the task to."), "error")
+        return _back(default)
+    try:
+        runtime().assign(task_id, user, assignee)
+    except AppError as err:
+        _flash_failure(err, task_id, assignee)
+        return _back(default)
+    flash(_("“%(step)s” of %(number)s is now with %(name)s.", step=step_label(task.element_id, task.name),
+            number=task.business_key, name=assignee.display_name), "success")
+    return _back(default)
+
+
+# ---- a task: its form beside the complaint -------------------------------------------------------------
+@bp.route("/tasks/<task_id>", methods=["GET", "POST"])
+@roles_required(*READERS)
+def task(task_id):
+    user, task = me(), _task_or_404(task_id)
+    own_role = task.role in user.roles
+    if not own_role and "compliance" not in user.roles:
+        abort(403, description=_("This task belongs to another role."))
+    reason = _excluded_reason(user, task)      # 回避 closes reading as well as working
+    if reason:
+        abort(403, description=reason)
+    schema = runtime().form_schema(task) or {}
+    errors, raw, status = {}, None, 200
+    if request.method == "POST":
+        if not own_role or not has_any(user, WORKERS):
+            abort(403, description=_("You can read this task but not work on it."))
+        if task.state != "open":
+            flash(_closed_message(task), "error")
+            return redirect(url_for("tasks.task", task_id=task_id))
+        if task.assignee_id not in (None, user.id):
+            flash(error_message(AppError("", code="not_assignee"), task), "error")
+            return redirect(url_for("tasks.task", task_id=task_id))
+        data, raw = formrender.coerce(schema, request.form)
+        errors = formrender.explain(schema, field_errors(schema, data)) if schema else {}
+        if not errors:
+            try:
+                change = runtime().complete(task_id, user, data)
+            except InvalidData as err:
+                db.session.rollback()
+                errors = formrender.explain(schema, err.fields) or {"_": error_message(err)}
+            except AppError as err:
+                _flash_failure(err, task_id)
+                return redirect(url_for("tasks.task", task_id=task_id))
+            else:
+                _flash_completed(task, change)
+                return redirect(url_for("tasks.home"))
+        status = 422
+    due = task.due_at
+    can_work = (task.state == "open" and own_role and has_any(user, WORKERS)
+                and task.assignee_id in (None, user.id))
+    form_fields = formrender.fields(schema, raw, errors, lang()) if schema else []
+    supervisor = runtime().is_supervisor(user)
+    return render_template("tasks/task.html", task=task, schema=schema, title=formrender.titles(schema, lang()),
+                           fields=form_fields, errors=errors, can_work=can_work, own_role=own_role,
+                           submitted=_submitted(task, schema), is_supervisor=supervisor,
+                           colleagues=colleagues(task) if supervisor else [],
+                           task_due=due, left=time_left(due), **complaint_context(user, task)), status
+
+
+def _submitted(task, schema):
+    """What was entered when the task was completed (rows of the form's data), or None."""
+    if task.state != "completed":
+        return None
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.task_id == task.id,
+                                                        AuditEvent.action == "task_completed")
+                               .order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
+    if event is None:
+        return None
+    return formrender.describe_data(schema, event.data.get("form_data") or {}, lang())
+
+
+def _closed_message(task):
+    code = "task_completed" if task.state == "completed" else "task_cancelled"
+    return error_message(AppError("", code=code), task)
+
+
+def _flash_completed(task, change):
+    forms = forms_of_version(change.instance.version_id)
+    nxt = "、".join(step_label(t.element_id, t.name, forms) for t in change.created_tasks)
+    done = step_label(task.element_id, task.name, forms)
+    if nxt:
+        flash(_("“%(step)s” of %(number)s is done. Next: %(next)s.", step=done, number=task.business_key,
+                next=nxt), "success")
+    elif change.instance.status == "completed":
+        flash(_("“%(step)s” of %(number)s is done. The complaint is closed.", step=done,
+                number=task.business_key), "success")
+    else:
+        flash(_("“%(step)s” of %(number)s is done.", step=done, number=task.business_key), "success")
