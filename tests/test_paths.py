@@ -160,13 +160,17 @@ def test_path_lists_every_element_passed_in_order_with_rounds(desk, client, peop
     desk.complete(number, "re_evaluation")
     path = client.get(f"/api/v1/complaints/{number}/path", headers=people["compliance"].headers).json
     elements = [v["element_id"] for v in path["visits"]]
-    assert elements[:4] == ["complaint_received", "send_acknowledgement", "initial_review", "review_outcome"]
+    # The handling from initial review to archiving is a called process (complaint_case) with its own start.
+    assert elements[:5] == ["complaint_received", "send_acknowledgement", "case_started", "initial_review",
+                            "review_outcome"]
     assert elements.count("start_round") == 2 and elements.count("analyse_and_plan") == 1
     # Round 2 went from re-evaluation straight into a new solution (no investigation).
     assert elements[-7:] == ["re_evaluation", "round_merge", "start_round", "round_entry", "resolve_merge",
                              "resolution_started", "plan_merge"]
-    assert {"analyse_and_plan": "complaint_resolution", "investigate": "complaint_handling"} == {
-        v["element_id"]: v["process"] for v in path["visits"] if v["element_id"] in ("analyse_and_plan", "investigate")}
+    assert {"send_acknowledgement": "complaint_handling", "investigate": "complaint_case",
+            "analyse_and_plan": "complaint_resolution"} == {
+        v["element_id"]: v["process"] for v in path["visits"]
+        if v["element_id"] in ("send_acknowledgement", "analyse_and_plan", "investigate")}
     assert path["current"] == ["analyse_and_plan"] and path["missed_deadlines"] == []
     assert path["version"] == 1
 

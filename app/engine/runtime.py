@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,6 +25,7 @@ from .registry import latest_version
 from .scripting import HELPER_NAMES, make_script_engine
 
 MISSING = object()
+CUSTOMER = "customer"          # the actor of what a customer does on their own page
 
 
 class VersionInfo(NamedTuple):
@@ -54,6 +55,7 @@ class Runtime:
         # be given, release or assign its tasks.
         self.exclusions: Callable = lambda session, instance_id: {}
         self._specs: dict[int, VersionInfo] = {}
+        self._start_messages: dict[int, frozenset] = {}     # version id -> messages that start it
         self._calendar, self._calendar_stamp = None, None
 
     # ---- verbs -------------------------------------------------------------------------------------
@@ -64,38 +66,69 @@ class Runtime:
         if version is None:
             raise NotFound(f"process {process_id!r} is not deployed")
         self._check_data_keys(data)
+        return self._start(version, data, actor, business_key, on_created)
+
+    def start_on_message(self, name, payload: dict, actor: str, business_key=None) -> Optional[Change]:
+        """Start the latest deployed process whose start event catches the message `name`, with
+        `payload` in that event's messageVariable; None when no deployed process starts on it."""
+        version = self._started_by(name)
+        if version is None:
+            return None
+        return self._start(version, {}, actor, business_key, message=(name, dict(payload or {})))
+
+    def _start(self, version, data, actor, business_key, on_created=None, message=None) -> Change:
         effects = []
         with self._transaction():
             try:
                 wf = workflow.start(*self._version(version.id)[:3], data, make_script_engine(effects, self.calendar()))
+                if message and not workflow.send_message(wf, *message):
+                    raise ProcessError(f"the process {version.process_id} did not catch the message {message[0]!r}")
             except SpiffWorkflowException as exc:
                 raise engine_error("the process could not start", exc) from exc
-            inst = ProcessInstance(version_id=version.id, process_id=process_id, business_key=business_key,
+            inst = ProcessInstance(version_id=version.id, process_id=version.process_id, business_key=business_key,
                                    workflow_json="")
             self.session.add(inst)
             self.session.flush()
             if on_created:
                 on_created(inst)
+            started = {"process_id": version.process_id, "version": version.version}
             audit.record(self.session, actor, "instance_started", instance_id=inst.id, business_key=business_key,
-                         data={"process_id": process_id, "version": version.version})
+                         data={**started, "message": message[0]} if message else started)
             return self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
 
     def complete(self, task_id, user: User, data, schema_check=True) -> Change:
-        row = self._task_row(task_id)
-        self._check_may_work(user, row)
-        with self._transaction():
-            inst = self._lock(row.instance_id)
-            row = self._lock_task(task_id)    # a claim racing this completion waits, then sees it done
-            self._check_open(row)
+        self._check_may_work(user, self._task_row(task_id))
+
+        def take(row):
             if row.assignee_id is None:
                 row.assignee_id, row.claimed_at = user.id, utcnow()
             elif row.assignee_id != user.id:
                 raise Forbidden(f"this task is assigned to {row.assignee.username}", code="not_assignee")
+            row.completed_by_id = user.id
+        return self._complete(task_id, data, user.username, take, schema_check)
+
+    def complete_for_customer(self, task_id, data) -> Change:
+        """The customer answers a task on their own page, as a handler would (same form check, same
+        audit event), claimed or not. Only a task whose form has `x-customer` may be answered so."""
+        row = self._task_row(task_id)
+        if not customer_may_answer(self.form_schema(row)):
+            raise Forbidden("the customer cannot complete this task", code="not_for_customer")
+
+        def take(row):
+            row.completed_by_customer = True
+        return self._complete(task_id, data, CUSTOMER, take)
+
+    def _complete(self, task_id, data, actor, take, schema_check=True) -> Change:
+        """Complete an open human task: `take(row)` records who does it (and may refuse)."""
+        with self._transaction():
+            inst = self._lock(self._task_row(task_id).instance_id)
+            row = self._lock_task(task_id)    # a claim racing this completion waits, then sees it done
+            self._check_open(row)
+            take(row)
             if row.form and schema_check:
                 validate(self._version(inst.version_id).forms[row.form], data)
             self._check_data_keys(data)
-            row.completed_by_id = user.id
-            audit.record(self.session, user.username, "task_completed", instance_id=inst.id,
+            audit.record(self.session, actor, "task_completed", instance_id=inst.id,
                          business_key=inst.business_key, task_id=row.id, element_id=row.element_id,
                          data={"name": row.name, "form_data": data})
 
@@ -104,7 +137,23 @@ class Runtime:
                 if task is None or task.state != TaskState.READY:
                     raise Conflict("this task is no longer open in the workflow", code="task_not_ready")
                 workflow.run_human_task(wf, task, data)
-            return self._step(inst, user.username, "the process failed after this step", run)
+            return self._step(inst, actor, "the process failed after this step", run)
+
+    def send_message(self, instance_id, name, payload: dict, actor) -> Change:
+        """Deliver the message `name` (e.g. a withdrawal) to a running instance; the diagram decides
+        what it does. Conflict when the instance does not wait for it (any more)."""
+        not_waiting = Conflict(f"the process does not wait for the message {name!r} (any more)", code="not_waiting")
+        with self._transaction():
+            inst = self._lock(instance_id)
+            if inst.status != "running":
+                raise not_waiting
+            audit.record(self.session, actor, "message_received", instance_id=inst.id,
+                         business_key=inst.business_key, data={"message": name})
+
+            def deliver(wf):
+                if not workflow.send_message(wf, name, dict(payload or {})):
+                    raise not_waiting
+            return self._step(inst, actor, f"the process failed after the message {name!r}", deliver)
 
     def fire_timers(self, instance_id, actor="scheduler") -> Optional[Change]:
         """Fire the due timers of one instance; None when another scheduler got there first."""
@@ -303,7 +352,8 @@ class Runtime:
     @staticmethod
     def _check_open(row):
         if row.state != "open":
-            who = row.completed_by.username if row.completed_by else None
+            who = "the customer" if row.completed_by_customer else \
+                row.completed_by.username if row.completed_by else None
             raise Conflict(f"this task is already {row.state}" + (f" by {who}" if who else ""),
                            code=f"task_{row.state}")
 
@@ -320,6 +370,22 @@ class Runtime:
             v = self.session.get(ProcessVersion, version_id)
             self._specs[version_id] = VersionInfo(v.content_hash, v.spec_json, v.subprocess_specs_json, v.forms)
         return self._specs[version_id]
+
+    def _started_by(self, name) -> Optional[ProcessVersion]:
+        """The newest of the latest deployed versions whose process starts on the message `name`;
+        what starts a version is read from its spec once (versions are immutable)."""
+        newest = select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("version")) \
+            .group_by(ProcessVersion.process_id).subquery()
+        ids = self.session.execute(select(ProcessVersion.id).join(newest, and_(
+            ProcessVersion.process_id == newest.c.process_id, ProcessVersion.version == newest.c.version))
+            .order_by(ProcessVersion.id.desc())).scalars()
+        for version_id in ids:
+            if version_id not in self._start_messages:
+                spec, _ = workflow.specs(*self._version(version_id)[:3])
+                self._start_messages[version_id] = workflow.start_messages(spec)
+            if name in self._start_messages[version_id]:
+                return self.session.get(ProcessVersion, version_id)
+        return None
 
     def form_schema(self, row: HumanTask) -> Optional[dict]:
         return self._version(self.session.get(ProcessInstance, row.instance_id).version_id).forms.get(row.form) \
@@ -359,6 +425,7 @@ class Runtime:
         inst.updated_at = now
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
+        inst.awaits = fit(workflow.awaited_messages(wf), ProcessInstance.awaits.type.length)
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
         done = workflow.newly_completed(wf, before)
         deadlines = self._sync_deadlines(inst, wf, actor, now, done, provisional)
@@ -480,11 +547,32 @@ def engine_error(what, exc) -> ProcessError:
     return ProcessError(f"{what}{where}: {exc}", fields={"element_id": spec.bpmn_id} if where else {})
 
 
+def customer_may_answer(schema: Optional[dict]) -> bool:
+    """Whether a task with this form may be completed by the customer on their own page."""
+    return bool(schema and schema.get("x-customer"))
+
+
+def fit(names, length) -> str:
+    """`names` comma-separated, as many as fit in `length` characters."""
+    out = ""
+    for name in names:
+        joined = f"{out},{name}" if out else name
+        if len(joined) > length:
+            break
+        out = joined
+    return out
+
+
 def changed_data(done) -> dict:
     """The task-data values set by `done`, the tasks this change completed: each task's delta against
-    its parent, so a branch that only carries old values (e.g. a fired timer) changes nothing."""
+    its parent, so a branch that only carries old values (e.g. a fired timer) changes nothing. A call
+    activity is left out: it carries back the data of whichever branch of the called process ended
+    last (e.g. a late deadline follow-up, with stale values); its steps' own values were taken as
+    they completed."""
     out = {}
     for task in done:
+        if workflow.is_call_activity(task.task_spec):
+            continue
         parent = task.parent.data if task.parent is not None else {}
         for key, value in task.data.items():
             if parent.get(key, MISSING) != value:

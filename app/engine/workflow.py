@@ -1,5 +1,6 @@
 """Verbs over SpiffWorkflow with no database in them: parse, start, load, save, run a task,
-fire timers, and read the facts the app stores in flat tables (ready human tasks, timers)."""
+fire timers, deliver a message, and read the facts the app stores in flat tables (ready human tasks,
+timers, the messages a workflow waits for)."""
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -8,18 +9,21 @@ from typing import Optional
 from uuid import UUID
 
 from SpiffWorkflow import TaskState
-from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_dependencies, diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
+from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessageEventDefinition
 
 
 def new_parser() -> SpiffBpmnParser:
@@ -127,6 +131,18 @@ def fire_due_timers(wf):
     wf.do_engine_steps()
 
 
+def send_message(wf, name: str, payload: dict) -> bool:
+    """Deliver the message `name` (caught by a boundary, catch or start event, or an event-based
+    gateway; the diagram's messageVariable receives `payload`) and run the engine. False, and nothing
+    changed, when the workflow does not wait for it."""
+    if name not in awaited_messages(wf):
+        return False
+    # The parser builds spiff message definitions, and an event matches by class and name.
+    wf.send_event(BpmnEvent(SpiffMessageEventDefinition(name), payload))
+    wf.do_engine_steps()
+    return True
+
+
 def reset_timers(wf, timer_ids):
     """Forget the computed due time of these waiting timers so their expressions are evaluated
     again (SpiffWorkflow evaluates a timer whose value is missing on the next refresh)."""
@@ -199,10 +215,29 @@ def visited_elements(done) -> list[tuple]:
             for t in done if getattr(t.task_spec, "bpmn_id", None)]
 
 
-def _is_timer(spec):
+def _event_definitions(spec) -> list:
+    """The event definitions of a task spec (an event-based gateway holds those of its events)."""
     ed = getattr(spec, "event_definition", None)
-    eds = ed.event_definitions if isinstance(ed, MultipleEventDefinition) else [ed]
-    return any(isinstance(d, TimerEventDefinition) for d in eds)
+    return ed.event_definitions if isinstance(ed, MultipleEventDefinition) else [ed]
+
+
+def _is_timer(spec):
+    return any(isinstance(d, TimerEventDefinition) for d in _event_definitions(spec))
+
+
+def _message_names(spec) -> list[str]:
+    return [d.name for d in _event_definitions(spec) if isinstance(d, MessageEventDefinition)]
+
+
+def awaited_messages(wf) -> list[str]:
+    """The names of the messages the workflow waits for now, in its subprocesses too."""
+    return sorted({name for t in wf.get_tasks(state=TaskState.WAITING) for name in _message_names(t.task_spec)})
+
+
+def start_messages(spec) -> frozenset:
+    """The names of the messages that start a process (its message start events)."""
+    return frozenset(name for ts in spec.task_specs.values() if isinstance(ts, StartEvent)
+                     for name in _message_names(ts))
 
 
 def _timer_info(t) -> TimerInfo:
