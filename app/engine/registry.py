@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .. import messages
 from ..models import ProcessVersion
 from . import sandbox
 from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
@@ -53,6 +54,7 @@ class Bundle:
     lanes: dict
     spec_json: str
     subprocess_specs_json: str
+    messages: dict = field(default_factory=dict)      # "<template>.<lang>" -> text, partials included
     content_hash: str = field(init=False)
 
     def __post_init__(self):
@@ -61,6 +63,8 @@ class Bundle:
             h.update(f"bpmn:{name}\n".encode() + self.files[name].encode())
         for name in sorted(self.forms):
             h.update(f"form:{name}\n".encode() + json.dumps(self.forms[name], sort_keys=True).encode())
+        for name in sorted(self.messages):
+            h.update(f"message:{name}\n".encode() + self.messages[name].encode())
         self.content_hash = h.hexdigest()
 
 
@@ -210,11 +214,59 @@ def _check_tasks(process_specs, trees, forms_dir: Path, known_lanes, problems) -
     return forms, lanes
 
 
+def _message_calls(trees) -> tuple[list, list[Problem]]:
+    """Every notify_customer call in the diagrams' scripts (script tasks, pre- and post-scripts)."""
+    calls, problems = [], []
+    for file, tree in trees.items():
+        for node in tree.xpath("//bpmn:scriptTask/bpmn:script|//spiffworkflow:preScript|//spiffworkflow:postScript",
+                               namespaces=NS):
+            host = next((a for a in node.iterancestors() if a.get("id")), None)
+            found, bad = messages.calls_in_script(node.text or "", file, host.get("id") if host is not None else None,
+                                                  node.sourceline)
+            calls += found
+            problems += bad
+    return calls, problems
+
+
+def _survey_forms(calls, forms_dir: Path, problems) -> dict:
+    """{form name: schema} of the forms named by survey='<form>' in the calls, each checked like a task's."""
+    surveys = {}
+    for call in (c for c in calls if c.survey is not None):
+        name = call.survey
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            error = f"survey form name {name!r} is not a form file name (a-z, 0-9, _)"
+        elif not (forms_dir / f"{name}.json").exists():
+            error = f"survey form {name}.json is missing in {forms_dir.name}/"
+        else:
+            surveys[name], error = load_form(forms_dir, name)
+        if error:
+            problems.append(Problem(call.file, call.element_id, call.line,
+                                    f"notify_customer({call.template!r}): {error}"))
+    return surveys
+
+
+def _check_messages(processes_dir: Path, forms_dir: Path, trees, problems) -> tuple[dict, list, dict]:
+    """Load processes/messages/ and check it against the calls; returns (templates, calls, survey forms)."""
+    templates, load_problems = messages.load(processes_dir)
+    calls, call_problems = _message_calls(trees)
+    problems += load_problems + call_problems + messages.check(templates, calls)
+    return templates, calls, _survey_forms(calls, forms_dir, problems)
+
+
+def _bundle_messages(templates, calls, process_specs, surveys) -> tuple[dict, dict]:
+    """(the templates, the survey forms) the calls in these process specs name."""
+    elements = {(ps.file, ts.bpmn_id) for ps in process_specs for ts in ps.task_specs.values()}
+    mine = [c for c in calls if (c.file, c.element_id) in elements]
+    return (messages.for_bundle(templates, {c.template for c in mine}),
+            {c.survey: surveys[c.survey] for c in mine if c.survey in surveys})
+
+
 def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
     """Parse and check every .bpmn file; return the deployable bundles and all problems found."""
     problems: list[Problem] = []
     parser = new_parser()
     texts, trees = _read_files(processes_dir, parser, known_lanes, problems)
+    templates, calls, surveys = _check_messages(Path(processes_dir), Path(forms_dir), trees, problems)
     called = {node.get("calledElement") for tree in trees.values()
               for node in tree.xpath("//bpmn:callActivity", namespaces=NS)}
     bundles = []
@@ -231,10 +283,12 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
             continue
         process_specs = [spec, *subs.values()]
         forms, lanes = _check_tasks(process_specs, trees, Path(forms_dir), known_lanes, problems)
+        bundle_messages, survey_forms = _bundle_messages(templates, calls, process_specs, surveys)
         spec_json, subs_json = serializer.spec_to_json(spec, subs)
         bundles.append(Bundle(process_id=process_id, name=spec.description or process_id,
-                              files={ps.file: texts[ps.file] for ps in process_specs}, forms=forms, lanes=lanes,
-                              spec_json=spec_json, subprocess_specs_json=subs_json))
+                              files={ps.file: texts[ps.file] for ps in process_specs},
+                              forms={**survey_forms, **forms}, lanes=lanes, spec_json=spec_json,
+                              subprocess_specs_json=subs_json, messages=bundle_messages))
     if problems:
         # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
         return [], problems
@@ -282,7 +336,8 @@ def deploy(session, bundles: list[Bundle], deployed_by: str):
                                  version=(current.version if current else 0) + 1,
                                  content_hash=bundle.content_hash, bpmn_files=bundle.files,
                                  spec_json=bundle.spec_json, subprocess_specs_json=bundle.subprocess_specs_json,
-                                 forms=bundle.forms, lanes=bundle.lanes, deployed_by=deployed_by)
+                                 forms=bundle.forms, messages=bundle.messages, lanes=bundle.lanes,
+                                 deployed_by=deployed_by)
         try:
             with session.begin_nested():
                 session.add(version)
