@@ -4,13 +4,15 @@ One rule, one place. Every path that reads or changes a complaint asks this modu
 (claim, complete, assign, unclaim, and whether anyone may still work a new task), the queues and the
 search (which leave the complaints out), and every page and API call that shows a complaint (403).
 The rule is data, not code: `complaint.claim_handler` names the user who handled the original claim.
+It covers every process instance of the complaint (its main one and those beside it, e.g. a call to the
+customer or a review), all linked by their business key, the complaint number.
 """
 from typing import Optional
 
 from sqlalchemy import or_, select
 
 from .errors import Forbidden
-from .models import Complaint
+from .models import Complaint, ProcessInstance
 
 REASON = "{user} handled the original claim of this complaint and must stand aside (回避)"
 
@@ -21,9 +23,11 @@ def _excluded_by(claim_handler) -> dict:
 
 
 def excluded_usernames(session, instance_id) -> dict:
-    """{username: reason} of the users who must stay out of this instance's complaint."""
+    """{username: reason} of the users who must stay out of this instance's complaint: the complaint
+    whose number is the instance's business key (two unique-index lookups)."""
+    key = select(ProcessInstance.business_key).where(ProcessInstance.id == instance_id).scalar_subquery()
     return _excluded_by(session.execute(select(Complaint.claim_handler).where(
-        Complaint.instance_id == instance_id)).scalar_one_or_none())
+        Complaint.number == key)).scalar_one_or_none())
 
 
 def reason_for(user, complaint) -> Optional[str]:
@@ -44,6 +48,7 @@ def visible_to(user):
 
 
 def avoided_instances(user):
-    """The instance ids `user` must stay out of, as a subquery (a handful of rows: an index lookup)."""
-    return select(Complaint.instance_id).where(Complaint.claim_handler == user.username,
-                                               Complaint.instance_id.is_not(None))
+    """The ids of every instance of the complaints `user` must stay out of, as a subquery (a handful
+    of rows: complaint by claim_handler, then process_instance by business_key, both indexed)."""
+    return select(ProcessInstance.id).join(Complaint, Complaint.number == ProcessInstance.business_key) \
+        .where(Complaint.claim_handler == user.username)

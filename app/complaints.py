@@ -1,6 +1,12 @@
 """The complaint business record: intake, complaint numbers, masking, and keeping the row in step
-with its workflow. No procedure steps live here: those are in processes/."""
+with its workflows. No procedure steps live here: those are in processes/.
+
+A complaint has one main process instance (`complaint.instance_id`: registration starts it, and it
+decides the outcome and closes the complaint) and may have others beside it (e.g. a call to the
+customer, a review). Every instance and task of the complaint carries its number as business key,
+which is how they are linked: instances_of() and tasks_of()."""
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 from marshmallow import ValidationError, fields, validate, validates
 from sqlalchemy import or_, select, update
@@ -9,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from . import avoidance
 from .errors import InvalidData, NotFound
 from .input_rules import CleanTextSchema
-from .models import Complaint, ComplaintCounter, Deadline, HumanTask, User
+from .models import Complaint, ComplaintCounter, Deadline, HumanTask, ProcessInstance, User
 from .permissions import WORKERS
-from .timeutil import BUSINESS_TZ, parse_iso, utcnow
+from .timeutil import BUSINESS_TZ, UTCDateTime, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
 CUSTOMER_LANGUAGES = ("zh", "en")
@@ -153,33 +159,61 @@ def readable(session, user, number) -> Complaint:
     return complaint
 
 
+def instances_of(complaint):
+    """The ids of every process instance of `complaint` (main and beside it), as a subquery on the
+    process_instance.business_key index."""
+    return select(ProcessInstance.id).where(ProcessInstance.business_key == complaint.number)
+
+
+def tasks_of(session, complaint, open_only=False) -> list[HumanTask]:
+    """Every human task of every instance of `complaint`, oldest first, the earlier instance's first at
+    equal times (index reads, no workflow)."""
+    query = select(HumanTask).where(HumanTask.instance_id.in_(instances_of(complaint)))
+    if open_only:
+        query = query.where(HumanTask.state == "open")
+    return session.execute(query.order_by(HumanTask.created_at, HumanTask.instance_id, HumanTask.id)).scalars().all()
+
+
+def complaint_of(session, business_key) -> Optional[Complaint]:
+    """The complaint a task or instance belongs to (its business key is the complaint number)."""
+    if business_key is None:
+        return None
+    return session.execute(select(Complaint).where(Complaint.number == business_key)).scalar_one_or_none()
+
+
 def make_record_sync(record_fields: dict):
-    """A runtime hook that copies chosen task-data keys and the current step onto the complaint row."""
+    """A runtime hook that keeps the complaint row in step with its instances: the current step lists
+    the open tasks of all of them; only the main instance copies `record_fields` and closes the
+    complaint. A process beside it (a call to the customer, a review) never changes the outcome or
+    the status: what it records stays in its own data, audit trail and messages."""
     def sync(session, inst, change):
-        if inst.business_key is None:
-            return
-        # The instance's business key is the complaint number (unique), set before the instance is linked.
-        complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
-            .scalar_one_or_none()
+        complaint = complaint_of(session, inst.business_key)
         if complaint is None:
             return
-        for key, column in record_fields.items():
-            if key in change.changed_data:
-                value = change.changed_data[key]
-                if column.endswith("_at") and value:
-                    value = parse_iso(value)
-                setattr(complaint, column, value)
-        names = session.execute(select(HumanTask.name).where(HumanTask.instance_id == inst.id,
-                                                             HumanTask.state == "open")
-                                .order_by(HumanTask.created_at)).scalars().all()
+        main = complaint.instance_id == inst.id
+        if main:
+            _copy_record_fields(complaint, record_fields, change.changed_data)
+        names = [t.name for t in tasks_of(session, complaint, open_only=True)]
         complaint.current_step = "、".join(dict.fromkeys(names))[:400]
         complaint.updated_at = utcnow()
         # The diagram closes the case (closed_at) even while a deadline follow-up is still open.
-        if inst.status == "completed" and complaint.closed_at is None:
+        if main and inst.status == "completed" and complaint.closed_at is None:
             complaint.closed_at = inst.completed_at
         if complaint.closed_at is not None:
             complaint.status = "closed"
     return sync
+
+
+def _copy_record_fields(complaint, record_fields: dict, changed_data: dict):
+    """Task data holds times as ISO strings; the complaint's time columns (e.g. closed_at,
+    review_until) hold datetimes."""
+    columns = Complaint.__mapper__.columns
+    for key, column in record_fields.items():
+        if key in changed_data:
+            value = changed_data[key]
+            if value and isinstance(columns[column].type, UTCDateTime):
+                value = parse_iso(value)
+            setattr(complaint, column, value)
 
 
 # ---- personal data (C-2.2, C-7.1) -------------------------------------------------------------------
@@ -212,12 +246,13 @@ PERSONAL = tuple(PERSONAL_FIELDS)
 
 
 def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
-    """Customer service and whoever currently holds a task of this complaint see it in full."""
+    """Customer service and whoever currently holds an open task of any instance of this complaint see
+    it in full (the user's own open tasks, on the assignee index, filtered by the complaint number)."""
     if user.roles & set(pii_roles):
         return True
     return session.execute(select(HumanTask.id).where(
-        HumanTask.instance_id == complaint.instance_id, HumanTask.state == "open",
-        HumanTask.assignee_id == user.id).limit(1)).first() is not None
+        HumanTask.state == "open", HumanTask.assignee_id == user.id,
+        HumanTask.business_key == complaint.number).limit(1)).first() is not None
 
 
 def without_personal_data(node):
