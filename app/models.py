@@ -61,7 +61,7 @@ class ProcessVersion(db.Model):
     spec_json: Mapped[str] = mapped_column(Text)
     subprocess_specs_json: Mapped[str] = mapped_column(Text)
     forms: Mapped[dict] = mapped_column(JSON)             # form name -> JSON Schema
-    messages: Mapped[dict] = mapped_column(JSON, default=dict)   # "<template>.<lang>" -> Jinja text
+    messages: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")   # "<template>.<lang>" -> Jinja text
     lanes: Mapped[dict] = mapped_column(JSON)             # element id -> lane name, for checks and views
     deployed_by: Mapped[str] = mapped_column(String(64), default="system")
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

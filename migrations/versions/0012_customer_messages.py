@@ -22,10 +22,7 @@ def upgrade():
         batch_op.add_column(sa.Column('sms_opt_out', sa.Boolean(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('email_opt_out', sa.Boolean(), server_default='0', nullable=False))
     with op.batch_alter_table('process_version', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('messages', sa.JSON(), nullable=True))
-    op.execute("UPDATE process_version SET messages = '{}'")
-    with op.batch_alter_table('process_version', schema=None) as batch_op:
-        batch_op.alter_column('messages', existing_type=sa.JSON(), nullable=False)
+        batch_op.add_column(sa.Column('messages', sa.JSON(), server_default='{}', nullable=False))
     with op.batch_alter_table('process_instance', schema=None) as batch_op:
         batch_op.add_column(sa.Column('awaits', sa.String(length=400), server_default='', nullable=False))
     with op.batch_alter_table('human_task', schema=None) as batch_op:
@@ -98,12 +95,10 @@ def downgrade():
         batch_op.drop_constraint('uq_outbox_message_key', type_='unique')
         for column in ('sms_text', 'body', 'subject', 'language', 'key'):
             batch_op.drop_column(column)
-    with op.batch_alter_table('human_task', schema=None) as batch_op:
-        batch_op.drop_column('completed_by_customer')
-    with op.batch_alter_table('process_instance', schema=None) as batch_op:
-        batch_op.drop_column('awaits')
-    with op.batch_alter_table('process_version', schema=None) as batch_op:
-        batch_op.drop_column('messages')
-    with op.batch_alter_table('complaint', schema=None) as batch_op:
-        for column in ('email_opt_out', 'sms_opt_out', 'language', 'review_until', 'decided_at'):
-            batch_op.drop_column(column)
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): rebuilding these tables in batch mode would drop
+    # tables other rows still reference.
+    op.drop_column('human_task', 'completed_by_customer')
+    op.drop_column('process_instance', 'awaits')
+    op.drop_column('process_version', 'messages')
+    for column in ('email_opt_out', 'sms_opt_out', 'language', 'review_until', 'decided_at'):
+        op.drop_column('complaint', column)

@@ -57,7 +57,8 @@ def test_procedure_page_draws_the_diagram_with_overlays_and_documentation(app, p
     outside = watch_requests(page, base_url)
 
     login(page, "compliance")
-    page.get_by_test_id("nav-procedure").click()
+    page.get_by_test_id("nav-procedure").click()       # the complaint procedure and the processes beside it
+    page.locator('[data-testid="procedure-row"][data-process="complaint_handling"] a').click()
     expect(page).to_have_url(re.compile(r"/procedure/complaint_handling$"))
     expect(page.get_by_test_id("diagram")).to_have_attribute("data-state", "ready")
     expect(element(page, "initial_review")).to_have_count(1)
