@@ -2,7 +2,24 @@
 deadlines met or missed, the messages sent, and the diagram version(s) it ran on."""
 from sqlalchemy import select
 
-from .models import AuditEvent, Deadline, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion
+from .models import AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion
+
+
+def _iso(at):
+    return at.isoformat() if at else None
+
+
+def message_entries(session, messages) -> list[dict]:
+    """Each message with its deliveries (channel, status, attempts, last error, sent_at), by one query."""
+    deliveries = {}
+    if messages:
+        for d in session.execute(select(Delivery).where(Delivery.message_id.in_([m.id for m in messages]))
+                                 .order_by(Delivery.id)).scalars():
+            deliveries.setdefault(d.message_id, []).append(
+                {"channel": d.channel, "status": d.status, "attempts": d.attempts, "last_error": d.last_error,
+                 "sent_at": _iso(d.sent_at)})
+    return [{"template": m.template, "status": m.status, "language": m.language, "created_at": _iso(m.created_at),
+             "sent_at": _iso(m.sent_at), "deliveries": deliveries.get(m.id, [])} for m in messages]
 
 
 def case_file(session, complaint, complaint_values: dict) -> dict:
@@ -39,8 +56,7 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
         "deadlines": [{"name": d.name, "element_id": d.element_id, "task": d.host_element_id,
                        "due_at": d.due_at.isoformat(), "state": d.state, "provisional": d.provisional,
                        "closed_at": d.closed_at.isoformat() if d.closed_at else None} for d in deadlines],
-        "messages": [{"template": m.template, "status": m.status, "created_at": m.created_at.isoformat()}
-                     for m in messages],
+        "messages": message_entries(session, messages),
         "audit": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
                    "element_id": e.element_id, "data": e.data, "hash": e.hash} for e in events],
     }

@@ -1,6 +1,6 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
-transactional path as every other change, and one that purges old failed-login counts. Run it as its
-own process (`flask scheduler run`)."""
+transactional path as every other change, one that sends due customer messages (app/outbox/), and
+one that purges old failed-login counts. Run it as its own process (`flask scheduler run`)."""
 import logging
 
 from .errors import Conflict, ProcessError
@@ -30,6 +30,19 @@ def fire_due_timers(app) -> int:
     return fired
 
 
+def dispatch_outbox(dispatcher) -> int:
+    """One dispatcher pass; a failure is logged and the next pass tries again. Returns how many
+    deliveries were claimed."""
+    try:
+        counts = dispatcher.dispatch_due()
+    except Exception:      # noqa: BLE001  (the scheduler must keep firing timers whatever the outbox does)
+        log.exception("outbox dispatch failed; retried on the next pass")
+        return 0
+    if counts.claimed or counts.escalated:
+        log.info("outbox: %s", counts.as_dict())
+    return counts.claimed
+
+
 def purge_login_attempts(app) -> int:
     """Forget failed-login counts and locks older than the longest login window (one delete on
     window_start; the table only holds recent failures); returns how many rows went."""
@@ -44,11 +57,17 @@ def purge_login_attempts(app) -> int:
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from .outbox.dispatch import Dispatcher, interval_seconds
+
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(fire_due_timers, "interval", args=[app], seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
                       id="fire_due_timers", max_instances=1, coalesce=True)
+    outbox_seconds = interval_seconds(app.config)
+    scheduler.add_job(dispatch_outbox, "interval", args=[Dispatcher(app)], seconds=outbox_seconds,
+                      id="dispatch_outbox", max_instances=1, coalesce=True)
     scheduler.add_job(purge_login_attempts, "interval", args=[app], minutes=PURGE_MINUTES,
                       id="purge_login_attempts", max_instances=1, coalesce=True)
-    log.info("scheduler started: firing due timers every %ss", app.config["SCHEDULER_INTERVAL_SECONDS"])
+    log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
+             app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
     fire_due_timers(app)    # catch up at once after downtime
     scheduler.start()

@@ -297,7 +297,13 @@ def process_expressions() -> list[tuple[str, str, str]]:
 def expression_data() -> dict:
     """Task data as it is by the end of a round: the complaint, every form's fields, the round's times."""
     data = {**complaint_payload(1), "complaint_number": "BENCH-1", "round": 1, "round_started_at": utcnow().isoformat(),
-            "malicious_confirmed": False, "approved": True}
+            "malicious_confirmed": False, "approved": True,
+            # What the other paths' scripts pass on to the customer: rejection, malice, withdrawal, and
+            # the processes beside a complaint (a call to the customer, a review).
+            "rejection_reason": "Not a claims complaint.", "review_comments": "Confirmed as malicious.",
+            "withdrawal": {"reason": "", "by": "customer"}, "contact_requested_at": utcnow().isoformat(),
+            "review_requested_at": utcnow().isoformat(), "review_due": utcnow().isoformat(),
+            "review_result": "Upheld.", "decision_changed": False}
     for form in FORM_DATA.values():
         data.update(form)
     return data

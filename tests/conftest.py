@@ -141,3 +141,24 @@ def people(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# ---- customer messages: a real SMTP server and SMS gateway on 127.0.0.1 (scripts/mail_sink.py) ----
+@pytest.fixture
+def sink():
+    """aiosmtpd on a free port and the HTTP SMS gateway beside it; `sink.emails` / `sink.sms`
+    hold what arrived (newest first), `sink.sms_answer` and `sink.smtp_reply` set their answers."""
+    from scripts.mail_sink import Sink, free_port
+    started = Sink("127.0.0.1", smtp_port=free_port(), http_port=0).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def outbox(app, sink):
+    """The app with both channels pointing at the sink (plain SMTP, short timeouts, no pace)."""
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=sink.smtp_port, SMTP_SECURITY="none", SMTP_USER=None,
+                      SMTP_TIMEOUT_SECONDS=2.0, MAIL_FROM="投诉中心 <complaints@insurer.example>",
+                      SMS_GATEWAY_URL=sink.sms_url, SMS_GATEWAY_KEY="gateway-test-key", SMS_TIMEOUT_SECONDS=0.5,
+                      PUBLIC_BASE_URL="https://complaints.insurer.example", OUTBOX_MAX_PER_SECOND=0)
+    return app

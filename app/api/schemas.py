@@ -160,10 +160,21 @@ class CaseDeadlineOut(DeadlineOut):
     provisional = fields.Boolean()
 
 
+class CaseDeliveryOut(Schema):
+    channel = fields.String(metadata={"description": "email | sms"})
+    status = fields.String(metadata={"description": "queued | sending | sent | failed"})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True, metadata={"description": "the provider's last answer"})
+    sent_at = fields.AwareDateTime(allow_none=True)
+
+
 class CaseMessageOut(Schema):
     template = fields.String()
-    status = fields.String()
+    status = fields.String(metadata={"description": "queued | sent | failed | not_sent"})
+    language = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    deliveries = fields.List(fields.Nested(CaseDeliveryOut))
 
 
 class CaseAuditOut(Schema):

@@ -1,0 +1,70 @@
+"""Queueing, inside the workflow's own transaction: each message the change wrote is rendered in the
+customer's language, gets its idempotency key and portal link (stored hashed), and one Delivery per
+channel the customer registered and did not opt out of. A message with no channel gets one failed
+delivery saying so at once; the dispatcher's next pass turns it into work like any failure."""
+import uuid
+
+from sqlalchemy import select
+
+from .. import audit, portal_links
+from ..messages import render
+from ..models import Complaint, Delivery, ProcessVersion
+from ..timeutil import utcnow
+from . import NO_CHANNEL
+from .content import render_context
+
+
+def channels_for(complaint) -> list[str]:
+    """The channels a complaint's customer is reached on: phone -> sms, e-mail -> email, minus opt-outs."""
+    if complaint is None:
+        return []
+    found = []
+    if complaint.phone and not complaint.sms_opt_out:
+        found.append("sms")
+    if complaint.email and not complaint.email_opt_out:
+        found.append("email")
+    return found
+
+
+def make_queue_sync(config):
+    """The runtime hook (runtime.record_syncs) that queues the messages a change wrote."""
+    def queue_messages(session, inst, change):
+        if not change.messages:
+            return
+        complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
+            .scalar_one_or_none() if inst.business_key else None
+        templates = session.get(ProcessVersion, inst.version_id).messages or {}
+        for message in change.messages:
+            queue(session, config, complaint, templates, message)
+    return queue_messages
+
+
+def queue(session, config, complaint, templates: dict, message):
+    """Render `message`, give it a key and a link, and create its deliveries. A template that does not
+    render raises messages.MessageError (a ProcessError): the whole change fails, saying which and why."""
+    message.key = uuid.uuid4().hex
+    message.language = complaint.language if complaint else "zh"
+    rendered = render(templates, message.template, message.language,
+                      render_context(config, complaint, message.business_key, message.payload))
+    message.subject, message.sms_text, message.body = rendered.subject, rendered.sms, rendered.body
+    session.flush()                                          # the message's id, for the link and deliveries
+    if complaint is not None:
+        portal_links.record(session, config["SECRET_KEY"], complaint, message, config.get("PORTAL_LINK_DAYS", 90))
+    content = {"sms": rendered.sms, "email": rendered.body}      # an empty block: not sent on that channel
+    channels = [channel for channel in channels_for(complaint) if content[channel]]
+    now = utcnow()
+    for channel in channels:
+        session.add(Delivery(message_id=message.id, channel=channel, status="queued", attempts=0,
+                             next_attempt_at=now, created_at=now))
+    if not channels:
+        _no_channel(session, message, now)
+
+
+def _no_channel(session, message, now):
+    """A message nobody can be sent: a failed delivery saying so, which the dispatcher turns into work
+    like any other failure (undelivered.py)."""
+    session.add(Delivery(message_id=message.id, channel=NO_CHANNEL, status="failed", attempts=0,
+                         next_attempt_at=now, created_at=now, last_error="no channel"))
+    audit.record(session, "outbox", "customer_message_failed", instance_id=message.instance_id,
+                 business_key=message.business_key,
+                 data={"template": message.template, "channel": None, "attempts": 0, "error": "no channel"})
