@@ -28,6 +28,8 @@ def create_app(config_object=Config, **overrides) -> Flask:
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
     runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
+    from .outbox.queue import make_queue_sync
+    runtime.record_syncs.append(make_queue_sync(app.config))     # customer messages: rendered, one delivery per channel
     runtime.exclusions = excluded_usernames
     app.extensions["runtime"] = runtime
 
@@ -38,6 +40,8 @@ def create_app(config_object=Config, **overrides) -> Flask:
     # The web UI: Flask-Login, CSRF on every form (not the API: it uses Bearer tokens), Flask-Babel.
     from .web import init_app as init_web
     init_web(app, exempt=[api_bp])
+    from .portal import bp as portal_bp       # the customers' own pages: no staff login, their own cookie
+    app.register_blueprint(portal_bp)
 
     from .security import init_app as init_security
     init_security(app)
