@@ -74,9 +74,8 @@ def search_complaints_by_body():
 @require(*READERS)
 def get_complaint(number):
     complaint = complaints.readable(db.session, g.user, number)
-    tasks = db.session.execute(select(HumanTask).where(HumanTask.instance_id == complaint.instance_id)
-                               .order_by(HumanTask.created_at)).scalars().all()
-    deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id == complaint.instance_id)
+    tasks = complaints.tasks_of(db.session, complaint)
+    deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id.in_(complaints.instances_of(complaint)))
                                    .order_by(Deadline.created_at, Deadline.id)).scalars().all()
     history = db.session.execute(select(AuditEvent).where(AuditEvent.business_key == complaint.number)
                                  .order_by(AuditEvent.id)).scalars().all()
