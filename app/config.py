@@ -78,6 +78,11 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = int(_env("OUTBOX_MAX_ATTEMPTS", "6"))
     OUTBOX_BACKOFF_SECONDS = (60, 300, 900, 3600, 3 * 3600)
     OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
+    OUTBOX_INTERVAL_SECONDS = float(_env("OUTBOX_INTERVAL_SECONDS", "10"))
+    # How long a dispatcher holds the deliveries it claimed; after that another may resend them.
+    OUTBOX_LEASE_SECONDS = int(_env("OUTBOX_LEASE_SECONDS", "300"))
+    # Sending pace: at full speed the dispatcher slows the handlers' requests on SQLite (see README).
+    OUTBOX_MAX_PER_SECOND = float(_env("OUTBOX_MAX_PER_SECOND", "20"))
 
     # Web UI. Chinese by default, English on request; every displayed time in Asia/Shanghai.
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"

@@ -161,7 +161,7 @@ class CaseDeadlineOut(DeadlineOut):
 
 
 class CaseDeliveryOut(Schema):
-    channel = fields.String(metadata={"description": "email | sms"})
+    channel = fields.String(metadata={"description": "email | sms | none (the customer has no channel left)"})
     status = fields.String(metadata={"description": "queued | sending | sent | failed"})
     attempts = fields.Integer()
     last_error = fields.String(allow_none=True, metadata={"description": "the provider's last answer"})
