@@ -2,7 +2,9 @@
 deadlines met or missed, the messages sent, and the diagram version(s) it ran on."""
 from sqlalchemy import select
 
-from .models import AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion
+from .complaints import instances_of
+from .models import (AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion,
+                     SurveyResponse)
 
 
 def _iso(at):
@@ -29,12 +31,15 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
                              .order_by(AuditEvent.id)).scalars().all()
     # Creation order: by time, and by the audit row that recorded it where times are equal.
     created = {e.task_id: e.id for e in events if e.action == "task_created"}
-    tasks = sorted(session.execute(select(HumanTask).where(HumanTask.instance_id == inst.id)).scalars(),
-                   key=lambda t: (t.created_at, created.get(t.id, 0)))
-    deadlines = session.execute(select(Deadline).where(Deadline.instance_id == inst.id)
+    # Every instance of the complaint: the main one and those beside it (a call to the customer, a review).
+    tasks = sorted(session.execute(select(HumanTask).where(HumanTask.instance_id.in_(instances_of(complaint))))
+                   .scalars(), key=lambda t: (t.created_at, created.get(t.id, 0)))
+    deadlines = session.execute(select(Deadline).where(Deadline.instance_id.in_(instances_of(complaint)))
                                 .order_by(Deadline.created_at, Deadline.id)).scalars().all()
-    messages = session.execute(select(OutboxMessage).where(OutboxMessage.instance_id == inst.id)
+    messages = session.execute(select(OutboxMessage).where(OutboxMessage.business_key == complaint.number)
                                .order_by(OutboxMessage.id)).scalars().all()
+    survey = session.execute(select(SurveyResponse).where(SurveyResponse.complaint_id == complaint.id)) \
+        .scalar_one_or_none()
     version_numbers = [e.data.get("version") for e in events if e.action == "instance_started"]
     version_numbers += [e.data.get("to_version") for e in events if e.action == "instance_migrated"]
     versions = session.execute(select(ProcessVersion).where(
@@ -50,13 +55,16 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
         "decisions": [{"step": t.name, "element_id": t.element_id, "role": t.role, "state": t.state,
                        "created_at": t.created_at.isoformat(),
                        "completed_at": t.completed_at.isoformat() if t.completed_at else None,
-                       "completed_by": t.completed_by.username if t.completed_by else None,
+                       "completed_by": t.completed_by.username if t.completed_by else
+                       ("customer" if t.completed_by_customer else None),
                        "data": completions[t.id].data.get("form_data") if t.id in completions else None}
                       for t in tasks],
         "deadlines": [{"name": d.name, "element_id": d.element_id, "task": d.host_element_id,
                        "due_at": d.due_at.isoformat(), "state": d.state, "provisional": d.provisional,
                        "closed_at": d.closed_at.isoformat() if d.closed_at else None} for d in deadlines],
         "messages": message_entries(session, messages),
+        "survey": {"form": survey.form, "answers": survey.answers, "submitted_at": survey.submitted_at.isoformat()}
+        if survey else None,
         "audit": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
                    "element_id": e.element_id, "data": e.data, "hash": e.hash} for e in events],
     }

@@ -30,17 +30,17 @@ def fire_due_timers(app) -> int:
     return fired
 
 
-def dispatch_outbox(dispatcher) -> int:
-    """One dispatcher pass; a failure is logged and the next pass tries again. Returns how many
-    deliveries were claimed."""
+def dispatch_outbox(dispatcher):
+    """One dispatcher pass; a failure is logged and the next pass tries again. Returns the pass's
+    counts, None when it failed."""
     try:
         counts = dispatcher.dispatch_due()
-    except Exception:      # noqa: BLE001  (the scheduler must keep firing timers whatever the outbox does)
+    except Exception:      # noqa: BLE001  (timers and later passes must go on whatever one pass met)
         log.exception("outbox dispatch failed; retried on the next pass")
-        return 0
+        return None
     if counts.claimed or counts.escalated:
         log.info("outbox: %s", counts.as_dict())
-    return counts.claimed
+    return counts
 
 
 def purge_login_attempts(app) -> int:

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from app import portal_links
 from app.extensions import db
-from app.portal.forms import customer_schema, for_customer
+from app.engine.runtime import customer_may_answer
+from app.portal.forms import customer_schema
 from app.models import (AuditEvent, Complaint, Delivery, HumanTask, OutboxMessage, PortalLink, ProcessInstance,
                         SurveyResponse)
 from app.timeutil import utcnow
@@ -230,9 +231,11 @@ def test_bad_links_are_limited_per_address(app, desk):
     guesser = Phone(app, "10.1.1.1")
     for i in range(20):
         assert guesser.get(f"/my/{i:048x}").status_code == 404
-    r = guesser.get(f"/my/{token}")                      # even a good link, from that address, for a while
+    r = guesser.get(f"/my/{30:048x}")                    # the next guess is refused for a while
     assert r.status_code == 429 and reason(r) == "too_many" and int(r.headers["Retry-After"]) > 0
     assert guesser.cookie() is None
+    # A real link still opens from that address: customers behind one address are not locked out.
+    assert guesser.get(f"/my/{token}").status_code == 302
     assert Phone(app, "10.1.1.2").get(f"/my/{token}").status_code == 302
 
 
@@ -343,6 +346,11 @@ def test_satisfied_then_the_survey_is_answered_once(app, desk):
     assert again.status_code == 409 and reason(again) == "survey_answered"
     assert db.session.execute(select(func.count(SurveyResponse.id))).scalar() == 1
     assert 'data-testid="action-survey"' not in phone.get("/my/").text
+    # Reported later: the answers are in the complaint's case file, and the confirmation shows as the customer's.
+    record = app.test_client().get(f"/api/v1/complaints/{number}/case-file", headers=desk.people["compliance"].headers)
+    assert record.json["survey"]["answers"]["overall"] == 5
+    [confirmation] = [d for d in record.json["decisions"] if d["element_id"] == "customer_confirmation"]
+    assert confirmation["completed_by"] == "customer"
 
 
 # ---- withdrawing -------------------------------------------------------------------------------------------
@@ -432,4 +440,17 @@ def test_a_forms_customer_wording_replaces_the_staffs():
     assert shown["properties"]["satisfied"] == {"type": "boolean", "title": "您满意吗？"}
     assert shown["properties"]["note"] == schema["properties"]["note"] and shown["required"] == ["satisfied"]
     survey = {"title": "满意度调查", "description": "写给客户的说明", "x-customer": True}
-    assert customer_schema(survey) is survey and for_customer(survey) and not for_customer({"title": "x"})
+    assert customer_schema(survey) is survey and customer_may_answer(survey) and not customer_may_answer({"title": "x"})
+
+
+def test_access_logs_never_hold_a_link_token(caplog):
+    import logging
+
+    from app.portal import logfilter
+    token = "3f9a" * 12
+    logfilter.install()
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        logging.getLogger("werkzeug").info('%s - - [%s] "%s" %s', "127.0.0.1", "now", f"GET /my/{token} HTTP/1.1", 302)
+    with caplog.at_level(logging.INFO, logger="gunicorn.access"):
+        logging.getLogger("gunicorn.access").info("%(r)s %(s)s", {"r": f"GET /my/{token}?x=1 HTTP/1.1", "s": "302"})
+    assert token not in caplog.text and caplog.text.count("/my/<link>") == 2

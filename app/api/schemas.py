@@ -177,6 +177,12 @@ class CaseMessageOut(Schema):
     deliveries = fields.List(fields.Nested(CaseDeliveryOut))
 
 
+class CaseSurveyOut(Schema):
+    form = fields.String()
+    answers = fields.Dict(metadata={"description": "the customer's answers, as the survey form's fields"})
+    submitted_at = fields.AwareDateTime()
+
+
 class CaseAuditOut(Schema):
     id = fields.Integer()
     at = fields.AwareDateTime()
@@ -193,6 +199,7 @@ class CaseFileOut(Schema):
     decisions = fields.List(fields.Nested(CaseDecisionOut))
     deadlines = fields.List(fields.Nested(CaseDeadlineOut))
     messages = fields.List(fields.Nested(CaseMessageOut))
+    survey = fields.Nested(CaseSurveyOut, allow_none=True, metadata={"description": "the satisfaction survey (C-5.1)"})
     audit = fields.List(fields.Nested(CaseAuditOut))
 
 

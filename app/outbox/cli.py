@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Delivery, OutboxMessage
+from ..scheduler import dispatch_outbox
 from .dispatch import Dispatcher, interval_seconds
 
 group = AppGroup("outbox", help="Delivery of customer messages (SMTP e-mail, SMS gateway).")
@@ -30,8 +31,8 @@ def run_cmd(interval):
                f"every {interval:g} s")
     try:
         while True:
-            counts = dispatcher.dispatch_due()
-            if counts.claimed or counts.escalated:
+            counts = dispatch_outbox(dispatcher)       # a failed pass is logged; the next one tries again
+            if counts is not None and (counts.claimed or counts.escalated):
                 click.echo(_line(counts))
             sleep(interval)
     except KeyboardInterrupt:

@@ -7,4 +7,6 @@ from flask import Blueprint
 
 bp = Blueprint("portal", __name__, url_prefix="/my", template_folder="templates")
 
-from . import routes  # noqa: E402,F401  (routes register on import)
+from . import logfilter, routes  # noqa: E402,F401  (routes register on import)
+
+logfilter.install()

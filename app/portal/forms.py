@@ -11,15 +11,10 @@ property, the question as the customer reads it (the staff's wording asks about 
 `"x-customer": true` offers the form with its own wording (as a survey written for customers has).
 The form is rendered and its answers read by app.web.formrender and checked against the unchanged
 schema, exactly as the staff's form is."""
-from typing import Optional
 
 # Words the customer's version may replace, in pairs: replacing one drops the staff's other one.
 WORDING = (("title", "x-title-en"), ("description", "x-description-en"))
 OPTION_NAMES = "x-enumNames"
-
-
-def for_customer(schema: Optional[dict]) -> bool:
-    return bool(schema and schema.get("x-customer"))
 
 
 def customer_schema(schema: dict) -> dict:

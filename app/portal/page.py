@@ -16,9 +16,9 @@ from ..outbox import CHANNELS
 from ..portal_links import LINK_MARK
 from ..web.ui import forms_of_version, message_label
 from .access import LANGUAGES
-from .forms import customer_schema, for_customer
+from ..engine.runtime import customer_may_answer
+from .forms import customer_schema
 
-CUSTOMER = "customer"                     # the audit actor of everything done on the portal
 WITHDRAWAL = "complaint_withdrawn"        # the message a diagram waits for while the customer may withdraw
 REVIEW_REQUEST = "review_requested"       # the message a review process starts on; also its audit mark
 WITHDRAWN = "withdrawn"                   # the outcome of a withdrawn complaint
@@ -71,7 +71,7 @@ class Case:
         found = []
         for task in self.open_tasks:
             schema = self.forms(task.instance_id).get(task.form) if task.form else None
-            if for_customer(schema):
+            if customer_may_answer(schema):
                 found.append(CustomerTask(task, schema, customer_schema(schema)))
         return found
 
@@ -160,10 +160,13 @@ class Case:
             and WITHDRAWAL in (instance.awaits or "").split(",")
 
     def review_requested(self, besides=None) -> bool:
-        """Whether a review was asked for (the mark the request leaves in the audit trail); `besides`
-        is a mark to leave out (the one being written)."""
+        """Whether a review of the current decision was asked for (the mark the request leaves in the
+        audit trail after the decision: a later decision may be reviewed again); `besides` is a mark to
+        leave out (the one being written)."""
         query = select(AuditEvent.id).where(AuditEvent.business_key == self.complaint.number,
                                             AuditEvent.action == REVIEW_REQUEST)
+        if self.complaint.decided_at is not None:
+            query = query.where(AuditEvent.at >= self.complaint.decided_at)
         if besides is not None:
             query = query.where(AuditEvent.id != besides)
         return db.session.execute(query.limit(1)).first() is not None

@@ -19,7 +19,8 @@ from ..timeutil import utcnow
 from ..web import formrender
 from ..web.ui import fmt_datetime
 from . import access, bp
-from .page import CUSTOMER, REVIEW_REQUEST, WITHDRAWAL, Case
+from ..engine.runtime import CUSTOMER
+from .page import REVIEW_REQUEST, WITHDRAWAL, Case
 
 REASON_MAX = 2000
 
@@ -108,13 +109,14 @@ def csrf_refused(_err):
 @customer_page
 def enter(token):
     """The link in a message: remember it in the cookie and show the page without the token in the
-    address. Bad links are counted per address; over the limit every link is refused for a while."""
-    until = access.refused_until()
+    address. Bad links are counted per address; over the limit the bad ones get a 429 for a while (a
+    valid link still opens: customers behind one address are not locked out by someone guessing)."""
+    link, state = portal_links.find(db.session, token)
+    until = access.refused_until() if state != "ok" else None
     if until is not None:
         response = current_app.make_response(problem("too_many", 429, until=until))
         response.headers["Retry-After"] = str(max(int((until - utcnow()).total_seconds()), 1))
         return response
-    link, state = portal_links.find(db.session, token)
     if state != "ok":
         complaint = db.session.get(Complaint, link.complaint_id) if link is not None else None
         access.count_bad_link()
