@@ -1,7 +1,7 @@
 """Outbox figures, printed (never asserted).
 
     .venv/bin/python benchmarks/outbox.py              # SQLite; PostgreSQL too if TEST_POSTGRES_URL is set
-    .venv/bin/python benchmarks/outbox.py --quick      # smoke run: 300 messages, 5 complaints per phase
+    .venv/bin/python benchmarks/outbox.py --quick      # smoke run: 60 messages, 2 complaints per phase
 
 For each backend (set up as benchmarks/throughput.py does; PostgreSQL in a database of its own,
 `complaints_bench_outbox_<pid>`, dropped afterwards), with scripts/mail_sink.py (aiosmtpd) running in
@@ -267,9 +267,9 @@ def table(results) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, help="messages to dispatch (default 10,000; quick: 300)")
-    parser.add_argument("--k", type=int, help="complaints per latency phase (default 50; quick: 5)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 300 messages, 5 complaints per phase")
+    parser.add_argument("--n", type=int, help="messages to dispatch (default 10,000; quick: 60)")
+    parser.add_argument("--k", type=int, help="complaints per latency phase (default 50; quick: 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 60 messages, 2 complaints per phase")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL"),
                         help="PostgreSQL admin URL (default: $TEST_POSTGRES_URL)")
     parser.add_argument("--dispatcher-loop", nargs=4, help=argparse.SUPPRESS)     # URL SMTP_PORT HTTP_PORT PAUSE_FILE
@@ -277,8 +277,8 @@ def main(argv=None):
     if args.dispatcher_loop:
         url, smtp_port, http_port, paused = args.dispatcher_loop
         return dispatcher_loop(url, (int(smtp_port), int(http_port)), Path(paused))
-    args.n = args.n or (300 if args.quick else 10_000)
-    args.k = args.k or (5 if args.quick else 50)
+    args.n = args.n or (60 if args.quick else 10_000)
+    args.k = args.k or (2 if args.quick else 50)
     results = {}
     tmp = tempfile.mkdtemp(prefix="outbox-bench-")
     try:

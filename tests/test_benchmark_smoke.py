@@ -1,5 +1,5 @@
 """The benchmarks still run: `benchmarks/throughput.py --quick` (tiny N, 1,000 queue rows) and
-`benchmarks/outbox.py --quick` (300 messages) end to end, on
+`benchmarks/outbox.py --quick` (60 messages) end to end, on
 SQLite and, when TEST_POSTGRES_URL is set, PostgreSQL. It asserts no figure (targets live in the script
 and the README, not in timed tests); it only keeps the script from rotting."""
 import os
@@ -25,7 +25,7 @@ def test_the_benchmark_runs_in_quick_mode(tmp_path):
 
 
 def test_the_outbox_benchmark_runs_in_quick_mode(tmp_path):
-    """benchmarks/outbox.py --quick: 300 messages to a local aiosmtpd sink, and completion latency
+    """benchmarks/outbox.py --quick: 60 messages to a local aiosmtpd sink, and completion latency
     with and without a dispatcher process."""
     out = run_quick("outbox.py", tmp_path)
     assert "messages/s (one core)" in out and "beside a dispatcher process sending at full speed" in out
