@@ -11,17 +11,24 @@ def _iso(at):
     return at.isoformat() if at else None
 
 
-def message_entries(session, messages) -> list[dict]:
-    """Each message with its deliveries (channel, status, attempts, last error, sent_at), by one query."""
-    deliveries = {}
+def deliveries_by_message(session, messages) -> dict:
+    """{message id: [Delivery, …]} of `messages`, by one query."""
+    found = {}
     if messages:
         for d in session.execute(select(Delivery).where(Delivery.message_id.in_([m.id for m in messages]))
                                  .order_by(Delivery.id)).scalars():
-            deliveries.setdefault(d.message_id, []).append(
-                {"channel": d.channel, "status": d.status, "attempts": d.attempts, "last_error": d.last_error,
-                 "sent_at": _iso(d.sent_at)})
+            found.setdefault(d.message_id, []).append(d)
+    return found
+
+
+def message_entries(session, messages) -> list[dict]:
+    """Each message with its deliveries (channel, status, attempts, last error, sent_at)."""
+    deliveries = deliveries_by_message(session, messages)
     return [{"template": m.template, "status": m.status, "language": m.language, "created_at": _iso(m.created_at),
-             "sent_at": _iso(m.sent_at), "deliveries": deliveries.get(m.id, [])} for m in messages]
+             "sent_at": _iso(m.sent_at),
+             "deliveries": [{"channel": d.channel, "status": d.status, "attempts": d.attempts,
+                             "last_error": d.last_error, "sent_at": _iso(d.sent_at)}
+                            for d in deliveries.get(m.id, [])]} for m in messages]
 
 
 def case_file(session, complaint, complaint_values: dict) -> dict:

@@ -181,3 +181,17 @@ def test_the_back_off_follows_the_configured_steps():
     config = {"OUTBOX_BACKOFF_SECONDS": Config.OUTBOX_BACKOFF_SECONDS}
     steps = [dispatch.backoff(config, n).total_seconds() for n in range(1, 8)]
     assert steps == [60, 300, 900, 3600, 10800, 10800, 10800]
+
+
+def test_the_complaint_page_shows_each_message_and_its_deliveries(outbox, desk, people):
+    from tests.test_web import Browser
+    number = desk.register()
+    outbox.config.update(SMS_GATEWAY_URL=None)                # e-mail goes out, SMS waits
+    Dispatcher(outbox).dispatch_due()
+    page = Browser(outbox).login(people["compliance"].user.username).get(f"/complaints/{number}").get_data(as_text=True)
+    row = re.search(r'<tr data-testid="customer-message" data-template="acknowledgement" data-status="queued">'
+                    r'(.*?)</tr>', page, re.S)
+    assert row is not None, page
+    assert 'data-channel="email" data-status="sent"' in row.group(1)
+    assert 'data-channel="sms" data-status="queued"' in row.group(1)
+    assert "已送达" in row.group(1) and "待发送" in row.group(1)        # in the UI's language

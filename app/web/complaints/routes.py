@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from ... import avoidance, complaints
 from ...api.schemas import ComplaintOut
-from ...casefile import case_file
+from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
 from ...extensions import db
-from ...models import AuditEvent, Complaint, Deadline, Delivery, OutboxMessage, ProcessInstance
+from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
 from ...permissions import READERS, REGISTRARS
 from ...timeutil import utcnow
 from .. import diagram, formrender
@@ -118,11 +118,7 @@ def customer_messages(session, found) -> list[dict]:
     """The messages to the customer, oldest first, each with its deliveries (one per channel)."""
     rows = session.execute(select(OutboxMessage).where(OutboxMessage.business_key == found.number)
                            .order_by(OutboxMessage.id)).scalars().all()
-    by_message = {}
-    if rows:
-        for d in session.execute(select(Delivery).where(Delivery.message_id.in_([m.id for m in rows]))
-                                 .order_by(Delivery.id)).scalars():
-            by_message.setdefault(d.message_id, []).append(d)
+    by_message = deliveries_by_message(session, rows)
     return [{"message": m, "deliveries": by_message.get(m.id, [])} for m in rows]
 
 
