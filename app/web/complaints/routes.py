@@ -89,11 +89,9 @@ def complaint(number):
     found = readable_or_abort(number)
     person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in complaints.PERSONAL},
                                             pii_roles())
-    version_id = db.session.execute(select(ProcessInstance.version_id).where(
-        ProcessInstance.id == found.instance_id)).scalar_one_or_none()
-    forms = forms_of_version(version_id) if version_id else {}
     tasks = complaints.tasks_of(db.session, found)
-    forms = {**forms_of_instances({t.instance_id for t in tasks}), **forms}
+    # The forms of the complaint's main instance and of the processes beside it (a call, a review).
+    forms = forms_of_instances({found.instance_id, *(t.instance_id for t in tasks)})
     deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id.in_(complaints.instances_of(found)))
                                    .order_by(Deadline.due_at, Deadline.id)).scalars().all()
     show_all = request.args.get("all") == "1"
