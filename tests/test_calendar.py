@@ -192,7 +192,7 @@ def test_unpublished_year_provisional(caplog):
     c = WorkCalendar()
     y = c.last_official_year + 1
     with caplog.at_level(logging.WARNING, logger="app.engine.calendar"):
-        # Fixed-date holidays only; the package's lunar guesses are not used.
+        # Statutory holidays only; the package's guesses at make-up days off are not used.
         c.add_working_days(local(2025, 9, 26, 10), 5)  # published: no warning
         assert not c.is_working_day(date(y, 1, 1))
         assert not c.is_working_day(date(y, 10, 2))
@@ -205,14 +205,33 @@ def test_unpublished_year_provisional(caplog):
     assert str(y) in warnings[0].getMessage()
 
 
-def test_no_lunar_guess_for_unpublished_year():
+def test_unpublished_year_falls_back_to_every_statutory_holiday():
     c = WorkCalendar()
-    y = c.last_official_year + 1
-    # Every Mon-Fri outside the fixed holidays is provisionally a working day.
-    fixed = {(1, 1), (5, 1), (10, 1), (10, 2), (10, 3)}
-    for d in days(date(y, 1, 1), date(y, 12, 31)):
-        expected = d.weekday() < 5 and (d.month, d.day) not in fixed
-        assert c.is_working_day(d) is expected, d
+    assert c.last_official_year < 2029
+    # The statutory holidays of 2029 by the rules in force since 2025, worked out by hand (Spring
+    # Festival is Tue 2029-02-13): the weekdays among them are New Year's Day Mon 01-01, Spring
+    # Festival Eve Mon 02-12 and Tue-Thu 02-13..15, Qingming Wed 04-04, Labour Day Tue 05-01 and
+    # Wed 05-02, National Day Mon-Wed 10-01..03 (Dragon Boat 06-16 and Mid-Autumn 09-22 are Saturdays).
+    off = {date(2029, 1, 1), date(2029, 2, 12), date(2029, 2, 13), date(2029, 2, 14), date(2029, 2, 15),
+           date(2029, 4, 4), date(2029, 5, 1), date(2029, 5, 2), date(2029, 10, 1), date(2029, 10, 2),
+           date(2029, 10, 3)}
+    # Every other Mon-Fri is provisionally a working day: make-up days are unknown.
+    for d in days(date(2029, 1, 1), date(2029, 12, 31)):
+        assert c.is_working_day(d) is (d.weekday() < 5 and d not in off), d
+
+
+def test_unpublished_year_keeps_may_2_and_spring_festival_eve_but_not_observed_guesses():
+    c = WorkCalendar()
+    assert c.last_official_year < 2030
+    assert not c.is_working_day(date(2030, 5, 2))       # Thu, Labour Day's second day (since 2025)
+    assert not c.is_working_day(date(2030, 2, 4))       # Mon, Spring Festival day 2
+    assert not c.is_working_day(date(2030, 2, 5))       # Tue, day 3
+    assert not c.is_working_day(date(2028, 1, 25))      # Tue, Spring Festival Eve 2028
+    # The eve and the first day of 2030 fall on Sat 02-02 / Sun 02-03; the package's guesses at the
+    # days off that make up for them (Wed 02-06, Thu 02-07 "observed") are the State Council's call.
+    assert c.is_working_day(date(2030, 2, 6)) and c.is_working_day(date(2030, 2, 7))
+    # Provisional due dates skip them: Fri 2030-04-26 + 3 working days = Mon 29, Tue 30, Fri 05-03.
+    assert c.add_working_days(local(2030, 4, 26, 10), 3) == DueTime(eod(2030, 5, 3), True)
 
 
 def test_crossing_into_unpublished_year_is_provisional(cal):

@@ -30,7 +30,7 @@ def test_deadline_in_an_unpublished_year_is_provisional_until_recomputed(app, cl
         assert "provisional" in caplog.text
         status = cli.invoke(args=["calendar", "status"])
         assert "official holiday data up to: 2026" in status.output
-        assert "provisional open deadlines: 1" in status.output
+        assert "provisional open deadlines: 2" in status.output      # and the regulator's 15 days
 
         # The State Council publishes: say Jan 4 is part of the New Year holiday.
         assert cli.invoke(args=["calendar", "set", "2027-01-04", "--holiday", "--note", "元旦调休"]).exit_code == 0

@@ -3,7 +3,7 @@ days, and evaluating the provisional deadlines again after a change."""
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import audit
 from ..extensions import db
@@ -69,4 +69,11 @@ def recompute(actor):
     ids = runtime.provisional_instance_ids()
     for instance_id in ids:
         runtime.recompute_deadlines(instance_id, actor)
-    click.echo(f"recomputed provisional deadlines of {len(ids)} instance(s)")
+    click.echo(f"recomputed provisional deadlines of {len(ids)} instance(s); "
+               f"{_provisional_count()} open deadline(s) still provisional")
+
+
+def _provisional_count() -> int:
+    """Open deadlines still computed on a guessed calendar: what a further upgrade or override must settle."""
+    return db.session.execute(select(func.count()).select_from(Deadline).where(
+        Deadline.state == "open", Deadline.provisional)).scalar_one()

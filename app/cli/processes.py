@@ -142,7 +142,11 @@ def _files_bpmn():
 
 
 def _deployed_bpmn():
-    """The BPMN files of each process's latest deployed version, and a label naming the versions."""
+    """The BPMN files of each process's latest deployed version, and a label naming the versions.
+    A database without the tables says what to run, not a traceback (a fresh checkout runs this early)."""
+    if not inspect(db.engine).has_table(ProcessVersion.__tablename__):
+        raise click.ClickException("the database is not migrated: run `flask db upgrade` first, then "
+                                   "`flask processes deploy` (or use --files to trace processes/)")
     ids = db.session.execute(select(ProcessVersion.process_id).distinct()).scalars().all()
     versions = [registry.latest_version(db.session, pid) for pid in sorted(ids)]
     if not versions:

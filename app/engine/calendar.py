@@ -7,12 +7,22 @@ override single dates (the State Council publishes each year's schedule only
 in Oct-Nov of the previous year, so overrides bridge the gap until the package
 is upgraded).
 
-Years after the last officially published one are never guessed silently: the
-``holidays`` package *does* compute rule-based lunar holidays for such years,
-without make-up days, so we ignore its answer there.  Instead callers either
-get ``CalendarNotPublished`` (strict) or a provisional answer (Mon-Fri minus
-the fixed-date holidays) that is flagged and logged, so it can be recomputed
-once the data is published.
+Years after the last officially published one are never guessed silently.
+Callers either get ``CalendarNotPublished`` (strict) or a provisional answer
+that is flagged and logged, so it can be recomputed once the data is
+published.  The provisional answer is Mon-Fri minus every statutory holiday in
+force (since 2025: New Year's Day, Spring Festival Eve and the first three days
+of the lunar year, Qingming, May 1-2, Dragon Boat, Mid-Autumn, October 1-3),
+whose dates the ``holidays`` package computes for any year, lunar ones included.
+What only the State Council's schedule says stays unknown: the make-up working
+days (调休) and the extra days off that go with them, and where a holiday on a
+weekend is made up; the package's guesses at those ("observed" days) are not
+used.
+
+Two kinds of deadline: ``add_working_days`` counts working days (the
+procedure's "3 working days"); ``add_period_days`` counts a period of calendar
+days as the Civil Code does (arts. 201, 203: the first day is not counted, a
+last day that is a rest day moves to the next working day).
 
 All per-year data is computed once per ``WorkCalendar`` and cached; the hot
 path (``add_working_days``) is a couple of bisects on per-year tuples.
@@ -24,7 +34,7 @@ import logging
 import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Iterable
 from zoneinfo import ZoneInfo
@@ -39,11 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Statutory holidays whose Gregorian date never moves; the only ones we dare to
-# assume for a year whose official schedule is not out yet.  (Lunar holidays
-# and the 调休 make-up days are decided by the State Council each year.)
-_FIXED_HOLIDAYS = ((1, 1), (5, 1), (10, 1), (10, 2), (10, 3))
 
 _END_OF_DAY = time(23, 59, 59)
 
@@ -133,7 +138,7 @@ class WorkCalendar:
 
         For a year after ``last_official_year`` (and no override for ``d``):
         ``strict=True`` raises CalendarNotPublished; otherwise the answer is
-        provisional (Mon-Fri minus fixed-date holidays) and a warning is
+        provisional (Mon-Fri minus the statutory holidays) and a warning is
         logged once per year.
         """
         d = _plain_date(d)
@@ -158,10 +163,7 @@ class WorkCalendar:
         after start's local day (the start day itself never counts, however
         early it is).  ``n == 0`` gives the end of start's own local day."""
         first = self._local_date(start)
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, got {n!r}")
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        _check_count(n)
         if n == 0:
             return DueTime(self.end_of_day(first), False)
 
@@ -178,6 +180,24 @@ class WorkCalendar:
         due_ord = days[idx + remaining - 1]
         due = date.fromordinal(due_ord)
         return DueTime(self.end_of_day(due), self._span_provisional(start_ord + 1, due_ord))
+
+    def add_period_days(self, start: datetime, n: int) -> DueTime:
+        """Deadline of a period of ``n`` days from ``start``, counted as the Civil
+        Code counts periods: start's local day is not counted (art. 201), so the
+        last day is that day + n calendar days; a last day that is a rest day (a
+        weekend day that is not a make-up working day, or a public holiday) moves
+        to the next working day (art. 203).  The period ends at the end of that
+        day, the moment ``end_of_day`` gives.  ``n == 0`` makes start's own day
+        the last day, moved the same way.
+
+        Provisional when the last day, or a day it moved across, lies in an
+        unpublished year and is not pinned by an override: only those days'
+        status decides the result (the days before the last day count whatever
+        they are)."""
+        _check_count(n)
+        last = (self._local_date(start) + timedelta(days=n)).toordinal()
+        end = self._working_on_or_after(last)
+        return DueTime(self.end_of_day(date.fromordinal(end)), self._span_provisional(last, end))
 
     def working_days_between(self, start: datetime, end: datetime) -> int:
         """Working days strictly after start's local day up to and including
@@ -205,6 +225,16 @@ class WorkCalendar:
             raise ValueError(f"naive datetime {moment!r}: a time zone is required")
         return moment.astimezone(self.tz).date()
 
+    def _working_on_or_after(self, ordinal: int) -> int:
+        """Ordinal of the first working day on or after ``ordinal``."""
+        year = date.fromordinal(ordinal).year
+        days = self._year(year).working
+        idx = bisect_left(days, ordinal)
+        while idx == len(days):    # none left this year (overrides may empty a year)
+            year += 1
+            days, idx = self._year(year).working, 0
+        return days[idx]
+
     def _year(self, year: int) -> _Year:
         data = self._years.get(year)
         if data is None:
@@ -219,14 +249,14 @@ class WorkCalendar:
         if provisional:
             log.warning(
                 "China holiday schedule for %d is not published (data up to %d): "
-                "using provisional working days (Mon-Fri minus fixed-date "
-                "holidays); due dates in %d are provisional",
+                "using provisional working days (Mon-Fri minus the statutory "
+                "holidays; make-up days unknown); due dates in %d are provisional",
                 year, self._last_official_year, year,
             )
-            fixed = {date(year, m, d) for m, d in _FIXED_HOLIDAYS}
+            statutory = _statutory_holidays(year)
 
             def base(d: date) -> bool:
-                return d.weekday() < 5 and d not in fixed
+                return d.weekday() < 5 and d not in statutory
         else:
             base = self._cn.is_working_day
 
@@ -253,6 +283,24 @@ class WorkCalendar:
             if pinned < hi - lo + 1:
                 return True
         return False
+
+
+def _statutory_holidays(year: int) -> frozenset[date]:
+    """The statutory holidays of ``year`` by the rules in force, without the
+    package's "observed" days: those are its guess at how the State Council will
+    make up a holiday falling on a weekend, which only the schedule decides.  A
+    statutory holiday is always a day off, so these are the days we can be sure
+    of before the schedule is out."""
+    rules = holidays.country_holidays("CN", years=year, observed=False, expand=False)
+    return frozenset(d for d in rules if d.year == year)
+
+
+def _check_count(n: int) -> None:
+    """A count of days must be a plain int >= 0 (True or 2.0 would be a slip, not a count)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
 
 
 def _plain_date(d: date) -> date:

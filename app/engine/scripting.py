@@ -5,6 +5,7 @@ process owner changes a deadline by editing the BPMN file, not this module. Ever
 in the sandbox (sandbox.py, guards.py): only these helpers and a few whitelisted builtins are available.
 """
 import logging
+import reprlib
 from datetime import timedelta
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -17,6 +18,7 @@ from .calendar import default_calendar
 
 log = logging.getLogger(__name__)
 MAX_DEADLINE_DAYS = 1000          # working days a deadline may lie ahead (the calendar walks them)
+MAX_PERIOD_DAYS = 3660            # calendar days a period may last (days_after): ten years is no complaint period
 MAX_MESSAGE_SIZE = 100_000        # characters the fields of one customer message may print as
 
 
@@ -29,7 +31,27 @@ def now_iso():
     return utcnow().isoformat()
 
 
-HELPER_NAMES = ("hours_after", "working_days_after", "now_iso", "notify_customer")
+HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "now_iso", "notify_customer")
+
+
+def _day_count(helper, days, limit):
+    """Refuse a count of days the helper cannot mean, with the helper's name in the message (the
+    engine reports only the expression, and a diagram may call several helpers)."""
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise TypeError(f"{helper}: the number of days must be a whole number, got {reprlib.repr(days)}")
+    if days < 0:
+        raise ValueError(f"{helper}: the number of days must be 0 or more, got {days:,}")
+    if days > limit:
+        raise guards.NotAllowed(f"{helper}: {days:,} days is more than the limit {limit:,}")
+
+
+def _moment(helper, ts):
+    """`ts` as an aware datetime; an ISO text without a time zone, or not a time, is refused by name."""
+    try:
+        return parse_iso(ts)
+    except ValueError as exc:
+        raise ValueError(f"{helper}: {reprlib.repr(ts)} is not an ISO time with a time zone "
+                         f"(e.g. 2026-02-13T10:00:00+08:00): {exc}") from None
 
 
 class SandboxEnvironment(TaskDataEnvironment):
@@ -62,7 +84,17 @@ class SandboxEnvironment(TaskDataEnvironment):
 
 class SandboxScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's engine, except that a failed condition or timer says why, not only which
-    expression (the stock message drops the cause)."""
+    expression (the stock message drops the cause). It keeps the `effects` its helpers collect, so
+    that whoever writes the change back can read them from the workflow (`wf.script_engine`)."""
+
+    def __init__(self, environment=None, effects=None):
+        super().__init__(environment=environment)
+        self.effects = [] if effects is None else effects
+
+    def confirmed_dues(self) -> set:
+        """Due times computed in this change on published (or admin-pinned) calendar days only: a
+        provisional deadline evaluated again to one of them is final, even if its time is the same."""
+        return {e["due_at"] for e in self.effects if e["kind"] == "confirmed_due"}
 
     def evaluate(self, task, expression, external_context=None):
         try:
@@ -86,20 +118,35 @@ def make_script_engine(effects=None, calendar=None):
         guards.check_message_fields(template, fields, MAX_MESSAGE_SIZE)
         effects.append({"kind": "notify_customer", "template": str(template), "fields": fields})
 
+    def due(computed):
+        """The ISO text of a computed due time, noting in `effects` whether it is provisional (the
+        deadline row is flagged and recomputed later) or confirmed (a recomputed row loses the flag)."""
+        if computed.provisional:
+            log.warning("deadline %s is provisional: the holiday calendar for that year is not published",
+                        computed.at)
+            effects.append({"kind": "provisional_due", "due_at": computed.at})
+        else:
+            effects.append({"kind": "confirmed_due", "due_at": computed.at})
+        return computed.at.isoformat()
+
     def working_days_after(ts, days):
         """End (Asia/Shanghai) of the `days`-th working day after the day of `ts`, as an ISO string."""
         if isinstance(days, int) and days > MAX_DEADLINE_DAYS:
             raise guards.NotAllowed(f"working_days_after: {days:,} working days is more than the limit "
                                      f"{MAX_DEADLINE_DAYS:,}")
-        due = calendar.add_working_days(parse_iso(ts), days)
-        if due.provisional:
-            log.warning("deadline %s is provisional: the holiday calendar for that year is not published", due.at)
-            effects.append({"kind": "provisional_due", "due_at": due.at})
-        return due.at.isoformat()
+        return due(calendar.add_working_days(parse_iso(ts), days))
+
+    def days_after(ts, days):
+        """End (Asia/Shanghai) of a period of `days` days from `ts` as the law counts it, as an ISO
+        string: the day of `ts` is not counted (CC-201), and a last day that is a rest day moves to
+        the next working day (CC-203). For the sector rule's "15 days of receipt" (R-DECIDE)."""
+        _day_count("days_after", days, MAX_PERIOD_DAYS)
+        return due(calendar.add_period_days(_moment("days_after", ts), days))
 
     return SandboxScriptEngine(environment=SandboxEnvironment({
         "hours_after": hours_after,
         "working_days_after": working_days_after,
+        "days_after": days_after,
         "now_iso": now_iso,
         "notify_customer": notify_customer,
-    }))
+    }), effects=effects)
