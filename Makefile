@@ -45,21 +45,24 @@ $(SWAGGER)/.copied: node_modules/.installed
 
 vendor: $(VENDOR)/.copied $(SWAGGER)/.copied
 
+# The flask commands below work on the development setup (SQLite in instance/, a local secret):
+# APP_ENV=development, as scripts/run-dev.sh sets for the server, so that they start without the
+# PUBLIC_BASE_URL a server must set (see README).
 instance/dev-secret:
 	mkdir -p instance
 	$(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 
 migrate: setup instance/dev-secret
-	SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) db upgrade
+	APP_ENV=development SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) db upgrade
 
 deploy: migrate
-	SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) processes deploy --by setup
+	APP_ENV=development SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) processes deploy --by setup
 
 check: setup
-	SECRET_KEY=check DEPLOY_ON_START=0 $(FLASK) processes check
+	APP_ENV=development SECRET_KEY=check DEPLOY_ON_START=0 $(FLASK) processes check
 
 run: deploy translations vendor
-	@SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) users demo
+	@APP_ENV=development SECRET_KEY=$$(cat instance/dev-secret) DEPLOY_ON_START=0 $(FLASK) users demo
 	SECRET_KEY=$$(cat instance/dev-secret) scripts/run-dev.sh $(PORT)
 
 test: setup translations vendor

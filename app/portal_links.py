@@ -1,6 +1,6 @@
 """Links to a customer's own complaint page. Each message carries one: a token derived from the
-message's key with the app's secret (so a retried send carries the same link without the token ever
-being stored), of which only the SHA-256 is kept, with an expiry."""
+message's key with the link secret (secret(); so a retried send carries the same link without the
+token ever being stored), of which only the SHA-256 is kept, with an expiry."""
 import hashlib
 import hmac
 from datetime import timedelta
@@ -13,6 +13,13 @@ from .timeutil import utcnow
 
 # What a rendered message holds where its link goes; the sender puts the real link in.
 LINK_MARK = "{{portal_link}}"
+
+
+def secret(config) -> str:
+    """The key link tokens are made with: PORTAL_LINK_SECRET, so that SECRET_KEY (the session key) can be
+    rotated without killing every link customers hold; SECRET_KEY when it is unset, as links were made
+    before the setting existed."""
+    return config.get("PORTAL_LINK_SECRET") or config["SECRET_KEY"]
 
 
 def token_for(secret: str, key: str) -> str:

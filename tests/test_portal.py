@@ -97,10 +97,10 @@ def link_token(app, number, days=90, body=None) -> str:
     db.session.flush()
     link = db.session.execute(select(PortalLink).where(PortalLink.message_id == message.id)).scalar_one_or_none()
     if link is None:
-        link = portal_links.record(db.session, app.config["SECRET_KEY"], complaint, message, days)
+        link = portal_links.record(db.session, portal_links.secret(app.config), complaint, message, days)
     link.expires_at = utcnow() + timedelta(days=days)
     db.session.commit()
-    return portal_links.token_for(app.config["SECRET_KEY"], message.key)
+    return portal_links.token_for(portal_links.secret(app.config), message.key)
 
 
 def opened(app, number, **kwargs) -> Phone:

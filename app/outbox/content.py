@@ -18,7 +18,8 @@ def render_context(config, complaint, number, payload) -> dict:
 
 def link_for(config, key: str) -> str:
     """The customer's link carried by the message with idempotency key `key`."""
-    return portal_links.url(config["PUBLIC_BASE_URL"], portal_links.token_for(config["SECRET_KEY"], key))
+    token = portal_links.token_for(portal_links.secret(config), key)
+    return portal_links.url(config["PUBLIC_BASE_URL"], token)
 
 
 def with_link(text, link: str) -> str:

@@ -1,14 +1,17 @@
 """Who is looking at the portal, from its own cookie alone: never the staff session or Flask-Login.
 
 The cookie `portal` (Path=/my, HttpOnly, SameSite=Lax, Secure like the session cookie) holds a value
-signed with the app's secret (itsdangerous): the id of the link the customer came by and the language
-they chose. The link is looked up again on every request, so an expired link closes the page even
-while the cookie lasts. Bad links are counted per client address in the database (login_limits'
-table), so that guessing tokens is refused on every worker alike."""
+signed with the app's secret (itsdangerous): the id of the link the customer came by, the language
+they chose and the nonce the portal's CSRF tokens are made from (csrf.py). The link is looked up again
+on every request, so an expired link closes the page even while the cookie lasts. Bad links are counted
+per client address in the database (login_limits' table), so that guessing tokens is refused on every
+worker alike."""
+import secrets
 from datetime import timedelta
 from typing import NamedTuple, Optional
 
 from flask import current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .. import login_limits
@@ -88,11 +91,26 @@ def locale(complaint: Optional[Complaint] = None) -> str:
     return LANGUAGES[language(complaint)]
 
 
+def nonce() -> Optional[str]:
+    """This device's CSRF nonce: the cookie's; for a valid cookie written before nonces existed, one made
+    now (kept for the request; csrf.py writes it into the cookie); None without a link in the cookie."""
+    current = cookie_value() or {}
+    if isinstance(current.get("nonce"), str):
+        return current["nonce"]
+    if current.get("link") is None:
+        return None
+    if "portal_nonce" not in g:
+        g.portal_nonce = secrets.token_urlsafe(16)
+    return g.portal_nonce
+
+
 def set_cookie(response, link_id=None, lang=None):
-    """(Re)write the cookie: the link (kept from the current cookie when not given) and language."""
+    """(Re)write the cookie: the link (kept from the current cookie when not given), the language and the
+    CSRF nonce, kept as long as the cookie is, so forms already on the customer's screen stay valid."""
     current = cookie_value() or {}
     value = {"link": link_id if link_id is not None else current.get("link"),
-             "lang": lang or current.get("lang")}
+             "lang": lang or current.get("lang"),
+             "nonce": nonce() or secrets.token_urlsafe(16)}
     response.set_cookie(COOKIE, _serializer().dumps({k: v for k, v in value.items() if v is not None}),
                         path=COOKIE_PATH, httponly=True, samesite="Lax",
                         secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
@@ -103,6 +121,17 @@ def clear_cookie(response):
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Lax",
                            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
     return response
+
+
+class StaffSessionOnly(SecureCookieSessionInterface):
+    """Flask's session cookie, the one staff log in with, except that no portal response writes it: the
+    portal neither changes a staff session nor keeps it alive (a permanent session is otherwise re-sent
+    with a new expiry on every request, /my/ included)."""
+
+    def save_session(self, app, session, response):
+        if request.blueprint == "portal":
+            return None
+        return super().save_session(app, session, response)
 
 
 # ---- bad links, counted per client address ---------------------------------------------------------------
