@@ -1,9 +1,10 @@
 """create_app(): configuration, extensions, the engine runtime, blueprints and CLI."""
 import logging
+from urllib.parse import urlsplit
 
 from flask import Flask, request
 
-from .config import Config
+from .config import DEV_PUBLIC_BASE_URL, Config, development
 from .extensions import db, migrate
 
 
@@ -13,6 +14,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
     app.config.update(overrides)
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("SECRET_KEY is not set: export it in the environment (see README)")
+    _public_base_url(app)
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
@@ -27,7 +29,8 @@ def create_app(config_object=Config, **overrides) -> Flask:
     runtime = Runtime(db.session,
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
-    runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"]))
+    runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"], app.config["SIDE_RECORD_FIELDS"],
+                                                   app.config["DEADLINE_FIELDS"]))
     from .outbox.queue import make_queue_sync
     runtime.record_syncs.append(make_queue_sync(app.config))     # customer messages: rendered, one delivery per channel
     runtime.exclusions = excluded_usernames
@@ -40,8 +43,9 @@ def create_app(config_object=Config, **overrides) -> Flask:
     # The web UI: Flask-Login, CSRF on every form (not the API: it uses Bearer tokens), Flask-Babel.
     from .web import init_app as init_web
     init_web(app, exempt=[api_bp])
-    from .portal import bp as portal_bp       # the customers' own pages: no staff login, their own cookie
+    from .portal import access as portal_access, bp as portal_bp   # the customers' own pages: their own cookie
     app.register_blueprint(portal_bp)
+    app.session_interface = portal_access.StaffSessionOnly()         # the staff session: never written by /my/
 
     from .security import init_app as init_security
     init_security(app)
@@ -50,6 +54,31 @@ def create_app(config_object=Config, **overrides) -> Flask:
     register_cli(app)
     logging.basicConfig(level=logging.INFO)
     return app
+
+
+def _public_base_url(app):
+    """Customers' links are built on PUBLIC_BASE_URL with no request to ask, so a wrong one sends every
+    customer a dead link: outside development and tests it must be set, and anywhere it must be an
+    absolute http(s) address. On a developer's machine it defaults to the local server."""
+    url = app.config.get("PUBLIC_BASE_URL")
+    if not url:
+        if not (app.testing or development()):
+            raise RuntimeError("PUBLIC_BASE_URL is not set: export the address customers reach the app at, "
+                               "e.g. https://complaints.example.com (APP_ENV=development on a developer's "
+                               "machine uses http://127.0.0.1:5000; see README)")
+        url = app.config["PUBLIC_BASE_URL"] = DEV_PUBLIC_BASE_URL
+    if not _absolute_http(url):
+        raise RuntimeError(f"PUBLIC_BASE_URL must be an absolute http(s) address such as "
+                           f"https://complaints.example.com, not {url!r}")
+
+
+def _absolute_http(url: str) -> bool:
+    """http(s), a host, and nothing after the path (links are the path plus /my/<token>)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)
+    except ValueError:            # e.g. an unclosed [IPv6 address
+        return False
 
 
 def known_lanes(app) -> set:

@@ -181,18 +181,23 @@ def complaint_of(session, business_key) -> Optional[Complaint]:
     return session.execute(select(Complaint).where(Complaint.number == business_key)).scalar_one_or_none()
 
 
-def make_record_sync(record_fields: dict):
+def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, deadline_fields: Optional[dict] = None):
     """A runtime hook that keeps the complaint row in step with its instances: the current step lists
-    the open tasks of all of them; only the main instance copies `record_fields` and closes the
-    complaint. A process beside it (a call to the customer, a review) never changes the outcome or
-    the status: what it records stays in its own data, audit trail and messages."""
+    the open tasks of all of them; the main instance copies `record_fields` and closes the complaint.
+    A process beside it (a call to the customer, a review) never changes the outcome or the status:
+    it copies only `side_fields` (e.g. the review period, started again when customer service told
+    the customer a decision that never reached them); the rest stays in its own data, audit trail
+    and messages. `deadline_fields` (timer element id -> column) keep the due time of the main
+    instance's deadlines on the row, also when a recompute moves them."""
     def sync(session, inst, change):
         complaint = complaint_of(session, inst.business_key)
         if complaint is None:
             return
         main = complaint.instance_id == inst.id
-        if main:
-            _copy_record_fields(complaint, record_fields, change.changed_data)
+        _copy_record_fields(complaint, record_fields if main else (side_fields or {}), change.changed_data)
+        for deadline in change.deadlines if main and deadline_fields else ():
+            if deadline.element_id in deadline_fields:
+                setattr(complaint, deadline_fields[deadline.element_id], deadline.due_at)
         names = [t.name for t in tasks_of(session, complaint, open_only=True)]
         complaint.current_step = "、".join(dict.fromkeys(names))[:400]
         complaint.updated_at = utcnow()

@@ -10,15 +10,23 @@ def _env(name, default=None):
     return default if value in (None, "") else value
 
 
+def development(environ=os.environ) -> bool:
+    """A developer's machine: APP_ENV=development (set by `make run` / scripts/run-dev.sh) or FLASK_DEBUG."""
+    return environ.get("APP_ENV") == "development" or \
+        (environ.get("FLASK_DEBUG") or "0").lower() not in ("0", "false", "no")
+
+
 def secure_cookies(environ=os.environ) -> bool:
     """Session cookies are Secure (sent over HTTPS only) unless SESSION_COOKIE_SECURE=0 says otherwise
-    or this is development: APP_ENV=development (set by `make run` / scripts/run-dev.sh) or FLASK_DEBUG."""
+    or this is development."""
     explicit = environ.get("SESSION_COOKIE_SECURE", "")
     if explicit != "":
         return explicit == "1"
-    development = environ.get("APP_ENV") == "development" or \
-        (environ.get("FLASK_DEBUG") or "0").lower() not in ("0", "false", "no")
-    return not development
+    return not development(environ)
+
+
+# Where links point on a developer's machine or in the tests when PUBLIC_BASE_URL is not set.
+DEV_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 
 
 class Config:
@@ -54,13 +62,27 @@ class Config:
     # Task-data keys copied onto the complaint row after every change (data key -> column).
     RECORD_FIELDS = {"outcome": "outcome", "satisfied": "satisfied", "round": "rounds",
                      "risk_level": "risk_level", "accepted_at": "accepted_at",
-                     "closed_at": "closed_at", "decided_at": "decided_at", "review_until": "review_until"}
+                     "closed_at": "closed_at", "decided_at": "decided_at", "review_until": "review_until",
+                     "decision_due": "decision_due_at", "decision_warning_days": "decision_warning_days",
+                     "decision_clock": "decision_clock"}
+    # Deadlines whose due time the complaint row carries, by the element id of their timer: kept right
+    # when `flask calendar recompute` moves them (the main instance's only).
+    DEADLINE_FIELDS = {"decision_clock": "decision_due_at"}
+    # What a process beside the main one (a call to the customer, a review) may copy onto the complaint:
+    # the review period, which starts again when customer service tells the customer a decision that
+    # never reached them (processes/customer_contact.bpmn).
+    SIDE_RECORD_FIELDS = {"review_until": "review_until"}
 
     # Customer messages (app/outbox/). Templates live in processes/messages/ and deploy with the process.
     COMPANY_NAME = _env("COMPANY_NAME", "保险公司")
     SERVICE_HOTLINE = _env("SERVICE_HOTLINE", "95500")
     # The address customers reach the app at: links in messages are built on it (no request to ask).
-    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # Required outside development and tests (create_app refuses to start without it), where it
+    # defaults to DEV_PUBLIC_BASE_URL.
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL")
+    # The key of the customers' link tokens; unset, SECRET_KEY. A separate one lets SECRET_KEY (the
+    # session key) be rotated without breaking every link customers hold.
+    PORTAL_LINK_SECRET = _env("PORTAL_LINK_SECRET")
     PORTAL_LINK_DAYS = int(_env("PORTAL_LINK_DAYS", "90"))
     # E-mail over SMTP; SMTP_SECURITY: starttls | ssl | none. Unset SMTP_HOST = no e-mail channel.
     SMTP_HOST = _env("SMTP_HOST")

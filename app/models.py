@@ -196,6 +196,12 @@ class Complaint(db.Model):
     # both set by the diagram (decided_at / review_until in the task data).
     decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     review_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The regulator's clock (监管时限, R-DECIDE), kept by the diagram: a decision is due by decision_due_at
+    # (the due time of its timer, also after a recompute), the queues warn decision_warning_days before,
+    # and decision_clock says where it stands (running | met | missed).
+    decision_due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    decision_warning_days: Mapped[Optional[int]] = mapped_column(Integer)
+    decision_clock: Mapped[Optional[str]] = mapped_column(String(16))
     # How the customer is told: the language of their messages and page, and the channels they refused.
     language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

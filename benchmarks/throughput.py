@@ -301,6 +301,9 @@ def expression_data() -> dict:
             # What the other paths' scripts pass on to the customer: rejection, malice, withdrawal, and
             # the processes beside a complaint (a call to the customer, a review).
             "rejection_reason": "Not a claims complaint.", "review_comments": "Confirmed as malicious.",
+            "reason_for_customer": "The same matter was settled before.", "decision_days": 15,
+            "decided_at": utcnow().isoformat(),
+            "undelivered": {"template": "result", "sent": {"review_until": utcnow().isoformat()}}, "customer_reached": True,
             "withdrawal": {"reason": "", "by": "customer"}, "contact_requested_at": utcnow().isoformat(),
             "review_requested_at": utcnow().isoformat(), "review_due": utcnow().isoformat(),
             "review_result": "Upheld.", "decision_changed": False}

@@ -65,10 +65,14 @@ class Desk:
             self.complete(number, element_id, **changes)
 
     def outbox(self, number):
+        return [template for template, _payload in self.messages(number)]
+
+    def messages(self, number):
+        """(template, payload) of the messages written for the customer, oldest first."""
         from app.extensions import db
         from app.models import OutboxMessage
         from sqlalchemy import select
-        return [m.template for m in db.session.execute(select(OutboxMessage).where(
+        return [(m.template, m.payload) for m in db.session.execute(select(OutboxMessage).where(
             OutboxMessage.business_key == number).order_by(OutboxMessage.id)).scalars()]
 
 
@@ -88,3 +92,12 @@ def reviews_at_two_speeds_and_one_overdue(desk, clock):
     desk.complete(slow, "initial_review")
     clock.shift(timedelta(hours=20))
     return slow, fast
+
+
+def complaint_row(number):
+    """The complaint row as the database holds it now (the session's cache expired first)."""
+    from app.extensions import db
+    from app.models import Complaint
+    from sqlalchemy import select
+    db.session.expire_all()
+    return db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one()

@@ -129,7 +129,7 @@ def test_a_message_nobody_waits_for_is_refused_and_changes_nothing(desk, runtime
         runtime.send_message(inst.id, "review_requested", {"reason": "x"}, "customer")
     assert refused.value.code == "not_waiting" and "review_requested" in str(refused.value)
     inst = db.session.get(ProcessInstance, inst.id)
-    assert (inst.row_version, audit_count()) == before and inst.awaits == "complaint_withdrawn"
+    assert (inst.row_version, audit_count()) == before and "complaint_withdrawn" in inst.awaits.split(",")
 
 
 # ---- processes started by a message ------------------------------------------------------------------

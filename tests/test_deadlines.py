@@ -167,7 +167,8 @@ def test_two_schedulers_never_fire_a_timer_twice(app, desk, backend):
         missed = db.session.execute(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "deadline_missed")).scalar_one()
         assert missed == 4
-        assert all(d["state"] == "missed" for n in numbers for d in desk.complaint(n)["deadlines"])
+        assert all(d["state"] == "missed" for n in numbers for d in desk.complaint(n)["deadlines"]
+                   if d["element_id"] != "decision_clock")
 
 
 def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
@@ -180,7 +181,9 @@ def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
         db.session.refresh(inst)
         assert inst.next_timer_at == datetime(2026, 11, 30, 15, 59, 59, tzinfo=timezone.utc)
         open_deadlines = db.session.execute(select(Deadline).where(Deadline.state == "open")).scalars().all()
-        assert [d.element_id for d in open_deadlines] == ["investigation_deadline"]
+        # The regulator's clock (15 days) runs beside the step deadlines and binds no task.
+        assert sorted(d.element_id for d in open_deadlines) == ["decision_clock", "investigation_deadline"]
+        assert [d.host_task_id for d in open_deadlines if d.element_id == "decision_clock"] == [None]
 
 
 def _engine_failure():
@@ -227,7 +230,7 @@ def test_a_complaint_registered_after_its_deadline_records_the_deadline_as_misse
         row = deadlines(desk, late)["initial_review_deadline"]
         assert row["state"] == "missed" and row["due_at"] == "2026-11-24T20:00:00+00:00"
         actions = [e["action"] for e in desk.complaint(late)["history"]]
-        assert actions.count("deadline_set") == 1 and actions.count("deadline_missed") == 1
+        assert actions.count("deadline_set") == 2 and actions.count("deadline_missed") == 1    # + the clock
         assert {"initial_review", "initial_review_overdue"} <= set(desk.open_tasks(late))
         # Overdue tasks come first in the queue.
         queue = client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json

@@ -23,8 +23,10 @@ def test_happy_path_archives_and_records_everything(desk):
     assert [t["element_id"] for t in view["tasks"]] == HAPPY_PATH
     assert all(t["state"] == "completed" for t in view["tasks"])
     assert {d["element_id"]: d["state"] for d in view["deadlines"]} == {
-        "initial_review_deadline": "met", "investigation_deadline": "met", "resolution_deadline": "met"}
-    assert desk.outbox(number) == ["acknowledgement", "result", "satisfaction_survey"]
+        "initial_review_deadline": "met", "investigation_deadline": "met", "resolution_deadline": "met",
+        "decision_clock": "met"}
+    assert c["decision_clock"] == "met" and c["decision_due_at"] > c["received_at"]
+    assert desk.outbox(number) == ["acknowledgement", "accepted", "result", "satisfaction_survey"]
     completed = [e for e in view["history"] if e["action"] == "task_completed"]
     assert [e["element_id"] for e in completed] == HAPPY_PATH
     assert completed[0]["actor"] == "customer_service"
@@ -70,7 +72,12 @@ def test_dissatisfied_customer_loops_through_re_evaluation_any_number_of_rounds(
     reasons = [e["data"]["form_data"].get("dissatisfaction_reasons") for e in history
                if e["element_id"] == "customer_confirmation" and e["action"] == "task_completed"]
     assert reasons == ["金额太低", "仍不满意", None]
-    assert desk.outbox(number).count("result") == 3
+    assert desk.outbox(number) == ["acknowledgement", "accepted", "result", "reopened", "result", "reopened",
+                                   "result", "satisfaction_survey"]
+    # Each round tells the customer by when the (new) solution comes; a new round repeats what they said.
+    sent = [payload for template, payload in desk.messages(number) if template in ("accepted", "reopened")]
+    assert [p.get("reason") for p in sent] == [None, "金额太低", "仍不满意"]
+    assert all(p["result_due"] for p in sent)
 
 
 @pytest.mark.clause("C-3.2.1", "C-3.5.1", "C-7.2")
@@ -89,11 +96,16 @@ def test_suspected_malicious_confirmed_by_management_is_closed(desk):
     number = desk.register()
     desk.complete(number, "initial_review", decision="suspected_malicious", malicious_indicators="重复投诉并索要额外费用")
     assert list(desk.open_tasks(number)) == ["malicious_review"]
-    desk.complete(number, "malicious_review", malicious_confirmed=True, measures="依公司规定记录并告知")
+    desk.complete(number, "malicious_review", malicious_confirmed=True, measures="依公司规定记录并告知",
+                  reason_for_customer="同一事项已处理完毕，本次投诉未提出新的事实和理由", review_comments="内部：多次索要额外费用")
     desk.complete(number, "archive")
     c = desk.complaint(number)["complaint"]
     assert c["outcome"] == "malicious" and c["status"] == "closed"
     assert desk.outbox(number) == ["acknowledgement", "malicious_closed"]
+    # The customer is given the reason written for them; the internal review comments stay inside.
+    closing = dict(desk.messages(number))["malicious_closed"]
+    assert closing["reason"] == "同一事项已处理完毕，本次投诉未提出新的事实和理由"
+    assert "内部" not in str(closing)
 
 
 @pytest.mark.clause("C-7.4")
@@ -147,7 +159,7 @@ def test_case_file_has_decisions_deadlines_messages_versions_and_audit(desk, cli
     assert case["decisions"][0]["completed_by"] == "customer_service"
     assert case["decisions"][0]["data"]["decision"] == "accept"
     assert {d["element_id"]: d["state"] for d in case["deadlines"]}["investigation_deadline"] == "met"
-    assert [m["template"] for m in case["messages"]] == ["acknowledgement", "result", "satisfaction_survey"]
+    assert [m["template"] for m in case["messages"]] == ["acknowledgement", "accepted", "result", "satisfaction_survey"]
     assert [v["version"] for v in case["process"]["versions"]] == [1]
     assert case["audit"][0]["action"] == "instance_started" and all(len(e["hash"]) == 64 for e in case["audit"])
     assert client.get("/api/v1/complaints/TS-X/case-file", headers=people["compliance"].headers).status_code == 404
@@ -161,8 +173,14 @@ def test_path_lists_every_element_passed_in_order_with_rounds(desk, client, peop
     path = client.get(f"/api/v1/complaints/{number}/path", headers=people["compliance"].headers).json
     elements = [v["element_id"] for v in path["visits"]]
     # The handling from initial review to archiving is a called process (complaint_case) with its own start.
-    assert elements[:5] == ["complaint_received", "send_acknowledgement", "case_started", "initial_review",
-                            "review_outcome"]
+    # The regulator's clock starts beside it and stops at the first decision (round 1's result).
+    assert elements[:3] == ["complaint_received", "send_acknowledgement", "start_clock"]
+    handling = [e for e in elements if e in ("case_started", "initial_review", "review_outcome")]
+    assert handling[:3] == ["case_started", "initial_review", "review_outcome"]
+    clock = [e for e in elements if e in ("start_decision_clock", "result_decided", "decision_made_received",
+                                          "record_decision_in_time", "decision_clock_met")]
+    assert clock == ["start_decision_clock", "result_decided", "decision_made_received", "record_decision_in_time",
+                     "decision_clock_met"]
     assert elements.count("start_round") == 2 and elements.count("analyse_and_plan") == 1
     # Round 2 went from re-evaluation straight into a new solution (no investigation).
     assert elements[-7:] == ["re_evaluation", "round_merge", "start_round", "round_entry", "resolve_merge",

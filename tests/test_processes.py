@@ -118,7 +118,7 @@ def test_invalid_form_files_are_reported(copy, content, message):
 
 def test_unknown_lane_and_task_outside_a_role_lane(copy):
     path = copy / "processes" / "complaint_handling.bpmn"
-    edit(path, 'name="管理层"', 'name="领导小组"')
+    edit(path, '<bpmn:lane id="lane_management" name="管理层">', '<bpmn:lane id="lane_management" name="领导小组">')
     bundles, problems = check(copy)
     assert bundles == []
     assert any(p.element_id == "lane_management" and "not a known role lane" in p.message for p in problems)

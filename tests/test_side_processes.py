@@ -154,7 +154,8 @@ def test_a_review_is_decided_by_management_within_30_days_and_told_to_the_custom
         number = registered(desk)
         change = start_beside(app, number, "review_requested", {"reason": "赔付金额不合理", "by": "phone"})
     task = only_task(change, "review_decision")
-    due = T0 + timedelta(days=30)
+    # 30 days as the law counts them from Tue 12-01: the last day is Thu 12-31, to its end (Shanghai).
+    due = datetime(2026, 12, 31, 15, 59, 59, tzinfo=timezone.utc)
     assert (task.name, task.role, task.due_at) == ("核查决定", "management", due)
     [deadline] = db.session.execute(select(Deadline).where(Deadline.instance_id == change.instance.id)).scalars()
     assert (deadline.element_id, deadline.due_at, deadline.state) == ("review_deadline", due, "open")

@@ -3,8 +3,8 @@ import json
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from .. import complaints
-from ..errors import AppError, NotFound
+from .. import complaints, customer_requests
+from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
@@ -86,6 +86,48 @@ def get_complaint(number):
         "deadlines": DeadlineOut(many=True).dump(deadlines),
         "history": AuditOut(many=True).dump(history),
     }
+
+
+def _reason(payload, required) -> str:
+    """The request's reason, stripped; 422 naming the field when it is not text, too long or missing."""
+    reason = payload.get("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidData("reason must be text", fields={"reason": "must be a string"})
+    reason = reason.replace("\r\n", "\n").strip()
+    if len(reason) > 2000:
+        raise InvalidData("reason is too long", fields={"reason": "at most 2000 characters"})
+    if required and not reason:
+        raise InvalidData("give the customer's reason", fields={"reason": "required"})
+    return reason
+
+
+def _recorded(complaint, change, status):
+    db.session.refresh(complaint)
+    return {"number": complaint.number, "complaint": complaint_view(complaint, g.user),
+            "tasks": TaskOut(many=True).dump(change.created_tasks)}, status
+
+
+@bp.post("/complaints/<number>/withdrawal")
+@require(*REGISTRARS)
+def record_withdrawal(number):
+    """Customer service records a withdrawal the customer gave by phone or letter (R-WITHDRAW)."""
+    complaint = complaints.readable(db.session, g.user, number)
+    reason = _reason(body(), required=False)
+    change = customer_requests.withdraw(current_app.extensions["runtime"], db.session, complaint, reason,
+                                        customer_requests.BY_PHONE, actor=g.user.username)
+    return _recorded(complaint, change, 200)
+
+
+@bp.post("/complaints/<number>/review-request")
+@require(*REGISTRARS)
+def record_review_request(number):
+    """Customer service records a request for a review (核查) of the decision (R-REVIEW)."""
+    complaint = complaints.readable(db.session, g.user, number)
+    reason = _reason(body(), required=True)
+    change = customer_requests.request_review(current_app.extensions["runtime"], db.session, complaint, reason,
+                                              customer_requests.BY_PHONE, actor=g.user.username)
+    db.session.commit()
+    return _recorded(complaint, change, 201)
 
 
 @bp.get("/complaints/<number>/case-file")

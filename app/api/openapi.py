@@ -70,6 +70,24 @@ OPERATIONS = {
     "api.get_complaint": {
         "operationId": "getComplaint", "tags": ["complaints"],
         "summary": "A complaint with its tasks, deadlines and history", "responses": {"200": _json("ComplaintDetailOut")}},
+    "api.record_withdrawal": {
+        "operationId": "recordWithdrawal", "tags": ["complaints"],
+        "summary": "Record a withdrawal the customer gave by phone or letter (customer service)",
+        "description": "Sends the withdrawal to the complaint's workflow and to every process beside it that "
+                       "waits for it: the handling ends, open tasks are cancelled, the customer is told. "
+                       "409 `not_withdrawable` when the complaint is closed or no longer waits for it.",
+        "requestBody": _body("WithdrawalIn"),
+        "responses": {"200": _json("RequestRecordedOut", **_links(GetComplaint=("getComplaint", {"number": NUMBER})))}},
+    "api.record_review_request": {
+        "operationId": "recordReviewRequest", "tags": ["complaints"],
+        "summary": "Record a request for a review (核查) of the decision (customer service)",
+        "description": "Within 30 days of the decision reaching the customer (`review_until`); starts the review "
+                       "process. 409 `review_requested`, `review_ended`, `review_undecided` or "
+                       "`review_not_modelled` when it cannot be recorded now.",
+        "requestBody": _body("ReviewRequestIn"),
+        "responses": {"201": _json("RequestRecordedOut", "Recorded", **_links(
+            GetComplaint=("getComplaint", {"number": NUMBER}),
+            GetReviewTask=("getTask", {"task_id": "$response.body#/tasks/0/id"})))}},
     "api.get_case_file": {
         "operationId": "getCaseFile", "tags": ["complaints"], "summary": "The complete case file (C-3.5.1)",
         "responses": {"200": _json("CaseFileOut")}},

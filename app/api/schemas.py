@@ -2,7 +2,7 @@
 (TaskOut … ComplaintOut); the rest describe the dicts those routes build, so that app.api.openapi can
 generate the OpenAPI document from them and schemathesis can hold every response to it. `allow_none`
 marks what may be null (it does not change dumping); fields.Function carries its JSON type in metadata."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -30,6 +30,8 @@ class QueueComplaintOut(Schema):
     channel = fields.String()
     category = fields.String()
     received_at = fields.AwareDateTime()
+    decision_due_at = fields.AwareDateTime(allow_none=True)
+    decision_clock = fields.String(allow_none=True)
 
 
 class QueueRowOut(TaskOut):
@@ -43,6 +45,8 @@ class DeadlineOut(Schema):
     due_at = fields.AwareDateTime()
     state = fields.String(metadata={"enum": ["open", "met", "missed"]})
     closed_at = fields.AwareDateTime(allow_none=True)
+    provisional = fields.Boolean(metadata={"description": "due_at was computed without the official holiday "
+                                                          "schedule of its year; it is recomputed once that is out"})
 
 
 class AuditOut(Schema):
@@ -76,6 +80,11 @@ class ComplaintOut(Schema):
     risk_level = fields.String(allow_none=True)
     accepted_at = fields.AwareDateTime(allow_none=True)
     closed_at = fields.AwareDateTime(allow_none=True)
+    decision_due_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "the regulator's limit (监管时限) for a decision, kept by the diagram"})
+    decision_warning_days = fields.Integer(allow_none=True, metadata={
+        "description": "how many days before decision_due_at the queues warn"})
+    decision_clock = fields.String(allow_none=True, metadata={"enum": ["running", "met", "missed", None]})
 
 
 # ---- the responses' envelopes ----------------------------------------------------------------------------
@@ -157,7 +166,7 @@ class CaseDecisionOut(Schema):
 
 
 class CaseDeadlineOut(DeadlineOut):
-    provisional = fields.Boolean()
+    """A deadline in the case file: the same fields as everywhere else (the case file builds it as a dict)."""
 
 
 class CaseDeliveryOut(Schema):
@@ -275,6 +284,23 @@ class ErrorOut(Schema):
 class CompleteIn(Schema):
     data = fields.Dict(required=True, metadata={"description": "the task's form fields, as its JSON Schema "
                                                               "(GET /tasks/{task_id} → form) describes them"})
+
+
+class WithdrawalIn(Schema):
+    reason = fields.String(validate=validate.Length(max=2000),
+                           metadata={"description": "why the customer withdraws (optional)"})
+
+
+class ReviewRequestIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                           metadata={"description": "why the customer disagrees with the decision"})
+
+
+class RequestRecordedOut(Schema):
+    """A customer's request taken by phone: the complaint as it stands after it, and the tasks it created."""
+    number = fields.String()
+    complaint = fields.Nested(ComplaintViewOut)
+    tasks = fields.List(fields.Nested(TaskOut))
 
 
 class AssignIn(Schema):

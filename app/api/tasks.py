@@ -10,7 +10,7 @@ from . import bp
 from .auth import require
 from .complaints import complaint_view
 from .errors import body
-from .schemas import AuditOut, TaskOut
+from .schemas import AuditOut, QueueComplaintOut, TaskOut
 
 
 def runtime():
@@ -33,10 +33,7 @@ def list_tasks():
     for task, complaint in rows:
         item = schema.dump(task)
         if complaint is not None:
-            item["complaint"] = complaints.masked({
-                "number": complaint.number, "customer_name": complaint.customer_name,
-                "channel": complaint.channel, "category": complaint.category,
-                "received_at": complaint.received_at.isoformat()})
+            item["complaint"] = complaints.masked(QueueComplaintOut().dump(complaint))
         items.append(item)
     return {"queue": queue, "page": page, "per_page": per_page, "total": total, "items": items}
 

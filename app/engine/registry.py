@@ -330,6 +330,10 @@ def deploy(session, bundles: list[Bundle], deployed_by: str):
         # on disk does not undo a diagram uploaded through the procedure page.
         same = version_with_content(session, bundle)
         if same is not None:
+            if not same.messages and bundle.messages:
+                # Its templates were lost by a downgrade below migration 0012; the hash covers them,
+                # so these are the very templates it was deployed with.
+                same.messages = bundle.messages
             results.append((bundle.process_id, same.version, False))
             continue
         version = ProcessVersion(process_id=bundle.process_id, name=bundle.name,

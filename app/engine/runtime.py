@@ -42,6 +42,7 @@ class Change:
     created_tasks: list = field(default_factory=list)
     changed_data: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)        # OutboxMessage rows this change wrote
+    deadlines: list = field(default_factory=list)       # the instance's open and missed Deadline rows after it
 
 
 class Runtime:
@@ -139,21 +140,45 @@ class Runtime:
                 workflow.run_human_task(wf, task, data)
             return self._step(inst, actor, "the process failed after this step", run)
 
-    def send_message(self, instance_id, name, payload: dict, actor) -> Change:
+    def send_message(self, instance_id, name, payload: dict, actor, check=None, also_waiting=False) -> Change:
         """Deliver the message `name` (e.g. a withdrawal) to a running instance; the diagram decides
-        what it does. Conflict when the instance does not wait for it (any more)."""
-        not_waiting = Conflict(f"the process does not wait for the message {name!r} (any more)", code="not_waiting")
+        what it does. Conflict when the instance does not wait for it (any more). `check(instance)`
+        runs once the instance is locked and may refuse by raising; with `also_waiting`, every other
+        running instance of the same business key that waits for the message gets it too, in the
+        same transaction. Returns the change of the instance named."""
         with self._transaction():
             inst = self._lock(instance_id)
-            if inst.status != "running":
-                raise not_waiting
-            audit.record(self.session, actor, "message_received", instance_id=inst.id,
-                         business_key=inst.business_key, data={"message": name})
+            if check is not None:
+                check(inst)
+            # Every instance is locked before any is changed (a change writes the complaint row, which a
+            # side task's completion holding its own instance also writes: locking late could deadlock).
+            others = [self._lock(other_id) for other_id in self._waiting_for(inst.business_key, name, inst.id)] \
+                if also_waiting and inst.business_key else []
+            change = self._deliver(inst, name, payload, actor, required=True)
+            for other in others:
+                self._deliver(other, name, payload, actor, required=False)
+            return change
 
-            def deliver(wf):
-                if not workflow.send_message(wf, name, dict(payload or {})):
-                    raise not_waiting
-            return self._step(inst, actor, f"the process failed after the message {name!r}", deliver)
+    def _deliver(self, inst, name, payload, actor, required) -> Optional[Change]:
+        not_waiting = Conflict(f"the process does not wait for the message {name!r} (any more)", code="not_waiting")
+        if inst.status != "running":
+            if required:
+                raise not_waiting
+            return None
+        audit.record(self.session, actor, "message_received", instance_id=inst.id,
+                     business_key=inst.business_key, data={"message": name})
+
+        def deliver(wf):
+            if not workflow.send_message(wf, name, dict(payload or {})) and required:
+                raise not_waiting
+        return self._step(inst, actor, f"the process failed after the message {name!r}", deliver)
+
+    def _waiting_for(self, business_key, name, besides) -> list[int]:
+        """The running instances of `business_key` (but `besides`) whose diagram waits for `name`."""
+        rows = self.session.execute(select(ProcessInstance.id, ProcessInstance.awaits).where(
+            ProcessInstance.business_key == business_key, ProcessInstance.status == "running",
+            ProcessInstance.id != besides, ProcessInstance.awaits.contains(name)).order_by(ProcessInstance.id))
+        return [row.id for row in rows if name in (row.awaits or "").split(",")]
 
     def fire_timers(self, instance_id, actor="scheduler") -> Optional[Change]:
         """Fire the due timers of one instance; None when another scheduler got there first."""
@@ -398,6 +423,9 @@ class Runtime:
         before = workflow.completed_ids(wf)
         try:
             act(wf)
+            # A timer that fell due before this change fires in it (the engine's last check may have
+            # left it ready but not run): what the change sees is what happened, in order.
+            workflow.fire_due_timers(wf)
         except SpiffWorkflowException as exc:
             raise engine_error(failure, exc) from exc
         return self._write_back(inst, wf, actor, effects, before)
@@ -429,6 +457,7 @@ class Runtime:
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
         done = workflow.newly_completed(wf, before)
         deadlines = self._sync_deadlines(inst, wf, actor, now, done, provisional)
+        change.deadlines = deadlines
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
         self._sync_tasks(inst, wf, deadlines, actor, now, change)
@@ -451,10 +480,13 @@ class Runtime:
 
     def _sync_deadlines(self, inst, wf, actor, now, done, provisional) -> list[Deadline]:
         """Deadline rows follow the timer tasks: open while waiting, met when their task finished
-        first, missed when they fired. Returns the deadlines that still bind a task (open or missed)."""
+        first, missed when they fired. A provisional row whose timer was evaluated again to the same
+        time, now on a published (or pinned) calendar, is confirmed. Returns the deadlines that still
+        bind a task (open or missed)."""
         rows = {d.timer_task_id: d for d in self.session.execute(select(Deadline).where(
             Deadline.instance_id == inst.id, Deadline.state.in_(("open", "missed")))).scalars()}
         waiting = {t.id: t for t in workflow.waiting_timers(wf)}
+        confirmed = wf.script_engine.confirmed_dues() - provisional
 
         def log(action, row, **extra):
             audit.record(self.session, actor, action, instance_id=inst.id, business_key=inst.business_key,
@@ -467,19 +499,25 @@ class Runtime:
                 continue
             timer = waiting.get(timer_id)
             if timer is None:
-                fired = workflow.task_outcome(wf, timer_id) == "completed"
+                fired = workflow.timer_fired(wf, timer_id)
                 row.state, row.closed_at = ("missed" if fired else "met"), now
                 log("deadline_missed" if fired else "deadline_met", row)
             elif timer.due_at is not None and timer.due_at != row.due_at:
                 was = row.due_at
                 row.due_at, row.provisional = timer.due_at, timer.due_at in provisional
                 log("deadline_recomputed", row, was=was.isoformat(), provisional=row.provisional)
+            elif row.provisional and timer.due_at in confirmed:
+                row.provisional = False
+                log("deadline_confirmed", row, provisional=False)
         # New timers; a timer set and already due within this change (e.g. a complaint registered late)
         # is recorded as set and missed at once.
         new = [(t, "open") for t in waiting.values()] + [(t, "missed") for t in workflow.fired_timers(done)]
+        new = [(t, state) for t, state in new if t.id not in rows and t.due_at is not None]
+        if any(state == "missed" for _, state in new):      # never a second row for a timer already closed
+            closed = set(self.session.execute(select(Deadline.timer_task_id).where(
+                Deadline.instance_id == inst.id, Deadline.timer_task_id.in_([t.id for t, _ in new]))).scalars())
+            new = [(t, state) for t, state in new if t.id not in closed]
         for timer, state in new:
-            if timer.id in rows or timer.due_at is None:
-                continue
             row = Deadline(instance_id=inst.id, timer_task_id=timer.id, element_id=timer.element_id,
                            name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
                            due_at=timer.due_at, provisional=timer.due_at in provisional, state=state,

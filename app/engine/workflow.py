@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
@@ -258,7 +258,27 @@ def waiting_timers(wf) -> list[TimerInfo]:
 
 def fired_timers(done) -> list[TimerInfo]:
     """The timers among `done` (newly completed tasks): fired in this change, e.g. set and already due."""
-    return [_timer_info(t) for t in done if _is_timer(t.task_spec)]
+    return [_timer_info(t) for t in done if _is_timer(t.task_spec) and _fired(t)]
+
+
+def timer_fired(wf, task_id: str) -> bool:
+    """Whether the timer task the app knew as waiting has fired (rather than being cancelled, or left
+    by another event of its event-based gateway)."""
+    task = find_task(wf, task_id)
+    return task is not None and _fired(task)
+
+
+def _fired(task) -> bool:
+    """A completed timer event fired; an event-based gateway completes whichever of its events came
+    first, and its timer fired only when the timer's branch was taken (e.g. not a message)."""
+    if task.state != TaskState.COMPLETED:
+        return False
+    spec = task.task_spec
+    if not isinstance(spec, EventBasedGateway):
+        return True
+    timers = {spec.outputs[i] for i, d in enumerate(spec.event_definition.event_definitions)
+              if isinstance(d, TimerEventDefinition)}
+    return any(child.task_spec in timers for child in task.children)
 
 
 def task_outcome(wf, task_id: str) -> str:

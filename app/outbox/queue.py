@@ -33,10 +33,21 @@ def make_queue_sync(config):
             return
         complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
             .scalar_one_or_none() if inst.business_key else None
-        templates = session.get(ProcessVersion, inst.version_id).messages or {}
+        templates = templates_of(session, session.get(ProcessVersion, inst.version_id))
         for message in change.messages:
             queue(session, config, complaint, templates, message)
     return queue_messages
+
+
+def templates_of(session, version: ProcessVersion) -> dict:
+    """The templates a version's messages are written with: its own; for a version deployed before
+    templates were deployed with the process (migration 0012 gave it none), those of the newest version
+    of the same process that has them, so its running complaints keep telling their customers."""
+    if version.messages:
+        return version.messages
+    newer = session.execute(select(ProcessVersion.messages).where(
+        ProcessVersion.process_id == version.process_id).order_by(ProcessVersion.version.desc())).scalars()
+    return next((messages for messages in newer if messages), {})
 
 
 def queue(session, config, complaint, templates: dict, message):
@@ -49,7 +60,8 @@ def queue(session, config, complaint, templates: dict, message):
     message.subject, message.sms_text, message.body = rendered.subject, rendered.sms, rendered.body
     session.flush()                                          # the message's id, for the link and deliveries
     if complaint is not None:
-        portal_links.record(session, config["SECRET_KEY"], complaint, message, config.get("PORTAL_LINK_DAYS", 90))
+        portal_links.record(session, portal_links.secret(config), complaint, message,
+                            config.get("PORTAL_LINK_DAYS", 90))
     content = {"sms": rendered.sms, "email": rendered.body}      # an empty block: not sent on that channel
     channels = [channel for channel in channels_for(complaint) if content[channel]]
     now = utcnow()

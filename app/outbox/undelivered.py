@@ -14,6 +14,7 @@ from . import CHANNELS, NO_CHANNEL
 
 log = logging.getLogger(__name__)
 MESSAGE_NAME = "message_undelivered"
+DATE_FIELDS = ("review_until", "review_due", "result_due")     # what of a failed message its follow-up is given
 
 
 def waiting(session, limit=100) -> list[int]:
@@ -55,6 +56,9 @@ def escalate(session, runtime, message_id) -> bool:
                                    for channel, error in failed)[:400]}
     audit.record(session, "outbox", "customer_message_undelivered", instance_id=message.instance_id,
                  business_key=message.business_key, data=payload)
+    # The dates the message carried (e.g. a decision's review_until), for the follow-up's diagram to act
+    # on; not its text, which may quote the customer.
+    payload["sent"] = {key: value for key, value in (message.payload or {}).items() if key in DATE_FIELDS}
     try:
         change = runtime.start_on_message(MESSAGE_NAME, payload=payload, actor="outbox",
                                           business_key=message.business_key)

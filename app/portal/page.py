@@ -9,19 +9,16 @@ from typing import Optional
 from flask_babel import force_locale, gettext as _
 from sqlalchemy import select
 
+from .. import customer_requests
 from ..complaints import PERSONAL_FIELDS, tasks_of
 from ..extensions import db
-from ..models import AuditEvent, Complaint, Delivery, HumanTask, OutboxMessage, ProcessInstance, SurveyResponse
+from ..models import Complaint, Delivery, HumanTask, OutboxMessage, ProcessInstance, SurveyResponse
 from ..outbox import CHANNELS
 from ..portal_links import LINK_MARK
 from ..web.ui import forms_of_version, message_label
 from .access import LANGUAGES
 from ..engine.runtime import customer_may_answer
 from .forms import customer_schema
-
-WITHDRAWAL = "complaint_withdrawn"        # the message a diagram waits for while the customer may withdraw
-REVIEW_REQUEST = "review_requested"       # the message a review process starts on; also its audit mark
-WITHDRAWN = "withdrawn"                   # the outcome of a withdrawn complaint
 
 
 def link_text(language) -> str:
@@ -91,7 +88,7 @@ class Case:
         """received | under_review | being_handled | waiting_for_you | closed | withdrawn."""
         complaint = self.complaint
         if complaint.status == "closed":
-            return "withdrawn" if complaint.outcome == WITHDRAWN else "closed"
+            return "withdrawn" if complaint.outcome == customer_requests.WITHDRAWN else "closed"
         if self.customer_tasks:
             return "waiting_for_you"
         if complaint.accepted_at is not None:
@@ -153,29 +150,8 @@ class Case:
 
     @property
     def may_withdraw(self) -> bool:
-        # A closed (archived) complaint is decided: its diagram may still wait while a late follow-up
-        # runs, but there is nothing left to withdraw.
-        instance = self.instances.get(self.complaint.instance_id)
-        return self.complaint.status == "open" and instance is not None \
-            and WITHDRAWAL in (instance.awaits or "").split(",")
-
-    def review_requested(self, besides=None) -> bool:
-        """Whether a review of the current decision was asked for (the mark the request leaves in the
-        audit trail after the decision: a later decision may be reviewed again); `besides` is a mark to
-        leave out (the one being written)."""
-        query = select(AuditEvent.id).where(AuditEvent.business_key == self.complaint.number,
-                                            AuditEvent.action == REVIEW_REQUEST)
-        if self.complaint.decided_at is not None:
-            query = query.where(AuditEvent.at >= self.complaint.decided_at)
-        if besides is not None:
-            query = query.where(AuditEvent.id != besides)
-        return db.session.execute(query.limit(1)).first() is not None
+        return customer_requests.withdrawable(self.complaint, self.instances.get(self.complaint.instance_id))
 
     def review(self, now) -> Optional[str]:
         """None (no decision yet), "open", "requested" or "ended"."""
-        until = self.complaint.review_until
-        if until is None:
-            return None
-        if self.review_requested():
-            return "requested"
-        return "open" if until > now else "ended"
+        return customer_requests.review_state(db.session, self.complaint, now)

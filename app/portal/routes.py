@@ -8,7 +8,7 @@ from flask_babel import force_locale, gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, portal_links
+from .. import audit, customer_requests, portal_links
 from ..complaints import mask_name, mask_phone
 from ..errors import AppError, Conflict, InvalidData
 from ..extensions import db
@@ -20,7 +20,7 @@ from ..web import formrender
 from ..web.ui import fmt_datetime
 from . import access, bp
 from ..engine.runtime import CUSTOMER
-from .page import REVIEW_REQUEST, WITHDRAWAL, Case
+from .page import Case
 
 REASON_MAX = 2000
 
@@ -223,8 +223,8 @@ def withdraw(case):
     reason, error = posted_reason(required=False)
     if request.method == "POST" and error is None:
         try:
-            runtime().send_message(case.complaint.instance_id, WITHDRAWAL, {"reason": reason, "by": CUSTOMER},
-                                   actor=CUSTOMER)
+            customer_requests.withdraw(runtime(), db.session, case.complaint, reason, customer_requests.BY_CUSTOMER,
+                                       actor=CUSTOMER)
         except AppError as err:
             return refused(err, "too_late_to_withdraw")
         return done("withdrawn")
@@ -260,22 +260,18 @@ def review(case):
 
 
 def request_review(case, reason):
-    """Leave the request's mark in the audit trail and start what the procedure starts on it, in one
-    transaction: the mark takes the audit trail's lock, so of two requests racing only one passes."""
-    number = case.complaint.number
-    mark = audit.record(db.session, CUSTOMER, REVIEW_REQUEST, instance_id=case.complaint.instance_id,
-                        business_key=number)
-    db.session.flush()
-    if case.review_requested(besides=mark.id):
-        db.session.rollback()
-        return problem("review_requested", 409)
     try:
-        change = runtime().start_on_message(REVIEW_REQUEST, {"reason": reason, "by": CUSTOMER}, actor=CUSTOMER,
-                                            business_key=number)
+        customer_requests.request_review(runtime(), db.session, case.complaint, reason,
+                                         customer_requests.BY_CUSTOMER, actor=CUSTOMER)
+    except Conflict as err:
+        db.session.rollback()
+        return problem(REVIEW_PROBLEMS.get(err.code, "busy" if err.code == "concurrent_change" else "not_possible"),
+                       409, until=case.complaint.review_until)
     except AppError as err:
         return refused(err, "not_possible")
-    if change is None:
-        db.session.rollback()
-        return problem("review_by_phone", 409)
     db.session.commit()
     return done("review")
+
+
+REVIEW_PROBLEMS = {"review_requested": "review_requested", "review_ended": "review_ended",
+                   "review_not_modelled": "review_by_phone"}

@@ -41,6 +41,7 @@ ACTION_LABELS = {
     "deadline_met": _l("Deadline met"),
     "deadline_missed": _l("Deadline missed"),
     "deadline_recomputed": _l("Deadline recomputed"),
+    "deadline_confirmed": _l("Provisional deadline confirmed"),
     "customer_message_queued": _l("Message to the customer queued"),
     "personal_data_viewed": _l("Personal data viewed in full"),
     "instance_error": _l("Procedure error"),
@@ -61,6 +62,8 @@ ACTION_LABELS = {
 MESSAGE_LABELS = {
     "acknowledgement": ("投诉登记回执", "Complaint registered"),
     "not_accepted": ("不予受理通知", "Notice that the complaint is not accepted"),
+    "accepted": ("受理通知", "Complaint accepted"),
+    "reopened": ("重新处理通知", "Complaint handled again"),
     "result": ("处理结果通知", "Result of the handling"),
     "satisfaction_survey": ("满意度回访", "Satisfaction survey"),
     "malicious_closed": ("恶意投诉结案通知", "Notice of closing as a malicious complaint"),
@@ -72,7 +75,7 @@ MESSAGE_LABELS = {
 
 def init_app(app):
     app.jinja_env.globals.update(
-        fmt_datetime=fmt_datetime, time_left=time_left, channel_label=channel_label, channel_name=channel_name,
+        fmt_datetime=fmt_datetime, time_left=time_left, decision_clock=decision_clock, channel_label=channel_label, channel_name=channel_name,
         role_label=role_label, status_label=status_label, outcome_label=outcome_label, risk_label=risk_label,
         action_label=action_label, message_label=message_label, lang=lang)
     app.jinja_env.filters["dt"] = fmt_datetime
@@ -139,6 +142,26 @@ def calendar():
     if "work_calendar" not in g:
         g.work_calendar = current_app.extensions["runtime"].calendar()
     return g.work_calendar
+
+
+def decision_clock(complaint, now=None) -> dict:
+    """{text, state} of the regulator's clock (监管时限) the diagram keeps on the complaint row: the
+    calendar days left until the decision is due, "soon" within the diagram's warning days. A closed
+    complaint whose clock never ran out (withdrawn) shows none."""
+    clock = getattr(complaint, "decision_clock", None)
+    due = getattr(complaint, "decision_due_at", None)
+    if clock is None or due is None or (clock == "running" and complaint.status == "closed"):
+        return {"text": "—", "state": "none"}
+    if clock == "met":
+        return {"text": _("Decided in time"), "state": "met"}
+    now = now or utcnow()
+    if clock == "missed" or due <= now:
+        return {"text": _("Regulatory limit passed"), "state": "overdue"}
+    days = max((due - now).days, 0)
+    text = ngettext("%(num)d day left", "%(num)d days left", days) if days else _("Due today")
+    warning = complaint.decision_warning_days
+    soon = warning is not None and now >= due - timedelta(days=warning)
+    return {"text": text, "state": "soon" if soon else "ok"}
 
 
 def time_left(due, now=None) -> dict:
@@ -261,6 +284,16 @@ def error_message(err, task=None, assignee=None) -> str:
         return _("This task is no longer open: the procedure has moved on. Nothing was changed.")
     if code == "concurrent_change":
         return _("Someone else changed this complaint at the same moment. Nothing was saved; reload and try again.")
+    if code == "not_withdrawable":
+        return _("This complaint can no longer be withdrawn: it is closed or its handling has ended. Nothing was changed.")
+    if code == "review_requested":
+        return _("A review of this decision was already requested. Nothing was changed.")
+    if code == "review_ended":
+        return _("The 30 days for asking for a review of this decision are over. Nothing was changed.")
+    if code == "review_undecided":
+        return _("There is no decision to review yet. Nothing was changed.")
+    if code == "review_not_modelled":
+        return _("No process handles review requests; tell the process owner. Nothing was changed.")
     if code == "assignee_lacks_role":
         return _("%(name)s does not have the role of this task.",
                  name=assignee.display_name if assignee is not None else "?")

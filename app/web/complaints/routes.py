@@ -7,10 +7,11 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ... import avoidance, complaints
+from ... import avoidance, complaints, customer_requests
 from ...api.schemas import ComplaintOut
 from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
+from ...forms import validate
 from ...extensions import db
 from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
 from ...permissions import READERS, REGISTRARS
@@ -109,6 +110,8 @@ def complaint(number):
         entries=timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=display_names({e.actor for e in events}),
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
+        takes_requests=has_any(user, REGISTRARS), may_withdraw=customer_requests.may_withdraw(db.session, found),
+        review_state=customer_requests.review_state(db.session, found),
         colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {})
 
 
@@ -118,6 +121,62 @@ def customer_messages(session, found) -> list[dict]:
                            .order_by(OutboxMessage.id)).scalars().all()
     by_message = deliveries_by_message(session, rows)
     return [{"message": m, "deliveries": by_message.get(m.id, [])} for m in rows]
+
+
+# ---- what the customer asked by phone: withdrawal, review (核查) -----------------------------------------
+REQUESTS = {"withdraw": {"required": False, "send": customer_requests.withdraw},
+            "review": {"required": True, "send": customer_requests.request_review}}
+
+
+def request_schema(kind) -> dict:
+    """The one-field form of a request taken by phone, described like a task form for the same macros."""
+    reason = {"type": "string", "maxLength": 2000, "x-widget": "textarea",
+              "title": _("Reason the customer gave") if kind == "review" else _("Reason the customer gave (optional)")}
+    return {"type": "object", "properties": {"reason": reason},
+            "required": ["reason"] if REQUESTS[kind]["required"] else []}
+
+
+def request_open(kind, found) -> bool:
+    if kind == "withdraw":
+        return customer_requests.may_withdraw(db.session, found)
+    return customer_requests.review_state(db.session, found) == "open"
+
+
+@bp.route("/complaints/<number>/withdraw", methods=["GET", "POST"], defaults={"kind": "withdraw"},
+          endpoint="withdraw")
+@bp.route("/complaints/<number>/review-request", methods=["GET", "POST"], defaults={"kind": "review"},
+          endpoint="review_request")
+@roles_required(*REGISTRARS)
+def customer_request(number, kind):
+    """Customer service records what the customer asked by phone or letter; the diagrams take it from
+    there exactly as when the customer asks on their own page (app.customer_requests)."""
+    found = readable_or_abort(number)
+    schema = request_schema(kind)
+    raw, errors, status = {}, {}, 200
+    if request.method == "POST":
+        data, raw = formrender.coerce(schema, request.form)
+        try:
+            validate(schema, data)
+            REQUESTS[kind]["send"](runtime(), db.session, found, (data.get("reason") or "").strip(),
+                                   customer_requests.BY_PHONE, actor=me().username)
+            db.session.commit()
+        except InvalidData as err:
+            errors, status = formrender.explain(schema, err.fields), 422
+        except AppError as err:
+            db.session.rollback()
+            flash(error_message(err), "error")
+            return redirect(url_for("complaints.complaint", number=found.number))
+        else:
+            flash(_("The withdrawal is recorded: the handling has ended and the customer is told.") if kind == "withdraw"
+                  else _("The review request is recorded and the review has started."), "success")
+            return redirect(url_for("complaints.complaint", number=found.number))
+    elif not request_open(kind, found):
+        flash(_("This complaint can no longer be withdrawn: it is closed or its handling has ended. Nothing was "
+                "changed.") if kind == "withdraw" else _("A review cannot be requested for this complaint now."),
+              "error")
+        return redirect(url_for("complaints.complaint", number=found.number))
+    return render_template("complaints/customer_request.html", c=found, kind=kind, errors=errors,
+                           fields=formrender.fields(schema, raw, errors, lang())), status
 
 
 # ---- the case file -------------------------------------------------------------------------------------
