@@ -116,7 +116,7 @@ def test_a_withdrawal_ends_the_clock_and_keeps_a_breach_on_record(app, desk):
         assert complaint(breached).decision_clock == "missed"      # the breach stays on the record
     number = desk.register()
     withdraw(app, number)
-    assert complaint(number).status == "closed" and clock_deadline(number).state == "met"
+    assert complaint(number).status == "closed" and clock_deadline(number).state == "cancelled"
     browser = Browser(app).login("customer_service")
     assert 'data-testid="banner-decision-clock"' not in browser.get(f"/complaints/{number}").text
 

@@ -78,6 +78,12 @@ def test_withdrawal_at_any_stage_cancels_the_open_work_and_closes_that_day(app, 
         assert inst.status == "completed" and inst.awaits == "" and inst.next_timer_at is None
         assert not db.session.execute(select(Deadline).where(Deadline.instance_id == inst.id,
                                                              Deadline.state == "open")).first()
+        # The deadlines that were running end with their tasks: cancelled, neither met nor missed.
+        ended = {d["element_id"]: d["state"] for d in view["deadlines"]}
+        # (the regulator's clock was met by the result before the customer's confirmation)
+        assert ended["decision_clock"] == ("met" if stage == "customer_confirmation" else "cancelled")
+        assert all(state in ("met", "cancelled") for state in ended.values())
+        assert len(actions(number, "deadline_cancelled")) == list(ended.values()).count("cancelled")
         received = actions(number, "message_received")
         assert [(a.actor, a.data) for a in received] == [("customer", {"message": WITHDRAWN})]
 

@@ -43,7 +43,7 @@ class DeadlineOut(Schema):
     element_id = fields.String()
     task = fields.String(attribute="host_element_id", allow_none=True)
     due_at = fields.AwareDateTime()
-    state = fields.String(metadata={"enum": ["open", "met", "missed"]})
+    state = fields.String(metadata={"enum": ["open", "met", "missed", "cancelled"]})
     closed_at = fields.AwareDateTime(allow_none=True)
     provisional = fields.Boolean(metadata={"description": "due_at was computed without the official holiday "
                                                           "schedule of its year; it is recomputed once that is out"})

@@ -499,9 +499,8 @@ class Runtime:
                 continue
             timer = waiting.get(timer_id)
             if timer is None:
-                fired = workflow.timer_fired(wf, timer_id)
-                row.state, row.closed_at = ("missed" if fired else "met"), now
-                log("deadline_missed" if fired else "deadline_met", row)
+                row.state, row.closed_at = workflow.deadline_outcome(wf, timer_id, row.host_task_id), now
+                log(f"deadline_{row.state}", row)
             elif timer.due_at is not None and timer.due_at != row.due_at:
                 was = row.due_at
                 row.due_at, row.provisional = timer.due_at, timer.due_at in provisional

@@ -261,6 +261,16 @@ def fired_timers(done) -> list[TimerInfo]:
     return [_timer_info(t) for t in done if _is_timer(t.task_spec) and _fired(t)]
 
 
+def deadline_outcome(wf, timer_id: str, host_id: Optional[str]) -> str:
+    """How a deadline the app knew as open ended, once its timer no longer waits: "missed" (the timer
+    fired), "met" (its task, or for a timer without one its event gateway, was done first) or
+    "cancelled" (it was cut short, e.g. by a withdrawal)."""
+    if timer_fired(wf, timer_id):
+        return "missed"
+    done = task_outcome(wf, host_id if host_id else timer_id) == "completed"
+    return "met" if done else "cancelled"
+
+
 def timer_fired(wf, task_id: str) -> bool:
     """Whether the timer task the app knew as waiting has fired (rather than being cancelled, or left
     by another event of its event-based gateway)."""

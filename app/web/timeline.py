@@ -26,7 +26,7 @@ def timeline(events, forms) -> list[dict]:
         rows = []
         if e.action == "task_completed":
             rows = formrender.describe_data(forms.get(e.element_id) or {}, data.get("form_data") or {}, lang())
-        elif e.action in ("deadline_set", "deadline_met", "deadline_missed", "deadline_recomputed"):
+        elif e.action.startswith("deadline_"):
             step = data.get("deadline") or step
         out.append({"event": e, "step": step, "details": _details(e.action, data), "rows": rows})
     return out
@@ -41,13 +41,13 @@ def _details(action, data) -> list[str]:
         details.append(_("to %(name)s", name=data.get("assignee")))
     elif action == "task_unclaimed" and data.get("previous_assignee"):
         details.append(_("was with %(name)s", name=data["previous_assignee"]))
-    elif action in ("deadline_set", "deadline_met", "deadline_missed"):
+    elif action in ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled", "deadline_confirmed"):
         if data.get("due_at"):
             details.append(_("due %(time)s", time=fmt_datetime(data["due_at"])))
         if data.get("provisional"):
             details.append(_("provisional: the holiday calendar for that year is not published yet"))
     elif action == "deadline_recomputed":
-        details.append(_("from %(was)s to %(now)s", was=fmt_datetime(data.get("was")), now=fmt_datetime(data.get("now"))))
+        details.append(_("from %(was)s to %(now)s", was=fmt_datetime(data.get("was")), now=fmt_datetime(data.get("now") or data.get("due_at"))))
     elif action == "customer_message_queued":
         details.append(message_label(data.get("template", "")))
     elif action == "instance_started":

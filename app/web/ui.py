@@ -19,7 +19,7 @@ CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_ap
 STATUS_LABELS = {
     "complaint": {"open": _l("In progress"), "closed": _l("Closed")},
     "task": {"open": _l("To do"), "completed": _l("Completed"), "cancelled": _l("Withdrawn")},
-    "deadline": {"open": _l("Open"), "met": _l("Met"), "missed": _l("Missed")},
+    "deadline": {"open": _l("Open"), "met": _l("Met"), "missed": _l("Missed"), "cancelled": _l("Cancelled")},
     # a customer message and each of its deliveries (e-mail, SMS)
     "message": {"queued": _l("Waiting to be sent"), "sending": _l("Sending"), "sent": _l("Delivered"),
                 "failed": _l("Could not be delivered"), "not_sent": _l("Never sent (written before delivery existed)")},
@@ -39,6 +39,7 @@ ACTION_LABELS = {
     "task_unstaffed": _l("Nobody may work this task: flagged to management"),
     "deadline_set": _l("Deadline set"),
     "deadline_met": _l("Deadline met"),
+    "deadline_cancelled": _l("Deadline ended with its task (withdrawn)"),
     "deadline_missed": _l("Deadline missed"),
     "deadline_recomputed": _l("Deadline recomputed"),
     "deadline_confirmed": _l("Provisional deadline confirmed"),
