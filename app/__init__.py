@@ -1,5 +1,6 @@
 """create_app(): configuration, extensions, the engine runtime, blueprints and CLI."""
 import logging
+from functools import partial
 from urllib.parse import urlsplit
 
 from flask import Flask, request
@@ -33,7 +34,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
                                                    app.config["DEADLINE_FIELDS"]))
     from .outbox.queue import make_queue_sync
     runtime.record_syncs.append(make_queue_sync(app.config))     # customer messages: rendered, one delivery per channel
-    runtime.exclusions = excluded_usernames
+    runtime.exclusions = partial(excluded_usernames, independent=frozenset(app.config["INDEPENDENT_PROCESSES"]))
     app.extensions["runtime"] = runtime
 
     from .api import bp as api_bp

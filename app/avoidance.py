@@ -6,15 +6,20 @@ search (which leave the complaints out), and every page and API call that shows 
 The rule is data, not code: `complaint.claim_handler` names the user who handled the original claim.
 It covers every process instance of the complaint (its main one and those beside it, e.g. a call to the
 customer or a review), all linked by their business key, the complaint number.
+
+A process that must be worked by someone independent of the handling (config INDEPENDENT_PROCESSES,
+e.g. the review 核查, R-AVOID/R-REVIEW) also keeps out everyone who completed a task of the complaint's
+other instances: they may still read the complaint, but not work that process's tasks.
 """
 from typing import Optional
 
 from sqlalchemy import or_, select
 
 from .errors import Forbidden
-from .models import Complaint, ProcessInstance
+from .models import Complaint, HumanTask, ProcessInstance, User
 
 REASON = "{user} handled the original claim of this complaint and must stand aside (回避)"
+HANDLED = "{user} took part in handling this complaint and may not work on its review (回避)"
 
 
 def _excluded_by(claim_handler) -> dict:
@@ -22,12 +27,26 @@ def _excluded_by(claim_handler) -> dict:
     return {claim_handler: REASON.format(user=claim_handler)} if claim_handler else {}
 
 
-def excluded_usernames(session, instance_id) -> dict:
+def excluded_usernames(session, instance_id, independent=frozenset()) -> dict:
     """{username: reason} of the users who must stay out of this instance's complaint: the complaint
-    whose number is the instance's business key (two unique-index lookups)."""
-    key = select(ProcessInstance.business_key).where(ProcessInstance.id == instance_id).scalar_subquery()
-    return _excluded_by(session.execute(select(Complaint.claim_handler).where(
-        Complaint.number == key)).scalar_one_or_none())
+    whose number is the instance's business key (two unique-index lookups); for a process in
+    `independent`, also whoever completed a task of the complaint's other instances."""
+    key, process_id = session.execute(select(ProcessInstance.business_key, ProcessInstance.process_id).where(
+        ProcessInstance.id == instance_id)).one_or_none() or (None, None)
+    excluded = _excluded_by(session.execute(select(Complaint.claim_handler).where(
+        Complaint.number == key)).scalar_one_or_none()) if key else {}
+    if key and process_id in independent:
+        for username in _handlers(session, key, instance_id):
+            excluded.setdefault(username, HANDLED.format(user=username))
+    return excluded
+
+
+def _handlers(session, business_key, besides) -> list[str]:
+    """Who completed a task of the instances of `business_key` other than `besides`."""
+    others = select(ProcessInstance.id).where(ProcessInstance.business_key == business_key,
+                                              ProcessInstance.id != besides)
+    return list(session.execute(select(User.username).join(HumanTask, HumanTask.completed_by_id == User.id).where(
+        HumanTask.instance_id.in_(others), HumanTask.state == "completed").distinct()).scalars())
 
 
 def reason_for(user, complaint) -> Optional[str]:

@@ -65,6 +65,8 @@ class Config:
                      "closed_at": "closed_at", "decided_at": "decided_at", "review_until": "review_until",
                      "decision_due": "decision_due_at", "decision_warning_days": "decision_warning_days",
                      "decision_clock": "decision_clock"}
+    # Processes worked only by someone who took no part in the complaint's handling (回避, R-REVIEW).
+    INDEPENDENT_PROCESSES = ("complaint_review",)
     # Deadlines whose due time the complaint row carries, by the element id of their timer: kept right
     # when `flask calendar recompute` moves them (the main instance's only).
     DEADLINE_FIELDS = {"decision_clock": "decision_due_at"}

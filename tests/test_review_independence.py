@@ -1,0 +1,48 @@
+"""A review (核查, R-REVIEW) is decided by someone who took no part in the complaint's handling (回避,
+R-AVOID): whoever completed a task of the complaint's other instances may read the complaint but not
+claim, complete or be given the review's task; another manager may."""
+import pytest
+
+from app.extensions import db
+from app.models import HumanTask
+from tests.flow import Desk
+
+pytestmark = pytest.mark.clause("C-6.3", "C-7.3")
+TO_RESULT = ["initial_review", "investigate", ("analyse_and_plan", {"compensation_amount": 80000}),
+             "management_decision", "feedback_to_customer"]
+
+
+def test_a_manager_who_decided_the_complaint_may_not_decide_its_review(app, client, people):
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, TO_RESULT)                               # "management" approved the solution
+    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "赔付金额有误"},
+                    headers=people["customer_service"].headers)
+    assert r.status_code == 201, r.json
+    [task] = r.json["tasks"]
+    assert task["element_id"] == "review_decision" and db.session.get(HumanTask, task["id"]).unstaffed is False
+
+    refused = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management"].headers)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "excluded"
+    assert "review" in refused.json["error"]["message"]
+    given = client.post(f"/api/v1/tasks/{task['id']}/assign", json={"username": "management"},
+                        headers=people["management_2"].headers)
+    assert given.status_code == 403
+    # They may still read the complaint they handled.
+    assert client.get(f"/api/v1/complaints/{number}", headers=people["management"].headers).status_code == 200
+
+    assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management_2"].headers).status_code == 200
+    done = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=people["management_2"].headers,
+                       json={"data": {"review_result": "原处理合规，维持原决定", "decision_changed": False}})
+    assert done.status_code == 200, done.json
+
+
+def test_a_review_nobody_independent_may_work_is_flagged_for_the_supervisors(app, client, people):
+    people["management_2"].user.active = False                 # the only other manager has left
+    db.session.commit()
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, TO_RESULT)                               # the only manager decided it
+    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "不服"},
+                    headers=people["customer_service"].headers)
+    assert r.status_code == 201 and db.session.get(HumanTask, r.json["tasks"][0]["id"]).unstaffed is True
