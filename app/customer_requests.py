@@ -19,6 +19,16 @@ WITHDRAWAL = "complaint_withdrawn"        # the message a diagram waits for whil
 REVIEW_REQUEST = "review_requested"       # the message a review process starts on; also its audit mark
 WITHDRAWN = "withdrawn"                   # the outcome of a withdrawn complaint
 BY_CUSTOMER, BY_PHONE = "customer", "customer_service"
+REASON_MAX = 2000                         # characters of a reason given with a request
+
+
+def clean_reason(raw: str, required: bool) -> tuple[str, Optional[str]]:
+    """The reason as it is recorded (line endings unified, trimmed), and what is wrong with it:
+    None, "required" or "too_long"."""
+    reason = raw.replace("\r\n", "\n").strip()
+    if required and not reason:
+        return reason, "required"
+    return reason, ("too_long" if len(reason) > REASON_MAX else None)
 
 
 # ---- withdrawal ------------------------------------------------------------------------------------------

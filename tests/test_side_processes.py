@@ -18,9 +18,9 @@ from app.engine import workflow
 from app.engine.calendar import default_calendar
 from app.engine.registry import NS
 from app.extensions import db
-from app.models import Complaint, Deadline, HumanTask, OutboxMessage, ProcessInstance
+from app.models import Deadline, HumanTask, OutboxMessage, ProcessInstance
 from tests.conftest import make_user
-from tests.flow import COMPLAINT, Desk
+from tests.flow import COMPLAINT, Desk, complaint_row as complaint
 
 pytestmark = pytest.mark.clause("C-7.2")
 
@@ -46,11 +46,6 @@ def start_beside(app, number, message, payload):
 
 def registered(desk, **overrides):
     return desk.register(claim_handler="customer_service_2", **overrides)
-
-
-def complaint(number) -> Complaint:
-    db.session.expire_all()
-    return db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one()
 
 
 def only_task(change, element_id) -> HumanTask:

@@ -93,10 +93,11 @@ def _reason(payload, required) -> str:
     reason = payload.get("reason", "")
     if not isinstance(reason, str):
         raise InvalidData("reason must be text", fields={"reason": "must be a string"})
-    reason = reason.replace("\r\n", "\n").strip()
-    if len(reason) > 2000:
-        raise InvalidData("reason is too long", fields={"reason": "at most 2000 characters"})
-    if required and not reason:
+    reason, problem = customer_requests.clean_reason(reason, required)
+    if problem == "too_long":
+        raise InvalidData("reason is too long",
+                          fields={"reason": f"at most {customer_requests.REASON_MAX} characters"})
+    if problem == "required":
         raise InvalidData("give the customer's reason", fields={"reason": "required"})
     return reason
 

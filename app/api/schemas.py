@@ -4,6 +4,8 @@ generate the OpenAPI document from them and schemathesis can hold every response
 marks what may be null (it does not change dumping); fields.Function carries its JSON type in metadata."""
 from marshmallow import Schema, fields, validate
 
+from ..customer_requests import REASON_MAX
+
 NULLABLE_STRING = {"type": ["string", "null"]}
 
 
@@ -287,12 +289,12 @@ class CompleteIn(Schema):
 
 
 class WithdrawalIn(Schema):
-    reason = fields.String(validate=validate.Length(max=2000),
+    reason = fields.String(validate=validate.Length(max=REASON_MAX),
                            metadata={"description": "why the customer withdraws (optional)"})
 
 
 class ReviewRequestIn(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=REASON_MAX),
                            metadata={"description": "why the customer disagrees with the decision"})
 
 

@@ -187,7 +187,7 @@ class Runtime:
             now = utcnow()
             if inst is None or inst.status != "running" or inst.next_timer_at is None or inst.next_timer_at > now:
                 return None
-            return self._step(inst, actor, "timer handling failed", workflow.fire_due_timers)
+            return self._step(inst, actor, "timer handling failed", lambda wf: None)   # _step fires what is due
 
     def recompute_deadlines(self, instance_id, actor) -> Optional[Change]:
         """Evaluate the instance's provisional deadlines again, e.g. once the holiday calendar for
@@ -417,7 +417,8 @@ class Runtime:
             if row.form else None
 
     def _step(self, inst, actor, failure, act) -> Change:
-        """Load the instance, act on its workflow, run the engine, and write everything back."""
+        """Load the instance, act on its workflow, fire the timers that are due, run the engine, and write
+        everything back."""
         effects = []
         wf = self._load(inst, effects)
         before = workflow.completed_ids(wf)

@@ -22,7 +22,7 @@ from . import access, bp
 from ..engine.runtime import CUSTOMER
 from .page import Case
 
-REASON_MAX = 2000
+REASON_MAX = customer_requests.REASON_MAX
 
 
 # ---- plumbing -------------------------------------------------------------------------------------------
@@ -235,10 +235,10 @@ def posted_reason(required):
     """(the reason typed, an error message or None); a GET has neither."""
     if request.method != "POST":
         return "", None
-    reason = request.form.get("reason", "").replace("\r\n", "\n").strip()
-    if required and not reason:
+    reason, problem = customer_requests.clean_reason(request.form.get("reason", ""), required)
+    if problem == "required":
         return reason, _("Please tell us why.")
-    if len(reason) > REASON_MAX:
+    if problem == "too_long":
         return reason, _("At most %(num)d characters.", num=REASON_MAX)
     return reason, None
 

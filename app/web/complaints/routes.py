@@ -130,7 +130,7 @@ REQUESTS = {"withdraw": {"required": False, "send": customer_requests.withdraw},
 
 def request_schema(kind) -> dict:
     """The one-field form of a request taken by phone, described like a task form for the same macros."""
-    reason = {"type": "string", "maxLength": 2000, "x-widget": "textarea",
+    reason = {"type": "string", "maxLength": customer_requests.REASON_MAX, "x-widget": "textarea",
               "title": _("Reason the customer gave") if kind == "review" else _("Reason the customer gave (optional)")}
     return {"type": "object", "properties": {"reason": reason},
             "required": ["reason"] if REQUESTS[kind]["required"] else []}
