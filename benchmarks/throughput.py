@@ -609,7 +609,7 @@ def table(results: dict, engine: dict, rounds: int, args) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, help="complaints through the HTTP happy path (default 200; quick: 10)")
+    parser.add_argument("--n", type=int, help="complaints through the HTTP happy path (default 200; quick: 4)")
     parser.add_argument("--pg-n", type=int, help="HTTP happy-path complaints on PostgreSQL (default: --n)")
     parser.add_argument("--engine-n", type=int, help="lifecycles on the bare engine (default: --n)")
     parser.add_argument("--rows", type=int, help="open complaints for the task-list test (default 10,000; quick 1,000)")
@@ -627,8 +627,8 @@ def main(argv=None):
     parser.add_argument("--sandbox-n", type=int, help="lifecycles per engine for the sandbox cost (default 200)")
     parser.add_argument("--expr-repeat", type=int, help="evaluations per expression and engine (default 2000)")
     args = parser.parse_args(argv)
-    args.sandbox_n = args.sandbox_n or (20 if args.quick else 200)
-    args.expr_repeat = args.expr_repeat or (200 if args.quick else 2000)
+    args.sandbox_n = args.sandbox_n or (5 if args.quick else 200)
+    args.expr_repeat = args.expr_repeat or (50 if args.quick else 2000)
     if args.sandbox_only:
         app = create_app(TestConfig)
         quiet_logging()
@@ -637,7 +637,7 @@ def main(argv=None):
             raise BenchError("processes/ does not deploy: " + "; ".join(map(str, problems)))
         run_sandbox(next(b for b in bundles if b.process_id == app.config["COMPLAINT_PROCESS"]), args)
         return 0
-    args.n = args.n or (10 if args.quick else 200)
+    args.n = args.n or (4 if args.quick else 200)
     args.rows = args.rows or (1_000 if args.quick else 10_000)
     args.repeat = args.repeat or (20 if args.quick else 200)
     engine_n = args.engine_n or args.n
