@@ -67,7 +67,7 @@ run: deploy translations vendor
 
 test: setup translations vendor
 	scripts/ensure-browser.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 benchmark: setup
 	$(PY) benchmarks/throughput.py

@@ -18,7 +18,7 @@ def desk(client, people):
     ("0001-01-01T00:00:00+14:00", "before 2000"),
     ("1999-12-31T23:59:59+08:00", "before 2000"),
     ("9999-12-31T23:59:59-14:00", "in the future"),
-    ((datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(), "in the future"),
+    pytest.param((datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(), "in the future", id="in-an-hour"),
 ])
 def test_received_at_outside_the_window_is_a_422(client, people, received_at, message):
     before = snapshot()
