@@ -54,6 +54,10 @@ class Config:
         "customer_service": {"lane": "客服人员", "zh": "客服人员", "en": "Customer service", "pii": True},
         "claims_specialist": {"lane": "理赔专员", "zh": "理赔专员", "en": "Claims specialist", "pii": False},
         "management": {"lane": "管理层", "zh": "管理层", "en": "Management", "pii": False, "supervisor": True},
+        # Head-office senior management (or the superior institution): approves a second extension of the
+        # regulator's time limit (R-DECIDE, 30 + 30 days).
+        "head_office": {"lane": "总公司高级管理层", "zh": "总公司高级管理层", "en": "Head-office senior management",
+                        "pii": False},
         "training": {"lane": "培训部门", "zh": "培训部门", "en": "Training", "pii": False},
         "compliance": {"lane": None, "zh": "合规审查", "en": "Compliance reviewer", "pii": False, "reader": True},
         "process_owner": {"lane": None, "zh": "流程管理员", "en": "Process owner", "pii": False},

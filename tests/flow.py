@@ -1,7 +1,12 @@
 """Drive complaints through the JSON API the way handlers do, with valid form data per step."""
 from datetime import datetime, timedelta, timezone
 
+from app.config import Config
+
 # Valid data for each user task's form; a test overrides what its path needs.
+# The lane names the diagrams may use: one per role that holds tasks.
+LANES = {spec["lane"] for spec in Config.ROLES.values() if spec["lane"]}
+
 FORM_DATA = {
     "initial_review": {"decision": "accept", "risk_level": "low", "review_notes": "材料齐全，符合受理条件"},
     "investigate": {"findings": "理赔审核超过约定时效", "evidence": "理赔系统记录", "customer_contacted": True},

@@ -16,8 +16,8 @@ from app.extensions import db
 from app.messages import MessageError, render
 from app.models import ProcessInstance
 from app.portal_links import url as portal_url
+from tests.flow import LANES
 
-LANES = {"客服人员", "理赔专员", "管理层", "培训部门"}
 LINK = portal_url("https://kf.example.cn", "0123456789abcdef" * 3)      # as long as a real link
 STANDARD = {"complaint_number": "TS-20261201-000123", "portal_url": LINK, "company": "保险公司",
             "hotline": "95500", "received_at": "2026-12-01T07:00:00+00:00"}

@@ -13,9 +13,8 @@ from app.config import ROOT
 from app.engine.registry import deploy, load_processes
 from app.extensions import db
 from app.models import AuditEvent, Deadline, InstanceSnapshot, ProcessInstance
-from tests.flow import HAPPY_PATH, Desk
+from tests.flow import LANES, HAPPY_PATH, Desk
 
-LANES = {"客服人员", "理赔专员", "管理层", "培训部门"}
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
 
 

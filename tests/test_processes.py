@@ -12,11 +12,11 @@ from app.config import ROOT, TestConfig
 from app.engine.registry import NS, load_processes
 from app.extensions import db
 from app.models import ProcessVersion
+from tests.flow import LANES
 
 BPMN = ROOT / "processes" / "complaint_handling.bpmn"
 CLAUSES = ["C-3.1.1", "C-3.1.2", "C-3.1.3", "C-3.2.1", "C-3.2.2", "C-3.2.3", "C-3.3.1", "C-3.3.2", "C-3.3.3",
            "C-3.3.4", "C-3.4.1", "C-3.4.2", "C-3.4.3", "C-3.5.1", "C-4.1", "C-4.2", "C-4.3", "C-4.4", "C-7.4"]
-LANES = {"客服人员", "理赔专员", "管理层", "培训部门"}
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from app.errors import ProcessError
 from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, ProcessVersion
 from tests.test_web import as_, browser, fresh, text  # noqa: F401  (browser is a fixture)
+from tests.flow import LANES
 
-LANES = {"客服人员", "理赔专员", "管理层", "培训部门"}
 REAL = ROOT / "processes" / "complaint_handling.bpmn"
 BPMN = REAL.read_text(encoding="utf-8")
 DATA = {"x": 1, "ten": 10, "s": "abc", "items": [1, 2, 3], "n": 10 ** 10, "due": date(2030, 1, 2),
