@@ -20,11 +20,13 @@ setup: $(VENV)/.installed
 translations: setup
 	$(VENV)/bin/pybabel -q compile -d app/translations -f
 
-# bpmn-js (the diagram viewer) and swagger-ui-dist (the API reference page) from npm, pinned by
-# package-lock.json, served from app/static/vendor/ (gitignored; nothing is loaded from a CDN).
+# bpmn-js (the diagram viewer), dmn-js (the decision-table viewer) and swagger-ui-dist (the API reference
+# page) from npm, pinned by package-lock.json, served from app/static/vendor/ (gitignored; nothing is
+# loaded from a CDN).
 # npm ci runs again when the lock file changes; --ignore-scripts: only files are copied, nothing runs
 # (swagger-ui-dist pulls in @scarf/scarf, whose postinstall would phone home).
 VENDOR := app/static/vendor/bpmn-js
+DMN_VENDOR := app/static/vendor/dmn-js
 SWAGGER := app/static/vendor/swagger-ui
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "make vendor: npm is missing (Debian: apt-get install -y npm)" >&2; exit 1; }
@@ -37,13 +39,19 @@ $(VENDOR)/.copied: node_modules/.installed
 	cp -R node_modules/bpmn-js/dist/assets $(VENDOR)/assets
 	touch $@
 
+$(DMN_VENDOR)/.copied: node_modules/.installed
+	rm -rf $(DMN_VENDOR) && mkdir -p $(DMN_VENDOR)
+	cp node_modules/dmn-js/dist/dmn-viewer.production.min.js node_modules/dmn-js/LICENSE $(DMN_VENDOR)/
+	cp -R node_modules/dmn-js/dist/assets $(DMN_VENDOR)/assets
+	touch $@
+
 $(SWAGGER)/.copied: node_modules/.installed
 	rm -rf $(SWAGGER) && mkdir -p $(SWAGGER)
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
 	   node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/NOTICE $(SWAGGER)/
 	touch $@
 
-vendor: $(VENDOR)/.copied $(SWAGGER)/.copied
+vendor: $(VENDOR)/.copied $(DMN_VENDOR)/.copied $(SWAGGER)/.copied
 
 # The flask commands below work on the development setup (SQLite in instance/, a local secret):
 # APP_ENV=development, as scripts/run-dev.sh sets for the server, so that they start without the

@@ -13,7 +13,8 @@ other instances: they may still read the complaint, but not work that process's 
 """
 from typing import Optional
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, not_, or_, select
+from sqlalchemy.orm import aliased
 
 from .errors import Forbidden
 from .models import Complaint, HumanTask, ProcessInstance, User
@@ -71,3 +72,19 @@ def avoided_instances(user):
     of rows: complaint by claim_handler, then process_instance by business_key, both indexed)."""
     return select(ProcessInstance.id).join(Complaint, Complaint.number == ProcessInstance.business_key) \
         .where(Complaint.claim_handler == user.username)
+
+
+def not_independent_of(user, independent):
+    """A condition on HumanTask for the queues: leave out the tasks of an `independent` process (e.g. a
+    review) of a complaint on whose other instances `user` completed a task (R-AVOID): the runtime
+    refuses them that task, so the queue does not offer it. Evaluated per task row only for the
+    (few) instances of those processes."""
+    if not independent:
+        return and_(True)
+    handled = aliased(HumanTask)
+    took_part = select(handled.id).where(handled.business_key == HumanTask.business_key,
+                                         handled.completed_by_id == user.id,
+                                         handled.instance_id != HumanTask.instance_id).exists()
+    independent_instances = select(ProcessInstance.id).where(ProcessInstance.process_id.in_(sorted(independent)))
+    return not_(and_(HumanTask.instance_id.in_(independent_instances), took_part))
+

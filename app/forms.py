@@ -1,10 +1,13 @@
 """Form data against a user task's JSON Schema: typed values in, per-field messages out. Besides the
 schema, every value must pass app.input_rules (finite numbers, text without NUL or lone surrogates):
 JSON Schema's `minimum` lets NaN through, and the runtime calls validate() on every completion."""
+from datetime import date
+
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import InvalidData
 from .input_rules import find_problems
+from .timeutil import parse_iso
 
 RESERVED_KEYS = {"typename"}   # the workflow serializer reads this key as a type tag
 
@@ -28,8 +31,34 @@ def field_errors(schema: dict, data) -> dict:
             errors.setdefault(_path(error), error.message)
     for key in RESERVED_KEYS & set(data):
         errors.setdefault(key, "reserved field name")
+    for name, message in order_errors(schema, data).items():
+        errors.setdefault(name, message)
     errors.update(find_problems(data))      # the real reason, e.g. not "nan is not of type 'string'"
     return errors
+
+
+NOT_BEFORE = "x-not-before"     # a date (or time) field that may not lie before another field's
+
+
+def order_errors(schema: dict, data: dict) -> dict:
+    """Each field whose `x-not-before` names another field of the form and whose value (a date, or an
+    ISO time) lies before that field's: JSON Schema cannot compare two fields."""
+    errors = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        other = prop.get(NOT_BEFORE) if isinstance(prop, dict) else None
+        first, second = _moment_of(data.get(other)), _moment_of(data.get(name))
+        if first is not None and second is not None and type(first) is type(second) and second < first:
+            errors[name] = f"{NOT_BEFORE} {other}"
+    return errors
+
+
+def _moment_of(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else parse_iso(value)
+    except ValueError:
+        return None
 
 
 def _path(error, extra=None):

@@ -396,6 +396,10 @@ def _sample(name: str, call: Call):
         return call.values[name]
     if name.endswith(("_at", "_due", "_until")) or name in ("due", "until"):
         return "2026-12-02T07:00:00+00:00"
+    if name.endswith("_on"):
+        return "2026-12-02"
+    if name.endswith("_days"):
+        return 30
     if "amount" in name:
         return 1234.5
     return "示例 sample"

@@ -32,18 +32,21 @@ class Queue:
     complaint_conditions: tuple = ()
 
 
-def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_at=None) -> Queue:
+def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_at=None,
+                independent=()) -> Queue:
     """Open tasks assigned to the user ("mine"), unclaimed tasks of the user's roles ("available"), or
     tasks nobody may work ("unstaffed", for supervisors: the caller checks). Optional filters: the task's
     element id (`step`), the complaint's channel and category, and only tasks whose deadline is before
-    `overdue_at`."""
+    `overdue_at`. `independent`: the processes whose tasks are not offered to anyone who took part in
+    the complaint's handling (config INDEPENDENT_PROCESSES)."""
     # 回避: leave out every instance of the (few) complaints about a claim this user handled. A small
     # NOT IN keeps the queue and its count on the human_task index instead of joining every row to complaint.
     conditions = [HumanTask.state == "open", HumanTask.instance_id.not_in(avoidance.avoided_instances(user))]
     if queue == "mine":
         conditions.append(HumanTask.assignee_id == user.id)
     elif queue == "available":
-        conditions += [HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles))]
+        conditions += [HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)),
+                       avoidance.not_independent_of(user, independent)]
     elif queue == "unstaffed":
         conditions.append(HumanTask.unstaffed.is_(True))
     else:

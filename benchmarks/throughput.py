@@ -306,7 +306,28 @@ def expression_data() -> dict:
             "undelivered": {"template": "result", "sent": {"review_until": utcnow().isoformat()}}, "customer_reached": True,
             "withdrawal": {"reason": "", "by": "customer"}, "contact_requested_at": utcnow().isoformat(),
             "review_requested_at": utcnow().isoformat(), "review_due": utcnow().isoformat(),
-            "review_result": "Upheld.", "decision_changed": False}
+            "review_result": "Upheld.", "decision_changed": False,
+            # The waiting steps' clocks and the escalations' new completion dates (issue 9, items 3-4).
+            "result_sent_at": utcnow().isoformat(), "review_until": utcnow().isoformat(),
+            "confirmation_reminders": 0, "confirmation_followed_up_at": utcnow().isoformat(),
+            "confirmation_answered_at": utcnow().isoformat(), "handling_finished_at": utcnow().isoformat(),
+            **{f"{step}_{name}": value for step in ("initial_review", "investigation", "resolution")
+               for name, value in (("new_due", "2026-12-01T23:59:59+08:00"),
+                                   ("rescheduled", {"due": "2026-12-01T23:59:59+08:00"}),
+                                   ("overdue_due_date", "2026-12-01"), ("overdue_actions", ["inform_customer"]),
+                                   ("overdue_again_due_date", "2026-12-02"),
+                                   ("overdue_again_actions", ["urge_handler"]))},
+            # Extensions and appraisal pauses of the regulator's clock (issue 9, item 2).
+            "decision_due": utcnow().isoformat(), "decision_days_not_counted": 0, "appraisal_days": 0, "appraisal_days_expected": 0, "appraisal_open": False,
+            "decision_clock": "running", "clock_move": {"decision_days": 30, "not_counted": 0, "clock": "running"},
+            "extension_request": {"reason": "complex", "by": "bench"}, "extension_approved": True,
+            "extension_reason_for_customer": "More documents are needed.",
+            "appraisal": {"kind": "appraisal", "started_on": "2026-12-01", "expected_end_on": "2026-12-03", "by": "bench"},
+            "appraisal_kind": "appraisal", "appraisal_started_on": "2026-12-01", "appraisal_expected_end_on": "2026-12-03",
+            "appraisal_end": {"ended_on": "2026-12-03", "by": "bench"}, "appraisal_ended_on": "2026-12-03",
+            "appraisal_has_ended": True, "appraisal_new_expected_end_on": "2026-12-05",
+            # What the decision table (processes/management_decision.dmn) writes for the gateway after it.
+            "needs_management": True}
     for form in FORM_DATA.values():
         data.update(form)
     return data

@@ -32,6 +32,14 @@ EXAMPLES = {
     "withdrawn": {"reason": "问题已与理赔人员协商解决。"},
     "review_received": {"review_due": "2027-01-08T02:00:00+00:00"},
     "review_result": {"result": "经上级机构核查，原处理结论符合合同约定与公司规定，予以维持。", "changed": False},
+    "decision_extended": {"reason": "需向医院调取病历并核实伤情，无法在15日内作出决定。", "decision_days": 30,
+                          "decision_due": "2026-12-31T15:59:59+00:00"},
+    "appraisal_started": {"kind": "伤残等级鉴定", "started_on": "2026-12-05", "expected_end_on": "2026-12-12",
+                          "decision_due": "2026-12-24T15:59:59+00:00"},
+    "appraisal_ended": {"kind": "伤残等级鉴定", "ended_on": "2026-12-10", "decision_due": "2026-12-22T15:59:59+00:00"},
+    "progress": {"step": "investigation", "expected_due": "2026-12-08T15:59:59+00:00"},
+    "confirmation_deemed": {"result_sent_at": "2026-12-09T06:00:00+00:00",
+                            "review_until": "2027-01-08T15:59:59+00:00"},
 }
 LANGUAGES = (("zh", "中文"), ("en", "English"))
 

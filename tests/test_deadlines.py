@@ -168,7 +168,7 @@ def test_two_schedulers_never_fire_a_timer_twice(app, desk, backend):
             AuditEvent.action == "deadline_missed")).scalar_one()
         assert missed == 4
         assert all(d["state"] == "missed" for n in numbers for d in desk.complaint(n)["deadlines"]
-                   if d["element_id"] != "decision_clock")
+                   if d["element_id"] not in ("decision_clock", "initial_review_overdue_deadline"))   # the follow-up has a day
 
 
 def test_next_timer_due_is_kept_on_the_instance_row(app, desk):
@@ -230,7 +230,8 @@ def test_a_complaint_registered_after_its_deadline_records_the_deadline_as_misse
         row = deadlines(desk, late)["initial_review_deadline"]
         assert row["state"] == "missed" and row["due_at"] == "2026-11-24T20:00:00+00:00"
         actions = [e["action"] for e in desk.complaint(late)["history"]]
-        assert actions.count("deadline_set") == 2 and actions.count("deadline_missed") == 1    # + the clock
+        # + the clock, and the follow-up's own day (issue 9)
+        assert actions.count("deadline_set") == 3 and actions.count("deadline_missed") == 1
         assert {"initial_review", "initial_review_overdue"} <= set(desk.open_tasks(late))
         # Overdue tasks come first in the queue.
         queue = client.get("/api/v1/tasks?queue=available", headers=people["customer_service"].headers).json

@@ -24,7 +24,7 @@ def test_happy_path_archives_and_records_everything(desk):
     assert all(t["state"] == "completed" for t in view["tasks"])
     assert {d["element_id"]: d["state"] for d in view["deadlines"]} == {
         "initial_review_deadline": "met", "investigation_deadline": "met", "resolution_deadline": "met",
-        "decision_clock": "met"}
+        "decision_clock": "met", "confirmation_deadline": "met", "archive_deadline": "met"}
     assert c["decision_clock"] == "met" and c["decision_due_at"] > c["received_at"]
     assert desk.outbox(number) == ["acknowledgement", "accepted", "result", "satisfaction_survey"]
     completed = [e for e in view["history"] if e["action"] == "task_completed"]

@@ -62,16 +62,22 @@ def test_every_clause_is_cited_and_every_element_documents_its_clauses():
         assert re.search(r"[\u4e00-\u9fff]", node.get("name") or ""), node.get("id")
 
 
-def test_every_deadline_is_a_non_interrupting_timer_boundary_event():
+def test_every_deadline_is_a_timer_boundary_event_non_interrupting_unless_the_procedure_moves_on():
     tree = etree.parse(str(BPMN))
-    timers = {n.get("id"): (n.get("attachedToRef"), n.get("cancelActivity"),
+    timers = {n.get("id"): (n.get("attachedToRef"), n.get("cancelActivity", "true"),
                             n.find(".//bpmn:timeDate", NS).text.strip())
               for n in tree.xpath("//bpmn:boundaryEvent[bpmn:timerEventDefinition]", namespaces=NS)}
-    assert timers == {
+    steps = ("initial_review_deadline", "investigation_deadline", "resolution_deadline")
+    assert {k: timers[k] for k in steps} == {
         "initial_review_deadline": ("initial_review", "false", "hours_after(received_at, 24)"),
         "investigation_deadline": ("investigate", "false", "working_days_after(round_started_at, 3)"),
         "resolution_deadline": ("resolve", "false", "working_days_after(round_started_at, 7)"),
     }
+    # In the handling (complaint_case), only where the procedure decides to move on (the customer's
+    # silence, C-3.4.2) does a deadline end its task.
+    case = {n.get("id") for n in tree.xpath("//bpmn:process[@id='complaint_case']/bpmn:boundaryEvent"
+                                            "[bpmn:timerEventDefinition]", namespaces=NS)}
+    assert {k for k, (_, cancel, _) in timers.items() if cancel != "false" and k in case} == {"confirmation_deadline"}
 
 
 @pytest.mark.parametrize("old, new, element, message", [
@@ -237,4 +243,4 @@ def test_an_upload_is_checked_against_the_other_files_and_older_disk_content_nev
                                         changed.replace(">hours_after(received_at, 36)<", ">PT36H<").encode())
     assert broken == [] and problems[0].element_id == "initial_review_deadline"
     assert load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "evil.exe", b"x")[1][0].message \
-        == "only .bpmn files can be uploaded"
+        == "only .bpmn and .dmn files can be uploaded"

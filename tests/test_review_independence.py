@@ -28,6 +28,12 @@ def test_a_manager_who_decided_the_complaint_may_not_decide_its_review(app, clie
     given = client.post(f"/api/v1/tasks/{task['id']}/assign", json={"username": "management"},
                         headers=people["management_2"].headers)
     assert given.status_code == 403
+    # Their queue does not offer it; another manager's does.
+    def offered(who):
+        r = client.get("/api/v1/tasks?queue=available", headers=people[who].headers)
+        assert r.status_code == 200, r.json
+        return [t["id"] for t in r.json["items"]]
+    assert task["id"] not in offered("management") and task["id"] in offered("management_2")
     # They may still read the complaint they handled.
     assert client.get(f"/api/v1/complaints/{number}", headers=people["management"].headers).status_code == 200
 

@@ -3,12 +3,12 @@ import json
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from .. import complaints, customer_requests
+from .. import case_events, complaints, customer_requests
 from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
-from ..permissions import READERS, REGISTRARS
+from ..permissions import READERS, REGISTRARS, WORKERS
 from . import bp
 from .auth import require
 from .errors import body
@@ -129,6 +129,29 @@ def record_review_request(number):
                                               customer_requests.BY_PHONE, actor=g.user.username)
     db.session.commit()
     return _recorded(complaint, change, 201)
+
+
+@bp.get("/complaints/<number>/actions")
+@require(*WORKERS)
+def list_actions(number):
+    """What the caller may tell this complaint's procedure now besides its tasks (e.g. ask for more
+    time, record an external appraisal): each with the form its data must fill."""
+    complaint = complaints.readable(db.session, g.user, number)
+    return {"number": complaint.number,
+            "actions": [{"name": e.name, "form": e.schema} for e in case_events.available(db.session, g.user, complaint)]}
+
+
+@bp.post("/complaints/<number>/actions/<name>")
+@require(*WORKERS)
+def send_action(number, name):
+    """Send one of those actions with its form data; the diagram decides what follows."""
+    complaint = complaints.readable(db.session, g.user, number)
+    data = body().get("data")
+    if not isinstance(data, dict):
+        raise AppError('the body must be {"data": {...form fields...}}', fields={"data": "must be an object"},
+                       code="malformed_body")
+    change = case_events.send(current_app.extensions["runtime"], db.session, g.user, complaint, name, data)
+    return _recorded(complaint, change, 200)
 
 
 @bp.get("/complaints/<number>/case-file")

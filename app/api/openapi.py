@@ -88,6 +88,20 @@ OPERATIONS = {
         "responses": {"201": _json("RequestRecordedOut", "Recorded", **_links(
             GetComplaint=("getComplaint", {"number": NUMBER}),
             GetReviewTask=("getTask", {"task_id": "$response.body#/tasks/0/id"})))}},
+    "api.list_actions": {
+        "operationId": "listActions", "tags": ["complaints"],
+        "summary": "What the caller may tell the complaint's procedure now besides its tasks",
+        "description": "E.g. `extension_requested` (ask for more time, R-EXT30/R-EXT60), `appraisal_started` and "
+                       "`appraisal_ended` (external appraisal, R-PAUSE): the messages the complaint's diagram waits "
+                       "for now whose form lets one of the caller's roles send them, each with that form.",
+        "responses": {"200": _json("ActionListOut")}},
+    "api.send_action": {
+        "operationId": "sendAction", "tags": ["complaints"],
+        "summary": "Send one of those actions with its form data",
+        "description": "`data` is validated against the action's form. 404 when the procedure has no such action, "
+                       "403 `role_required`, 409 `not_now` when the diagram does not wait for it at this stage.",
+        "requestBody": _body("CompleteIn"),
+        "responses": {"200": _json("RequestRecordedOut", **_links(GetComplaint=("getComplaint", {"number": NUMBER})))}},
     "api.get_case_file": {
         "operationId": "getCaseFile", "tags": ["complaints"], "summary": "The complete case file (C-3.5.1)",
         "responses": {"200": _json("CaseFileOut")}},
@@ -176,7 +190,7 @@ def build(app) -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name in ("ErrorOut", "CompleteIn", "AssignIn", "SearchIn", "RegisteredOut", "ComplaintDetailOut",
                  "CaseFileOut", "PathOut", "SnapshotListOut", "SnapshotDetailOut", "ProcessVersionsOut",
-                 "ProcessStatsOut", "TaskListOut", "TaskDetailOut", "TaskEnvelopeOut", "CompletedOut"):
+                 "ProcessStatsOut", "TaskListOut", "TaskDetailOut", "TaskEnvelopeOut", "CompletedOut", "ActionListOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     spec.components.schema("ComplaintIn", schema=ComplaintIn)
     spec.components.schema("ComplaintSummaryOut", schema=schemas.ComplaintOut(only=SUMMARY))

@@ -305,6 +305,17 @@ class RequestRecordedOut(Schema):
     tasks = fields.List(fields.Nested(TaskOut))
 
 
+class ActionOut(Schema):
+    name = fields.String(metadata={"description": "the message the action sends, e.g. extension_requested"})
+    form = fields.Dict(metadata={"description": "the JSON Schema its data must fill (titles in Chinese, x-title-en)"})
+
+
+class ActionListOut(Schema):
+    """What the caller may tell the complaint's procedure now, besides its tasks."""
+    number = fields.String()
+    actions = fields.List(fields.Nested(ActionOut))
+
+
 class AssignIn(Schema):
     username = fields.String(required=True)
 

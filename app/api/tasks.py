@@ -28,7 +28,8 @@ def list_tasks():
         per_page = min(max(int(request.args.get("per_page", 50)), 1), 200)
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
-    rows, total = queues.page(db.session, queues.queue_query(g.user, queue), page, per_page)
+    query = queues.queue_query(g.user, queue, independent=current_app.config["INDEPENDENT_PROCESSES"])
+    rows, total = queues.page(db.session, query, page, per_page)
     items, schema = [], TaskOut()
     for task, complaint in rows:
         item = schema.dump(task)

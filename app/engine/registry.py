@@ -1,8 +1,11 @@
 """Load and check processes/ and forms/, and register immutable process versions.
 
-A check reports every problem as file, element id, line and message. Deploying registers a new
+processes/ holds the BPMN diagrams (*.bpmn) and the decision tables (*.dmn) their business-rule tasks
+call; a version holds the decision tables it calls beside its diagrams, so a changed table is a new
+version. A check reports every problem as file, element id, line and message. Deploying registers a new
 version only when the content hash changed, and never deploys a file with a problem: the last good
 version keeps serving."""
+import ast
 import codecs
 import hashlib
 import json
@@ -17,12 +20,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import messages
 from ..models import ProcessVersion
-from . import sandbox
+from . import event_forms, sandbox
 from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -30,6 +34,15 @@ NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
 XML_DECLARATION = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 XML_DECLARATION_TEXT = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)(["'])[A-Za-z0-9._:-]+\2""")
 NOT_DECODABLE = "the file is not valid UTF-8 (or the encoding its XML declaration names)"
+DMN_SUFFIX = ".dmn"
+UPLOADABLE = (".bpmn", DMN_SUFFIX)
+# SpiffWorkflow special-cases UNIQUE (first match) and COLLECT (all matches, as lists); every other
+# policy it runs as "the first match", which only FIRST says.
+RUN_HIT_POLICIES = ("UNIQUE", "FIRST", "COLLECT")
+DMN_HIT_POLICIES = RUN_HIT_POLICIES + ("PRIORITY", "ANY", "RULE ORDER", "OUTPUT ORDER")
+# The engine's rule for a `?` in an input cell: replaced by the input, outside quotes (DMNEngine.evaluate).
+DMN_QUESTION_MARK = re.compile(r'''(\?)(?=(?:[^\'"]|[\'"][^\'"]*[\'"])*$)''')
+FEEL_LITERALS = {"true": "True", "false": "False", "null": "None"}
 ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?|\d{4}-\d{2}-\d{2}T\S*)$")
 
 
@@ -60,7 +73,8 @@ class Bundle:
     def __post_init__(self):
         h = hashlib.sha256()
         for name in sorted(self.files):
-            h.update(f"bpmn:{name}\n".encode() + self.files[name].encode())
+            kind = "dmn" if name.endswith(DMN_SUFFIX) else "bpmn"
+            h.update(f"{kind}:{name}\n".encode() + self.files[name].encode())
         for name in sorted(self.forms):
             h.update(f"form:{name}\n".encode() + json.dumps(self.forms[name], sort_keys=True).encode())
         for name in sorted(self.messages):
@@ -120,6 +134,155 @@ def lint_expressions(file, tree) -> list[Problem]:
     return problems
 
 
+# ---- decision tables (DMN) ------------------------------------------------------------------------
+def _dmn_ns(tree) -> dict:
+    """The DMN namespace of this file (1.1, 1.2 or 1.3: whichever the modeler wrote) as `dmn:`."""
+    return {"dmn": etree.QName(tree).namespace}
+
+
+def _text_node(entry):
+    return next((t for t in entry if isinstance(t.tag, str) and etree.QName(t).localname == "text"), None)
+
+
+def _cell_text(entry) -> str:
+    node = _text_node(entry)
+    return ((node.text if node is not None else "") or "").strip()
+
+
+def _cell_line(entry) -> int:
+    """The line the cell's text is written on (its entry's when it has none)."""
+    node = _text_node(entry)
+    return node.sourceline if node is not None else entry.sourceline
+
+
+def _parsed(source: str):
+    """The AST body of a Python expression, or None when it is not one."""
+    try:
+        return ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return None
+
+
+def _comparison_cell(input_text: str, cell: str) -> tuple[Optional[str], Optional[str]]:
+    """A cell that is no value: the engine glues it to the input with no space between."""
+    glued = f"{input_text}{cell}"
+    if _parsed(f"v {cell}") is None:
+        return None, (f"input cell {cell!r} is not Python (cells are Python, not FEEL): write a value such as "
+                      f"\"high\", a comparison such as > 50000, or use ? for the input, e.g. 50000 <= ? <= 100000")
+    if ast.dump(_parsed(glued) or ast.Pass()) != ast.dump(_parsed(f"({input_text}) {cell}")):
+        return None, (f"input cell {cell!r}: the engine glues it to the input as {glued!r}; "
+                      f"use ? for the input, e.g. ? {cell}")
+    return glued, None
+
+
+def _input_cell_expression(input_text: str, type_ref: str, cell: str) -> tuple[Optional[str], Optional[str]]:
+    """(the expression SpiffWorkflow evaluates for this input cell, or a reason it cannot work).
+    A cell with `?` is evaluated with `?` as the input; a value is compared with `==`; anything
+    else is glued to the input (DMNEngine.evaluate)."""
+    if DMN_QUESTION_MARK.search(cell):
+        return DMN_QUESTION_MARK.sub("dmninputexpr", cell), None
+    value = _parsed(cell)
+    if value is None:
+        return _comparison_cell(input_text, cell)
+    if isinstance(value, ast.Tuple):
+        return None, (f"input cell {cell!r} compares {input_text} with a tuple, which is never equal: "
+                      f"write one rule per value, or ? in ({cell})")
+    if isinstance(value, ast.Name) and type_ref == "string":
+        return None, f"input cell {cell!r} of a string column is a variable name: quote the text, \"{cell}\""
+    return f"({input_text}) == ({cell})", None
+
+
+def _sandbox_problems(file, element_id, line, what, expression, shown) -> list[Problem]:
+    return [Problem(file, element_id, line, f"{what}: {message} in {shown!r}")
+            for _, message in sandbox.check(expression, "eval")]
+
+
+def _lint_input_cells(file, table, ns, inputs) -> list[Problem]:
+    """`inputs`: (input expression, typeRef) per column."""
+    problems = []
+    for rule in table.findall("dmn:rule", ns):
+        for (input_text, type_ref), entry in zip(inputs, rule.findall("dmn:inputEntry", ns)):
+            cell = _cell_text(entry)
+            if cell in ("", "-") or not input_text:
+                continue
+            expression, reason = _input_cell_expression(input_text, type_ref, cell)
+            if reason:
+                problems.append(Problem(file, entry.get("id"), _cell_line(entry), reason))
+            else:
+                problems += _sandbox_problems(file, entry.get("id"), _cell_line(entry), "input cell", expression, cell)
+    return problems
+
+
+def _lint_output_cells(file, table, ns) -> list[Problem]:
+    problems = []
+    for entry in table.xpath("dmn:rule/dmn:outputEntry", namespaces=ns):
+        cell = _cell_text(entry)
+        if not cell:
+            continue
+        if cell in FEEL_LITERALS:
+            problems.append(Problem(file, entry.get("id"), _cell_line(entry),
+                                    f"output cell {cell!r} is FEEL; cells are Python: write {FEEL_LITERALS[cell]}"))
+        else:
+            problems += _sandbox_problems(file, entry.get("id"), _cell_line(entry), "output cell", cell, cell)
+    return problems
+
+
+def lint_decision_cells(file, tree) -> list[Problem]:
+    """Compile every input expression and input and output cell of the decision tables in the sandbox,
+    as SpiffWorkflow will evaluate them (Python, not FEEL): like lint_expressions for the diagrams."""
+    ns, problems = _dmn_ns(tree), []
+    for table in tree.xpath("//dmn:decisionTable", namespaces=ns):
+        inputs = []
+        for node in table.xpath("dmn:input/dmn:inputExpression", namespaces=ns):
+            text = _cell_text(node)
+            inputs.append((text, node.get("typeRef") or ""))
+            host = node.getparent()
+            if not text:
+                problems.append(Problem(file, host.get("id"), _cell_line(node), "input expression is empty"))
+            else:
+                problems += _sandbox_problems(file, host.get("id"), _cell_line(node), "input expression", text, text)
+        problems += _lint_input_cells(file, table, ns, inputs) + _lint_output_cells(file, table, ns)
+    return problems
+
+
+def _hit_policy_problem(file, table) -> Optional[Problem]:
+    """A hit policy DMN allows but SpiffWorkflow does not run as written (one DMN does not allow at
+    all is refused by the XSD validation)."""
+    policy, aggregation = table.get("hitPolicy", "UNIQUE"), table.get("aggregation")
+    if policy not in DMN_HIT_POLICIES or (policy in RUN_HIT_POLICIES and not aggregation):
+        return None
+    shown = f"{policy} {aggregation}" if aggregation else policy
+    return Problem(file, table.get("id"), table.sourceline,
+                   f"hit policy {shown} is not run as DMN defines it: SpiffWorkflow knows only FIRST, UNIQUE and "
+                   f"COLLECT without aggregation (any other policy gives the first matching rule)")
+
+
+def _catch_all_problem(file, table, ns) -> Optional[Problem]:
+    """A FIRST/UNIQUE table whose last rule does not match everything: when no rule matches, the
+    engine writes no result, and the gateway after it fails on a missing variable."""
+    rules = table.findall("dmn:rule", ns)
+    if not rules:
+        return Problem(file, table.get("id"), table.sourceline, "the decision table has no rule")
+    if table.get("hitPolicy", "UNIQUE") == "COLLECT":
+        return None
+    if any(_cell_text(entry) not in ("", "-") for entry in rules[-1].findall("dmn:inputEntry", ns)):
+        return Problem(file, rules[-1].get("id"), rules[-1].sourceline,
+                       "the last rule must match every case (- in every input cell): when no rule matches, "
+                       "the engine writes no result")
+    return None
+
+
+def check_decision_tables(file, tree) -> list[Problem]:
+    """What the engine would get wrong without an error: a hit policy it does not run as written, and
+    a table without a catch-all last rule."""
+    ns, problems = _dmn_ns(tree), []
+    for table in tree.xpath("//dmn:decisionTable", namespaces=ns):
+        problem = _hit_policy_problem(file, table) or _catch_all_problem(file, table, ns)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
 def load_form(forms_dir: Path, name: str):
     """Return (schema, problem message or None)."""
     path = forms_dir / f"{name}.json"
@@ -160,21 +323,30 @@ def decode_xml(raw: bytes) -> str:
     return XML_DECLARATION_TEXT.sub(r"\1\2UTF-8\2", text.lstrip("\ufeff"), count=1)
 
 
+def _read_xml(path: Path, problems):
+    """(text, lxml tree) of an XML file, or None with the problem recorded."""
+    name = path.name
+    try:
+        text = decode_xml(path.read_bytes())
+    except ValueError as exc:
+        problems.append(Problem(name, None, getattr(exc, "line", None), f"{NOT_DECODABLE}: {exc}"))
+        return None
+    try:
+        return text, etree.fromstring(text.encode("utf-8"))
+    except etree.XMLSyntaxError as exc:
+        problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}"))
+        return None
+
+
 def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dict, dict]:
     """Parse every .bpmn file into the parser; return {file: text} and {file: lxml tree} of the good ones."""
     texts, trees = {}, {}
     for path in sorted(Path(processes_dir).glob("*.bpmn")):
         name = path.name
-        try:
-            text = decode_xml(path.read_bytes())
-        except ValueError as exc:
-            problems.append(Problem(name, None, getattr(exc, "line", None), f"{NOT_DECODABLE}: {exc}"))
+        read = _read_xml(path, problems)
+        if read is None:
             continue
-        try:
-            tree = etree.fromstring(text.encode("utf-8"))
-        except etree.XMLSyntaxError as exc:
-            problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}"))
-            continue
+        text, tree = read
         try:
             parser.add_bpmn_xml(tree, filename=name)      # XSD validation happens here
         except ValidationException as exc:
@@ -190,6 +362,90 @@ def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dic
     if not texts and not problems:
         problems.append(Problem(str(processes_dir), None, None, "no .bpmn files found"))
     return texts, trees
+
+
+def _add_decision_file(parser, name, tree, decision_files: dict, problems) -> bool:
+    """Give one DMN file to the parser (XSD validation, then the parser's own reading of the table,
+    which refuses e.g. a malformed output cell); record its decision id in decision_files."""
+    if etree.QName(tree).localname != "definitions" or etree.QName(tree).namespace not in DMN_SCHEMAS:
+        problems.append(Problem(name, None, tree.sourceline, "not a DMN file (DMN 1.1, 1.2 or 1.3 <definitions>)"))
+        return False
+    decisions = tree.xpath("dmn:decision", namespaces=_dmn_ns(tree))
+    if len(decisions) != 1:
+        problems.append(Problem(name, None, tree.sourceline,
+                                f"a DMN file must hold exactly one decision (it holds {len(decisions)})"))
+        return False
+    decision_id = decisions[0].get("id")
+    if decision_id in decision_files:
+        problems.append(Problem(name, decision_id, decisions[0].sourceline,
+                                f"decision id {decision_id!r} is also in {decision_files[decision_id]}"))
+        return False
+    try:
+        parser.add_dmn_xml(tree, filename=name)
+        parser.dmn_parsers[decision_id].parse()
+    except ValidationException as exc:
+        line = exc.line_number or _line_of(tree, exc.id)
+        problems.append(Problem(name, exc.id or _id_on_line(tree, line), line, str(exc)))
+    except (KeyError, IndexError) as exc:       # an element without the attribute the engine needs
+        problems.append(Problem(name, decision_id, decisions[0].sourceline,
+                                f"the decision table cannot be read: missing {exc}"))
+    else:
+        decision_files[decision_id] = name
+        return True
+    parser.dmn_parsers.pop(decision_id, None)      # the tasks calling it report the table as missing
+    return False
+
+
+def _id_on_line(tree, line) -> Optional[str]:
+    """The id of the innermost element starting on `line` that has one (XSD errors name only a line)."""
+    found = [node.get("id") for node in tree.iter() if node.sourceline == line and node.get("id")]
+    return found[-1] if found else None
+
+
+def _read_decisions(processes_dir: Path, parser, problems) -> tuple[dict, dict, dict, set]:
+    """Parse every .dmn file into the parser and check its tables; return {file: text}, {file: lxml
+    tree} and {decision id: file} of the good ones, and the decision ids of the files the engine
+    cannot read."""
+    texts, trees, decision_files, unreadable = {}, {}, {}, set()
+    for path in sorted(Path(processes_dir).glob(f"*{DMN_SUFFIX}")):
+        read = _read_xml(path, problems)
+        if read is None:
+            continue
+        text, tree = read
+        cell_problems = check_decision_tables(path.name, tree) + lint_decision_cells(path.name, tree)
+        parse_problems = []
+        if _add_decision_file(parser, path.name, tree, decision_files, parse_problems):
+            texts[path.name], trees[path.name] = text, tree
+        else:
+            unreadable.update(tree.xpath("*[local-name()='decision']/@id"))
+        # A cell the parser refuses (a malformed output) is already reported by the lint, more plainly.
+        reported = {p.element_id for p in cell_problems}
+        problems += cell_problems + [p for p in parse_problems if p.element_id not in reported]
+    return texts, trees, decision_files, unreadable
+
+
+def _called_decisions(process_specs, trees) -> set:
+    """The decision ids the business-rule tasks of these process specs call."""
+    called = set()
+    for spec in process_specs:
+        tree = trees.get(spec.file)
+        if tree is not None:
+            called.update((node.text or "").strip() for node in tree.xpath(
+                "//bpmn:process[@id=$pid]//bpmn:businessRuleTask//spiffworkflow:calledDecisionId",
+                namespaces=NS, pid=spec.name))
+    return called
+
+
+def _calls_unreadable(trees, element_id, unreadable) -> bool:
+    """Whether `element_id` is a business-rule task calling a decision whose own file has problems
+    (reported there: the task would only repeat that the decision is missing)."""
+    return any(ref.strip() in unreadable for tree in trees.values() for ref in tree.xpath(
+        "//bpmn:businessRuleTask[@id=$tid]//spiffworkflow:calledDecisionId/text()", namespaces=NS, tid=element_id))
+
+
+def _file_holding(trees, element_id) -> str:
+    """The file whose XML has an element with this id ("?" when none does)."""
+    return next((file for file, tree in trees.items() if element_id and _line_of(tree, element_id)), "?")
 
 
 def _check_tasks(process_specs, trees, forms_dir: Path, known_lanes, problems) -> tuple[dict, dict]:
@@ -261,10 +517,20 @@ def _bundle_messages(templates, calls, process_specs, surveys) -> tuple[dict, di
             {c.survey: surveys[c.survey] for c in mine if c.survey in surveys})
 
 
+def _staff_message_forms(process_specs, trees, forms_dir, problems) -> dict:
+    """The forms of the messages handlers may send to these processes (app/engine/event_forms.py)."""
+    def report(file, element_id, line, message):
+        problems.append(Problem(file, element_id, line, message))
+    files = dict.fromkeys(ps.file for ps in process_specs if ps.file in trees)
+    return event_forms.message_forms(files, trees, Path(forms_dir), load_form, report)
+
+
 def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
-    """Parse and check every .bpmn file; return the deployable bundles and all problems found."""
+    """Parse and check every .dmn and .bpmn file; return the deployable bundles (each with the diagrams
+    and the decision tables it calls) and all problems found."""
     problems: list[Problem] = []
     parser = new_parser()
+    decision_texts, decision_trees, decision_files, unreadable = _read_decisions(processes_dir, parser, problems)
     texts, trees = _read_files(processes_dir, parser, known_lanes, problems)
     templates, calls, surveys = _check_messages(Path(processes_dir), Path(forms_dir), trees, problems)
     called = {node.get("calledElement") for tree in trees.values()
@@ -277,17 +543,24 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
             spec = parser.get_spec(process_id)
             subs = parser.get_subprocess_specs(process_id)
         except ValidationException as exc:
-            file = exc.file_name or "?"
-            problems.append(Problem(file, exc.id or None, exc.line_number or _line_of(trees.get(file), exc.id),
-                                    str(exc)))
+            if _calls_unreadable(trees, exc.id, unreadable):
+                continue
+            all_trees = {**trees, **decision_trees}
+            file = exc.file_name or _file_holding(all_trees, exc.id)      # a missing decision names no file
+            problem = Problem(file, exc.id or None, exc.line_number or _line_of(all_trees.get(file), exc.id), str(exc))
+            if problem not in problems:       # a broken table fails every process that calls it
+                problems.append(problem)
             continue
         process_specs = [spec, *subs.values()]
         forms, lanes = _check_tasks(process_specs, trees, Path(forms_dir), known_lanes, problems)
         bundle_messages, survey_forms = _bundle_messages(templates, calls, process_specs, surveys)
         spec_json, subs_json = serializer.spec_to_json(spec, subs)
+        called_files = {decision_files[d] for d in _called_decisions(process_specs, trees) if d in decision_files}
         bundles.append(Bundle(process_id=process_id, name=spec.description or process_id,
-                              files={ps.file: texts[ps.file] for ps in process_specs},
-                              forms={**survey_forms, **forms}, lanes=lanes, spec_json=spec_json,
+                              files={**{ps.file: texts[ps.file] for ps in process_specs},
+                                     **{name: decision_texts[name] for name in called_files}},
+                              forms={**survey_forms, **_staff_message_forms(process_specs, trees, forms_dir, problems),
+                                     **forms}, lanes=lanes, spec_json=spec_json,
                               subprocess_specs_json=subs_json, messages=bundle_messages))
     if problems:
         # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
@@ -295,16 +568,39 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
     return bundles, problems
 
 
+def _decision_id_of(raw: bytes) -> Optional[str]:
+    """The id of the (first) decision in a DMN file's bytes; None when it cannot be read."""
+    try:
+        tree = etree.fromstring(decode_xml(raw).encode("utf-8"))
+    except (ValueError, etree.XMLSyntaxError):
+        return None
+    found = tree.xpath("*[local-name()='decision']/@id")
+    return found[0] if found else None
+
+
+def _replaced_file(staged: Path, name: str, content: bytes) -> str:
+    """The file in processes/ an upload replaces: a diagram the file of its name; a decision table the
+    file holding the same decision id (a table downloaded as `<process>-v3-….dmn` replaces the
+    original), else the file of its name."""
+    if not name.endswith(DMN_SUFFIX):
+        return name
+    decision_id = _decision_id_of(content)
+    holder = next((path.name for path in sorted(staged.glob(f"*{DMN_SUFFIX}"))
+                   if decision_id and _decision_id_of(path.read_bytes()) == decision_id), None)
+    return holder or name
+
+
 def load_with_upload(processes_dir: Path, forms_dir: Path, known_lanes, file_name: str, content: bytes):
-    """Check processes/ as it would be with `file_name` replaced (or added) by an uploaded diagram;
-    returns (bundles, problems) like load_processes. Nothing on disk changes."""
+    """Check processes/ as it would be with a file replaced (or added) by an uploaded diagram (.bpmn)
+    or decision table (.dmn, see _replaced_file); returns (bundles, problems) like load_processes.
+    Nothing on disk changes."""
     name = Path(file_name).name
-    if not name.endswith(".bpmn"):
-        return [], [Problem(name or "?", None, None, "only .bpmn files can be uploaded")]
+    if not name.endswith(UPLOADABLE):
+        return [], [Problem(name or "?", None, None, "only .bpmn and .dmn files can be uploaded")]
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "processes"
         shutil.copytree(processes_dir, staged, ignore=shutil.ignore_patterns("*.json"))
-        (staged / name).write_bytes(content)
+        (staged / _replaced_file(staged, name, content)).write_bytes(content)
         return load_processes(staged, forms_dir, known_lanes)
 
 

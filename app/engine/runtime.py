@@ -495,14 +495,19 @@ class Runtime:
                          data={"deadline": row.name, "due_at": row.due_at.isoformat(), "task": row.host_element_id,
                                **extra})
 
-        for timer_id, row in rows.items():
+        rearmed = self._rearmed_timers(wf, rows, waiting)
+        for timer_id, row in list(rows.items()):
             if row.state != "open":
                 continue
-            timer = waiting.get(timer_id)
+            timer = waiting.get(timer_id) or rearmed.get(timer_id)
             if timer is None:
                 row.state, row.closed_at = workflow.deadline_outcome(wf, timer_id, row.host_task_id), now
                 log(f"deadline_{row.state}", row)
-            elif timer.due_at is not None and timer.due_at != row.due_at:
+                continue
+            if timer.id != timer_id:                  # the same deadline, waiting again after a loop
+                del rows[timer_id]
+                row.timer_task_id, rows[timer.id] = timer.id, row
+            if timer.due_at is not None and timer.due_at != row.due_at:
                 was = row.due_at
                 row.due_at, row.provisional = timer.due_at, timer.due_at in provisional
                 log("deadline_recomputed", row, was=was.isoformat(), provisional=row.provisional)
@@ -521,13 +526,28 @@ class Runtime:
             row = Deadline(instance_id=inst.id, timer_task_id=timer.id, element_id=timer.element_id,
                            name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
                            due_at=timer.due_at, provisional=timer.due_at in provisional, state=state,
-                           closed_at=now if state == "missed" else None)
+                           created_at=now, closed_at=now if state == "missed" else None)
             self.session.add(row)
             rows[timer.id] = row
             log("deadline_set", row, provisional=row.provisional)
             if state == "missed":
                 log("deadline_missed", row)
         return [r for r in rows.values() if r.state in ("open", "missed")]
+
+    @staticmethod
+    def _rearmed_timers(wf, rows, waiting) -> dict:
+        """{old timer id: new timer} for a deadline bound to no task (e.g. the regulator's clock at its
+        event gateway) whose timer was left by another event and is waiting again at the same element
+        within this change: the diagram looped back to it (e.g. an approved extension moved it). It is
+        the same deadline, moved, not one met and another set."""
+        known = set(rows)
+        fresh = {}
+        for timer in waiting.values():
+            if timer.id not in known and timer.host_id is None:
+                fresh.setdefault(timer.element_id, timer)
+        return {timer_id: fresh[row.element_id] for timer_id, row in rows.items()
+                if row.state == "open" and row.host_task_id is None and timer_id not in waiting
+                and row.element_id in fresh and not workflow.timer_fired(wf, timer_id)}
 
     def _sync_tasks(self, inst, wf, deadlines, actor, now, change):
         rows = {r.id: r for r in self.session.execute(
@@ -545,8 +565,10 @@ class Runtime:
                              business_key=inst.business_key, task_id=row.id, element_id=row.element_id)
 
         def due_for(scope_ids):
-            # A missed deadline still binds: the task stays overdue until it is done.
-            dues = [d.due_at for d in deadlines if d.host_task_id in scope_ids]
+            # A missed deadline still binds: the task stays overdue until it is done, unless a deadline
+            # set on the same task since replaces it (e.g. the completion date management set).
+            binding = [d for d in deadlines if d.host_task_id in scope_ids]
+            dues = [d.due_at for d in binding if not superseded(d, binding)]
             return min(dues) if dues else None
 
         for task in ready:
@@ -618,3 +640,12 @@ def changed_data(done) -> dict:
     # wf.data is deliberately not read: at the end it holds whichever branch finished last, and a
     # late deadline follow-up would carry stale values.
     return out
+
+
+def superseded(deadline, binding) -> bool:
+    """Whether a missed deadline no longer binds its task: another deadline was set on the same task
+    when or after it was missed (the diagram gave the task a new date, e.g. after an escalation)."""
+    if deadline.state != "missed" or deadline.closed_at is None:
+        return False
+    return any(other is not deadline and other.host_task_id == deadline.host_task_id
+               and other.created_at is not None and other.created_at >= deadline.closed_at for other in binding)

@@ -6,13 +6,13 @@ in the sandbox (sandbox.py, guards.py): only these helpers and a few whitelisted
 """
 import logging
 import reprlib
-from datetime import timedelta
+from datetime import date, timedelta
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from ..timeutil import parse_iso, utcnow
+from ..timeutil import BUSINESS_TZ, parse_iso, utcnow
 from . import guards, sandbox
 from .calendar import default_calendar
 
@@ -31,7 +31,26 @@ def now_iso():
     return utcnow().isoformat()
 
 
-HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "now_iso", "notify_customer")
+def days_spanned(start, end):
+    """How many calendar days the span from `start` to `end` touches, both days counted (e.g. an
+    external appraisal from 03-02 to 03-04 takes 3 days, which R-PAUSE leaves out of the period).
+    Each is a date (YYYY-MM-DD) or an ISO time, read as its day in Asia/Shanghai."""
+    first, last = _business_day("days_spanned", start), _business_day("days_spanned", end)
+    if last < first:
+        raise ValueError(f"days_spanned: the end {last.isoformat()} is before the start {first.isoformat()}")
+    return (last - first).days + 1
+
+
+def _business_day(helper, value) -> date:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    return _moment(helper, value).astimezone(BUSINESS_TZ).date()
+
+
+HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "days_spanned", "now_iso", "notify_customer")
 
 
 def _day_count(helper, days, limit):
@@ -147,6 +166,7 @@ def make_script_engine(effects=None, calendar=None):
         "hours_after": hours_after,
         "working_days_after": working_days_after,
         "days_after": days_after,
+        "days_spanned": days_spanned,
         "now_iso": now_iso,
         "notify_customer": notify_customer,
     }), effects=effects)

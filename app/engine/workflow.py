@@ -244,12 +244,26 @@ def _timer_info(t) -> TimerInfo:
     value = t.internal_data.get("event_value")
     if isinstance(value, dict):   # cycle timer
         value = value["next"] if value["cycles"] != 0 else None
-    host = None
-    if t.parent is not None and isinstance(t.parent.task_spec, BoundaryEventSplit):
-        host = next((c for c in t.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
+    host = _deadline_host(t)
     return TimerInfo(id=str(t.id), element_id=t.task_spec.bpmn_id, name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
                      host_id=str(host.id) if host else None, host_element_id=host.task_spec.bpmn_id if host else None,
                      due_at=TimerEventDefinition.get_datetime(value) if value else None)
+
+
+def _deadline_host(t):
+    """The task a timer's deadline binds: the task its boundary event sits on; for a timer waiting
+    further down the branch a non-interrupting boundary event started (e.g. at the new completion
+    date management set for a late task), the task that boundary event sits on. Tasks on the way
+    up that carry boundary events of their own are passed over; a timer on the main path, or after
+    an interrupting boundary event (which replaced its task), binds none."""
+    node = t
+    while node.parent is not None:
+        if isinstance(node.parent.task_spec, BoundaryEventSplit) and isinstance(node.task_spec, BoundaryEvent):
+            if node is not t and node.task_spec.cancel_activity:
+                return None
+            return next((c for c in node.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
+        node = node.parent
+    return None
 
 
 def waiting_timers(wf) -> list[TimerInfo]:
@@ -350,6 +364,8 @@ def migrate(wf, new_spec, new_subs) -> list:
             reasons.append(f"the called process {workflow_.spec.name} does not exist in the new version")
             continue
         for task in diff.removed:
+            if getattr(task.task_spec, "bpmn_id", None) is None:
+                continue     # engine-internal (a task's boundary-event split): removed with its element, named by it
             if task.has_state(LIVE):
                 reasons.append(f"its current step {_label(task.task_spec)} was removed")
             elif task.state == TaskState.COMPLETED:

@@ -26,6 +26,10 @@ def timeline(events, forms) -> list[dict]:
         rows = []
         if e.action == "task_completed":
             rows = formrender.describe_data(forms.get(e.element_id) or {}, data.get("form_data") or {}, lang())
+        elif e.action == "case_event_sent":        # app.case_events.SENT: the action's form names it
+            schema = forms.get(data.get("message")) or {}
+            step = formrender.titles(schema, lang())[0] or data.get("message", "")
+            rows = formrender.describe_data(schema, data.get("form_data") or {}, lang())
         elif e.action.startswith("deadline_"):
             step = data.get("deadline") or step
         out.append({"event": e, "step": step, "details": _details(e.action, data), "rows": rows})

@@ -50,7 +50,8 @@ ACTION_LABELS = {
     "account_unlocked": _l("Account unlocked"),
     "instance_migrated": _l("Moved to another version of the procedure"),
     "process_deployed": _l("Procedure version deployed"),
-    "message_received": _l("Message from the customer received"),
+    "message_received": _l("Message received by the procedure"),
+    "case_event_sent": _l("Recorded by a handler"),
     "survey_answered": _l("Satisfaction survey answered by the customer"),
     "review_requested": _l("Review (核查) requested"),
     "customer_message_sent": _l("Message delivered to the customer"),
@@ -71,6 +72,11 @@ MESSAGE_LABELS = {
     "withdrawn": ("撤诉确认", "Withdrawal confirmed"),
     "review_received": ("核查申请受理通知", "Review request received"),
     "review_result": ("核查结果通知", "Result of the review"),
+    "decision_extended": ("延长处理期限通知", "Time limit extended"),
+    "appraisal_started": ("中止计时通知", "Clock paused for an appraisal"),
+    "appraisal_ended": ("恢复计时通知", "Clock running again after the appraisal"),
+    "progress": ("处理进展通知", "Progress"),
+    "confirmation_deemed": ("处理结果视为已接受", "Result taken as accepted"),
 }
 
 
@@ -147,7 +153,8 @@ def calendar():
 
 def decision_clock(complaint, now=None) -> dict:
     """{text, state} of the regulator's clock (监管时限) the diagram keeps on the complaint row: the
-    calendar days left until the decision is due, "soon" within the diagram's warning days. A closed
+    calendar days left until the decision is due, "soon" within the diagram's warning days, "paused"
+    while an external appraisal runs (its days do not count). A closed
     complaint whose clock never ran out (withdrawn) shows none."""
     clock = getattr(complaint, "decision_clock", None)
     due = getattr(complaint, "decision_due_at", None)
@@ -160,6 +167,8 @@ def decision_clock(complaint, now=None) -> dict:
         return {"text": _("Regulatory limit passed"), "state": "overdue"}
     days = max((due - now).days, 0)
     text = ngettext("%(num)d day left", "%(num)d days left", days) if days else _("Due today")
+    if clock == "paused":       # an external appraisal: the limit shown assumes it ends as expected (R-PAUSE)
+        return {"text": _("Paused for an appraisal · %(left)s", left=text), "state": "paused"}
     warning = complaint.decision_warning_days
     soon = warning is not None and now >= due - timedelta(days=warning)
     return {"text": text, "state": "soon" if soon else "ok"}
@@ -257,7 +266,8 @@ def _nav_context():
     counts = None
     if has_any(user, WORKERS):
         shown = queues.QUEUES if current_app.extensions["runtime"].is_supervisor(user) else ("mine", "available")
-        counts = {q: queues.count(db.session, queues.queue_query(user, q)) for q in shown}
+        independent = current_app.config["INDEPENDENT_PROCESSES"]
+        counts = {q: queues.count(db.session, queues.queue_query(user, q, independent=independent)) for q in shown}
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
             "step_label": step_label}

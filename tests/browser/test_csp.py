@@ -8,10 +8,21 @@ from tests.browser.test_diagrams import login, vendored_viewer  # noqa: F401  (s
 from tests.flow import Desk
 
 
+# dmn-js 17 (the decision tables on the procedure page) writes its bpmn.io watermark as HTML with style
+# attributes; the policy blocks them and app/static/decision_table.css places the watermark instead.
+# These reports, from that bundle, are the only ones tolerated.
+DMN_VIEWER = "/static/vendor/dmn-js/dmn-viewer.production.min.js"
+
+
+def dmn_watermark_style(message) -> bool:
+    return message.text.startswith("Applying inline style") and message.location.get("url", "").endswith(DMN_VIEWER)
+
+
 def csp_violations(page: Page) -> list:
     """Chromium reports each blocked script, style or frame on the console."""
     found = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and found.append(m.text))
+    page.on("console", lambda m: "Content Security Policy" in m.text and not dmn_watermark_style(m)
+            and found.append(m.text))
     return found
 
 

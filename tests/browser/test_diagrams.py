@@ -63,7 +63,7 @@ def test_procedure_page_draws_the_diagram_with_overlays_and_documentation(app, p
     expect(page.get_by_test_id("diagram")).to_have_attribute("data-state", "ready")
     expect(element(page, "initial_review")).to_have_count(1)
     expect(element(page, "analyse_and_plan")).to_have_count(1)                        # the second pool
-    expect(page.locator(".bjs-powered-by")).to_be_visible()                          # the bpmn.io watermark
+    expect(page.get_by_test_id("diagram").locator(".bjs-powered-by")).to_be_visible()  # the bpmn.io watermark
 
     # Overlays: counts per element, the colour scale and the overdue marker.
     review = page.get_by_test_id("overlay-initial_review")

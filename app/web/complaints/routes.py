@@ -7,14 +7,14 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ... import avoidance, complaints, customer_requests
+from ... import avoidance, case_events, complaints, customer_requests
 from ...api.schemas import ComplaintOut
 from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
 from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
-from ...permissions import READERS, REGISTRARS
+from ...permissions import READERS, REGISTRARS, WORKERS
 from ...timeutil import utcnow
 from .. import diagram, formrender
 from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
@@ -112,6 +112,7 @@ def complaint(number):
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
         takes_requests=has_any(user, REGISTRARS), may_withdraw=customer_requests.may_withdraw(db.session, found),
         review_state=customer_requests.review_state(db.session, found),
+        actions=[(e.name, formrender.titles(e.schema, lang())[0]) for e in case_events.available(db.session, user, found)],
         colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {})
 
 
@@ -177,6 +178,37 @@ def customer_request(number, kind):
         return redirect(url_for("complaints.complaint", number=found.number))
     return render_template("complaints/customer_request.html", c=found, kind=kind, errors=errors,
                            fields=formrender.fields(schema, raw, errors, lang())), status
+
+
+# ---- what a handler tells the procedure besides a task: more time, an external appraisal -----------------
+@bp.route("/complaints/<number>/actions/<name>", methods=["GET", "POST"])
+@roles_required(*WORKERS)
+def case_action(number, name):
+    """One of the actions the complaint's diagram waits for now (app.case_events): its form, and sending it."""
+    found = readable_or_abort(number)
+    try:
+        event = case_events.find(db.session, me(), found, name)
+    except AppError as err:
+        flash(error_message(err), "error")
+        return redirect(url_for("complaints.complaint", number=found.number))
+    raw, errors, status = {}, {}, 200
+    if request.method == "POST":
+        data, raw = formrender.coerce(event.schema, request.form)
+        try:
+            case_events.send(runtime(), db.session, me(), found, name, data)
+        except InvalidData as err:
+            errors, status = formrender.explain(event.schema, err.fields), 422
+        except AppError as err:
+            db.session.rollback()
+            flash(error_message(err), "error")
+            return redirect(url_for("complaints.complaint", number=found.number))
+        else:
+            flash(_("Done: %(action)s.", action=formrender.titles(event.schema, lang())[0]), "success")
+            return redirect(url_for("complaints.complaint", number=found.number))
+    title, subtitle = formrender.titles(event.schema, lang())
+    return render_template("complaints/case_action.html", c=found, title=title, subtitle=subtitle,
+                           description=formrender.describe(event.schema, lang()), errors=errors,
+                           fields=formrender.fields(event.schema, raw, errors, lang())), status
 
 
 # ---- the case file -------------------------------------------------------------------------------------

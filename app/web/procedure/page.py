@@ -1,13 +1,16 @@
 """What the procedure page shows beside the diagram: each element's documentation for the side panel
-(name, kind, clauses, lane and role, form fields, deadlines, conditions), and where complaints are on
-it (app.stats: waiting, overdue, median time spent, and the load level that colours each element)."""
+(name, kind, clauses, lane and role, form fields, deadlines, conditions), where complaints are on
+it (app.stats: waiting, overdue, median time spent, and the load level that colours each element),
+and the decision tables the version holds (drawn by the dmn-js viewer)."""
 from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
+from lxml import etree
 from sqlalchemy import select
 
 from ... import trace
+from ...engine.registry import DMN_SUFFIX, NS
 from ...extensions import db
 from ...models import ProcessInstance, ProcessVersion
 from ...stats import element_stats
@@ -18,6 +21,38 @@ from ..ui import lang, role_label, step_label
 FIELD_KINDS = {"text": _l("Text"), "textarea": _l("Long text"), "number": _l("Number"), "date": _l("Date"),
                "datetime": _l("Date and time"), "radio": _l("One choice"), "select": _l("One choice"),
                "checkboxes": _l("Several choices"), "yesno": _l("Yes or no"), "confirm": _l("Confirmation")}
+
+
+def diagram_files(version: ProcessVersion) -> list[str]:
+    """The BPMN files of a version, for the diagram viewer (its decision tables are shown apart)."""
+    return sorted(name for name in version.bpmn_files if not name.endswith(DMN_SUFFIX))
+
+
+def _decision_callers(files: dict) -> dict:
+    """decision id -> [(element id, name)] of the business-rule tasks calling it."""
+    callers = {}
+    for name, xml in sorted(files.items()):
+        if name.endswith(DMN_SUFFIX):
+            continue
+        for task in etree.fromstring(xml.encode("utf-8")).xpath("//bpmn:businessRuleTask", namespaces=NS):
+            for ref in task.xpath(".//spiffworkflow:calledDecisionId/text()", namespaces=NS):
+                callers.setdefault(ref.strip(), []).append((task.get("id"), task.get("name") or task.get("id")))
+    return callers
+
+
+def decision_tables(version: ProcessVersion) -> list[dict]:
+    """The decision tables (DMN files) a version holds: file, decision id and name, and the
+    business-rule tasks of the diagram that call it."""
+    callers = _decision_callers(version.bpmn_files)
+    tables = []
+    for name, xml in sorted(version.bpmn_files.items()):
+        if not name.endswith(DMN_SUFFIX):
+            continue
+        for decision in etree.fromstring(xml.encode("utf-8")).xpath("*[local-name()='decision']"):
+            decision_id = decision.get("id")
+            tables.append({"file": name, "id": decision_id, "name": decision.get("name") or decision_id,
+                           "callers": callers.get(decision_id, [])})
+    return tables
 
 
 def overlay_data(version: ProcessVersion, days: int, scope: str) -> dict:

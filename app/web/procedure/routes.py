@@ -23,7 +23,7 @@ from ..common import attachment, display_names, roles_required, runtime
 from ..ui import has_any, me
 from . import bp
 from .changes import expected_key, reason_text, upload_preview
-from .page import element_docs, overlay_data
+from .page import decision_tables, diagram_files, element_docs, overlay_data
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -102,7 +102,8 @@ def procedure_stats(process_id, number):
 def _procedure_page(versions, version):
     days, scope = _period_args()
     parsed = diagram.of_version(version)
-    file_name = request.args.get("file") if request.args.get("file") in version.bpmn_files else parsed["main_file"]
+    diagrams = diagram_files(version)
+    file_name = request.args.get("file") if request.args.get("file") in diagrams else parsed["main_file"]
     overlays = overlay_data(version, days, scope)
     in_diagram = {e["id"] for e in overlays["elements"] if e["id"] in parsed["elements"]}
     latest = versions[0]
@@ -124,6 +125,7 @@ def _procedure_page(versions, version):
             "select": selected if selected in parsed["elements"] else None}
     return render_template(
         "procedure/procedure.html", version=version, versions=versions, latest=latest, file_name=file_name,
+        diagram_files=diagrams, decisions=decision_tables(version),
         docs=docs, docs_by_id={d["id"]: d for d in docs}, overlays=overlays, data=data,
         stats_by_id={row["id"]: row for row in overlays["elements"]},
         elsewhere=[e for e in overlays["elements"] if e["id"] not in in_diagram],
@@ -135,7 +137,7 @@ def _procedure_page(versions, version):
 @roles_required(*PROCEDURE_READERS)
 @cacheable
 def procedure_file(process_id, number, file_name):
-    """The BPMN file of any deployed version, as stored (a download; `inline=1` for the viewer)."""
+    """A BPMN or DMN file of any deployed version, as stored (a download; `inline=1` for the viewers)."""
     version = _version_of(_versions(process_id), number)
     if file_name not in version.bpmn_files:
         abort(404, description=_("Version %(num)s has no file %(file)s.", num=number, file=file_name))
@@ -178,12 +180,13 @@ def traceability():
 @bp.post("/procedure/<process_id>/upload")
 @roles_required(*PROCESS_OWNERS)
 def procedure_upload(process_id):
-    """Check an uploaded .bpmn with the other files (nothing is deployed): its problems, or the
-    difference to the current version and which running complaints could move onto it."""
+    """Check an uploaded .bpmn (a diagram) or .dmn (a decision table) with the other files (nothing is
+    deployed): its problems, or the difference to the current version and which running complaints
+    could move onto it."""
     versions = _versions(process_id)
     upload = request.files.get("bpmn")
     if upload is None or not upload.filename:
-        flash(_("Choose a .bpmn file to upload."), "error")
+        flash(_("Choose a .bpmn or .dmn file to upload."), "error")
         return redirect(url_for("procedure.procedure", process_id=process_id))
     content = upload.read(UPLOAD_LIMIT + 1)
     if len(content) > UPLOAD_LIMIT:

@@ -88,7 +88,8 @@ def _queue_lists(user, filters, sort, forms) -> dict:
     for queue, arg in queues_shown:
         page_no = _int_arg(arg)
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
-                                   category=filters["category"], overdue_at=now if filters["overdue"] else None)
+                                   category=filters["category"], overdue_at=now if filters["overdue"] else None,
+                                   independent=current_app.config["INDEPENDENT_PROCESSES"])
         rows, total = queues.page(db.session, query, page_no, per_page, order=sort)
         lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at)
                                  for task, complaint in rows],

@@ -1,0 +1,236 @@
+"""Extensions of the regulator's time limit and the appraisal pause are steps of the diagram
+(R-EXT30, R-EXT60, R-PAUSE): a handler asks, management approves the first extension to 30 days,
+head-office senior management a further 30; an external appraisal's days are not counted. Each
+moves the one clock (監管时限) by exactly the right amount as the law counts periods, and the
+customer is told through the outbox."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEvent, Deadline
+from app.scheduler import fire_due_timers
+from tests.flow import Desk, complaint_row as complaint
+
+pytestmark = pytest.mark.clause("C-2.1")
+SH = timezone(timedelta(hours=8))
+# Received Fri 2026-02-13 (Spring Festival 2026: 02-15 .. 02-23 off, Sat 02-28 a make-up working day).
+RECEIVED = datetime(2026, 2, 13, 10, 0, tzinfo=SH)
+DAY_15 = datetime(2026, 2, 28, 23, 59, 59, tzinfo=SH)       # a make-up working day: the period ends there
+DAY_30 = datetime(2026, 3, 16, 23, 59, 59, tzinfo=SH)       # 03-15 is a Sunday: the next working day
+DAY_60 = datetime(2026, 4, 14, 23, 59, 59, tzinfo=SH)       # a Tuesday
+
+
+@pytest.fixture
+def desk(client, people):
+    return Desk(client, people)
+
+
+def act(desk, number, name, who="claims_specialist", expect=200, **data):
+    r = desk.client.post(f"/api/v1/complaints/{number}/actions/{name}", json={"data": data},
+                         headers=desk.people[who].headers)
+    assert r.status_code == expect, r.json
+    return r.json
+
+
+def actions(desk, number, who="claims_specialist"):
+    r = desk.client.get(f"/api/v1/complaints/{number}/actions", headers=desk.people[who].headers)
+    assert r.status_code == 200, r.json
+    return [a["name"] for a in r.json["actions"]]
+
+
+def clock_rows(number):
+    return db.session.execute(select(Deadline).where(Deadline.instance_id == complaint(number).instance_id,
+                                                     Deadline.element_id == "decision_clock")).scalars().all()
+
+
+def last_message(desk, number, template):
+    return [payload for name, payload in desk.messages(number) if name == template][-1]
+
+
+def test_two_approved_extensions_move_the_clock_to_30_then_60_days_and_tell_the_customer(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        assert actions(desk, number) == ["appraisal_started", "extension_requested"]
+        act(desk, number, "extension_requested", reason="需调取医院病历，尚未回复")
+        task = desk.open_tasks(number)["approve_extension"]
+        assert task["role"] == "management" and task["due_at"] == DAY_15.astimezone(timezone.utc).isoformat()
+        assert "extension_requested" not in actions(desk, number)      # one request at a time
+        desk.complete(number, "approve_extension", extension_approved=True,
+                      extension_reason_for_customer="需向医院调取病历核实伤情", extension_comments="同意")
+        c = complaint(number)
+        assert (c.decision_due_at, c.decision_clock) == (DAY_30, "running")
+        assert [(r.state, r.due_at) for r in clock_rows(number)] == [("open", DAY_30)]   # one clock, moved
+        assert last_message(desk, number, "decision_extended") == {
+            "reason": "需向医院调取病历核实伤情", "decision_days": 30,
+            "decision_due": DAY_30.astimezone(timezone.utc).isoformat()}
+
+        clock.move_to(datetime(2026, 3, 10, 10, 0, tzinfo=SH))
+        act(desk, number, "extension_requested", who="customer_service", reason="涉及多家医院，情况特别复杂")
+        assert "approve_further_extension" in desk.open_tasks(number)
+        assert desk.open_tasks(number)["approve_further_extension"]["role"] == "head_office"
+        desk.complete(number, "approve_further_extension", who="head_office", extension_approved=True,
+                      extension_reason_for_customer="涉及多家医疗机构的鉴定意见", extension_comments="特批")
+        assert complaint(number).decision_due_at == DAY_60
+        assert last_message(desk, number, "decision_extended")["decision_days"] == 60
+
+        clock.move_to(datetime(2026, 3, 12, 10, 0, tzinfo=SH))
+        act(desk, number, "extension_requested", reason="还要更久")          # 60 days is the end
+        assert not {"approve_extension", "approve_further_extension"} & set(desk.open_tasks(number))
+        assert complaint(number).decision_due_at == DAY_60
+
+        clock.move_to(DAY_30 + timedelta(days=1))                            # the old limits no longer fire
+        fire_due_timers(app)
+        assert "decision_overdue" not in desk.open_tasks(number)
+        clock.move_to(DAY_60 + timedelta(seconds=2))
+        fire_due_timers(app)
+        assert "decision_overdue" in desk.open_tasks(number)
+        assert complaint(number).decision_clock == "missed"
+        assert [(r.state, r.due_at) for r in clock_rows(number)] == [("missed", DAY_60)]
+
+
+def test_a_refused_extension_leaves_the_clock_and_tells_the_customer_nothing(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "extension_requested", reason="需要更多时间")
+        desk.complete(number, "approve_extension", extension_approved=False, extension_comments="案情并不复杂")
+        assert complaint(number).decision_due_at == DAY_15
+        assert "decision_extended" not in desk.outbox(number)
+        assert "extension_requested" in actions(desk, number)                # may ask again
+
+
+def test_an_approval_must_say_why_for_the_customer(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "extension_requested", reason="需要更多时间")
+        r = desk.complete(number, "approve_extension", expect=422, extension_approved=True, extension_comments="同意")
+        assert "extension_reason_for_customer" in r["error"]["fields"]
+
+
+def test_a_decision_ends_a_pending_request_and_no_extension_is_offered_after_it(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "extension_requested", reason="需要更多时间")
+        desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer"])
+        assert "approve_extension" not in desk.open_tasks(number)            # cancelled: moot
+        assert complaint(number).decision_clock == "met"
+        assert actions(desk, number) == []
+        r = act(desk, number, "extension_requested", expect=409, reason="太晚了")
+        assert r["error"]["code"] == "not_now"
+
+
+def test_an_approval_not_given_before_the_limit_lapses(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=14), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "extension_requested", reason="需要更多时间")
+        clock.move_to(DAY_15 + timedelta(seconds=2))
+        fire_due_timers(app)
+        tasks = desk.open_tasks(number)
+        assert "approve_extension" not in tasks and "decision_overdue" in tasks
+        assert complaint(number).decision_clock == "missed"
+
+
+def test_an_appraisal_is_not_counted_and_the_customer_is_told_at_start_and_end(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        # Expected 02-16 .. 02-18: 3 days not counted -> day 18 = Tue 03-03.
+        act(desk, number, "appraisal_started", kind="伤残等级鉴定", started_on="2026-02-16",
+            expected_end_on="2026-02-18")
+        expected = datetime(2026, 3, 3, 23, 59, 59, tzinfo=SH)
+        c = complaint(number)
+        assert (c.decision_clock, c.decision_due_at) == ("paused", expected)
+        assert last_message(desk, number, "appraisal_started") == {
+            "kind": "伤残等级鉴定", "started_on": "2026-02-16", "expected_end_on": "2026-02-18",
+            "decision_due": expected.astimezone(timezone.utc).isoformat()}
+        assert actions(desk, number) == ["appraisal_ended"]                   # no extension during it
+        clock.move_to(datetime(2026, 2, 18, 16, 0, tzinfo=SH))
+        # It took 02-16 .. 02-18 after all; a day later it would have been 02-16 .. 02-22 (7 days):
+        act(desk, number, "appraisal_ended", ended_on="2026-02-18")
+        c = complaint(number)
+        assert (c.decision_clock, c.decision_due_at) == ("running", expected)
+        assert last_message(desk, number, "appraisal_ended")["decision_due"] == expected.astimezone(timezone.utc).isoformat()
+        assert actions(desk, number) == ["appraisal_started", "extension_requested"]
+        assert [(r.state, r.due_at) for r in clock_rows(number)] == [("open", expected)]
+        moves = db.session.execute(select(AuditEvent.action).where(
+            AuditEvent.business_key == number, AuditEvent.element_id == "decision_clock",
+            AuditEvent.action == "deadline_recomputed")).scalars().all()
+        assert len(moves) == 1                  # moved at the start; the end confirmed the same day
+
+
+def test_an_appraisal_past_its_expected_end_is_checked_by_management_and_moves_the_clock_again(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "appraisal_started", kind="车辆定损复检", started_on="2026-02-16",
+            expected_end_on="2026-02-18")
+        clock.move_to(datetime(2026, 2, 19, 9, 0, tzinfo=SH))
+        fire_due_timers(app)
+        assert desk.open_tasks(number)["appraisal_overrun"]["role"] == "management"
+        assert actions(desk, number) == []             # the end is now recorded through that task
+        # Still running, now expected to end 02-22: 7 days -> day 22 = Sat 03-07, a rest day -> Mon 03-09.
+        desk.complete(number, "appraisal_overrun", appraisal_has_ended=False,
+                      appraisal_new_expected_end_on="2026-02-22", appraisal_overrun_notes="鉴定机构称需补充检测")
+        monday = datetime(2026, 3, 9, 23, 59, 59, tzinfo=SH)
+        assert complaint(number).decision_due_at == monday
+        assert last_message(desk, number, "appraisal_started")["expected_end_on"] == "2026-02-22"
+        clock.move_to(datetime(2026, 2, 23, 9, 0, tzinfo=SH))
+        fire_due_timers(app)
+        # Ended 02-21 after all (6 days): day 21 = Fri 03-06.
+        desk.complete(number, "appraisal_overrun", appraisal_has_ended=True, appraisal_ended_on="2026-02-21",
+                      appraisal_overrun_notes="报告已于21日出具")
+        c = complaint(number)
+        assert (c.decision_clock, c.decision_due_at) == ("running", datetime(2026, 3, 6, 23, 59, 59, tzinfo=SH))
+        assert last_message(desk, number, "appraisal_ended")["ended_on"] == "2026-02-21"
+
+
+def test_an_appraisal_that_ends_before_it_starts_is_refused_and_changes_nothing(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        r = act(desk, number, "appraisal_started", expect=422, kind="鉴定", started_on="2026-02-16",
+                expected_end_on="2026-02-10")
+        assert complaint(number).decision_clock == "running" and "appraisal_started" not in desk.outbox(number)
+
+
+def test_bad_action_data_is_refused_by_field_and_changes_nothing(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        before = desk.messages(number)
+        r = act(desk, number, "appraisal_started", expect=422, kind="", started_on="2026-13-40")
+        assert set(r["error"]["fields"]) >= {"kind", "started_on", "expected_end_on"}
+        r = act(desk, number, "nonsense", expect=404, reason="x")
+        r = act(desk, number, "extension_requested", who="training", expect=403, reason="x")
+        assert desk.messages(number) == before and complaint(number).decision_due_at == DAY_15
+
+
+def test_the_complaint_page_offers_the_actions_and_records_one_through_its_form(app, desk, people):
+    from tests.test_web import Browser
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        b = Browser(app).login("claims_specialist")
+        page = b.get(f"/complaints/{number}").text
+        assert 'data-testid="action-extension_requested"' in page and "申请延长处理期限" in page
+        assert Browser(app).login("training").get(f"/complaints/{number}").text.count('data-testid="action-') == 0
+        url = f"/complaints/{number}/actions/extension_requested"
+        form = b.get(url).text
+        assert "案情复杂" in form
+        r = b.post(url, {"reason": ""})
+        assert r.status_code == 422 and 'data-testid="form-errors"' in r.text
+        r = b.post(url, {"reason": "需调取医院病历"})
+        assert r.status_code == 302
+        assert "approve_extension" in desk.open_tasks(number)
+        page = b.get(f"/complaints/{number}").text
+        assert "经办人员登记" in page and "需调取医院病历" in page        # the timeline shows who asked and why
+        r = b.post(url, {"reason": "又一次"}, page=f"/complaints/{number}")   # not possible while one is pending
+        assert r.status_code == 302 and desk.open_tasks(number)["approve_extension"]
+
+
+def test_an_extended_period_ending_in_the_national_day_holiday_ends_on_the_next_working_day(app, desk):
+    received = datetime(2026, 9, 1, 10, 0, tzinfo=SH)        # day 30 = Thu 10-01, National Day: off until 10-07
+    with time_machine.travel(received + timedelta(days=5), tick=False):
+        number = desk.register(received_at=received.isoformat())
+        assert complaint(number).decision_due_at == datetime(2026, 9, 16, 23, 59, 59, tzinfo=SH)
+        act(desk, number, "extension_requested", reason="需要外部调查")
+        desk.complete(number, "approve_extension", extension_approved=True,
+                      extension_reason_for_customer="需向第三方机构核实", extension_comments="同意")
+        assert complaint(number).decision_due_at == datetime(2026, 10, 8, 23, 59, 59, tzinfo=SH)
