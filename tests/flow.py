@@ -39,6 +39,8 @@ FORM_DATA = {
     "re_evaluation_overdue": {"re_evaluation_overdue_cause": "专员外出", "re_evaluation_overdue_measures": "督促当日完成"},
     "malicious_review_overdue": {"malicious_review_overdue_cause": "材料待核实",
                                  "malicious_review_overdue_measures": "督促尽快审核"},
+    "decision_overdue": {"decision_overdue_cause": "外部鉴定未返回", "decision_overdue_measures": "督促并告知客户",
+                         "customer_told_of_delay": True},
     "archive_overdue": {"archive_overdue_cause": "证据未收齐", "archive_overdue_measures": "督促补齐后归档"},
 }
 

@@ -77,9 +77,9 @@ def test_two_approved_extensions_move_the_clock_to_30_then_60_days_and_tell_the_
         assert last_message(desk, number, "decision_extended")["decision_days"] == 60
 
         clock.move_to(datetime(2026, 3, 12, 10, 0, tzinfo=SH))
-        act(desk, number, "extension_requested", reason="还要更久")          # 60 days is the end
-        assert not {"approve_extension", "approve_further_extension"} & set(desk.open_tasks(number))
-        assert complaint(number).decision_due_at == DAY_60
+        assert actions(desk, number) == ["appraisal_started"]                # 60 days is the end
+        r = act(desk, number, "extension_requested", expect=409, reason="还要更久")
+        assert r["error"]["code"] == "not_now" and complaint(number).decision_due_at == DAY_60
 
         clock.move_to(DAY_30 + timedelta(days=1))                            # the old limits no longer fire
         fire_due_timers(app)
@@ -234,3 +234,96 @@ def test_an_extended_period_ending_in_the_national_day_holiday_ends_on_the_next_
         desk.complete(number, "approve_extension", extension_approved=True,
                       extension_reason_for_customer="需向第三方机构核实", extension_comments="同意")
         assert complaint(number).decision_due_at == datetime(2026, 10, 8, 23, 59, 59, tzinfo=SH)
+
+
+@pytest.mark.parametrize("pending", ["approval", "appraisal"])
+def test_a_withdrawal_ends_a_pending_approval_or_appraisal_with_everything_else(app, desk, pending):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        if pending == "approval":
+            act(desk, number, "extension_requested", reason="需要更多时间")
+            assert "approve_extension" in desk.open_tasks(number)
+        else:
+            act(desk, number, "appraisal_started", kind="伤残等级鉴定", started_on="2026-02-16",
+                expected_end_on="2026-02-18")
+        r = desk.client.post(f"/api/v1/complaints/{number}/withdrawal", json={"reason": "已协商解决"},
+                             headers=desk.people["customer_service"].headers)
+        assert r.status_code == 200, r.json
+        assert desk.open_tasks(number) == {} and actions(desk, number) == []
+        view = desk.complaint(number)
+        assert view["complaint"]["status"] == "closed" and view["complaint"]["outcome"] == "withdrawn"
+        assert all(d["state"] != "open" for d in view["deadlines"])
+
+
+def main_status(number):
+    from app.models import ProcessInstance
+    db.session.expire_all()
+    return db.session.get(ProcessInstance, complaint(number).instance_id).status
+
+
+def test_a_decision_while_management_checks_an_overrun_appraisal_ends_the_branch_and_the_process(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "appraisal_started", kind="车辆定损复检", started_on="2026-02-16",
+            expected_end_on="2026-02-18")
+        clock.move_to(datetime(2026, 2, 19, 9, 0, tzinfo=SH))
+        fire_due_timers(app)
+        assert "appraisal_overrun" in desk.open_tasks(number)
+        desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer"])
+        assert "appraisal_overrun" not in desk.open_tasks(number)       # moot once decided
+        assert complaint(number).decision_clock == "met" and actions(desk, number) == []
+        desk.walk(number, ["customer_confirmation", "archive", "initial_review_overdue"])   # late at registration
+        assert main_status(number) == "completed"                    # no branch is left waiting
+
+
+def test_after_the_limit_has_passed_nothing_can_move_it_and_the_process_still_ends(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "appraisal_started", kind="伤残等级鉴定", started_on="2026-02-16",
+            expected_end_on="2026-02-18")
+        clock.move_to(datetime(2026, 3, 4, 9, 0, tzinfo=SH))            # day 18 (03-03) has passed unconfirmed
+        fire_due_timers(app)
+        tasks = desk.open_tasks(number)
+        assert "appraisal_overrun" not in tasks and "decision_overdue" in tasks
+        assert complaint(number).decision_clock == "missed" and actions(desk, number) == []
+        desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+                           "customer_confirmation", "archive", "decision_overdue", "initial_review_overdue"])
+        assert main_status(number) == "completed"
+
+
+def test_days_before_receipt_are_not_left_out_and_impossible_dates_are_refused_by_field(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        # 02-10 .. 02-16: only 02-14 .. 02-16 lie in the period (it starts the day after receipt): 3 days.
+        act(desk, number, "appraisal_started", kind="伤残等级鉴定", started_on="2026-02-10",
+            expected_end_on="2026-02-16")
+        assert complaint(number).decision_due_at == datetime(2026, 3, 3, 23, 59, 59, tzinfo=SH)
+        r = act(desk, number, "appraisal_ended", expect=422, ended_on="2026-02-01")
+        assert r["error"]["code"] == "rejected_by_procedure" and "before the start" in r["error"]["message"]
+        assert complaint(number).decision_clock == "paused"            # nothing was changed
+
+
+def test_a_withdrawn_complaint_shows_no_paused_clock(app, desk):
+    from app.web.ui import decision_clock
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "appraisal_started", kind="伤残等级鉴定", started_on="2026-02-16",
+            expected_end_on="2026-02-18")
+        desk.client.post(f"/api/v1/complaints/{number}/withdrawal", json={},
+                         headers=desk.people["customer_service"].headers)
+        with app.test_request_context():
+            assert decision_clock(complaint(number))["state"] == "none"
+
+
+def test_at_60_days_an_appraisal_still_moves_the_limit(app, desk):
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
+        number = desk.register(received_at=RECEIVED.isoformat())
+        for who, task in (("management", "approve_extension"), ("head_office", "approve_further_extension")):
+            act(desk, number, "extension_requested", reason="情况复杂")
+            desk.complete(number, task, who=who, extension_approved=True,
+                          extension_reason_for_customer="情况复杂", extension_comments="同意")
+        assert complaint(number).decision_due_at == DAY_60
+        act(desk, number, "appraisal_started", kind="司法鉴定", started_on="2026-02-17", expected_end_on="2026-02-18")
+        c = complaint(number)                                        # day 62 = Thu 04-16
+        assert (c.decision_clock, c.decision_due_at) == ("paused", datetime(2026, 4, 16, 23, 59, 59, tzinfo=SH))
+        assert actions(desk, number) == ["appraisal_ended"]

@@ -86,7 +86,9 @@ class ComplaintOut(Schema):
         "description": "the regulator's limit (监管时限) for a decision, kept by the diagram"})
     decision_warning_days = fields.Integer(allow_none=True, metadata={
         "description": "how many days before decision_due_at the queues warn"})
-    decision_clock = fields.String(allow_none=True, metadata={"enum": ["running", "met", "missed", None]})
+    decision_clock = fields.String(allow_none=True, metadata={
+        "enum": ["running", "paused", "met", "missed", None],
+        "description": "where the clock stands, as the diagram sets it: paused while an external appraisal runs"})
 
 
 # ---- the responses' envelopes ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
-from ..errors import Conflict, Forbidden, InvalidData, NotFound, ProcessError
+from ..errors import AppError, Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
 from ..models import (CalendarDay, Deadline, ElementVisit, HumanTask, InstanceSnapshot, OutboxMessage, ProcessInstance,
                       ProcessVersion, User)
@@ -22,7 +22,7 @@ from ..timeutil import utcnow
 from . import workflow
 from .calendar import WorkCalendar
 from .registry import latest_version
-from .scripting import HELPER_NAMES, make_script_engine
+from .scripting import HELPER_NAMES, InputRejected, make_script_engine
 
 MISSING = object()
 CUSTOMER = "customer"          # the actor of what a customer does on their own page
@@ -600,11 +600,27 @@ class Runtime:
                      data={"name": row.name, "role": row.role, "excluded": sorted(excluded)})
 
 
-def engine_error(what, exc) -> ProcessError:
-    """Name the diagram element that failed, so a process owner can find it in the modeler."""
+def engine_error(what, exc) -> AppError:
+    """Name the diagram element that failed, so a process owner can find it in the modeler. A value a
+    helper refused as a person's input (scripting.InputRejected) is invalid data, not a broken diagram."""
     spec = getattr(exc, "task_spec", None)
     where = f" at {spec.bpmn_id} ({spec.bpmn_name})" if getattr(spec, "bpmn_id", None) else ""
-    return ProcessError(f"{what}{where}: {exc}", fields={"element_id": spec.bpmn_id} if where else {})
+    fields = {"element_id": spec.bpmn_id} if where else {}
+    rejected = _rejected_input(exc)
+    if rejected is not None:
+        return InvalidData(f"the procedure cannot use this input{where}: {rejected}", fields=fields,
+                           code="rejected_by_procedure")
+    return ProcessError(f"{what}{where}: {exc}", fields=fields)
+
+
+def _rejected_input(exc) -> Optional[InputRejected]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, InputRejected):
+            return exc
+        seen.add(id(exc))
+        exc = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 def customer_may_answer(schema: Optional[dict]) -> bool:

@@ -31,14 +31,26 @@ def now_iso():
     return utcnow().isoformat()
 
 
-def days_spanned(start, end):
+class InputRejected(ValueError):
+    """A helper refused a value that came from a person (a form, a handler's action), not from the
+    diagram: the change is refused as invalid input (422), not as a broken procedure (500)."""
+
+
+def days_spanned(start, end, after=None):
     """How many calendar days the span from `start` to `end` touches, both days counted (e.g. an
     external appraisal from 03-02 to 03-04 takes 3 days, which R-PAUSE leaves out of the period).
-    Each is a date (YYYY-MM-DD) or an ISO time, read as its day in Asia/Shanghai."""
+    With `after` (e.g. the time of receipt), only the days after that day count: a period is counted
+    from the day after receipt (CC-201), so days before it cannot be left out of it. Each is a date
+    (YYYY-MM-DD) or an ISO time, read as its day in Asia/Shanghai."""
     first, last = _business_day("days_spanned", start), _business_day("days_spanned", end)
     if last < first:
-        raise ValueError(f"days_spanned: the end {last.isoformat()} is before the start {first.isoformat()}")
-    return (last - first).days + 1
+        raise InputRejected(f"the end {last.isoformat()} is before the start {first.isoformat()}")
+    if after is not None:
+        first = max(first, _business_day("days_spanned", after) + timedelta(days=1))
+    days = max((last - first).days + 1, 0)
+    if days > MAX_PERIOD_DAYS:
+        raise InputRejected(f"{first.isoformat()} to {last.isoformat()} is more than {MAX_PERIOD_DAYS:,} days")
+    return days
 
 
 def _business_day(helper, value) -> date:

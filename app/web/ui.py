@@ -155,10 +155,10 @@ def decision_clock(complaint, now=None) -> dict:
     """{text, state} of the regulator's clock (监管时限) the diagram keeps on the complaint row: the
     calendar days left until the decision is due, "soon" within the diagram's warning days, "paused"
     while an external appraisal runs (its days do not count). A closed
-    complaint whose clock never ran out (withdrawn) shows none."""
+    complaint whose clock was neither met nor missed (withdrawn) shows none."""
     clock = getattr(complaint, "decision_clock", None)
     due = getattr(complaint, "decision_due_at", None)
-    if clock is None or due is None or (clock == "running" and complaint.status == "closed"):
+    if clock is None or due is None or (clock not in ("met", "missed") and complaint.status == "closed"):
         return {"text": "—", "state": "none"}
     if clock == "met":
         return {"text": _("Decided in time"), "state": "met"}
