@@ -88,6 +88,7 @@ class ProcessInstance(db.Model):
     version: Mapped[ProcessVersion] = relationship()
     # A concurrent write to the same instance fails instead of overwriting.
     __mapper_args__ = {"version_id_col": row_version}
+    __table_args__ = (Index("ix_process_instance_process_status", "process_id", "status"),)
 
 
 class InstanceSnapshot(db.Model):
