@@ -3,6 +3,7 @@ when the time received is already past a deadline."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 
 from tests.flow import COMPLAINT, Desk
 from tests.test_api_errors import assert_error, snapshot
@@ -30,15 +31,18 @@ def test_received_at_outside_the_window_is_a_422(client, people, received_at, me
 
 
 def test_a_complaint_received_past_a_deadline_says_so(client, people):
-    received = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat()
-    r = client.post("/api/v1/complaints", json={**COMPLAINT, "received_at": received},
-                    headers=people["customer_service"].headers)
-    assert r.status_code == 201
-    assert [d["element_id"] for d in r.json["missed_deadlines"]] == ["initial_review_deadline"]
-    assert r.json["warnings"] and "past the deadline" in r.json["warnings"][0]
-    fresh = client.post("/api/v1/complaints", json={**COMPLAINT, "received_at": datetime.now(timezone.utc).isoformat()},
+    # Wed 2026-11-25 18:00 in Shanghai; received 30 hours before: the 24 hours of the initial review are
+    # over, its follow-up's working day (Thursday) is not.
+    with time_machine.travel(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc), tick=False):
+        received = (datetime.now(timezone.utc) - timedelta(hours=30)).isoformat()
+        r = client.post("/api/v1/complaints", json={**COMPLAINT, "received_at": received},
                         headers=people["customer_service"].headers)
-    assert fresh.json["missed_deadlines"] == [] and fresh.json["warnings"] == []
+        assert r.status_code == 201
+        assert [d["element_id"] for d in r.json["missed_deadlines"]] == ["initial_review_deadline"]
+        assert r.json["warnings"] and "past the deadline" in r.json["warnings"][0]
+        fresh = client.post("/api/v1/complaints", json={**COMPLAINT, "received_at": datetime.now(timezone.utc).isoformat()},
+                            headers=people["customer_service"].headers)
+        assert fresh.json["missed_deadlines"] == [] and fresh.json["warnings"] == []
 
 
 def test_the_register_page_says_a_deadline_is_already_missed(app, people):
