@@ -17,7 +17,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import aliased
 
 from .errors import Forbidden
-from .models import Complaint, HumanTask, ProcessInstance, User
+from .models import AuditEvent, Complaint, HumanTask, ProcessInstance, User
+
+ACTION_SENT = "case_event_sent"     # app.case_events.SENT: a handler told the procedure something
 
 REASON = "{user} handled the original claim of this complaint and must stand aside (回避)"
 HANDLED = "{user} took part in handling this complaint and may not work on its review (回避)"
@@ -43,11 +45,16 @@ def excluded_usernames(session, instance_id, independent=frozenset()) -> dict:
 
 
 def _handlers(session, business_key, besides) -> list[str]:
-    """Who completed a task of the instances of `business_key` other than `besides`."""
+    """Who took part in the handling of `business_key` outside the instance `besides`: completed a task
+    of its other instances, or told its procedure something besides a task (app.case_events: asked
+    for more time, recorded an appraisal)."""
     others = select(ProcessInstance.id).where(ProcessInstance.business_key == business_key,
                                               ProcessInstance.id != besides)
-    return list(session.execute(select(User.username).join(HumanTask, HumanTask.completed_by_id == User.id).where(
-        HumanTask.instance_id.in_(others), HumanTask.state == "completed").distinct()).scalars())
+    by_task = select(User.username).join(HumanTask, HumanTask.completed_by_id == User.id).where(
+        HumanTask.instance_id.in_(others), HumanTask.state == "completed")
+    by_action = select(AuditEvent.actor).where(AuditEvent.business_key == business_key,
+                                               AuditEvent.action == ACTION_SENT)
+    return sorted(set(session.execute(by_task.union(by_action)).scalars()))
 
 
 def reason_for(user, complaint) -> Optional[str]:
@@ -77,7 +84,8 @@ def avoided_instances(user):
 def not_independent_of(user, independent):
     """A condition on HumanTask for the queues: leave out the tasks of the running instances of an
     `independent` process (e.g. a review) of a complaint on whose other instances `user` completed a
-    task (R-AVOID): the runtime refuses them that task, so the queue does not offer it. A small NOT IN,
+    task or sent an action (R-AVOID, as `_handlers`): the runtime refuses them that task, so the queue
+    does not offer it. A small NOT IN,
     driven by the few running instances of those processes (indexed by process and status)."""
     if not independent:
         return and_(True)
@@ -87,4 +95,7 @@ def not_independent_of(user, independent):
         .join(done, done.instance_id == others.id) \
         .where(ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running",
                done.completed_by_id == user.id, done.state == "completed")
-    return HumanTask.instance_id.not_in(closed_to_user)
+    by_action = select(ProcessInstance.id).join(AuditEvent, AuditEvent.business_key == ProcessInstance.business_key) \
+        .where(ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running",
+               AuditEvent.actor == user.username, AuditEvent.action == ACTION_SENT)
+    return HumanTask.instance_id.not_in(closed_to_user.union(by_action))

@@ -52,3 +52,20 @@ def test_a_review_nobody_independent_may_work_is_flagged_for_the_supervisors(app
     r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "不服"},
                     headers=people["customer_service"].headers)
     assert r.status_code == 201 and db.session.get(HumanTask, r.json["tasks"][0]["id"]).unstaffed is True
+
+
+def test_a_manager_who_only_asked_for_more_time_may_not_decide_the_review(app, client, people):
+    desk = Desk(client, people)
+    number = desk.register()
+    r = client.post(f"/api/v1/complaints/{number}/actions/extension_requested", json={"data": {"reason": "案情复杂"}},
+                    headers=people["management"].headers)
+    assert r.status_code == 200, r.json
+    desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer"])
+    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "不服"},
+                    headers=people["customer_service"].headers)
+    [task] = r.json["tasks"]
+    refused = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management"].headers)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "excluded"
+    offered = client.get("/api/v1/tasks?queue=available", headers=people["management"].headers).json["items"]
+    assert task["id"] not in [t["id"] for t in offered]
+    assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management_2"].headers).status_code == 200
