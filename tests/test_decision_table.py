@@ -6,7 +6,6 @@ complaints keep the table of theirs), runs in the sandbox, is checked by `flask 
 every problem located, and is shown and uploaded on the procedure page."""
 import io
 import re
-import shutil
 
 import pytest
 from SpiffWorkflow import TaskState
@@ -16,12 +15,13 @@ from sqlalchemy import select
 from app import create_app
 from app.config import ROOT, TestConfig
 from app.engine import sandbox
-from app.engine.registry import deploy, load_processes
+from app.engine.registry import deploy
 from app.engine.scripting import make_script_engine
 from app.engine.workflow import new_parser
 from app.extensions import db
 from app.models import ProcessInstance, ProcessVersion
-from tests.flow import LANES, Desk
+from tests.flow import Desk
+from tests.test_processes import check, copy, edit  # noqa: F401  (copy is a fixture)
 from tests.test_web import as_, browser, desk, fresh, text  # noqa: F401  (browser and desk are fixtures)
 
 pytestmark = pytest.mark.clause("C-3.3.4")
@@ -32,22 +32,6 @@ THRESHOLD_CELL = "<text>&gt; 50000</text>"
 PROCESS = "/procedure/complaint_handling"
 
 
-@pytest.fixture
-def copy(tmp_path):
-    """A writable copy of processes/ and forms/."""
-    shutil.copytree(ROOT / "processes", tmp_path / "processes")
-    shutil.copytree(ROOT / "forms", tmp_path / "forms")
-    return tmp_path
-
-
-def check(root):
-    return load_processes(root / "processes", root / "forms", LANES)
-
-
-def edit(path, old, new):
-    content = path.read_text(encoding="utf-8")
-    assert old in content, f"{old!r} not in {path.name}"
-    path.write_text(content.replace(old, new, 1), encoding="utf-8")
 
 
 def line_of(path, needle):

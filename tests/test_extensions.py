@@ -159,13 +159,18 @@ def test_an_appraisal_is_not_counted_and_the_customer_is_told_at_start_and_end(a
         assert len(moves) == 1                  # moved at the start; the end confirmed the same day
 
 
+def appraisal_past_its_expected_end(app, desk, clock):
+    """A complaint whose appraisal (02-16, expected to end 02-18) was not recorded as ended by 02-19."""
+    number = desk.register(received_at=RECEIVED.isoformat())
+    act(desk, number, "appraisal_started", kind="车辆定损复检", started_on="2026-02-16", expected_end_on="2026-02-18")
+    clock.move_to(datetime(2026, 2, 19, 9, 0, tzinfo=SH))
+    fire_due_timers(app)
+    return number
+
+
 def test_an_appraisal_past_its_expected_end_is_checked_by_management_and_moves_the_clock_again(app, desk):
     with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
-        number = desk.register(received_at=RECEIVED.isoformat())
-        act(desk, number, "appraisal_started", kind="车辆定损复检", started_on="2026-02-16",
-            expected_end_on="2026-02-18")
-        clock.move_to(datetime(2026, 2, 19, 9, 0, tzinfo=SH))
-        fire_due_timers(app)
+        number = appraisal_past_its_expected_end(app, desk, clock)
         assert desk.open_tasks(number)["appraisal_overrun"]["role"] == "management"
         assert actions(desk, number) == []             # the end is now recorded through that task
         # Still running, now expected to end 02-22: 7 days -> day 22 = Sat 03-07, a rest day -> Mon 03-09.
@@ -189,6 +194,7 @@ def test_an_appraisal_that_ends_before_it_starts_is_refused_and_changes_nothing(
         number = desk.register(received_at=RECEIVED.isoformat())
         r = act(desk, number, "appraisal_started", expect=422, kind="鉴定", started_on="2026-02-16",
                 expected_end_on="2026-02-10")
+        assert list(r["error"]["fields"]) == ["expected_end_on"]
         assert complaint(number).decision_clock == "running" and "appraisal_started" not in desk.outbox(number)
 
 
@@ -263,11 +269,7 @@ def main_status(number):
 
 def test_a_decision_while_management_checks_an_overrun_appraisal_ends_the_branch_and_the_process(app, desk):
     with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
-        number = desk.register(received_at=RECEIVED.isoformat())
-        act(desk, number, "appraisal_started", kind="车辆定损复检", started_on="2026-02-16",
-            expected_end_on="2026-02-18")
-        clock.move_to(datetime(2026, 2, 19, 9, 0, tzinfo=SH))
-        fire_due_timers(app)
+        number = appraisal_past_its_expected_end(app, desk, clock)
         assert "appraisal_overrun" in desk.open_tasks(number)
         desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer"])
         assert "appraisal_overrun" not in desk.open_tasks(number)       # moot once decided

@@ -33,7 +33,7 @@ def check(root):
 
 def edit(path, old, new):
     text = path.read_text(encoding="utf-8")
-    assert old in text
+    assert old in text, f"{old!r} not in {path.name}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 

@@ -11,7 +11,7 @@ from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSna
 from ..permissions import READERS, REGISTRARS, WORKERS
 from . import bp
 from .auth import require
-from .errors import body
+from .errors import body, form_data
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
 SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
@@ -146,10 +146,7 @@ def list_actions(number):
 def send_action(number, name):
     """Send one of those actions with its form data; the diagram decides what follows."""
     complaint = complaints.readable(db.session, g.user, number)
-    data = body().get("data")
-    if not isinstance(data, dict):
-        raise AppError('the body must be {"data": {...form fields...}}', fields={"data": "must be an object"},
-                       code="malformed_body")
+    data = form_data()
     change = case_events.send(current_app.extensions["runtime"], db.session, g.user, complaint, name, data)
     return _recorded(complaint, change, 200)
 

@@ -34,3 +34,12 @@ def body():
     if not isinstance(data, dict):
         raise AppError("the request body must be a JSON object", code="malformed_body")
     return data
+
+
+def form_data() -> dict:
+    """`data` of a `{"data": {...form fields...}}` body (a task's or an action's form)."""
+    data = body().get("data")
+    if not isinstance(data, dict):
+        raise AppError('the body must be {"data": {...form fields...}}', fields={"data": "must be an object"},
+                       code="malformed_body")
+    return data

@@ -9,7 +9,7 @@ from ..permissions import READERS, WORKERS
 from . import bp
 from .auth import require
 from .complaints import complaint_view
-from .errors import body
+from .errors import body, form_data
 from .schemas import AuditOut, QueueComplaintOut, TaskOut
 
 
@@ -90,11 +90,7 @@ def assign(task_id):
 @bp.post("/tasks/<task_id>/complete")
 @require(*WORKERS)
 def complete(task_id):
-    payload = body()
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise AppError('the body must be {"data": {...form fields...}}', fields={"data": "must be an object"},
-                       code="malformed_body")
+    data = form_data()
     _task_for(g.user, task_id)
     change = runtime().complete(task_id, g.user, data)
     return {"completed": task_id, "complaint_number": change.instance.business_key,
