@@ -1,69 +1,151 @@
-"""The append-only, hash-chained audit trail."""
+"""The append-only audit trail: one hash chain per case file, sealed from time to time.
+
+An append locks only its own chain's head (AuditChain), so changes to different complaints never wait
+on each other's audit rows. `record` only buffers the event; a transaction's events are written when it
+flushes or commits, one INSERT per flush, after one UPDATE that locks the chain's head and claims the
+positions. `seal` (run by the scheduler and by `flask audit seal`) fixes the heads of the chains that
+grew since the last seal, chained to it and signed, so that a chain removed whole shows too."""
 import hashlib
+import hmac
 import json
 
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent, AuditHead
+from .models import AuditChain, AuditEvent, AuditSeal, AuditSealHead
 from .timeutil import utcnow
 
 GENESIS = "0" * 64
+SYSTEM = "system"                 # the chain of what concerns no complaint (logins, deployments, calendar)
+_PENDING = "audit_pending"        # session.info: events recorded but not written yet
+_HEADS = "audit_heads"            # session.info: chain -> (seq, hash) locked by this transaction
+COLUMNS = ("chain", "seq", "at", "actor", "action", "instance_id", "business_key", "task_id", "element_id",
+           "data", "prev_hash", "hash")
 
 
-def _digest(prev_hash, event: AuditEvent) -> str:
-    body = json.dumps([prev_hash, event.at.isoformat(), event.actor, event.action, event.instance_id,
-                       event.business_key, event.task_id, event.element_id, event.data],
+def chain_of(business_key, instance_id) -> str:
+    """The chain an event belongs to: its complaint's, else its instance's, else the system's."""
+    if business_key:
+        return business_key
+    return f"instance:{instance_id}" if instance_id is not None else SYSTEM
+
+
+def digest(row) -> str:
+    """The hash of an audit row (an AuditEvent or anything with its attributes); it covers the row's
+    place in its chain and the hash before it."""
+    body = json.dumps([row.chain, row.seq, row.prev_hash, row.at.isoformat(), row.actor, row.action, row.instance_id,
+                       row.business_key, row.task_id, row.element_id, row.data],
                       sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _locked_head(session) -> AuditHead:
-    """The head row, locked once per transaction: locking serialises appends, so two transactions
-    never chain onto the same row."""
-    head = session.info.get("audit_head")
-    if head is not None and head in session:
-        return head
-    # The no-op UPDATE takes the write lock first: SQLite ignores FOR UPDATE and its driver reads
-    # outside transactions, so without it two appends could both chain onto the same head.
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=AuditHead.last_hash))
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()
-                           .execution_options(populate_existing=True)).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, last_hash=GENESIS)
-        session.add(head)
-    session.info["audit_head"] = head
-    return head
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_head(session, transaction):
-    if transaction.parent is None:      # the outermost transaction ended: the lock is gone
-        session.info.pop("audit_head", None)
-
-
 def record(session, actor, action, *, instance_id=None, business_key=None, task_id=None, element_id=None,
            data=None) -> AuditEvent:
-    head = _locked_head(session)
-    event = AuditEvent(at=utcnow(), actor=actor, action=action, instance_id=instance_id,
-                       business_key=business_key, task_id=task_id, element_id=element_id,
-                       data=json.loads(json.dumps(data or {}, default=str)), prev_hash=head.last_hash)
-    event.hash = _digest(head.last_hash, event)
-    head.last_hash = event.hash
-    session.add(event)
+    """Buffer an event for this transaction; it is written when the transaction flushes or commits
+    (or at `flush`), and dropped if it rolls back."""
+    event = AuditEvent(chain=chain_of(business_key, instance_id), at=utcnow(), actor=actor, action=action,
+                       instance_id=instance_id, business_key=business_key, task_id=task_id, element_id=element_id,
+                       data=json.loads(json.dumps(data or {}, default=str)))
+    session.connection()        # within the session's transaction, so that its rollback drops the event
+    session.info.setdefault(_PENDING, []).append(event)
     return event
 
 
-def verify(session):
-    """Walk the chain; return (number of rows checked, id of the first broken row or None)."""
-    prev = GENESIS
-    count = 0
-    for row in session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
-        if row.prev_hash != prev or _digest(prev, row) != row.hash:
-            return count, row.id
-        prev = row.hash
-        count += 1
-    head = session.get(AuditHead, 1)
-    if head is not None and head.last_hash != prev:
-        return count, "head"
-    return count, None
+def flush(session):
+    """Write the buffered events now, e.g. before a query that must see them."""
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        _append(session, pending)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session, _context, _instances):
+    flush(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session):
+    flush(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session, transaction):
+    session.info.pop(_HEADS, None)          # the locks are gone (or a savepoint undid an append)
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)    # a rolled-back change leaves no audit trace
+
+
+def _append(session, events):
+    conn = session.connection()
+    heads = session.info.setdefault(_HEADS, {})
+    chains = {}
+    for e in events:
+        chains.setdefault(e.chain, []).append(e)
+    for chain, chained in chains.items():
+        seq, prev = heads.get(chain) or _claim(conn, chain)
+        for e in chained:
+            seq += 1
+            e.seq, e.prev_hash = seq, prev
+            e.hash = prev = digest(e)
+        conn.execute(update(AuditChain).where(AuditChain.chain == chain).values(seq=seq, hash=prev, sealed=False))
+        heads[chain] = (seq, prev)
+    conn.execute(insert(AuditEvent), [{c: getattr(e, c) for c in COLUMNS} for e in events])
+
+
+def _claim(conn, chain) -> tuple[int, str]:
+    """Lock the chain's head for this transaction (creating it on the chain's first event) and read it.
+    The UPDATE takes the lock before anything is read: on SQLite it takes the database's write lock, on
+    PostgreSQL the row's, and a concurrent append to the same chain waits, then reads the newer head."""
+    claim = update(AuditChain).where(AuditChain.chain == chain).values(sealed=False) \
+        .returning(AuditChain.seq, AuditChain.hash)
+    head = conn.execute(claim).first()
+    if head is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(AuditChain).values(chain=chain, seq=0, hash=GENESIS, sealed=False)
+                     .on_conflict_do_nothing())
+        head = conn.execute(claim).first()
+    return head.seq, head.hash
+
+
+# ---- seals -----------------------------------------------------------------------------------------
+def seal_key(config) -> bytes:
+    """The key that signs seals: AUDIT_SEAL_KEY, else one derived from SECRET_KEY. It lives outside the
+    database, so whoever can only write the database cannot forge a seal."""
+    key = config.get("AUDIT_SEAL_KEY") or hmac.new(config["SECRET_KEY"].encode(), b"audit-seal",
+                                                    hashlib.sha256).hexdigest()
+    return key.encode()
+
+
+def seal_digest(prev_hash, at, heads) -> str:
+    """`heads`: (chain, seq, hash) tuples, sorted by chain."""
+    body = json.dumps([prev_hash, at.isoformat(), [list(h) for h in heads]], ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def sign(key: bytes, seal_hash: str) -> str:
+    return hmac.new(key, seal_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def seal(session, key: bytes):
+    """Fix the heads of every chain that grew since the last seal; returns the AuditSeal, or None when
+    nothing grew. A chain that grows while this runs stays unsealed (its head moved) and is taken by
+    the next seal."""
+    heads = session.execute(select(AuditChain.chain, AuditChain.seq, AuditChain.hash)
+                            .where(AuditChain.sealed.is_(False)).order_by(AuditChain.chain)).all()
+    if not heads:
+        return None
+    last = session.execute(select(AuditSeal).order_by(AuditSeal.id.desc()).limit(1)).scalar_one_or_none()
+    prev, at = last.hash if last else GENESIS, utcnow()
+    heads = [tuple(h) for h in heads]
+    seal_hash = seal_digest(prev, at, heads)
+    row = AuditSeal(at=at, prev_hash=prev, hash=seal_hash, signature=sign(key, seal_hash), heads=len(heads))
+    session.add(row)
+    session.flush()
+    session.execute(insert(AuditSealHead), [{"seal_id": row.id, "chain": c, "seq": s, "hash": h} for c, s, h in heads])
+    chains = AuditChain.__table__
+    session.connection().execute(      # only where the head did not move meanwhile
+        chains.update().where(chains.c.chain == bindparam("b_chain"), chains.c.seq == bindparam("b_seq"))
+        .values(sealed=True), [{"b_chain": c, "b_seq": s} for c, s, _ in heads])
+    session.commit()
+    return row

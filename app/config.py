@@ -44,6 +44,11 @@ class Config:
     COMPLAINT_NUMBER_FORMAT = _env("COMPLAINT_NUMBER_FORMAT", "TS-{date:%Y%m%d}-{seq:06d}")
     API_TOKEN_DAYS = int(_env("API_TOKEN_DAYS", "90"))
     SCHEDULER_INTERVAL_SECONDS = int(_env("SCHEDULER_INTERVAL_SECONDS", "15"))
+    # The audit trail's seals: how often the scheduler seals the chains that grew, and the key that signs
+    # the seals (unset: derived from SECRET_KEY). Keep it outside the database and never change it
+    # without keeping the old one: the seals it signed are checked with it.
+    AUDIT_SEAL_MINUTES = int(_env("AUDIT_SEAL_MINUTES", "10"))
+    AUDIT_SEAL_KEY = _env("AUDIT_SEAL_KEY")
     # No request body (form, JSON, diagram upload) beyond this is read at all.
     MAX_CONTENT_LENGTH = int(_env("MAX_CONTENT_LENGTH", str(5 * 1024 * 1024)))
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).

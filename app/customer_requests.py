@@ -70,7 +70,7 @@ def review_requested(session, complaint: Complaint, besides=None) -> bool:
     if complaint.decided_at is not None:
         query = query.where(AuditEvent.at >= complaint.decided_at)
     if besides is not None:
-        query = query.where(AuditEvent.id != besides)
+        query = query.where(AuditEvent.seq != besides.seq)
     return session.execute(query.limit(1)).first() is not None
 
 
@@ -90,7 +90,8 @@ REVIEW_REFUSALS = {None: "there is no decision to review yet", "requested": "a r
 
 def request_review(runtime, session, complaint: Complaint, reason: str, by: str, actor: str):
     """Leave the request's mark in the audit trail and start what the procedure starts on it, in one
-    transaction: the mark takes the audit trail's lock, so of two requests racing only one passes.
+    transaction: the mark takes the lock of the complaint's audit chain, so of two requests racing only
+    one passes.
     Conflict with code review_<state> when it may not be asked now, "review_not_modelled" when no
     deployed process starts on it."""
     state = review_state(session, complaint)
@@ -98,8 +99,8 @@ def request_review(runtime, session, complaint: Complaint, reason: str, by: str,
         raise Conflict(REVIEW_REFUSALS[state], code=f"review_{state or 'undecided'}")
     mark = audit.record(session, actor, REVIEW_REQUEST, instance_id=complaint.instance_id,
                         business_key=complaint.number, data={"by": by})
-    session.flush()
-    if review_requested(session, complaint, besides=mark.id):
+    audit.flush(session)
+    if review_requested(session, complaint, besides=mark):
         session.rollback()
         raise Conflict(REVIEW_REFUSALS["requested"], code="review_requested")
     change = runtime.start_on_message(REVIEW_REQUEST, {"reason": reason, "by": by}, actor=actor,

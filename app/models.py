@@ -289,8 +289,14 @@ class SurveyResponse(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Append-only. Each row carries the hash of the previous one, so an altered or removed row shows."""
+    """Append-only, one hash chain per case file: `chain` is the complaint number (`instance:<id>` for an
+    instance without one, `system` for what concerns no complaint). Each row carries its position in
+    the chain and the hash of the row before it, so an altered, removed or reordered row shows; the
+    seals (AuditSeal) show a chain removed whole. Changes to different complaints never wait on
+    each other's audit rows."""
     id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(80))
+    seq: Mapped[int] = mapped_column(Integer)                 # 1, 2, ... within the chain
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))            # username, or "system"/"scheduler"
     action: Mapped[str] = mapped_column(String(64))
@@ -301,6 +307,36 @@ class AuditEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (UniqueConstraint("chain", "seq"),)   # two appends can never fork a chain
+
+
+class AuditChain(db.Model):
+    """The head of one chain: locked by an append to that chain only, so appends to different
+    complaints go on side by side. `sealed` is cleared by every append and set by the next seal."""
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    sealed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
+
+
+class AuditSeal(db.Model):
+    """A checkpoint over all chains: the heads of the chains that grew since the seal before, chained
+    to that seal and signed (HMAC) with a key the database does not hold. A chain deleted whole, cut
+    short or rewritten after a seal, or a seal removed or swapped, shows on verification."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(64))
+    heads: Mapped[int] = mapped_column(Integer)              # how many AuditSealHead rows it covers
+
+
+class AuditSealHead(db.Model):
+    """One chain's head as a seal fixed it."""
+    seal_id: Mapped[int] = mapped_column(ForeignKey("audit_seal.id"), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class LoginAttempt(db.Model):
@@ -309,9 +345,3 @@ class LoginAttempt(db.Model):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class AuditHead(db.Model):
-    """A single row locked by every audit append, so the chain never forks under concurrency."""
-    id: Mapped[int] = mapped_column(primary_key=True)
-    last_hash: Mapped[str] = mapped_column(String(64))

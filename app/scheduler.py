@@ -1,6 +1,6 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
 transactional path as every other change, one that sends due customer messages (app/outbox/), and
-one that purges old failed-login counts. Run it as its own process (`flask scheduler run`)."""
+one that purges old failed-login counts, and one that seals the audit trail's chains. Run it as its own process (`flask scheduler run`)."""
 import logging
 
 from .errors import Conflict, ProcessError
@@ -54,6 +54,24 @@ def purge_login_attempts(app) -> int:
         return purge(db.session, Limits.from_config(app.config), utcnow())
 
 
+def seal_audit_trail(app):
+    """Seal the audit chains that grew since the last seal; the seal's hash goes to the log too, so a
+    copy lives outside the database."""
+    from . import audit
+    from .extensions import db
+
+    with app.app_context():
+        try:
+            row = audit.seal(db.session, audit.seal_key(app.config))
+        except Exception:      # noqa: BLE001  (the next pass seals what this one could not)
+            db.session.rollback()
+            log.exception("sealing the audit trail failed; retried on the next pass")
+            return None
+        if row is not None:
+            log.info("audit seal %s over %s chains: %s", row.id, row.heads, row.hash)
+        return row
+
+
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -67,6 +85,8 @@ def run(app):
                       id="dispatch_outbox", max_instances=1, coalesce=True)
     scheduler.add_job(purge_login_attempts, "interval", args=[app], minutes=PURGE_MINUTES,
                       id="purge_login_attempts", max_instances=1, coalesce=True)
+    scheduler.add_job(seal_audit_trail, "interval", args=[app], minutes=app.config["AUDIT_SEAL_MINUTES"],
+                      id="seal_audit_trail", max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
              app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
     fire_due_timers(app)    # catch up at once after downtime

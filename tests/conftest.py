@@ -17,17 +17,16 @@ from app.api.auth import issue_token
 from app.config import ROOT, TestConfig
 from app.engine.registry import deploy, load_processes
 from app.extensions import db
-from app.audit import GENESIS
-from app.models import AuditHead, User
+from app.models import User
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 REQUIRE_ALL = os.environ.get("REQUIRE_ALL_BACKENDS") == "1"
 ROLES = ("customer_service", "claims_specialist", "management", "head_office", "training", "compliance", "process_owner")
 
 
-def _postgres_test_db():
+def _postgres_test_db(suffix=""):
     admin = make_url(PG_URL)
-    name = f"complaints_test_{os.getpid()}"
+    name = f"complaints_test_{os.getpid()}{suffix}"
     with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database,
                          autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -64,10 +63,14 @@ def database_url(tmp_path_factory):
         return urls[backend]
     yield get
     if "postgresql" in urls:
-        admin = make_url(PG_URL)
-        with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database,
-                             autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{make_url(urls["postgresql"]).database}" WITH (FORCE)')
+        _drop_postgres_db(urls["postgresql"])
+
+
+def _drop_postgres_db(url):
+    admin = make_url(PG_URL)
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database,
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +97,6 @@ def _empty_tables():
     else:
         for table in tables:
             db.session.execute(table.delete())
-    db.session.add(AuditHead(id=1, last_hash=GENESIS))    # as the migration leaves it
     db.session.commit()
 
 

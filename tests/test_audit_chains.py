@@ -1,0 +1,230 @@
+"""The audit trail: one hash chain per complaint, sealed from time to time. Verification names the
+first bad row of every chain that was altered, cut or reordered, and shows a chain deleted whole, a
+seal removed, swapped or forged; appends to different complaints never wait on each other."""
+import threading
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import JSON, column, event, insert, select, table, text
+
+from app import audit, create_app
+from app.audit_verify import verify
+from app.config import ROOT, TestConfig
+from app.extensions import db
+from app.models import AuditChain, AuditEvent, AuditSeal
+from app.timeutil import UTCDateTime, utcnow
+from tests.conftest import _drop_postgres_db, _postgres_test_db
+from tests.flow import HAPPY_PATH, Desk
+
+
+@pytest.fixture
+def two(client, people):
+    desk = Desk(client, people)
+    first, second = desk.register(), desk.register()
+    desk.walk(first, HAPPY_PATH[:2])
+    return first, second
+
+
+def cli(app, *args):
+    return app.test_cli_runner().invoke(args=["audit", *args])
+
+
+def chain_rows(number):
+    """The chain's rows, detached from the session (the tests change the table under them)."""
+    rows = db.session.execute(select(AuditEvent).where(AuditEvent.chain == number)
+                              .order_by(AuditEvent.seq)).scalars().all()
+    db.session.expunge_all()
+    return rows
+
+
+def sql(statement, **params):
+    db.session.execute(text(statement), params)
+    db.session.commit()
+
+
+def key(app):
+    return audit.seal_key(app.config)
+
+
+@pytest.mark.clause("C-2.1", "C-3.5.1")
+def test_each_complaint_has_its_own_chain_and_an_altered_row_is_named(app, two):
+    first, second = two
+    rows = chain_rows(first)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1)) and rows[0].prev_hash == audit.GENESIS
+    assert all(r.business_key == first for r in rows) and chain_rows(second)
+    ok = cli(app, "verify")
+    assert ok.exit_code == 0 and "intact" in ok.output
+
+    victim = rows[4]
+    sql("UPDATE audit_event SET actor = 'someone_else' WHERE id = :id", id=victim.id)
+    broken = cli(app, "verify")
+    assert broken.exit_code == 1 and f"BROKEN at audit row {victim.id} (chain {first}: it was altered" in broken.output
+    # Per complaint: the other complaint's case file is intact.
+    assert cli(app, "verify", "--complaint", second).exit_code == 0
+    assert cli(app, "verify", "--complaint", first).exit_code == 1
+
+
+def test_a_removed_or_reordered_row_is_named_by_the_row_after_it(app, two):
+    first, _ = two
+    rows = chain_rows(first)
+    sql("DELETE FROM audit_event WHERE id = :id", id=rows[3].id)
+    removed = cli(app, "verify")
+    assert removed.exit_code == 1 and f"BROKEN at audit row {rows[4].id} (chain {first}: a row before it is missing" \
+        in removed.output
+
+    sql("UPDATE audit_event SET seq = -1 WHERE id = :id", id=rows[5].id)      # swap two rows' places
+    sql("UPDATE audit_event SET seq = :s WHERE id = :id", s=rows[5].seq, id=rows[6].id)
+    sql("UPDATE audit_event SET seq = :s WHERE id = :id", s=rows[6].seq, id=rows[5].id)
+    report = verify(db.session, key(app), chain=first)
+    assert not report.intact and report.findings[0].row_id == rows[4].id
+
+
+def test_a_chain_cut_short_shows_at_its_head(app, two):
+    first, _ = two
+    rows = chain_rows(first)
+    sql("DELETE FROM audit_event WHERE id = :id", id=rows[-1].id)
+    report = verify(db.session, key(app), chain=first)
+    assert [f.what for f in report.findings] == [f"chain {first}"]
+    assert f"its head names row {rows[-1].seq}, its last row is {rows[-2].seq}" in report.findings[0].reason
+
+
+def test_a_chain_deleted_whole_after_a_seal_shows(app, two):
+    first, second = two
+    sealed = cli(app, "seal")
+    assert sealed.exit_code == 0 and "sealed" in sealed.output
+    assert cli(app, "seal").output.strip() == "nothing to seal"
+    sql("DELETE FROM audit_event WHERE chain = :c", c=second)
+    sql("DELETE FROM audit_chain WHERE chain = :c", c=second)
+    broken = cli(app, "verify")
+    assert broken.exit_code == 1 and f"BROKEN at chain {second} (seal 1 fixed its row" in broken.output
+    assert cli(app, "verify", "--complaint", first).exit_code == 0
+
+
+def test_seals_chain_and_a_swapped_removed_or_forged_seal_shows(app, two, client, people):
+    first, second = two
+    audit.seal(db.session, key(app))
+    Desk(client, people).walk(first, HAPPY_PATH[2:3])          # the first complaint's chain grows
+    later = audit.seal(db.session, key(app))
+    assert later.heads == 1 and later.prev_hash == db.session.get(AuditSeal, 1).hash
+    assert verify(db.session, key(app)).intact and verify(db.session, key(app)).seals == 2
+
+    # Swap the two seals' contents (ids stay): the chain of seals no longer links.
+    columns = "at, prev_hash, hash, signature, heads"
+    one, two_ = (db.session.execute(text(f"SELECT {columns} FROM audit_seal WHERE id = :i"), {"i": i}).one()
+                 for i in (1, 2))
+    for target, values in ((1, two_), (2, one)):
+        sql("UPDATE audit_seal SET at = :at, prev_hash = :p, hash = :h, signature = :s, heads = :n WHERE id = :i",
+            at=values[0], p=values[1], h=values[2], s=values[3], n=values[4], i=target)
+    swapped = verify(db.session, key(app))
+    assert "seal 1" in [f.what for f in swapped.findings]
+    for target, values in ((1, one), (2, two_)):
+        sql("UPDATE audit_seal SET at = :at, prev_hash = :p, hash = :h, signature = :s, heads = :n WHERE id = :i",
+            at=values[0], p=values[1], h=values[2], s=values[3], n=values[4], i=target)
+    assert verify(db.session, key(app)).intact
+
+    # A seal rebuilt by someone without the key: its hash is right, its signature is not.
+    sql("UPDATE audit_seal SET signature = :s WHERE id = 2", s=audit.sign(b"not-the-key", later.hash))
+    forged = verify(db.session, key(app))
+    assert [(f.what, f.reason.split(" (")[0]) for f in forged.findings] == [("seal 2", "its signature does not match")]
+
+    sql("DELETE FROM audit_seal_head WHERE seal_id = 1")
+    sql("DELETE FROM audit_seal WHERE id = 1")                   # a removed seal
+    assert "seal 2" in [f.what for f in verify(db.session, key(app)).findings]
+
+
+def test_a_change_locks_only_its_own_complaints_chain(app, two, client, people):
+    """The statements of a completion touch the audit chain of that complaint only: no row that every
+    transaction updates. On PostgreSQL, an append to one complaint goes through while another
+    complaint's chain is locked by an open transaction."""
+    first, second = two
+    seen = []
+
+    def capture(conn, cursor, statement, params, context, executemany):
+        if "audit_chain" in statement and not executemany:
+            seen.append(params)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        Desk(client, people).walk(first, HAPPY_PATH[2:3])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    named = {v for p in seen for v in (p.values() if isinstance(p, dict) else p) if isinstance(v, str)}
+    assert first in named and second not in named and audit.SYSTEM not in named
+
+    if db.engine.dialect.name != "postgresql":
+        return            # SQLite has one writer at a time by design
+    holder = db.engine.connect()
+    tx = holder.begin()
+    holder.execute(text("UPDATE audit_chain SET sealed = false WHERE chain = :c"), {"c": second})   # holds its lock
+    errors = []
+
+    def append_other():
+        with app.app_context():
+            try:
+                db.session.execute(text("SET lock_timeout = '2s'"))
+                audit.record(db.session, "tester", "probe", business_key=first)
+                db.session.commit()
+            except Exception as exc:      # noqa: BLE001
+                errors.append(exc)
+            finally:
+                db.session.remove()
+    worker = threading.Thread(target=append_other)
+    worker.start()
+    worker.join(10)
+    tx.rollback()
+    holder.close()
+    assert not errors and chain_rows(first)[-1].action == "probe"
+
+
+def test_a_rolled_back_change_leaves_no_audit_row(app):
+    audit.record(db.session, "tester", "never_written")
+    db.session.rollback()
+    db.session.commit()
+    assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "never_written")).first() is None
+
+
+def test_the_migration_checks_the_old_chain_and_chains_every_row_again(backend, tmp_path):
+    """0015 on a database with rows of the old global chain: verification passes afterwards, and the
+    first row of the system chain says what the old chain was."""
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else _postgres_test_db("_audit0015")
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url)
+    try:
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0014")
+            prev = audit.GENESIS
+            for i, (actor, number) in enumerate([("a", "TS-1"), ("b", None), ("c", "TS-1"), ("d", "TS-2")]):
+                at = utcnow()
+                row = {"at": at, "actor": actor, "action": "x", "instance_id": i, "business_key": number,
+                       "task_id": None, "element_id": None, "data": {"i": i}}
+                row["hash"] = _old_hash(prev, row)
+                db.session.execute(insert(OLD_EVENT).values(**row, prev_hash=prev))
+                prev = row["hash"]
+            db.session.execute(text("UPDATE audit_head SET last_hash = :h"), {"h": prev})
+            db.session.commit()
+            upgrade(directory=str(ROOT / "migrations"))
+            report = verify(db.session, audit.seal_key(app.config))
+            assert report.intact and report.rows == 5 and report.chains == 4
+            assert [r.seq for r in chain_rows("TS-1")] == [1, 2]
+            note = db.session.execute(select(AuditEvent).where(AuditEvent.action == "audit_rechained")).scalar_one()
+            assert note.chain == audit.SYSTEM and note.data["legacy_chain_intact"] is True
+            assert note.data["rows"] == 4 and note.data["legacy_last_hash"] == prev
+            assert db.session.get(AuditChain, "TS-1").seq == 2
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if backend == "postgresql":
+            _drop_postgres_db(url)
+
+
+OLD_EVENT = table("audit_event", column("at", UTCDateTime), column("actor"), column("action"), column("instance_id"),
+                  column("business_key"), column("task_id"), column("element_id"), column("data", JSON),
+                  column("prev_hash"), column("hash"))
+
+
+def _old_hash(prev, row):
+    import hashlib
+    import json
+    body = json.dumps([prev, row["at"].isoformat(), row["actor"], row["action"], row["instance_id"],
+                       row["business_key"], row["task_id"], row["element_id"], row["data"]],
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
