@@ -71,7 +71,8 @@ def _before_commit(session):
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget(session, transaction):
-    session.info.pop(_HEADS, None)          # the locks are gone (or a savepoint undid an append)
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_HEADS, None)      # the locks are gone, or a savepoint undid an append
     if transaction.parent is None:
         session.info.pop(_PENDING, None)    # a rolled-back change leaves no audit trace
 

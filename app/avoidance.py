@@ -32,12 +32,13 @@ def _excluded_by(claim_handler) -> dict:
 
 def excluded_usernames(session, instance_id, independent=frozenset()) -> dict:
     """{username: reason} of the users who must stay out of this instance's complaint: the complaint
-    whose number is the instance's business key (two unique-index lookups); for a process in
-    `independent`, also whoever completed a task of the complaint's other instances."""
-    key, process_id = session.execute(select(ProcessInstance.business_key, ProcessInstance.process_id).where(
-        ProcessInstance.id == instance_id)).one_or_none() or (None, None)
-    excluded = _excluded_by(session.execute(select(Complaint.claim_handler).where(
-        Complaint.number == key)).scalar_one_or_none()) if key else {}
+    whose number is the instance's business key (one query over two unique-index lookups); for a
+    process in `independent`, also whoever completed a task of the complaint's other instances."""
+    key, process_id, claim_handler = session.execute(
+        select(ProcessInstance.business_key, ProcessInstance.process_id, Complaint.claim_handler)
+        .outerjoin(Complaint, Complaint.number == ProcessInstance.business_key)
+        .where(ProcessInstance.id == instance_id)).one_or_none() or (None, None, None)
+    excluded = _excluded_by(claim_handler) if key else {}
     if key and process_id in independent:
         for username in _handlers(session, key, instance_id):
             excluded.setdefault(username, HANDLED.format(user=username))
@@ -85,17 +86,21 @@ def not_independent_of(user, independent):
     """A condition on HumanTask for the queues: leave out the tasks of the running instances of an
     `independent` process (e.g. a review) of a complaint on whose other instances `user` completed a
     task or sent an action (R-AVOID, as `_handlers`): the runtime refuses them that task, so the queue
-    does not offer it. A small NOT IN,
-    driven by the few running instances of those processes (indexed by process and status)."""
+    does not offer it. A small NOT IN, driven by the few running instances of those processes (indexed
+    by process and status): each is checked with EXISTS on its complaint's other instances (by business
+    key) and their tasks (by instance), so that the filter never reads the user's history — a join that
+    let the database start from the user's completed tasks cost 90 ms at 100,000 complaints on SQLite."""
     if not independent:
         return and_(True)
     others, done = aliased(ProcessInstance), aliased(HumanTask)
-    closed_to_user = select(ProcessInstance.id) \
-        .join(others, and_(others.business_key == ProcessInstance.business_key, others.id != ProcessInstance.id)) \
-        .join(done, done.instance_id == others.id) \
-        .where(ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running",
-               done.completed_by_id == user.id, done.state == "completed")
-    by_action = select(ProcessInstance.id).join(AuditEvent, AuditEvent.business_key == ProcessInstance.business_key) \
-        .where(ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running",
-               AuditEvent.actor == user.username, AuditEvent.action == ACTION_SENT)
-    return HumanTask.instance_id.not_in(closed_to_user.union(by_action))
+    completed_one = select(done.id).where(done.instance_id == others.id, done.state == "completed",
+                                          done.completed_by_id == user.id).exists()
+    took_part = select(others.id).where(others.business_key == ProcessInstance.business_key,
+                                        others.id != ProcessInstance.id, completed_one).exists()
+    sent_an_action = select(AuditEvent.id).where(
+        AuditEvent.business_key == ProcessInstance.business_key, AuditEvent.actor == user.username,
+        AuditEvent.action == ACTION_SENT).exists()
+    closed_to_user = select(ProcessInstance.id).where(
+        ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running",
+        or_(took_part, sent_an_action))
+    return HumanTask.instance_id.not_in(closed_to_user)

@@ -174,6 +174,14 @@ def tasks_of(session, complaint, open_only=False) -> list[HumanTask]:
     return session.execute(query.order_by(HumanTask.created_at, HumanTask.instance_id, HumanTask.id)).scalars().all()
 
 
+def open_tasks_after(session, complaint, change) -> list[HumanTask]:
+    """The complaint's open tasks as `change` leaves them, before it is written: the rows read show
+    this change's closed tasks in their new state (the same objects), and its new tasks are its own."""
+    rows = [t for t in tasks_of(session, complaint, open_only=True) if t.state == "open"]
+    rows += [t for t in change.created_tasks if t not in rows]
+    return sorted(rows, key=lambda t: (t.created_at, t.instance_id, t.id))
+
+
 def complaint_of(session, business_key) -> Optional[Complaint]:
     """The complaint a task or instance belongs to (its business key is the complaint number)."""
     if business_key is None:
@@ -198,7 +206,7 @@ def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, de
         for deadline in change.deadlines if main and deadline_fields else ():
             if deadline.element_id in deadline_fields:
                 setattr(complaint, deadline_fields[deadline.element_id], deadline.due_at)
-        names = [t.name for t in tasks_of(session, complaint, open_only=True)]
+        names = [t.name for t in open_tasks_after(session, complaint, change)]
         complaint.current_step = "、".join(dict.fromkeys(names))[:400]
         complaint.updated_at = utcnow()
         # The diagram closes the case (closed_at) even while a deadline follow-up is still open.

@@ -243,6 +243,60 @@ def bench_http(app, people, n) -> dict:
             "ms_per_request": 1000 * elapsed / requests}
 
 
+# ---- 1b. SQL statements per request ----------------------------------------------------------------
+class StatementCounter:
+    """Counts the statements the app sends to the database (a before_cursor_execute listener; an
+    executemany counts once, as it is one round trip of one statement)."""
+
+    def __init__(self, engine):
+        self.engine, self.n = engine, 0
+
+    def __enter__(self):
+        from sqlalchemy import event
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc):
+        from sqlalchemy import event
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args):
+        self.n += 1
+
+    def around(self, fn):
+        """(statements, result) of one call."""
+        before = self.n
+        result = fn()
+        return self.n - before, result
+
+
+def bench_statements(app, people) -> dict:
+    """Statements per registration, per completion (each step of the happy path) and per read (the
+    task lists, one task with its form, the complaint), for one complaint after a warm-up one."""
+    client = app.test_client()
+    happy_path(client, people, -2)
+    with app.app_context():
+        engine = db.engine
+    out = {"complete": {}}
+    with StatementCounter(engine) as counter:
+        out["register"], (number, tasks) = counter.around(lambda: register(client, people, 900_001))
+        for element_id, role, form_key in HAPPY_PATH:
+            task = pick_task(client, people, tasks, element_id, role)
+            out["read_task"], _ = counter.around(
+                lambda: call(client, "GET", f"/api/v1/tasks/{task['id']}", people[role]))
+            out["complete"][element_id], body = counter.around(lambda: call(
+                client, "POST", f"/api/v1/tasks/{task['id']}/complete", people[role], {"data": FORM_DATA[form_key]}))
+            tasks = body["next_tasks"]
+        reads = {"read_available": ("/api/v1/tasks?queue=available", "customer_service"),
+                 "read_mine": ("/api/v1/tasks?queue=mine", "customer_service"),
+                 "read_complaint": (f"/api/v1/complaints/{number}", "customer_service")}
+        for name, (url, role) in reads.items():
+            out[name], _ = counter.around(lambda: call(client, "GET", url, people[role]))
+    steps = out["complete"].values()
+    out["complete_mean"], out["complete_max"] = statistics.mean(steps), max(steps)
+    return out
+
+
 # ---- 2. engine ceiling ---------------------------------------------------------------------------
 def engine_lifecycle(spec_json, subs_json, i, make_engine=make_script_engine):
     from SpiffWorkflow import TaskState
@@ -558,6 +612,11 @@ def run_backend(label, url, args, bundle_cache) -> dict:
     h = result["http"]
     print(f"  HTTP happy path: {h['n']} complaints in {h['seconds']:.1f} s = {h['per_s']:.1f}/s, "
           f"{h['ms_each']:.1f} ms each ({h['ms_per_request']:.1f} ms/request)", flush=True)
+    result["sql"] = bench_statements(app, people)
+    q = result["sql"]
+    print(f"  SQL statements: registration {q['register']}, completion {q['complete_mean']:.1f} mean "
+          f"({q['complete_max']} max; {q['complete']}), reads: available {q['read_available']}, "
+          f"mine {q['read_mine']}, task {q['read_task']}, complaint {q['read_complaint']}", flush=True)
     result["sizes"] = bench_sizes(app, people, args.rounds)
     s = result["sizes"]
     print(f"  workflow_json: {s['round_0'][0]:,} B after 0 rounds, {s[f'round_{args.rounds}'][0]:,} B after "
@@ -596,6 +655,11 @@ def table(results: dict, engine: dict, rounds: int, args) -> str:
     row("HTTP happy path, complaints/s", lambda r: f"{r['http']['per_s']:.1f} (N={r['http']['n']})")
     row("HTTP happy path, ms per complaint (7 requests)", lambda r: f"{r['http']['ms_each']:.1f}")
     row("HTTP, ms per request", lambda r: f"{r['http']['ms_per_request']:.1f}")
+    row("SQL statements per completion, mean / max (target ≤ 12)",
+        lambda r: f"{r['sql']['complete_mean']:.1f} / {r['sql']['complete_max']}")
+    row("SQL statements per registration", lambda r: f"{r['sql']['register']}")
+    row("SQL statements per read: tasks available / mine / one task / complaint (target ≤ 4)",
+        lambda r: " / ".join(str(r['sql'][k]) for k in ("read_available", "read_mine", "read_task", "read_complaint")))
     row("Engine only (no DB, one run shown in each column), complaints/s",
         lambda r: f"{engine['per_s']:.1f} (N={engine['n']})")
     row("Engine only, ms per complaint (start + 6 load/run/dump)", lambda r: f"{engine['ms_each']:.1f}")

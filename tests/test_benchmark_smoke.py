@@ -29,3 +29,13 @@ def test_the_outbox_benchmark_runs_in_quick_mode(tmp_path):
     with and without a dispatcher process."""
     out = run_quick("outbox.py", tmp_path)
     assert "messages/s (one core)" in out and "beside a dispatcher process sending at full speed" in out
+
+
+def test_the_peer_benchmark_runs_in_quick_mode(tmp_path):
+    """benchmarks/peer.py --quick: the peer's 2-task scenario and the full procedure over gunicorn (one
+    sync worker), with the SQL counts, the engine ceiling and the targets printed."""
+    out = run_quick("peer.py", tmp_path)
+    for heading in ("## Peer scenario", "## SQL statements per call", "## Full procedure over gunicorn",
+                    "## Targets"):
+        assert heading in out
+    assert "server CPU ms per instance" in out

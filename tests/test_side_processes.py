@@ -137,9 +137,9 @@ def test_only_the_main_instance_writes_the_record_fields(app, desk):
     main = db.session.get(ProcessInstance, found.instance_id)
     sync = complaints.make_record_sync({"outcome": "outcome", "closed_at": "closed_at"})
     data = {"outcome": "withdrawn", "closed_at": T0.isoformat()}
-    sync(db.session, side, SimpleNamespace(changed_data=data))
+    sync(db.session, side, SimpleNamespace(changed_data=data, created_tasks=[]))
     assert (found.outcome, found.closed_at, found.status) == (None, None, "open")
-    sync(db.session, main, SimpleNamespace(changed_data=data))
+    sync(db.session, main, SimpleNamespace(changed_data=data, created_tasks=[]))
     assert (found.outcome, found.closed_at, found.status) == ("withdrawn", T0, "closed")
     db.session.rollback()
 

@@ -7,6 +7,7 @@ from functools import wraps
 
 from flask import g, request
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import db
@@ -32,8 +33,8 @@ def current_api_user():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing Bearer token", code="token_missing")
-    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))) \
-        .scalar_one_or_none()
+    row = db.session.execute(select(ApiToken).options(joinedload(ApiToken.user))     # one query for both
+                             .where(ApiToken.token_hash == hash_token(token.strip()))).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token", code="token_invalid")
     if row.expires_at <= utcnow():

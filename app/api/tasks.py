@@ -91,8 +91,8 @@ def assign(task_id):
 @require(*WORKERS)
 def complete(task_id):
     data = form_data()
-    _task_for(g.user, task_id)
-    change = runtime().complete(task_id, g.user, data)
+    task = _task_for(g.user, task_id)       # held: the runtime finds it loaded
+    change = runtime().complete(task.id, g.user, data)
     return {"completed": task_id, "complaint_number": change.instance.business_key,
             "instance_status": change.instance.status,
             "next_tasks": TaskOut(many=True).dump(change.created_tasks)}

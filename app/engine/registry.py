@@ -23,6 +23,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from .. import messages
 from ..models import ProcessVersion
@@ -611,8 +612,14 @@ def version_with_content(session, bundle: Bundle) -> Optional[ProcessVersion]:
         .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
 
 
+# A version's large columns load only when read (the runtime caches what the engine needs per version).
+_LARGE = (ProcessVersion.bpmn_files, ProcessVersion.spec_json, ProcessVersion.subprocess_specs_json,
+          ProcessVersion.forms, ProcessVersion.messages, ProcessVersion.lanes)
+
+
 def latest_version(session, process_id) -> Optional[ProcessVersion]:
-    return session.execute(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
+    return session.execute(select(ProcessVersion).options(*(defer(c) for c in _LARGE))
+                           .where(ProcessVersion.process_id == process_id)
                            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
 
 

@@ -9,8 +9,9 @@ from typing import Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, event, func, insert, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
@@ -25,6 +26,26 @@ from .registry import latest_version
 from .scripting import HELPER_NAMES, InputRejected, make_script_engine
 
 MISSING = object()
+_EXCLUSIONS = "runtime_exclusions"     # session.info: instance id -> excluded(), until the next write
+
+
+_UNEXPIRED = "runtime_unexpired"         # session.info: a change committed without expiring what it loaded
+_CALENDAR_STAMP = "runtime_calendar_stamp"     # session.info: the stamp read with the instance lock
+# What changes whenever an admin sets or removes a calendar override.
+CALENDAR_STAMP = (select(func.count(CalendarDay.day)).scalar_subquery(),
+                  select(func.max(CalendarDay.set_at)).scalar_subquery())
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_exclusions(session, *_):
+    session.info.pop(_EXCLUSIONS, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_calendar_stamp(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_CALENDAR_STAMP, None)
 CUSTOMER = "customer"          # the actor of what a customer does on their own page
 
 
@@ -98,15 +119,16 @@ class Runtime:
             return self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
 
     def complete(self, task_id, user: User, data, schema_check=True) -> Change:
-        self._check_may_work(user, self._task_row(task_id))
+        row = self._task_row(task_id)
+        self._check_may_work(user, row)
 
         def take(row):
             if row.assignee_id is None:
-                row.assignee_id, row.claimed_at = user.id, utcnow()
+                row.assignee, row.claimed_at = user, utcnow()
             elif row.assignee_id != user.id:
                 raise Forbidden(f"this task is assigned to {row.assignee.username}", code="not_assignee")
-            row.completed_by_id = user.id
-        return self._complete(task_id, data, user.username, take, schema_check)
+            row.completed_by = user
+        return self._complete(row, data, user.username, take, schema_check)
 
     def complete_for_customer(self, task_id, data) -> Change:
         """The customer answers a task on their own page, as a handler would (same form check, same
@@ -117,13 +139,12 @@ class Runtime:
 
         def take(row):
             row.completed_by_customer = True
-        return self._complete(task_id, data, CUSTOMER, take)
+        return self._complete(row, data, CUSTOMER, take)
 
-    def _complete(self, task_id, data, actor, take, schema_check=True) -> Change:
-        """Complete an open human task: `take(row)` records who does it (and may refuse)."""
+    def _complete(self, row, data, actor, take, schema_check=True) -> Change:
+        """Complete the open human task `row`: `take(row)` records who does it (and may refuse)."""
         with self._transaction():
-            inst = self._lock(self._task_row(task_id).instance_id)
-            row = self._lock_task(task_id)    # a claim racing this completion waits, then sees it done
+            inst, row = self._lock(row.instance_id, task_id=row.id)   # a racing claim or completion waits
             self._check_open(row)
             take(row)
             if row.form and schema_check:
@@ -265,7 +286,7 @@ class Runtime:
                 return row
             if row.assignee_id is not None:
                 raise Conflict(f"already claimed by {row.assignee.username}", code="already_claimed")
-            row.assignee_id, row.claimed_at, row.unstaffed = user.id, utcnow(), False
+            row.assignee, row.claimed_at, row.unstaffed = user, utcnow(), False
             audit.record(self.session, user.username, "task_claimed", instance_id=row.instance_id,
                          business_key=row.business_key, task_id=row.id, element_id=row.element_id)
         return row
@@ -279,7 +300,7 @@ class Runtime:
                 raise Forbidden("only the assignee or a supervisor can release this task")
             self._check_rules(user, row)
             previous = row.assignee.username if row.assignee else None
-            row.assignee_id, row.claimed_at = None, None
+            row.assignee, row.claimed_at = None, None
             audit.record(self.session, user.username, "task_unclaimed", instance_id=row.instance_id,
                          business_key=row.business_key, task_id=row.id, element_id=row.element_id,
                          data={"previous_assignee": previous})
@@ -297,7 +318,7 @@ class Runtime:
             row = self._lock_task(task_id)
             self._check_open(row)
             previous = row.assignee.username if row.assignee else None
-            row.assignee_id, row.claimed_at, row.unstaffed = assignee.id, utcnow(), False
+            row.assignee, row.claimed_at, row.unstaffed = assignee, utcnow(), False
             audit.record(self.session, supervisor.username, "task_assigned", instance_id=row.instance_id,
                          business_key=row.business_key, task_id=row.id, element_id=row.element_id,
                          data={"assignee": assignee.username, "previous_assignee": previous})
@@ -317,10 +338,21 @@ class Runtime:
     # ---- transaction plumbing ----------------------------------------------------------------------
     @contextmanager
     def _transaction(self):
-        """Commit what the block did, or roll all of it back; a lost race becomes a 409."""
+        """Commit what the block did, or roll all of it back; a lost race becomes a 409. Nothing is
+        flushed before the end (one batch of writes, not one per query), and what was written stays
+        loaded after the commit, so the caller's response reads it without loading it again."""
+        session = self.session() if isinstance(self.session, scoped_session) else self.session
+        if session.info.pop(_UNEXPIRED, False):
+            session.expire_all()     # what an earlier change left loaded is read afresh in this one
         try:
-            yield
-            self.session.commit()
+            with session.no_autoflush:
+                yield
+            session.expire_on_commit = False
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = True
+            session.info[_UNEXPIRED] = True
         except Exception as exc:
             self.session.rollback()
             if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError) and "locked" in str(exc).lower()):
@@ -334,13 +366,30 @@ class Runtime:
             raise NotFound(f"no task {task_id}")
         return row
 
-    def _lock(self, instance_id, skip_locked=False) -> Optional[ProcessInstance]:
-        stmt = (select(ProcessInstance).where(ProcessInstance.id == instance_id)
-                .with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True))
-        inst = self.session.execute(stmt).scalar_one_or_none()
-        if inst is None and not skip_locked:
-            raise NotFound(f"no process instance {instance_id}")
-        return inst
+    def _lock(self, instance_id, skip_locked=False, task_id=None):
+        """Lock and (re)load the instance row; the same statement reads the calendar's stamp, so that a
+        change knows whether the admins' overrides moved without a query of its own. With `task_id`, it
+        also locks and reloads that human task of the instance, and returns (instance, task)."""
+        if self.session.get_bind().dialect.name == "sqlite" and not skip_locked:
+            # SQLite has no row locks: take its write lock first, so that a concurrent change to this
+            # instance waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL).
+            self.session.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
+                                 .values(row_version=ProcessInstance.row_version)
+                                 .execution_options(synchronize_session=False))
+        stmt = select(ProcessInstance, *CALENDAR_STAMP).where(ProcessInstance.id == instance_id)
+        locked = [ProcessInstance]
+        if task_id is not None:
+            stmt = stmt.add_columns(HumanTask).join(HumanTask, and_(HumanTask.instance_id == ProcessInstance.id,
+                                                                    HumanTask.id == str(task_id)))
+            locked.append(HumanTask)
+        row = self.session.execute(stmt.with_for_update(of=locked, skip_locked=skip_locked)
+                                   .execution_options(populate_existing=True)).one_or_none()
+        if row is None:
+            if skip_locked:
+                return None
+            raise NotFound(f"no process instance {instance_id}" + (f" with task {task_id}" if task_id else ""))
+        self.session.info[_CALENDAR_STAMP] = (row[1], row[2])
+        return (row[0], row[3]) if task_id is not None else row[0]
 
     def _lock_task(self, task_id) -> HumanTask:
         stmt = (select(HumanTask).where(HumanTask.id == str(task_id)).with_for_update()
@@ -353,8 +402,13 @@ class Runtime:
         self._check_rules(user, row)
 
     def excluded(self, instance_id) -> dict:
-        """{username: reason} of everyone the exclusion rule (回避) keeps out of this instance."""
-        return self.exclusions(self.session, instance_id)
+        """{username: reason} of everyone the exclusion rule (回避) keeps out of this instance; asked
+        once per instance until the session writes something (e.g. a route's check and the runtime's
+        own before a change)."""
+        known = self.session.info.setdefault(_EXCLUSIONS, {})
+        if instance_id not in known:
+            known[instance_id] = self.exclusions(self.session, instance_id)
+        return known[instance_id]
 
     def exclusion(self, user, row) -> Optional[str]:
         """Why the exclusion rule (回避) keeps this user off this task, or None."""
@@ -436,8 +490,10 @@ class Runtime:
                              make_script_engine(effects, self.calendar()))
 
     def calendar(self) -> WorkCalendar:
-        """The working-day calendar with the admins' overrides; rebuilt only when they change."""
-        stamp = tuple(self.session.execute(select(func.count(CalendarDay.day), func.max(CalendarDay.set_at))).one())
+        """The working-day calendar with the admins' overrides; rebuilt only when they change (the stamp
+        read with this transaction's instance lock, else one small query)."""
+        stamp = self.session.info.get(_CALENDAR_STAMP) or \
+            tuple(self.session.execute(select(*CALENDAR_STAMP)).one())
         if self._calendar is None or stamp != self._calendar_stamp:
             days = self.session.execute(select(CalendarDay.day, CalendarDay.working)).all()
             self._calendar = WorkCalendar(extra_holidays={d for d, working in days if not working},
@@ -450,7 +506,6 @@ class Runtime:
         """`before`: the ids of the tasks that were completed before this change."""
         now = utcnow()
         change = Change(instance=inst)
-        inst.workflow_json = workflow.dump(wf)
         inst.updated_at = now
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
@@ -462,9 +517,10 @@ class Runtime:
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
         self._sync_tasks(inst, wf, deadlines, actor, now, change)
-        for process_id, element_id, task_id in workflow.visited_elements(done):
-            self.session.add(ElementVisit(instance_id=inst.id, process_id=process_id, element_id=element_id,
-                                          task_id=task_id, at=now))
+        visits = [{"instance_id": inst.id, "process_id": process_id, "element_id": element_id, "task_id": task_id,
+                   "at": now} for process_id, element_id, task_id in workflow.visited_elements(done)]
+        if visits:
+            self.session.execute(insert(ElementVisit), visits)     # append-only: one statement, no ORM rows
         for effect in (e for e in effects if e["kind"] == "notify_customer"):
             message = OutboxMessage(instance_id=inst.id, business_key=inst.business_key,
                                     template=effect["template"], payload=effect["fields"])
@@ -474,6 +530,8 @@ class Runtime:
                          business_key=inst.business_key, data={"template": effect["template"]})
         change.changed_data = dict(initial_data or {})
         change.changed_data.update(changed_data(done))
+        # Last: everything above reads the tasks this change finished, which compaction drops.
+        inst.workflow_json = workflow.dump(workflow.compact(wf))
         for sync in self.record_syncs:
             sync(self.session, inst, change)
         self.session.flush()

@@ -1,6 +1,6 @@
 """Verbs over SpiffWorkflow with no database in them: parse, start, load, save, run a task,
-fire timers, deliver a message, and read the facts the app stores in flat tables (ready human tasks,
-timers, the messages a workflow waits for)."""
+fire timers, deliver a message, compact before saving, and read the facts the app stores in flat tables
+(ready human tasks, timers, the messages a workflow waits for)."""
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,10 +14,14 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_dependencies, diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import TaskNotFoundException
@@ -370,6 +374,8 @@ def migrate(wf, new_spec, new_subs) -> list:
                 reasons.append(f"its current step {_label(task.task_spec)} was removed")
             elif task.state == TaskState.COMPLETED:
                 reasons.append(f"its completed step {_label(task.task_spec)} was removed")
+    compacted = _compacted_diffs(wf, new_spec, new_subs)   # the steps compaction dropped count as well
+    reasons += _compacted_reasons(compacted, completed=True)
     if reasons:
         return sorted(set(reasons))
     migrate_workflow(top, wf, new_spec, reset_mask=TaskState.READY)
@@ -378,7 +384,188 @@ def migrate(wf, new_spec, new_subs) -> list:
         migrate_workflow(diff, sub, new_subs[sub.spec.name], reset_mask=TaskState.READY)
     wf.subprocess_specs = new_subs
     orphans = [t for t in wf.get_tasks() if t.task_spec.name not in t.workflow.spec.task_specs]
+    orphans = {f"the step {_label(t.task_spec)} has no counterpart in the new version" for t in orphans}
+    orphans.update(_compacted_reasons(compacted, completed=False))
     if orphans:
-        return sorted({f"the step {_label(t.task_spec)} has no counterpart in the new version" for t in orphans})
+        return sorted(orphans)
+    _rename_compacted(wf, compacted)
     wf.do_engine_steps()
     return []
+
+
+# ---- compaction: a stored workflow keeps only what a later change reads ------------------------------
+# SpiffWorkflow keeps every finished task and every finished call-activity subprocess, so each dissatisfied
+# round added 12-17 KB that every later change deserialized and serialized again. Its only API for this is
+# BpmnWorkflow.delete_subprocess (made for resets); pruning the task tree is ours. The history stays in our
+# own tables (audit_event, element_visit, human_task, deadline).
+DONE = TaskState.COMPLETED | TaskState.CANCELLED   # ERROR is not dropped: a change that errs is rolled back
+COMPACTED = "compacted"   # root task's internal data: {process: {task spec name: completed}} of dropped tasks
+
+
+def compact(wf) -> BpmnWorkflow:
+    """Drop the subprocesses of finished call activities and the finished tasks nothing reads any more
+    (see _needed). Run it as the last step of a change, after everything the change reads from the
+    workflow (newly completed tasks, task and deadline outcomes, changed data) and right before dump:
+    a task completed and dropped in the same change is gone, and task_outcome would call it cancelled.
+    Messages thrown inside the workflow that no event caught go too: SpiffWorkflow queues them for
+    get_events(), which the app never calls, and never delivers them to an event that waits later."""
+    dropped = _drop_finished_subprocesses(wf)
+    for workflow_ in [wf, *wf.subprocesses.values()]:
+        if _prunable(workflow_.spec):
+            dropped += _prune(workflow_)
+    _remember(wf, dropped)
+    wf.bpmn_events = []
+    return wf
+
+
+def _drop_finished_subprocesses(wf) -> list:
+    """The subprocesses of finished call activities: the data of one that completed is already in its call
+    activity's task (copied when it completed), a cancelled one has none to give, and neither runs again."""
+    dropped = []
+    for sp_id in list(wf.subprocesses):
+        sub = wf.subprocesses.get(sp_id)       # gone when its dropped parent subprocess took it along
+        if sub is not None and sub.completed and wf.get_task_from_id(sp_id).has_state(DONE):
+            dropped += wf.delete_subprocess(wf.get_task_from_id(sp_id))
+    return dropped
+
+
+def _prunable(spec) -> bool:
+    """Whether the tree of a process built from this spec may be pruned: loops, multi-instance tasks,
+    inclusive gateways, parallel joins and cycle timers read the tasks of earlier passes, so a process
+    with any of them keeps its whole tree (it still loses its finished subprocesses)."""
+    for ts in spec.task_specs.values():
+        if isinstance(ts, (LoopTask, InclusiveGateway)) or (isinstance(ts, ParallelGateway) and len(ts.inputs) > 1):
+            return False
+        if any(isinstance(d, CycleTimerEventDefinition) for d in _event_definitions(ts)):
+            return False
+    return True
+
+
+def _prune(workflow_) -> list:
+    """Drop the tasks of one (sub)workflow that _needed leaves out; each kept task hangs from its nearest
+    kept ancestor, children in their old order. Data needs no care: every task holds all of its data, and
+    the serializer stores it as a delta against whatever its parent now is."""
+    keep = _needed(workflow_)
+    if len(keep) == len(workflow_.tasks):
+        return []
+    parents, children = {}, {task_id: [] for task_id in keep}
+    stack = [(workflow_.task_tree, None)]       # (task, id of its nearest kept ancestor)
+    while stack:
+        task, above = stack.pop()
+        if task.id in keep:
+            parents[task.id] = above
+            if above is not None:
+                children[above].append(task.id)
+            above = task.id
+        stack.extend((workflow_.tasks[c], above) for c in reversed(task._children) if c in workflow_.tasks)
+    if len(parents) != len(keep):
+        return []         # a task outside the tree (none is, in SpiffWorkflow's own use): leave it all alone
+    for task_id in keep:
+        task = workflow_.tasks[task_id]
+        task._parent, task._children = parents[task_id], children[task_id]
+    dropped = [task for task in workflow_.tasks.values() if task.id not in keep]
+    for task in dropped:
+        del workflow_.tasks[task.id]
+    if workflow_.last_task is not None and workflow_.last_task.id not in keep:
+        workflow_.last_task = None
+    return dropped
+
+
+def _needed(workflow_) -> set:
+    """The ids of the tasks a later change may read:
+    - the root, and every task not finished (predicted, waiting, ready, started, in error);
+    - the parent of each of those: a task takes its parent's data when it becomes ready, and a reset (as in
+      a migration) copies it again;
+    - above each of those, the nearest boundary event with its split and the split's main task (see
+      _anchors); a kept task below a split keeps the split (a boundary join finds its split as an ancestor),
+      and a split with an open task keeps all its branches' first tasks (the join looks at them);
+    - finished joins (a process's end, parallel gateways) with their parents: the last branch to arrive
+      merges the data of the others;
+    - call activities that still own a subprocess."""
+    keep = {workflow_.task_tree.id}
+    subprocesses = workflow_.top_workflow.subprocesses
+    for task in workflow_.tasks.values():
+        if not task.has_state(DONE):
+            keep.add(task.id)
+            keep.update(_anchors(task))
+        elif isinstance(task.task_spec, UnstructuredJoin):
+            keep.update((task.id, task._parent))
+        elif task.id in subprocesses:
+            keep.add(task.id)
+    for task in [workflow_.tasks[task_id] for task_id in keep if task_id in workflow_.tasks]:
+        split = task.parent
+        if split is not None and isinstance(split.task_spec, BoundaryEventSplit):
+            keep.add(split.id)
+            if not task.has_state(DONE):
+                keep.update(split._children)
+    return keep
+
+
+def _anchors(task) -> list:
+    """What an open task, or a timer that will wait below it, looks up above it: its parent, and the nearest
+    boundary event on the way up with its split and the split's main task (_deadline_host binds a timer
+    to that task, and deadline_outcome asks whether it was done)."""
+    found = [task._parent] if task._parent is not None else []
+    node = task
+    while node.parent is not None:
+        split = node.parent
+        if isinstance(split.task_spec, BoundaryEventSplit) and isinstance(node.task_spec, BoundaryEvent):
+            return found + [node.id, split.id] + [c.id for c in split.children
+                                                  if c is not None and not isinstance(c.task_spec, BoundaryEvent)]
+        node = split
+    return found
+
+
+def _remember(wf, dropped):
+    """Note the steps dropped, per process (and whether one completed there), so that migrate() refuses a
+    version that removed one of them just as it did while their tasks were still in the workflow."""
+    if not dropped:
+        return
+    noted = wf.task_tree.internal_data.setdefault(COMPACTED, {})
+    for task in dropped:
+        steps = noted.setdefault(task.workflow.spec.name, {})
+        steps[task.task_spec.name] = steps.get(task.task_spec.name, False) or task.state == TaskState.COMPLETED
+
+
+def _compacted_diffs(wf, new_spec, new_subs) -> dict:
+    """{process: (its SpecDiff onto the new version, or None when that has no such process; the new
+    process name; the steps compaction dropped from it)} for the processes compaction dropped steps of."""
+    out = {}
+    for process, steps in wf.task_tree.internal_data.get(COMPACTED, {}).items():
+        top = process == wf.spec.name
+        old, new = (wf.spec, new_spec) if top else (wf.subprocess_specs.get(process), new_subs.get(process))
+        if old is not None:
+            out[process] = (SpecDiff(serializer.registry, old, new) if new is not None else None,
+                            new.name if new is not None else process, steps)
+    return out
+
+
+def _compacted_reasons(compacted, completed: bool) -> list:
+    """What migrating the dropped steps would have said. `completed`: the reasons that refuse up front (a
+    completed step removed, a called process gone); else those found after moving (a step without a spec)."""
+    out = []
+    for process, (diff, _, steps) in compacted.items():
+        if diff is None:
+            out += [f"the called process {process} does not exist in the new version"] if completed else []
+            continue
+        for spec in (s for s in diff.removed if s.name in steps):
+            up_front = steps[spec.name] and getattr(spec, "bpmn_id", None) is not None
+            if up_front and completed:
+                out.append(f"its completed step {_label(spec)} was removed")
+            elif not up_front and not completed:
+                out.append(f"the step {_label(spec)} has no counterpart in the new version")
+    return out
+
+
+def _rename_compacted(wf, compacted):
+    """After a migration, the dropped steps go by their names in the new version."""
+    noted = {}
+    for process, (diff, new_process, steps) in compacted.items():
+        if diff is None:
+            continue           # not reached: a process gone from the new version refuses the move
+        names = {old.name: new.name for old, new in diff.alignment.items() if new is not None}
+        renamed = noted.setdefault(new_process, {})
+        for name, done in steps.items():
+            renamed[names.get(name, name)] = renamed.get(names.get(name, name), False) or done
+    if noted:
+        wf.task_tree.internal_data[COMPACTED] = noted

@@ -28,12 +28,19 @@ def channels_for(complaint) -> list[str]:
 
 def make_queue_sync(config):
     """The runtime hook (runtime.record_syncs) that queues the messages a change wrote."""
+    cached = {}      # version id -> its own templates (versions are immutable)
+
     def queue_messages(session, inst, change):
         if not change.messages:
             return
         complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
             .scalar_one_or_none() if inst.business_key else None
-        templates = templates_of(session, session.get(ProcessVersion, inst.version_id))
+        templates = cached.get(inst.version_id)
+        if templates is None:
+            version = session.get(ProcessVersion, inst.version_id)
+            templates = templates_of(session, version)
+            if version.messages:
+                cached[inst.version_id] = templates     # a fallback to a newer version's may change
         for message in change.messages:
             queue(session, config, complaint, templates, message)
     return queue_messages
