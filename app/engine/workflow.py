@@ -11,6 +11,7 @@ from uuid import UUID
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -81,8 +82,19 @@ class SpecStoreSerializer(BpmnWorkflowSerializer):
         return self.from_dict(dct)
 
 
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """A workflow's state without its spec and called-process specs: SpiffWorkflow's own converter
+    converts the whole spec on every dump (most of a dump's time), only for it to be dropped here."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+
 def _make_serializer() -> SpecStoreSerializer:
-    registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
+    registry = BpmnWorkflowSerializer.configure({**DEFAULT_CONFIG, BpmnWorkflow: SpeclessWorkflowConverter})
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda d: date.fromisoformat(d["value"]))
     return SpecStoreSerializer(registry)
