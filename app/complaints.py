@@ -11,6 +11,7 @@ from typing import Optional
 from marshmallow import ValidationError, fields, validate, validates
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from . import avoidance
 from .errors import InvalidData, NotFound
@@ -58,22 +59,26 @@ class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (4
 
 
 def next_number(session, number_format: str) -> str:
-    """Next complaint number for today's business date. The counter row is updated in place, which
-    locks it until commit, so concurrent registrations never share a number."""
+    """Next complaint number for today's business date, taken in a short transaction of its own: the
+    counter row is updated in place (so concurrent registrations never share a number) and committed at
+    once, so it is locked for one statement, not for a whole registration, and registrations run side
+    by side. A registration that fails after taking its number leaves a gap in the day's sequence."""
     today = utcnow().astimezone(BUSINESS_TZ)
     key = today.strftime("%Y%m%d")
-    for _ in range(3):
-        seq = session.execute(update(ComplaintCounter).where(ComplaintCounter.key == key)
+    with Session(bind=session.get_bind()) as own:
+        for _ in range(3):
+            seq = own.execute(update(ComplaintCounter).where(ComplaintCounter.key == key)
                               .values(value=ComplaintCounter.value + 1)
                               .returning(ComplaintCounter.value)).scalar_one_or_none()
-        if seq is not None:
+            if seq is None:
+                try:
+                    with own.begin_nested():
+                        own.add(ComplaintCounter(key=key, value=1))
+                    seq = 1
+                except IntegrityError:
+                    continue      # another registration created today's counter first; increment it
+            own.commit()
             return number_format.format(date=today, seq=seq)
-        try:
-            with session.begin_nested():
-                session.add(ComplaintCounter(key=key, value=1))
-            return number_format.format(date=today, seq=1)
-        except IntegrityError:
-            continue      # another registration created today's counter first; increment it
     raise RuntimeError("could not allocate a complaint number")
 
 
