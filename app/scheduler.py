@@ -2,6 +2,7 @@
 transactional path as every other change, one that sends due customer messages (app/outbox/), and
 one that purges old failed-login counts, and one that seals the audit trail's chains. Run it as its own process (`flask scheduler run`)."""
 import logging
+import random
 
 from .errors import Conflict, ProcessError
 
@@ -9,25 +10,51 @@ log = logging.getLogger(__name__)
 PURGE_MINUTES = 10
 
 
-def fire_due_timers(app) -> int:
-    """One pass: fire every instance whose next timer is due. Returns how many were changed."""
+BATCH = 100               # due instances read per query
+
+
+def fire_due_timers(app, batch=BATCH) -> int:
+    """One pass: fire every instance whose next timer is due, `batch` at a time, until none is left
+    that this pass has not tried (a backlog drains in one pass, not 100 per interval). Each instance
+    is tried at most once per pass: one that another scheduler holds, that lost a race or that is
+    still due after firing waits for the next pass, so a pass always ends. Each batch is walked from
+    a random place in it, so two schedulers reading the same batch mostly take different instances
+    (PostgreSQL skips a locked row; SQLite has no row locks, and a collision costs the loser its
+    work). Returns how many were changed."""
     fired = 0
+    tried: set[int] = set()
     with app.app_context():
         runtime = app.extensions["runtime"]
-        for instance_id in runtime.due_instance_ids():
-            try:
-                if runtime.fire_timers(instance_id) is not None:
-                    fired += 1
-            except Conflict:
-                log.info("instance %s changed concurrently; its timers are retried next pass", instance_id)
-            except ProcessError as exc:
-                log.error("instance %s: %s", instance_id, exc)
-                runtime.mark_error(instance_id, str(exc))
-            except Exception as exc:      # noqa: BLE001  (one broken instance must not stop every other timer)
-                log.exception("instance %s: unexpected failure while firing its timers", instance_id)
-                runtime.session.rollback()
-                runtime.mark_error(instance_id, f"{type(exc).__name__}: {exc}")
-    return fired
+        while True:
+            # Fired instances leave the due range; only those tried and still due are read again.
+            due = [i for i in runtime.due_instance_ids(limit=batch + len(tried)) if i not in tried]
+            if not due:
+                return fired
+            for instance_id in _from_random_place(due[:batch]):
+                tried.add(instance_id)
+                fired += _fire_one(runtime, instance_id)
+
+
+def _from_random_place(ids: list) -> list:
+    start = random.randrange(len(ids))
+    return ids[start:] + ids[:start]
+
+
+def _fire_one(runtime, instance_id) -> int:
+    """Fire one instance's due timers in its own transaction; 1 when it changed. A failure is the
+    instance's alone: it is logged (and a broken instance marked), never raised to the pass."""
+    try:
+        return 0 if runtime.fire_timers(instance_id) is None else 1
+    except Conflict:
+        log.info("instance %s changed concurrently; its timers are retried next pass", instance_id)
+    except ProcessError as exc:
+        log.error("instance %s: %s", instance_id, exc)
+        runtime.mark_error(instance_id, str(exc))
+    except Exception as exc:      # noqa: BLE001  (one broken instance must not stop every other timer)
+        log.exception("instance %s: unexpected failure while firing its timers", instance_id)
+        runtime.session.rollback()
+        runtime.mark_error(instance_id, f"{type(exc).__name__}: {exc}")
+    return 0
 
 
 def dispatch_outbox(dispatcher):

@@ -370,9 +370,10 @@ class Runtime:
         """Lock and (re)load the instance row; the same statement reads the calendar's stamp, so that a
         change knows whether the admins' overrides moved without a query of its own. With `task_id`, it
         also locks and reloads that human task of the instance, and returns (instance, task)."""
-        if self.session.get_bind().dialect.name == "sqlite" and not skip_locked:
+        if self.session.get_bind().dialect.name == "sqlite":
             # SQLite has no row locks: take its write lock first, so that a concurrent change to this
-            # instance waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL).
+            # instance waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL;
+            # SKIP LOCKED has no meaning there: a second scheduler waits its turn, then sees it fired).
             self.session.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
                                  .values(row_version=ProcessInstance.row_version)
                                  .execution_options(synchronize_session=False))
