@@ -5,6 +5,7 @@ A complaint has one main process instance (`complaint.instance_id`: registration
 decides the outcome and closes the complaint) and may have others beside it (e.g. a call to the
 customer, a review). Every instance and task of the complaint carries its number as business key,
 which is how they are linked: instances_of() and tasks_of()."""
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -62,10 +63,13 @@ def next_number(session, number_format: str) -> str:
     """Next complaint number for today's business date, taken in a short transaction of its own: the
     counter row is updated in place (so concurrent registrations never share a number) and committed at
     once, so it is locked for one statement, not for a whole registration, and registrations run side
-    by side. A registration that fails after taking its number leaves a gap in the day's sequence."""
+    by side. A registration that fails after taking its number leaves a gap in the day's sequence.
+    SQLite has one writer at a time whatever the rows: there the number is taken in the registration's
+    own transaction (a second connection would wait for a caller that already wrote)."""
     today = utcnow().astimezone(BUSINESS_TZ)
     key = today.strftime("%Y%m%d")
-    with Session(bind=session.get_bind()) as own:
+    bind = session.get_bind()
+    with (nullcontext(session) if bind.dialect.name == "sqlite" else Session(bind=bind)) as own:
         for _ in range(3):
             seq = own.execute(update(ComplaintCounter).where(ComplaintCounter.key == key)
                               .values(value=ComplaintCounter.value + 1)
@@ -77,7 +81,8 @@ def next_number(session, number_format: str) -> str:
                     seq = 1
                 except IntegrityError:
                     continue      # another registration created today's counter first; increment it
-            own.commit()
+            if own is not session:
+                own.commit()
             return number_format.format(date=today, seq=seq)
     raise RuntimeError("could not allocate a complaint number")
 
