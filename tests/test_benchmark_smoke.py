@@ -39,3 +39,25 @@ def test_the_peer_benchmark_runs_in_quick_mode(tmp_path):
                     "## Targets"):
         assert heading in out
     assert "server CPU ms per instance" in out
+
+
+def test_the_concurrency_benchmark_runs_in_quick_mode(tmp_path):
+    """benchmarks/concurrency.py --quick: 1 worker × 1 client and 4 workers × 4 clients over gunicorn on
+    PostgreSQL, with the lock-wait sampling and the targets printed; without TEST_POSTGRES_URL it only
+    says that it needs PostgreSQL."""
+    out = run_quick("concurrency.py", tmp_path)
+    if not os.environ.get("TEST_POSTGRES_URL"):
+        assert "needs PostgreSQL" in out
+        return
+    for heading in ("## Concurrency on PostgreSQL", "## Lock waits", "## Targets (issue 10, target 3)"):
+        assert heading in out
+    assert "4 workers × 4 clients" in out and "another complaint's rows" in out
+
+
+def test_the_timers_benchmark_runs_in_quick_mode(tmp_path):
+    """benchmarks/timers.py --quick: 2 x 10 complaints registered for real, their review deadlines fired
+    by one scheduler and then by two at once, every deadline once, and the due query's plan printed."""
+    out = run_quick("timers.py", tmp_path)
+    assert "## Timers at volume" in out and "| due query: range scan on" in out
+    once = [line for line in out.splitlines() if line.startswith(("| every deadline", "|   every deadline"))]
+    assert len(once) == 2 and not any("NO" in line for line in once), once
