@@ -10,9 +10,9 @@ import hmac
 import json
 
 from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .extensions import upsert_insert
 from .models import AuditChain, AuditEvent, AuditSeal, AuditSealHead
 from .timeutil import utcnow
 
@@ -102,8 +102,7 @@ def _claim(conn, chain) -> tuple[int, str]:
         .returning(AuditChain.seq, AuditChain.hash)
     head = conn.execute(claim).first()
     if head is None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(AuditChain).values(chain=chain, seq=0, hash=GENESIS, sealed=False)
+        conn.execute(upsert_insert(conn)(AuditChain).values(chain=chain, seq=0, hash=GENESIS, sealed=False)
                      .on_conflict_do_nothing())
         head = conn.execute(claim).first()
     return head.seq, head.hash

@@ -2,6 +2,8 @@
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints let Alembic's batch mode rebuild SQLite tables.
@@ -20,3 +22,9 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+
+def upsert_insert(bind):
+    """The INSERT construct of `bind`'s dialect (an engine or connection), which has ON CONFLICT on both
+    databases the app runs on."""
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .extensions import upsert_insert
 from .models import LoginAttempt
 
 KEY_LENGTH = 200
@@ -111,8 +110,7 @@ def _bucket(now: datetime) -> datetime:
 
 def _add(session, key, window_start) -> None:
     """One more in (key, window_start), atomically: concurrent requests on any worker all count."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(LoginAttempt).values(key=key, window_start=window_start, n=1)
+    statement = upsert_insert(session.get_bind())(LoginAttempt).values(key=key, window_start=window_start, n=1)
     session.execute(statement.on_conflict_do_update(index_elements=["key", "window_start"],
                                                     set_={"n": LoginAttempt.n + 1}))
 

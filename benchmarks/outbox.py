@@ -280,17 +280,12 @@ def main(argv=None):
     args.n = args.n or (60 if args.quick else 10_000)
     args.k = args.k or (2 if args.quick else 50)
     results = {}
-    tmp = tempfile.mkdtemp(prefix="outbox-bench-")
-    try:
-        results["SQLite"] = run_backend("SQLite", f"sqlite:///{tmp}/bench.db", args)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with throughput.sqlite_bench_url("outbox-bench-") as url:
+        results["SQLite"] = run_backend("SQLite", url, args)
     results["PostgreSQL"] = None
     if args.postgres_url:
-        try:
-            results["PostgreSQL"] = run_backend("PostgreSQL", throughput.postgres_bench_url(args.postgres_url), args)
-        finally:
-            throughput.drop_postgres_bench_db(args.postgres_url)
+        with throughput.postgres_bench(args.postgres_url) as url:
+            results["PostgreSQL"] = run_backend("PostgreSQL", url, args)
     else:
         print("\n== PostgreSQL: skipped (pass --postgres-url URL or set TEST_POSTGRES_URL)")
     print("\n## Outbox results\n")

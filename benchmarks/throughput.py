@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -151,6 +152,26 @@ def drop_postgres_bench_db(admin_url: str):
     with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
                          dbname=admin.database or "postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}" WITH (FORCE)')
+
+
+@contextmanager
+def sqlite_bench_url(prefix):
+    """The URL of a fresh SQLite file in a temp folder, removed afterwards."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield f"sqlite:///{tmp}/bench.db"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def postgres_bench(admin_url: str, keep=False):
+    """The URL of this run's fresh PostgreSQL database (PG_DB_NAME), dropped afterwards unless `keep`."""
+    try:
+        yield postgres_bench_url(admin_url)
+    finally:
+        if not keep:
+            drop_postgres_bench_db(admin_url)
 
 
 def make_person(username, *roles) -> Person:
@@ -729,20 +750,14 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     results, cache = {}, {}
-    tmp = tempfile.mkdtemp(prefix="complaints-bench-")
-    try:
-        results["SQLite"] = run_backend("SQLite", f"sqlite:///{tmp}/bench.db", args, cache)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with sqlite_bench_url("complaints-bench-") as url:
+        results["SQLite"] = run_backend("SQLite", url, args, cache)
 
     if args.postgres_url:
         pg_args = argparse.Namespace(**vars(args))
         pg_args.n = args.pg_n or args.n
-        try:
-            results["PostgreSQL"] = run_backend("PostgreSQL", postgres_bench_url(args.postgres_url), pg_args, cache)
-        finally:
-            if not args.keep_pg_db:
-                drop_postgres_bench_db(args.postgres_url)
+        with postgres_bench(args.postgres_url, keep=args.keep_pg_db) as url:
+            results["PostgreSQL"] = run_backend("PostgreSQL", url, pg_args, cache)
     else:
         results["PostgreSQL"] = None
         print("\n== PostgreSQL: skipped (pass --postgres-url URL or set TEST_POSTGRES_URL)")

@@ -50,10 +50,8 @@ import json
 import os
 import pstats
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -449,16 +447,11 @@ def main(argv=None):
     t0 = time.perf_counter()
     results = {}
     if not args.postgres_only:
-        tmp = tempfile.mkdtemp(prefix="complaints-timers-")
-        try:
-            results["SQLite"] = run_backend("SQLite", f"sqlite:///{tmp}/bench.db", args)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with throughput.sqlite_bench_url("complaints-timers-") as url:
+            results["SQLite"] = run_backend("SQLite", url, args)
     if args.postgres_url and not args.sqlite_only:
-        try:
-            results["PostgreSQL"] = run_backend("PostgreSQL", throughput.postgres_bench_url(args.postgres_url), args)
-        finally:
-            throughput.drop_postgres_bench_db(args.postgres_url)
+        with throughput.postgres_bench(args.postgres_url) as url:
+            results["PostgreSQL"] = run_backend("PostgreSQL", url, args)
     else:
         print("\n== PostgreSQL: skipped (pass --postgres-url URL or set TEST_POSTGRES_URL)")
 

@@ -5,7 +5,6 @@ deadline recompute and the complaint's path still work on it."""
 import contextvars
 import json
 import re
-import shutil
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -16,15 +15,14 @@ from sqlalchemy import select
 from app.config import ROOT
 from app.engine import workflow
 from app.engine.calendar import WorkCalendar
-from app.engine.registry import deploy, load_processes
 from app.engine.runtime import Runtime, changed_data
 from app.engine.scripting import make_script_engine
 from app.extensions import db
 from app.models import Complaint, ProcessInstance
 from app.scheduler import fire_due_timers
 from app.web.complaints.marks import complaint_diagram
-from tests.flow import FORM_DATA, HAPPY_PATH, LANES, Desk
-from tests.test_migration import remove_re_evaluation, safe_change
+from tests.flow import FORM_DATA, HAPPY_PATH, Desk
+from tests.test_migration import deploy_changed, remove_re_evaluation, safe_change
 
 SH = timezone(timedelta(hours=8))
 UNHAPPY = {"satisfied": False, "dissatisfaction_reasons": "赔付金额太低"}
@@ -57,19 +55,6 @@ def variant(change) -> tuple:
     spec_json, subs_json = workflow.serializer.spec_to_json(parser.get_spec("complaint_handling"),
                                                             parser.get_subprocess_specs("complaint_handling"))
     return f"compaction-test/{change.__name__}", spec_json, subs_json
-
-
-def deploy_variant(tmp_path, name, change) -> int:
-    """Deploy the procedure with `change` applied; returns the new version number."""
-    root = tmp_path / name
-    shutil.copytree(ROOT / "processes", root / "processes")
-    shutil.copytree(ROOT / "forms", root / "forms")
-    path = root / "processes" / "complaint_handling.bpmn"
-    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
-    bundles, problems = load_processes(root / "processes", root / "forms", LANES)
-    assert problems == []
-    [number] = [n for pid, n, new in deploy(db.session, bundles, "owner") if pid == "complaint_handling" and new]
-    return number
 
 
 # ---- one complaint twice: whole and compacted, without a database ------------------------------------
@@ -381,12 +366,12 @@ def test_the_app_shows_and_moves_a_compacted_complaint_as_the_whole_one(app, des
         assert "recomputed provisional deadlines of 2 instance(s)" in cli.invoke(args=["calendar", "recompute"]).output
         assert any(e == ("deadline_recomputed", "confirmation_deadline") for e in seen(desk, lean)["history"])
 
-        assert deploy_variant(tmp_path, "v2", remove_re_evaluation) == 2
+        assert deploy_changed(tmp_path / "v2", remove_re_evaluation) == 2
         result = cli.invoke(args=["processes", "migrate", "complaint_handling"]).output
         refused = dict(re.findall(r"^(TS-\S+): not migratable: (.*)$", result, flags=re.M))
         assert refused[lean] == refused[whole]
         assert "its completed step 重新评估 (re_evaluation) was removed" in refused[lean]
-        assert deploy_variant(tmp_path, "v3", safe_change) == 3
+        assert deploy_changed(tmp_path / "v3", safe_change) == 3
         assert "2 migrated, 0 not migratable" in cli.invoke(args=["processes", "migrate", "complaint_handling"]).output
         assert seen(desk, lean) == seen(desk, whole)
 

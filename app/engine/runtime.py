@@ -26,14 +26,15 @@ from .registry import latest_version
 from .scripting import HELPER_NAMES, InputRejected, make_script_engine
 
 MISSING = object()
-_EXCLUSIONS = "runtime_exclusions"     # session.info: instance id -> excluded(), until the next write
-
-
-_UNEXPIRED = "runtime_unexpired"         # session.info: a change committed without expiring what it loaded
-_CALENDAR_STAMP = "runtime_calendar_stamp"     # session.info: the stamp read with the instance lock
+CUSTOMER = "customer"          # the actor of what a customer does on their own page
 # What changes whenever an admin sets or removes a calendar override.
 CALENDAR_STAMP = (select(func.count(CalendarDay.day)).scalar_subquery(),
                   select(func.max(CalendarDay.set_at)).scalar_subquery())
+
+# session.info keys
+_EXCLUSIONS = "runtime_exclusions"           # instance id -> excluded(), until the next write
+_UNEXPIRED = "runtime_unexpired"             # a change committed without expiring what it loaded
+_CALENDAR_STAMP = "runtime_calendar_stamp"   # the stamp read with this transaction's instance lock
 
 
 @event.listens_for(Session, "after_flush")
@@ -46,7 +47,6 @@ def _forget_exclusions(session, *_):
 def _forget_calendar_stamp(session, transaction):
     if transaction.parent is None:
         session.info.pop(_CALENDAR_STAMP, None)
-CUSTOMER = "customer"          # the actor of what a customer does on their own page
 
 
 class VersionInfo(NamedTuple):
@@ -354,7 +354,7 @@ class Runtime:
                 session.expire_on_commit = True
             session.info[_UNEXPIRED] = True
         except Exception as exc:
-            self.session.rollback()
+            session.rollback()
             if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError) and "locked" in str(exc).lower()):
                 raise Conflict("someone else changed this complaint at the same moment; reload and retry",
                                code="concurrent_change") from exc

@@ -40,21 +40,15 @@ class SpecRef:
 
 
 class SpecStoreSerializer(BpmnWorkflowSerializer):
-    """Serializes a workflow without its spec: the spec is stored once per process version, and
-    restored once per process: specs are immutable, so every workflow of a version shares them."""
+    """Serializes a workflow without its spec (SpeclessWorkflowConverter): the spec is stored once per
+    process version, and restored once per process: specs are immutable, so every workflow of a version
+    shares them."""
 
     def __init__(self, registry):
         super().__init__(registry)
         self._specs = {}     # content hash -> (spec, {name: subprocess spec})
         self._refs = {}      # SpecRef key -> spec
         registry.register(SpecRef, lambda ref: {}, lambda dct: self._refs[dct["key"]])
-
-    def to_dict(self, obj, **kwargs):
-        dct = super().to_dict(obj, **kwargs)
-        if isinstance(obj, BpmnWorkflow):
-            dct.pop("spec", None)
-            dct.pop("subprocess_specs", None)
-        return dct
 
     def spec_to_json(self, spec, subprocess_specs) -> tuple[str, str]:
         return (json.dumps(self.registry.convert(spec)),
@@ -83,8 +77,8 @@ class SpecStoreSerializer(BpmnWorkflowSerializer):
 
 
 class SpeclessWorkflowConverter(BpmnWorkflowConverter):
-    """A workflow's state without its spec and called-process specs: SpiffWorkflow's own converter
-    converts the whole spec on every dump (most of a dump's time), only for it to be dropped here."""
+    """A workflow's state without its spec and called-process specs, which are stored once per version:
+    SpiffWorkflow's own converter converts the whole spec on every dump (it was most of a dump's time)."""
 
     def to_dict(self, workflow):
         dct = WorkflowConverter.to_dict(self, workflow)
