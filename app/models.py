@@ -88,7 +88,9 @@ class ProcessInstance(db.Model):
     version: Mapped[ProcessVersion] = relationship()
     # A concurrent write to the same instance fails instead of overwriting.
     __mapper_args__ = {"version_id_col": row_version}
-    __table_args__ = (Index("ix_process_instance_process_status", "process_id", "status"),)
+    # The running instances of a process and their complaints (the queues' review filter, the statistics),
+    # from the index alone.
+    __table_args__ = (Index("ix_process_instance_process_status", "process_id", "status", "business_key"),)
 
 
 class InstanceSnapshot(db.Model):
@@ -130,11 +132,18 @@ class HumanTask(db.Model):
     # Two claims racing on SQLite (which has no row locks) must not both succeed.
     __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (
-        Index("ix_human_task_role_queue", "state", "role", "due_at"),
-        Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at"),
-        Index("ix_human_task_instance", "instance_id", "state"),
-        Index("ix_human_task_element", "state", "element_id"),        # where complaints wait now
-        Index("ix_human_task_completed", "state", "completed_at"),    # time spent per element over a period
+        # The role queue and its count: a role's unclaimed tasks in the page's order (soonest deadline, then
+        # oldest), the page's choice and the count from the index alone.
+        Index("ix_human_task_role_queue", "state", "role", "assignee_id", "due_at", "created_at", "instance_id", "id"),
+        # "My tasks" and its count (which must not take the role queue's index instead: it would read every
+        # open task).
+        Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at", "instance_id"),
+        # An instance's tasks; with who completed them, for the queues' review filter (回避).
+        Index("ix_human_task_instance", "instance_id", "state", "completed_by_id"),
+        # Where complaints wait now, and how many of them are overdue (app.stats), from the index alone.
+        Index("ix_human_task_element", "state", "element_id", "due_at", "instance_id"),
+        # Time spent per element over a period (app.stats), from the index alone.
+        Index("ix_human_task_completed", "state", "completed_at", "element_id", "instance_id", "created_at"),
         Index("ix_human_task_unstaffed", "unstaffed", "state"),       # the management's flag
     )
 
@@ -210,6 +219,8 @@ class Complaint(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The search by a personal identifier (phone or ID number) reads every column it matches by index.
+    __table_args__ = (Index("ix_complaint_id_number", "id_number"),)
 
 
 class ElementVisit(db.Model):
@@ -307,7 +318,9 @@ class AuditEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    __table_args__ = (UniqueConstraint("chain", "seq"),)   # two appends can never fork a chain
+    __table_args__ = (UniqueConstraint("chain", "seq"),    # two appends can never fork a chain
+                      # A complaint's actions sent by hand (the queues' review filter, 回避).
+                      Index("ix_audit_event_business_key_action", "business_key", "action"))
 
 
 class AuditChain(db.Model):
@@ -345,3 +358,16 @@ class LoginAttempt(db.Model):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ElementDayStat(db.Model):
+    """One finished UTC day for the per-element statistics (app.stats): per process version and
+    element, how many human tasks finished that day and a histogram of the hours they took ({bucket:
+    count}). Written from human_task the first time a read needs the day, never changed afterwards (a
+    day that is over gains no finished task). A row with element_id "" marks the day as summarized
+    for that version, also when nothing finished."""
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    completed: Mapped[int] = mapped_column(Integer)
+    histogram: Mapped[dict] = mapped_column(JSON)

@@ -5,6 +5,7 @@ runs for a complaint (its main one and those beside it) show with that complaint
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Bundle
 
 from . import avoidance
 from .errors import AppError
@@ -61,19 +62,43 @@ def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_
     return Queue(tuple(conditions), tuple(on_complaint))
 
 
-def count(session, queue: Queue) -> int:
-    """How many tasks a queue holds; joins complaint only when a filter needs it (the nav shows
-    these counts on every page)."""
+def _count_query(queue: Queue):
     query = select(func.count()).select_from(HumanTask).where(*queue.task_conditions)
     if queue.complaint_conditions:
         query = query.join(Complaint, COMPLAINT_OF_TASK).where(*queue.complaint_conditions)
-    return session.execute(query).scalar_one()
+    return query
 
 
-def page(session, queue: Queue, page_no, per_page, order="due"):
+def count(session, queue: Queue) -> int:
+    """How many tasks a queue holds, exactly; joins complaint only when a filter needs it (the nav shows
+    these counts on every page). The role queue's and "my tasks"' are read from their index alone."""
+    return session.execute(_count_query(queue)).scalar_one()
+
+
+def page(session, queue: Queue, page_no, per_page, order="due", complaint_fields=None):
     """(rows of (task, complaint), total) of one page, soonest deadline first (tasks without a
-    deadline last) unless `order` is "received" (oldest complaint first) or "created" (oldest task first)."""
-    query = select(HumanTask, Complaint).outerjoin(Complaint, COMPLAINT_OF_TASK) \
-        .where(*queue.task_conditions, *queue.complaint_conditions)
-    rows = session.execute(query.order_by(*ORDERS[order]).limit(per_page).offset((page_no - 1) * per_page)).all()
-    return rows, count(session, queue)
+    deadline last) unless `order` is "received" (oldest complaint first) or "created" (oldest task first).
+    With `complaint_fields` (names of Complaint columns), the complaint is a row of just those
+    (all None without a complaint) instead of the whole record: loading 50 complaints whole cost more
+    than the queries.
+
+    When neither the filters nor the order need the complaint, the page's tasks are chosen first and
+    only they are joined to their complaints: PostgreSQL otherwise joined every task of the queue
+    before sorting (28 ms for a queue of 2,500 at 100,000 complaints, 10 ms so). The total comes with
+    the page's rows (a subquery evaluated once), a statement of its own only for an empty page."""
+    window = ((page_no - 1) * per_page, per_page)
+    complaint = Complaint if complaint_fields is None else \
+        Bundle("complaint", *(getattr(Complaint, name) for name in complaint_fields))
+    columns = (HumanTask, complaint, _count_query(queue).correlate(None).scalar_subquery())   # never per row
+    if queue.complaint_conditions or order == "received":
+        query = select(*columns).outerjoin(Complaint, COMPLAINT_OF_TASK) \
+            .where(*queue.task_conditions, *queue.complaint_conditions) \
+            .order_by(*ORDERS[order]).offset(window[0]).limit(window[1])
+    else:
+        chosen = select(HumanTask.id).where(*queue.task_conditions).order_by(*ORDERS[order]) \
+            .offset(window[0]).limit(window[1])
+        query = select(*columns).outerjoin(Complaint, COMPLAINT_OF_TASK) \
+            .where(HumanTask.id.in_(chosen)).order_by(*ORDERS[order])
+    rows = session.execute(query).all()
+    total = rows[0][2] if rows else count(session, queue)
+    return [(task, found) for task, found, _total in rows], total

@@ -61,3 +61,12 @@ def test_the_timers_benchmark_runs_in_quick_mode(tmp_path):
     assert "## Timers at volume" in out and "| due query: range scan on" in out
     once = [line for line in out.splitlines() if line.startswith(("| every deadline", "|   every deadline"))]
     assert len(once) == 2 and not any("NO" in line for line in once), once
+
+
+def test_the_reads_benchmark_runs_in_quick_mode(tmp_path):
+    """benchmarks/reads.py --quick: 300 complaints seeded from a few walked through the API (90% closed
+    over the past year), and the role queue, my tasks, the searches, the complaint page, the per-element
+    statistics and the queue counts timed against their targets."""
+    out = run_quick("reads.py", tmp_path)
+    assert "## Reads at 300 complaints" in out and "| role queue (GET /tasks?queue=available" in out
+    assert "| per-element statistics (GET /processes/complaint_handling/stats, 90 days) | ≤ 100 ms |" in out

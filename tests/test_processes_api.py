@@ -27,7 +27,8 @@ def test_stats_count_waiting_overdue_and_median_time_per_element(app, client, pe
         reviews_at_two_speeds_and_one_overdue(desk, clock)
         stats = client.get("/api/v1/processes/complaint_handling/stats",
                            headers=people["management"].headers).json["elements"]
-    assert stats["initial_review"] == {"waiting": 1, "overdue": 1, "completed": 2, "median_hours": 4.0}
+    assert stats["initial_review"] == {"waiting": 1, "overdue": 1, "completed": 2, "median_hours": 4.0,
+                                       "median_exact": True}
     assert stats["investigate"]["waiting"] == 2 and stats["investigate"]["overdue"] == 0
     assert "archive" not in stats
     bad = client.get("/api/v1/processes/complaint_handling/stats?since=yesterday",

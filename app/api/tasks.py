@@ -13,6 +13,12 @@ from .errors import body, form_data
 from .schemas import AuditOut, QueueComplaintOut, TaskOut
 
 
+# Built once: building a marshmallow schema costs up to a millisecond and a half, and one per row of a
+# page cost more than its queries (about 40 ms for 50 rows).
+TASK_OUT, QUEUE_COMPLAINT_OUT = TaskOut(), QueueComplaintOut()
+QUEUE_COMPLAINT_FIELDS = tuple(field.attribute or name for name, field in QUEUE_COMPLAINT_OUT.fields.items())
+
+
 def runtime():
     return current_app.extensions["runtime"]
 
@@ -29,12 +35,12 @@ def list_tasks():
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
     query = queues.queue_query(g.user, queue, independent=current_app.config["INDEPENDENT_PROCESSES"])
-    rows, total = queues.page(db.session, query, page, per_page)
-    items, schema = [], TaskOut()
+    rows, total = queues.page(db.session, query, page, per_page, complaint_fields=QUEUE_COMPLAINT_FIELDS)
+    items = []
     for task, complaint in rows:
-        item = schema.dump(task)
-        if complaint is not None:
-            item["complaint"] = complaints.masked(QueueComplaintOut().dump(complaint))
+        item = TASK_OUT.dump(task)
+        if complaint.number is not None:            # the task has a complaint (its business key is one)
+            item["complaint"] = complaints.masked(QUEUE_COMPLAINT_OUT.dump(complaint))
         items.append(item)
     return {"queue": queue, "page": page, "per_page": per_page, "total": total, "items": items}
 

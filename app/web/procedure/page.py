@@ -7,12 +7,11 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from lxml import etree
-from sqlalchemy import select
 
 from ... import trace
 from ...engine.registry import DMN_SUFFIX, NS
 from ...extensions import db
-from ...models import ProcessInstance, ProcessVersion
+from ...models import ProcessVersion
 from ...stats import element_stats
 from ...timeutil import utcnow
 from .. import diagram, formrender
@@ -60,16 +59,16 @@ def overlay_data(version: ProcessVersion, days: int, scope: str) -> dict:
     overdue, and the median hours spent over the last `days` days, with the load level (1..4) that
     colours the element, for complaints on every version of the process or on this one."""
     now = utcnow()
-    instances = select(ProcessInstance.id).where(ProcessInstance.process_id == version.process_id)
-    if scope == "version":
-        instances = instances.where(ProcessInstance.version_id == version.id)
-    stats = element_stats(db.session, instances, now, now - timedelta(days=days), now)
+    stats = element_stats(db.session, version.process_id, now, now - timedelta(days=days), now,
+                          version_id=version.id if scope == "version" else None)
     levels, legend = diagram.load_levels(stats)
     rows = []
     for element_id, row in sorted(stats.items()):
-        median = diagram.hours_text(row["median_hours"])
+        # "≈": a median from the daily summaries (app.stats): approximate, usually within 1%.
+        median = ("" if row["median_exact"] else "≈ ") + diagram.hours_text(row["median_hours"])
         rows.append({"id": element_id, "waiting": row["waiting"], "overdue": row["overdue"],
-                     "completed": row["completed"], "median_hours": row["median_hours"], "median": median,
+                     "completed": row["completed"], "median_hours": row["median_hours"],
+                     "median_exact": row["median_exact"], "median": median,
                      "level": levels.get(element_id, 0),
                      "waiting_text": _("%(num)d waiting", num=row["waiting"]),
                      "overdue_text": _("%(num)d overdue", num=row["overdue"]),

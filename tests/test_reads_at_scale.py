@@ -1,0 +1,278 @@
+"""Reads that stay fast at 100,000 complaints (issue 10, target 5) and still say the same: the per-element
+statistics from daily summaries (exact counts, a median within 1%, marked approximate), the review
+filter of the queues driven by the running reviews, the complaint page in a bounded number of queries,
+the personal search by index. benchmarks/reads.py measures them; these tests hold their meaning."""
+import math
+import random
+import statistics
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import time_machine
+from sqlalchemy import func, select
+
+from app import queues, stats
+from app.extensions import db
+from app.models import ElementDayStat, HumanTask, ProcessInstance, ProcessVersion
+from tests.flow import HAPPY_PATH, Desk
+from tests.test_side_processes import plans, statements_of
+from tests.test_web import as_, browser  # noqa: F401  (browser is a fixture)
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+FIRST_DAY = datetime(2026, 11, 10, tzinfo=timezone.utc)
+PROCESS = "complaint_handling"
+
+
+# ---- the histogram --------------------------------------------------------------------------------
+def test_a_histogram_median_is_within_one_percent_of_the_exact_one():
+    rng = random.Random(3)
+    for scale in (0.2, 6, 40, 300):
+        hours = [rng.lognormvariate(0, 0.8) * scale for _ in range(5000)]
+        counts = {}
+        for h in hours:
+            counts[stats.bucket_of(h)] = counts.get(stats.bucket_of(h), 0) + 1
+        assert math.isclose(stats.histogram_median(counts), statistics.median(hours), rel_tol=0.01), scale
+
+
+def test_each_hour_falls_in_its_bucket():
+    for hours in (0, 0.001, 1 / 60, 0.5, 1, 29.6, 24 * 365):
+        low, high = stats.bucket_bounds(stats.bucket_of(hours))
+        assert low <= hours < high or math.isclose(hours, low)
+
+
+# ---- the statistics ---------------------------------------------------------------------------------
+def _version(number=1, process_id=PROCESS) -> ProcessVersion:
+    return db.session.execute(select(ProcessVersion).where(ProcessVersion.process_id == process_id,
+                                                           ProcessVersion.version == number)).scalar_one()
+
+
+def _copy_of_version_1(**changes) -> ProcessVersion:
+    """Version 1 deployed again with `changes` (e.g. as version 2, or as another process)."""
+    v1 = _version()
+    copy = ProcessVersion(**{c.key: getattr(v1, c.key) for c in ProcessVersion.__table__.columns if c.key != "id"})
+    for name, value in {"content_hash": "copy", **changes}.items():
+        setattr(copy, name, value)
+    db.session.add(copy)
+    db.session.commit()
+    return copy
+
+
+def _instance(version, status="running", process_id=PROCESS) -> ProcessInstance:
+    inst = ProcessInstance(version_id=version.id, process_id=process_id, status=status, workflow_json="{}",
+                           created_at=FIRST_DAY, updated_at=FIRST_DAY)
+    db.session.add(inst)
+    db.session.flush()
+    return inst
+
+
+def _task(inst, element_id, created, completed=None, due=None) -> HumanTask:
+    task = HumanTask(id=str(uuid.uuid4()), instance_id=inst.id, element_id=element_id, name=element_id,
+                     role="claims_specialist", state="completed" if completed else "open",
+                     created_at=created, completed_at=completed, due_at=due)
+    db.session.add(task)
+    return task
+
+
+def finished_over_ten_days(version) -> list[tuple[datetime, float]]:
+    """30 investigations finished on each day from 10 to 19 November (a spread of durations), and 3
+    this morning: (finished at, hours) of each."""
+    rng = random.Random(7)
+    done = []
+    inst = _instance(version, status="completed")
+    days = [FIRST_DAY + timedelta(days=d) for d in range(10)]
+    for day in days:
+        for i in range(30):
+            finished = day + timedelta(hours=8, minutes=i * 17)
+            hours = round(rng.lognormvariate(0, 0.8) * 40, 3)
+            _task(inst, "investigate", finished - timedelta(hours=hours), finished)
+            done.append((finished, hours))
+    for i in range(3):
+        finished = NOW - timedelta(hours=5, minutes=i)
+        _task(inst, "investigate", finished - timedelta(hours=2 + i), finished)
+        done.append((finished, 2 + i))
+    db.session.commit()
+    return done
+
+
+def test_a_period_of_summarized_days_counts_exactly_and_marks_its_median_approximate(app, monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)          # whatever its size, the period uses the summaries
+    done = finished_over_ten_days(_version())
+    figures = stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)["investigate"]
+    exact = statistics.median(hours for _, hours in done)
+    assert figures["completed"] == 303 and figures["median_exact"] is False
+    assert math.isclose(figures["median_hours"], exact, rel_tol=0.1)          # its bucket's width
+    # Ten days summarized, each with its marker; the hours of today are read from the tasks.
+    rows = db.session.execute(select(ElementDayStat.element_id, func.count()).group_by(ElementDayStat.element_id)).all()
+    assert sorted(rows) == [(stats.DAY_DONE, 10), ("investigate", 10)]
+    # The next read writes nothing and says the same.
+    again = []
+    seen = statements_of(lambda: again.append(stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)))
+    assert not [s for s, _ in seen if s.lstrip().upper().startswith("INSERT")]
+    assert again[0]["investigate"] == figures
+
+
+def test_the_next_day_counts_the_day_that_ended(app, monkeypatch):
+    """Merged summaries are kept for the next reads of the same days; a day more is a period of its own."""
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)
+    finished_over_ten_days(_version())
+    first = stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)["investigate"]
+    inst = _instance(_version(), status="completed")
+    tomorrow = NOW + timedelta(days=1)
+    _task(inst, "investigate", tomorrow - timedelta(hours=30), tomorrow - timedelta(hours=2))
+    db.session.commit()
+    assert stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)["investigate"] == first
+    later = stats.element_stats(db.session, PROCESS, tomorrow + timedelta(days=1), FIRST_DAY,
+                                tomorrow + timedelta(days=1))["investigate"]
+    assert later["completed"] == first["completed"] + 1
+
+
+def test_a_small_period_is_read_exactly(app):
+    done = finished_over_ten_days(_version())
+    figures = stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)["investigate"]
+    assert figures == {"waiting": 0, "overdue": 0, "completed": 303, "median_exact": True,
+                       "median_hours": round(statistics.median(hours for _, hours in done), 2)}
+
+
+def test_a_period_inside_days_counts_only_its_own_hours(app, monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)
+    done = finished_over_ten_days(_version())
+    since, until = FIRST_DAY + timedelta(days=2, hours=12), FIRST_DAY + timedelta(days=6, hours=12)
+    figures = stats.element_stats(db.session, PROCESS, NOW, since, until)["investigate"]
+    inside = [hours for finished, hours in done if since <= finished < until]
+    assert figures["completed"] == len(inside) and figures["median_exact"] is False
+    assert math.isclose(figures["median_hours"], statistics.median(inside), rel_tol=0.1)
+    # A period reaching back years summarizes only the days since the first task finished.
+    stats.element_stats(db.session, PROCESS, NOW, datetime(2000, 1, 1, tzinfo=timezone.utc), NOW)
+    marked = db.session.execute(select(func.min(ElementDayStat.day), func.count()).where(
+        ElementDayStat.element_id == stats.DAY_DONE)).one()
+    assert marked == (FIRST_DAY.date(), 10)
+
+
+def test_a_day_is_summarized_only_once_it_has_been_over_for_an_hour(app, monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)
+    finished_over_ten_days(_version())
+    just_after_midnight = FIRST_DAY + timedelta(days=10, minutes=30)      # 20 November, 00:30
+    stats.element_stats(db.session, PROCESS, just_after_midnight, FIRST_DAY, just_after_midnight)
+    last = db.session.execute(select(func.max(ElementDayStat.day))).scalar_one()
+    assert last == (FIRST_DAY + timedelta(days=8)).date()                 # 19 November is still read exactly
+
+
+def test_waiting_and_overdue_count_the_open_tasks_of_the_process_and_version(app):
+    v1, v2 = _version(), _copy_of_version_1(version=2)
+    one, two = _instance(v1), _instance(v2)
+    review = _instance(_version(process_id="complaint_review"), process_id="complaint_review")
+    for inst, due in ((one, NOW - timedelta(hours=1)), (one, NOW + timedelta(days=1)), (two, None)):
+        _task(inst, "investigate", NOW - timedelta(days=2), due=due)
+    _task(review, "review_decision", NOW - timedelta(days=2), due=NOW - timedelta(days=1))
+    _task(one, "analyse_and_plan", NOW - timedelta(days=3), NOW - timedelta(days=1))
+    _task(two, "analyse_and_plan", NOW - timedelta(days=3), NOW - timedelta(hours=40))
+    db.session.commit()
+    every = stats.element_stats(db.session, PROCESS, NOW, NOW - timedelta(days=7), NOW)
+    assert every["investigate"] == {"waiting": 3, "overdue": 1, "completed": 0, "median_hours": None,
+                                    "median_exact": True}
+    assert every["analyse_and_plan"]["completed"] == 2 and every["analyse_and_plan"]["median_hours"] == 40.0
+    assert "review_decision" not in every
+    first = stats.element_stats(db.session, PROCESS, NOW, NOW - timedelta(days=7), NOW, version_id=v1.id)
+    assert first["investigate"]["waiting"] == 2 and first["analyse_and_plan"]["completed"] == 1
+
+
+def test_an_element_another_process_has_too_is_told_apart_by_instance(app, monkeypatch):
+    """A task's element id tells its process, unless another process has an element of that id too."""
+    other = _copy_of_version_1(process_id="other_process")          # the same element ids, another process
+    mine, theirs = _instance(_version()), _instance(other, process_id="other_process")
+    for inst in (mine, theirs):
+        _task(inst, "investigate", NOW - timedelta(days=2), due=NOW - timedelta(hours=1))
+        _task(inst, "analyse_and_plan", NOW - timedelta(days=3), NOW - timedelta(days=1))
+    db.session.commit()
+    assert "investigate" in stats.scope_of(db.session, PROCESS).by_instance
+    for exact_rows in (0, stats.EXACT_ROWS):                         # from the summaries, and exactly
+        monkeypatch.setattr(stats, "EXACT_ROWS", exact_rows)
+        figures = stats.element_stats(db.session, PROCESS, NOW, NOW - timedelta(days=7), NOW)
+        assert figures["investigate"]["waiting"] == 1 and figures["investigate"]["overdue"] == 1
+        assert figures["analyse_and_plan"]["completed"] == 1
+
+
+def test_the_statistics_of_an_unknown_process_are_not_found(app, client, people):
+    r = client.get("/api/v1/processes/nope/stats", headers=people["management"].headers)
+    assert r.status_code == 404
+
+
+def test_the_statistics_read_their_indexes(app, monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)
+    finished_over_ten_days(_version())
+    stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)       # the days are summarized
+    seen = statements_of(lambda: stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW))
+    for plan in plans([(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]):
+        assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
+        assert "SCAN process_instance" not in plan and "Seq Scan on process_instance" not in plan, plan
+        if db.engine.dialect.name == "sqlite" and "human_task" in plan:
+            assert "COVERING INDEX ix_human_task_" in plan, plan                   # no table row read
+
+
+def test_the_procedure_page_marks_an_approximate_median(app, browser, people, monkeypatch):  # noqa: F811 (fixture)
+    monkeypatch.setattr(stats, "EXACT_ROWS", 0)
+    finished_over_ten_days(_version())
+    with time_machine.travel(NOW, tick=False):
+        b = as_(browser, "management")
+        row = {e["id"]: e for e in b.get("/procedure/complaint_handling/v1/stats.json?days=30").json["elements"]}
+        page = b.get("/procedure/complaint_handling?days=30").get_data(as_text=True)
+    assert row["investigate"]["median_exact"] is False and row["investigate"]["median"].startswith("≈ ")
+    assert "标有 ≈ 的中位数取自每日汇总" in page and ">≈ " in page
+
+
+# ---- the queues' review filter ----------------------------------------------------------------------
+def test_the_review_filter_starts_from_the_running_reviews(app, people):
+    """The queue's 回避 filter for reviews must not read the user's completed tasks (a year of them at
+    100,000 complaints): it looks at each running review's complaint instead."""
+    user = people["management"].user
+    found = queues.queue_query(user, "available", independent=app.config["INDEPENDENT_PROCESSES"])
+    [plan] = plans(statements_of(lambda: queues.count(db.session, found)))
+    assert "Seq Scan on human_task" not in plan and "SCAN human_task" not in plan, plan
+    if db.engine.dialect.name == "sqlite":
+        assert "ix_human_task_instance (instance_id=? AND state=? AND completed_by_id=?)" in plan, plan
+        assert "ix_audit_event_business_key_action (business_key=? AND action=?)" in plan, plan
+        assert "ix_human_task_completed" not in plan, plan
+
+
+def test_a_queue_page_brings_its_total_on_every_path(app, client, people):
+    """The total comes with the page's rows (one statement), and by itself for a page past the end."""
+    desk = Desk(client, people)
+    numbers = [desk.register(channel=channel) for channel in ("hotline", "hotline", "website")]
+    for number in numbers:
+        desk.complete(number, "initial_review")
+    user = people["claims_specialist"].user
+    for filters, order, total in (({}, "due", 3), ({"channel": "hotline"}, "due", 2), ({}, "received", 3),
+                                  ({}, "created", 3)):
+        found = queues.queue_query(user, "available", **filters)
+        pages = [queues.page(db.session, found, n, 2, order=order) for n in (1, 2, 3)]
+        assert [len(rows) for rows, _ in pages] == [2, total - 2, 0] and {t for _, t in pages} == {total}
+        assert all(complaint.number in numbers for rows, _ in pages for _task, complaint in rows)
+    listed = client.get("/api/v1/tasks?queue=available&per_page=2", headers=people["claims_specialist"].headers).json
+    assert listed["total"] == 3 and {item["complaint"]["number"] for item in listed["items"]} <= set(numbers)
+    assert listed["items"][0]["complaint"]["customer_name"] == "张*"                  # masked as before
+
+
+# ---- the complaint page and the search ----------------------------------------------------------------
+def test_the_complaint_page_reads_a_bounded_number_of_queries(app, client, people):
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, HAPPY_PATH)
+    for who, most in (("compliance", 8), ("customer_service", 12)):      # the full view writes its audit row
+        seen = statements_of(lambda: client.get(f"/api/v1/complaints/{number}", headers=people[who].headers))
+        assert len(seen) <= most, (who, len(seen), [s[:60] for s, _ in seen])
+    page = client.get(f"/api/v1/complaints/{number}", headers=people["customer_service"].headers).json
+    assert [t["element_id"] for t in page["tasks"]] == HAPPY_PATH
+    assert {t["completed_by"] for t in page["tasks"]} == {"customer_service", "claims_specialist"}
+    assert page["complaint"]["personal_data"] == "full" and page["history"][-1]["action"] == "personal_data_viewed"
+
+
+def test_the_search_by_a_personal_identifier_reads_indexes(app, client, people):
+    desk = Desk(client, people)
+    number = desk.register(id_number="110101199001019999")
+    headers = people["customer_service"].headers
+    seen = statements_of(lambda: client.post("/api/v1/complaints/search", json={"q": "110101199001019999"},
+                                             headers=headers))
+    found = client.post("/api/v1/complaints/search", json={"q": "110101199001019999"}, headers=headers).json
+    assert [c["number"] for c in found["items"]] == [number]
+    for plan in plans([(s, p) for s, p in seen if "FROM complaint" in s]):
+        assert "SCAN complaint" not in plan and "Seq Scan on complaint" not in plan, plan
