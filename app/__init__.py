@@ -16,6 +16,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("SECRET_KEY is not set: export it in the environment (see README)")
     _public_base_url(app)
+    _engine_options(app)
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
@@ -84,6 +85,13 @@ def _absolute_http(url: str) -> bool:
 
 def known_lanes(app) -> set:
     return {spec["lane"] for spec in app.config["ROLES"].values() if spec.get("lane")}
+
+
+def _engine_options(app):
+    """No pre-ping on SQLite: a file cannot drop the connection, and the ping is a statement on every
+    request (PostgreSQL keeps it: a restarted server or a dropped connection costs one retry, not an error)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
 
 
 def _sqlite_pragmas(app):

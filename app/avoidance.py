@@ -30,14 +30,23 @@ def _excluded_by(claim_handler) -> dict:
     return {claim_handler: REASON.format(user=claim_handler)} if claim_handler else {}
 
 
-def excluded_usernames(session, instance_id, independent=frozenset()) -> dict:
+# What the rule needs to know of an instance: its complaint (by business key) and that complaint's claim handler.
+FACTS = (ProcessInstance.business_key, ProcessInstance.process_id, Complaint.claim_handler)
+
+
+def with_facts(query):
+    """`query` (on ProcessInstance) joined to what the rule reads: select FACTS from it."""
+    return query.outerjoin(Complaint, Complaint.number == ProcessInstance.business_key)
+
+
+def excluded_usernames(session, instance_id, independent=frozenset(), facts=None) -> dict:
     """{username: reason} of the users who must stay out of this instance's complaint: the complaint
-    whose number is the instance's business key (one query over two unique-index lookups); for a
-    process in `independent`, also whoever completed a task of the complaint's other instances."""
-    key, process_id, claim_handler = session.execute(
-        select(ProcessInstance.business_key, ProcessInstance.process_id, Complaint.claim_handler)
-        .outerjoin(Complaint, Complaint.number == ProcessInstance.business_key)
-        .where(ProcessInstance.id == instance_id)).one_or_none() or (None, None, None)
+    whose number is the instance's business key (one query over two unique-index lookups, unless the
+    caller read `facts`, the instance's FACTS, with its own); for a process in `independent`, also
+    whoever completed a task of the complaint's other instances."""
+    if facts is None:
+        facts = session.execute(with_facts(select(*FACTS)).where(ProcessInstance.id == instance_id)).one_or_none()
+    key, process_id, claim_handler = facts or (None, None, None)
     excluded = _excluded_by(claim_handler) if key else {}
     if key and process_id in independent:
         for username in _handlers(session, key, instance_id):

@@ -12,7 +12,7 @@ from typing import Optional
 from marshmallow import ValidationError, fields, validate, validates
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from . import avoidance
 from .errors import InvalidData, NotFound
@@ -169,26 +169,31 @@ def readable(session, user, number) -> Complaint:
     return complaint
 
 
+TASK_PEOPLE = (joinedload(HumanTask.assignee), joinedload(HumanTask.completed_by))
+
+
 def instances_of(complaint):
     """The ids of every process instance of `complaint` (main and beside it), as a subquery on the
     process_instance.business_key index."""
     return select(ProcessInstance.id).where(ProcessInstance.business_key == complaint.number)
 
 
-def tasks_of(session, complaint, open_only=False) -> list[HumanTask]:
+def tasks_of(session, complaint, open_only=False, with_people=False) -> list[HumanTask]:
     """Every human task of every instance of `complaint`, oldest first, the earlier instance's first at
-    equal times (index reads, no workflow)."""
+    equal times (index reads, no workflow); `with_people`: their assignee and completer loaded with them."""
     query = select(HumanTask).where(HumanTask.instance_id.in_(instances_of(complaint)))
+    if with_people:
+        query = query.options(*TASK_PEOPLE)
     if open_only:
         query = query.where(HumanTask.state == "open")
     return session.execute(query.order_by(HumanTask.created_at, HumanTask.instance_id, HumanTask.id)).scalars().all()
 
 
-def open_tasks_after(session, complaint, change) -> list[HumanTask]:
-    """The complaint's open tasks as `change` leaves them, before it is written: the rows read show
-    this change's closed tasks in their new state (the same objects), and its new tasks are its own."""
-    rows = [t for t in tasks_of(session, complaint, open_only=True) if t.state == "open"]
-    rows += [t for t in change.created_tasks if t not in rows]
+def open_tasks_after(change) -> list[HumanTask]:
+    """The complaint's open tasks as `change` leaves them, before it is written: the runtime read the
+    open tasks of all its instances (the complaint number is their business key) and shows this
+    change's closed ones in their new state."""
+    rows = [t for t in change.open_tasks if t.state == "open"]
     return sorted(rows, key=lambda t: (t.created_at, t.instance_id, t.id))
 
 
@@ -208,7 +213,7 @@ def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, de
     and messages. `deadline_fields` (timer element id -> column) keep the due time of the main
     instance's deadlines on the row, also when a recompute moves them."""
     def sync(session, inst, change):
-        complaint = complaint_of(session, inst.business_key)
+        complaint = change.record = complaint_of(session, inst.business_key)
         if complaint is None:
             return
         main = complaint.instance_id == inst.id
@@ -216,7 +221,7 @@ def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, de
         for deadline in change.deadlines if main and deadline_fields else ():
             if deadline.element_id in deadline_fields:
                 setattr(complaint, deadline_fields[deadline.element_id], deadline.due_at)
-        names = [t.name for t in open_tasks_after(session, complaint, change)]
+        names = [t.name for t in open_tasks_after(change)]
         complaint.current_step = "、".join(dict.fromkeys(names))[:400]
         complaint.updated_at = utcnow()
         # The diagram closes the case (closed_at) even while a deadline follow-up is still open.
@@ -268,11 +273,14 @@ PERSONAL_FIELDS = {"customer_name": mask_name, "phone": mask_phone, "email": mas
 PERSONAL = tuple(PERSONAL_FIELDS)
 
 
-def may_see_personal_data(session, user, complaint, pii_roles) -> bool:
+def may_see_personal_data(session, user, complaint, pii_roles, tasks=None) -> bool:
     """Customer service and whoever currently holds an open task of any instance of this complaint see
-    it in full (the user's own open tasks, on the assignee index, filtered by the complaint number)."""
+    it in full (the user's own open tasks, on the assignee index, filtered by the complaint number; or
+    among `tasks`, all the complaint's tasks, when the caller read them)."""
     if user.roles & set(pii_roles):
         return True
+    if tasks is not None:
+        return any(t.state == "open" and t.assignee_id == user.id for t in tasks)
     return session.execute(select(HumanTask.id).where(
         HumanTask.state == "open", HumanTask.assignee_id == user.id,
         HumanTask.business_key == complaint.number).limit(1)).first() is not None
@@ -291,11 +299,11 @@ def masked(values: dict) -> dict:
     return {k: (PERSONAL_FIELDS[k](v) if k in PERSONAL_FIELDS else v) for k, v in values.items()}
 
 
-def personal_view(session, user, complaint, values: dict, pii_roles) -> tuple[dict, bool]:
+def personal_view(session, user, complaint, values: dict, pii_roles, tasks=None) -> tuple[dict, bool]:
     """`values` of the complaint as this user may see them, and whether in full; a full view of
-    personal data is written to the audit trail (C-7.1)."""
+    personal data is written to the audit trail (C-7.1). `tasks`: all the complaint's tasks, if read."""
     from . import audit
-    if may_see_personal_data(session, user, complaint, pii_roles):
+    if may_see_personal_data(session, user, complaint, pii_roles, tasks):
         audit.record(session, user.username, "personal_data_viewed", instance_id=complaint.instance_id,
                      business_key=complaint.number)
         session.commit()

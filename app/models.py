@@ -288,6 +288,9 @@ class PortalLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Set with the objects, so that a change writes its message, link and deliveries in its one flush.
+    complaint: Mapped["Complaint"] = relationship()
+    message: Mapped[Optional[OutboxMessage]] = relationship()
 
 
 class SurveyResponse(db.Model):

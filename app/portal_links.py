@@ -34,8 +34,8 @@ def token_hash(token: str) -> str:
 
 def record(session, secret: str, complaint: Complaint, message: OutboxMessage, days: int) -> PortalLink:
     """Store the hash of `message`'s link (its key must be set), valid for `days`."""
-    link = PortalLink(token_hash=token_hash(token_for(secret, message.key)), complaint_id=complaint.id,
-                      message_id=message.id, expires_at=utcnow() + timedelta(days=days))
+    link = PortalLink(token_hash=token_hash(token_for(secret, message.key)), complaint=complaint,
+                      message=message, expires_at=utcnow() + timedelta(days=days))
     session.add(link)
     return link
 

@@ -5,7 +5,6 @@ columns, obey 回避, open the personal data to their assignee and appear in the
 step; they never close the complaint or change its outcome."""
 import re
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -17,6 +16,7 @@ from app.config import ROOT
 from app.engine import workflow
 from app.engine.calendar import default_calendar
 from app.engine.registry import NS
+from app.engine.runtime import Change
 from app.extensions import db
 from app.models import Deadline, HumanTask, OutboxMessage, ProcessInstance
 from tests.conftest import make_user
@@ -137,9 +137,9 @@ def test_only_the_main_instance_writes_the_record_fields(app, desk):
     main = db.session.get(ProcessInstance, found.instance_id)
     sync = complaints.make_record_sync({"outcome": "outcome", "closed_at": "closed_at"})
     data = {"outcome": "withdrawn", "closed_at": T0.isoformat()}
-    sync(db.session, side, SimpleNamespace(changed_data=data, created_tasks=[]))
+    sync(db.session, side, Change(instance=side, changed_data=data))
     assert (found.outcome, found.closed_at, found.status) == (None, None, "open")
-    sync(db.session, main, SimpleNamespace(changed_data=data, created_tasks=[]))
+    sync(db.session, main, Change(instance=main, changed_data=data))
     assert (found.outcome, found.closed_at, found.status) == ("withdrawn", T0, "closed")
     db.session.rollback()
 

@@ -7,7 +7,7 @@ from .. import case_events, complaints, customer_requests
 from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
-                      ProcessVersion, User)
+                      ProcessVersion)
 from ..permissions import READERS, REGISTRARS, WORKERS
 from . import bp
 from .auth import require
@@ -27,10 +27,12 @@ def columns_of(schema, model) -> list:
     return [getattr(model, f.attribute or name) for name, f in schema.fields.items()]
 
 
-def complaint_view(complaint, user) -> dict:
-    """The complaint as this user may see it (personal data masked unless the role needs it)."""
+def complaint_view(complaint, user, tasks=None) -> dict:
+    """The complaint as this user may see it (personal data masked unless the role needs it); `tasks`:
+    all its tasks, if the caller read them."""
     pii_roles = [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]
-    data, full = complaints.personal_view(db.session, user, complaint, COMPLAINT_OUT.dump(complaint), pii_roles)
+    data, full = complaints.personal_view(db.session, user, complaint, COMPLAINT_OUT.dump(complaint), pii_roles,
+                                          tasks)
     return {**data, "personal_data": "full" if full else "masked"}
 
 
@@ -79,21 +81,11 @@ def search_complaints_by_body():
     return _search_result(q, complaints.search(db.session, g.user, q, personal=True))
 
 
-def _load_people(tasks) -> list:
-    """The users the tasks name (assignee, completed by), in one query: dumping the tasks then finds
-    them loaded instead of asking for each. The caller keeps the list while it dumps (the session
-    holds loaded rows only while something refers to them)."""
-    ids = {t.assignee_id for t in tasks} | {t.completed_by_id for t in tasks}
-    ids.discard(None)
-    return db.session.execute(select(User).where(User.id.in_(sorted(ids)))).scalars().all() if ids else []
-
-
 @bp.get("/complaints/<number>")
 @require(*READERS)
 def get_complaint(number):
     complaint = complaints.readable(db.session, g.user, number)
-    tasks = complaints.tasks_of(db.session, complaint)
-    people = _load_people(tasks)                # kept loaded until the tasks are dumped
+    tasks = complaints.tasks_of(db.session, complaint, with_people=True)
     deadlines = db.session.execute(select(*columns_of(DEADLINES_OUT, Deadline))
                                    .where(Deadline.instance_id.in_(complaints.instances_of(complaint)))
                                    .order_by(Deadline.created_at, Deadline.id)).all()
@@ -105,8 +97,7 @@ def get_complaint(number):
             "tasks": TASKS_OUT.dump(tasks),
             "deadlines": DEADLINES_OUT.dump(deadlines),
             "history": HISTORY_OUT.dump(history)}
-    del people
-    return {"complaint": complaint_view(complaint, g.user), **rest}
+    return {"complaint": complaint_view(complaint, g.user, tasks), **rest}
 
 
 def _reason(payload, required) -> str:

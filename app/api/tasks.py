@@ -1,16 +1,18 @@
-from flask import current_app, g, request
-from sqlalchemy import select
+from typing import Optional
 
-from .. import complaints, queues
+from flask import current_app, g, request
+from sqlalchemy import bindparam, select
+
+from .. import avoidance, complaints, queues
 from ..errors import AppError, Forbidden, NotFound
 from ..extensions import db
-from ..models import AuditEvent, Complaint, HumanTask, User
+from ..models import AuditEvent, Complaint, HumanTask, ProcessInstance, User
 from ..permissions import READERS, WORKERS
 from . import bp
 from .auth import require
-from .complaints import complaint_view
+from .complaints import HISTORY_OUT, columns_of, complaint_view
 from .errors import body, form_data
-from .schemas import AuditOut, QueueComplaintOut, TaskOut
+from .schemas import QueueComplaintOut, TaskOut
 
 
 # Built once: building a marshmallow schema costs up to a millisecond and a half, and one per row of a
@@ -45,42 +47,54 @@ def list_tasks():
     return {"queue": queue, "page": page, "per_page": per_page, "total": total, "items": items}
 
 
-def _task_for(user, task_id, write=True) -> HumanTask:
-    task = db.session.get(HumanTask, task_id)
-    if task is None:
+# A task with what its checks and its page need, in one statement: its instance's version (for the form),
+# the 回避 rule's facts, and its complaint (the one its business key names).
+TASK_IN_CONTEXT = avoidance.with_facts(
+    select(HumanTask, ProcessInstance.version_id, Complaint, *avoidance.FACTS)
+    .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)).where(HumanTask.id == bindparam("task_id"))
+# The decisions taken so far on the task's instance, the columns the page shows.
+DECISIONS = select(*columns_of(HISTORY_OUT, AuditEvent)).where(
+    AuditEvent.instance_id == bindparam("instance_id"), AuditEvent.action == "task_completed").order_by(AuditEvent.id)
+
+
+def _task_for(user, task_id, write=True) -> tuple[HumanTask, int, Optional[Complaint]]:
+    """(task, its instance's version id, its complaint) if `user` may read it (or work it, `write`)."""
+    found = db.session.execute(TASK_IN_CONTEXT, {"task_id": str(task_id)}).one_or_none()
+    if found is None:
         raise NotFound(f"no task {task_id}")
+    task, version_id, complaint, *facts = found
     if task.role not in user.roles and (write or "compliance" not in user.roles):
         raise Forbidden(f"this task belongs to the role {task.role}", code="wrong_role")
-    reason = runtime().exclusion(user, task)     # 回避 keeps the user out of reads as well as writes
+    reason = runtime().exclusion(user, task, facts)     # 回避 keeps the user out of reads as well as writes
     if reason:
         raise Forbidden(reason, code="excluded")
-    return task
+    return task, version_id, complaint
 
 
 @bp.get("/tasks/<task_id>")
 @require(*READERS)
 def get_task(task_id):
-    task = _task_for(g.user, task_id, write=False)
-    complaint = db.session.execute(select(Complaint).where(Complaint.instance_id == task.instance_id)) \
-        .scalar_one_or_none()
-    history = db.session.execute(select(AuditEvent).where(AuditEvent.instance_id == task.instance_id,
-                                                          AuditEvent.action == "task_completed")
-                                 .order_by(AuditEvent.id)).scalars().all()
-    return {"task": TaskOut().dump(task), "form": runtime().form_schema(task),
-            "complaint": complaint_view(complaint, g.user) if complaint else None,
-            "decisions": AuditOut(many=True).dump(history)}
+    task, version_id, complaint = _task_for(g.user, task_id, write=False)
+    history = db.session.execute(DECISIONS, {"instance_id": task.instance_id}).all()
+    # Dumped before complaint_view, whose audit commit would expire the task.
+    out = {"task": TASK_OUT.dump(task), "form": runtime().form_schema(task, version_id),
+           "decisions": HISTORY_OUT.dump(history)}
+    # The complaint is shown with the task of its main instance (as before: a side process's task
+    # stands on its own).
+    mine = complaint is not None and complaint.instance_id == task.instance_id
+    return {**out, "complaint": complaint_view(complaint, g.user) if mine else None}
 
 
 @bp.post("/tasks/<task_id>/claim")
 @require(*WORKERS)
 def claim(task_id):
-    return {"task": TaskOut().dump(runtime().claim(task_id, g.user))}
+    return {"task": TASK_OUT.dump(runtime().claim(task_id, g.user))}
 
 
 @bp.post("/tasks/<task_id>/unclaim")
 @require(*WORKERS)
 def unclaim(task_id):
-    return {"task": TaskOut().dump(runtime().unclaim(task_id, g.user))}
+    return {"task": TASK_OUT.dump(runtime().unclaim(task_id, g.user))}
 
 
 @bp.post("/tasks/<task_id>/assign")
@@ -90,14 +104,14 @@ def assign(task_id):
     assignee = db.session.execute(select(User).where(User.username == str(username))).scalar_one_or_none()
     if assignee is None:
         raise NotFound(f"no user {username}", fields={"username": "unknown user"})
-    return {"task": TaskOut().dump(runtime().assign(task_id, g.user, assignee))}
+    return {"task": TASK_OUT.dump(runtime().assign(task_id, g.user, assignee))}
 
 
 @bp.post("/tasks/<task_id>/complete")
 @require(*WORKERS)
 def complete(task_id):
     data = form_data()
-    task = _task_for(g.user, task_id)       # held: the runtime finds it loaded
+    task, _version_id, _complaint = _task_for(g.user, task_id)       # held: the runtime finds them loaded
     change = runtime().complete(task.id, g.user, data)
     return {"completed": task_id, "complaint_number": change.instance.business_key,
             "instance_status": change.instance.status,

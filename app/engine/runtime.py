@@ -5,7 +5,7 @@ whole change; a concurrent change to the same instance waits (row lock) or fails
 (row version), and never overwrites."""
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -64,6 +64,10 @@ class Change:
     changed_data: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)        # OutboxMessage rows this change wrote
     deadlines: list = field(default_factory=list)       # the instance's open and missed Deadline rows after it
+    record: Any = None      # the business record a record sync found for it (for the syncs after it)
+    # Every human task of the instances with its business key that was open before it or that it opened
+    # (the objects: those it closed show their new state).
+    open_tasks: list = field(default_factory=list)
 
 
 class Runtime:
@@ -75,7 +79,7 @@ class Runtime:
         # (session, instance id) -> {username: reason} of the users who must stay out of that instance
         # entirely (回避, app/avoidance.py, which also decides the reads): they may not claim, complete,
         # be given, release or assign its tasks.
-        self.exclusions: Callable = lambda session, instance_id: {}
+        self.exclusions: Callable = lambda session, instance_id, facts=None: {}
         self._specs: dict[int, VersionInfo] = {}
         self._start_messages: dict[int, frozenset] = {}     # version id -> messages that start it
         self._calendar, self._calendar_stamp = None, None
@@ -402,18 +406,19 @@ class Runtime:
             raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
         self._check_rules(user, row)
 
-    def excluded(self, instance_id) -> dict:
+    def excluded(self, instance_id, facts=None) -> dict:
         """{username: reason} of everyone the exclusion rule (回避) keeps out of this instance; asked
         once per instance until the session writes something (e.g. a route's check and the runtime's
-        own before a change)."""
+        own before a change). `facts`: the instance's (business key, process id, claim handler) when
+        the caller read them already (app.avoidance.excluded_usernames)."""
         known = self.session.info.setdefault(_EXCLUSIONS, {})
         if instance_id not in known:
-            known[instance_id] = self.exclusions(self.session, instance_id)
+            known[instance_id] = self.exclusions(self.session, instance_id, facts=facts)
         return known[instance_id]
 
-    def exclusion(self, user, row) -> Optional[str]:
+    def exclusion(self, user, row, facts=None) -> Optional[str]:
         """Why the exclusion rule (回避) keeps this user off this task, or None."""
-        return self.excluded(row.instance_id).get(user.username)
+        return self.excluded(row.instance_id, facts).get(user.username)
 
     def eligible_users(self, role, excluded: dict) -> list[User]:
         """The active users with `role` who are not among `excluded`: who may claim or be given a task
@@ -423,6 +428,15 @@ class Runtime:
         users = self.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(role))
                                      .order_by(User.display_name)).scalars()
         return [u for u in users if role in u.roles and u.username not in excluded]
+
+    def anyone_eligible(self, role, excluded: dict) -> bool:
+        """Whether an active user with `role` who is not among `excluded` exists (their names and roles
+        only: no user objects loaded)."""
+        if role is None:
+            return False
+        found = self.session.execute(select(User.username, User.roles_csv).where(
+            User.active.is_(True), User.roles_csv.contains(role)))
+        return any(role in roles.split(",") and username not in excluded for username, roles in found)
 
     def _check_rules(self, user, row):
         reason = self.exclusion(user, row)
@@ -467,9 +481,15 @@ class Runtime:
                 return self.session.get(ProcessVersion, version_id)
         return None
 
-    def form_schema(self, row: HumanTask) -> Optional[dict]:
-        return self._version(self.session.get(ProcessInstance, row.instance_id).version_id).forms.get(row.form) \
-            if row.form else None
+    def form_schema(self, row: HumanTask, version_id=None) -> Optional[dict]:
+        """The task's form as its instance's version deployed it; `version_id` when the caller read it
+        with the task (else one indexed read of that column, never the instance's workflow)."""
+        if not row.form:
+            return None
+        if version_id is None:
+            version_id = self.session.execute(select(ProcessInstance.version_id)
+                                              .where(ProcessInstance.id == row.instance_id)).scalar_one()
+        return self._version(version_id).forms.get(row.form)
 
     def _step(self, inst, actor, failure, act) -> Change:
         """Load the instance, act on its workflow, fire the timers that are due, run the engine, and write
@@ -609,8 +629,13 @@ class Runtime:
                 and row.element_id in fresh and not workflow.timer_fired(wf, timer_id)}
 
     def _sync_tasks(self, inst, wf, deadlines, actor, now, change):
-        rows = {r.id: r for r in self.session.execute(
-            select(HumanTask).where(HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars()}
+        # The open tasks of every instance with this business key (the record syncs show them all),
+        # of which this instance's are synced here.
+        siblings = select(ProcessInstance.id).where(ProcessInstance.business_key == inst.business_key) \
+            if inst.business_key is not None else [inst.id]
+        change.open_tasks = self.session.execute(select(HumanTask).where(
+            HumanTask.instance_id.in_(siblings), HumanTask.state == "open")).scalars().all()
+        rows = {r.id: r for r in change.open_tasks if r.instance_id == inst.id}
         ready = workflow.ready_human_tasks(wf)
         ready_ids = {t.id for t in ready}
         for task_id, row in rows.items():
@@ -637,12 +662,13 @@ class Runtime:
                 row.element_id, row.name, row.lane = task.element_id, task.name, task.lane
                 row.role = self.lane_roles.get(task.lane)
                 continue
-            row = HumanTask(id=task.id, instance_id=inst.id, business_key=inst.business_key,
+            row = HumanTask(id=task.id, instance_id=inst.id, business_key=inst.business_key, state="open",
                             element_id=task.element_id, name=task.name, lane=task.lane,
                             role=self.lane_roles.get(task.lane), form=task.element_id if task.has_form else None,
                             due_at=due_for(task.scope_ids), created_at=now)
             self.session.add(row)
             change.created_tasks.append(row)
+            change.open_tasks.append(row)
             audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,
                          task_id=row.id, element_id=row.element_id, data={"name": row.name, "role": row.role})
             self._flag_if_unstaffed(inst, row, actor)
@@ -651,7 +677,7 @@ class Runtime:
         """A task nobody may work (no active user with its role, or all of them excluded) is flagged
         for the supervisors and written to the audit trail."""
         excluded = self.excluded(inst.id)
-        if self.eligible_users(row.role, excluded):
+        if self.anyone_eligible(row.role, excluded):
             return
         row.unstaffed = True
         audit.record(self.session, actor, "task_unstaffed", instance_id=inst.id, business_key=inst.business_key,

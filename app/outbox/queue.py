@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from .. import audit, portal_links
 from ..messages import render
-from ..models import Complaint, Delivery, ProcessVersion
+from ..complaints import complaint_of
+from ..models import Delivery, ProcessVersion
 from ..timeutil import utcnow
 from . import NO_CHANNEL
 from .content import render_context
@@ -33,8 +34,7 @@ def make_queue_sync(config):
     def queue_messages(session, inst, change):
         if not change.messages:
             return
-        complaint = session.execute(select(Complaint).where(Complaint.number == inst.business_key)) \
-            .scalar_one_or_none() if inst.business_key else None
+        complaint = change.record if change.record is not None else complaint_of(session, inst.business_key)
         templates = cached.get(inst.version_id)
         if templates is None:
             version = session.get(ProcessVersion, inst.version_id)
@@ -65,7 +65,6 @@ def queue(session, config, complaint, templates: dict, message):
     rendered = render(templates, message.template, message.language,
                       render_context(config, complaint, message.business_key, message.payload))
     message.subject, message.sms_text, message.body = rendered.subject, rendered.sms, rendered.body
-    session.flush()                                          # the message's id, for the link and deliveries
     if complaint is not None:
         portal_links.record(session, portal_links.secret(config), complaint, message,
                             config.get("PORTAL_LINK_DAYS", 90))
@@ -73,7 +72,7 @@ def queue(session, config, complaint, templates: dict, message):
     channels = [channel for channel in channels_for(complaint) if content[channel]]
     now = utcnow()
     for channel in channels:
-        session.add(Delivery(message_id=message.id, channel=channel, status="queued", attempts=0,
+        session.add(Delivery(message=message, channel=channel, status="queued", attempts=0,
                              next_attempt_at=now, created_at=now))
     if not channels:
         _no_channel(session, message, now)
@@ -82,7 +81,7 @@ def queue(session, config, complaint, templates: dict, message):
 def _no_channel(session, message, now):
     """A message nobody can be sent: a failed delivery saying so, which the dispatcher turns into work
     like any other failure (undelivered.py)."""
-    session.add(Delivery(message_id=message.id, channel=NO_CHANNEL, status="failed", attempts=0,
+    session.add(Delivery(message=message, channel=NO_CHANNEL, status="failed", attempts=0,
                          next_attempt_at=now, created_at=now, last_error="no channel"))
     audit.record(session, "outbox", "customer_message_failed", instance_id=message.instance_id,
                  business_key=message.business_key,
