@@ -27,10 +27,12 @@ def create_app(config_object=Config, **overrides) -> Flask:
     from .avoidance import excluded_usernames
     from .complaints import make_record_sync
     from .engine.runtime import Runtime
+    from .models import Complaint
     roles = app.config["ROLES"]
     runtime = Runtime(db.session,
                       lane_roles={spec["lane"]: code for code, spec in roles.items() if spec.get("lane")},
                       supervisor_roles={code for code, spec in roles.items() if spec.get("supervisor")})
+    runtime.record = (Complaint, Complaint.number)     # read with each change's lock for the syncs below
     runtime.record_syncs.append(make_record_sync(app.config["RECORD_FIELDS"], app.config["SIDE_RECORD_FIELDS"],
                                                    app.config["DEADLINE_FIELDS"]))
     from .outbox.queue import make_queue_sync

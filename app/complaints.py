@@ -213,7 +213,8 @@ def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, de
     and messages. `deadline_fields` (timer element id -> column) keep the due time of the main
     instance's deadlines on the row, also when a recompute moves them."""
     def sync(session, inst, change):
-        complaint = change.record = complaint_of(session, inst.business_key)
+        complaint = change.record = change.record if change.record is not None \
+            else complaint_of(session, inst.business_key)
         if complaint is None:
             return
         main = complaint.instance_id == inst.id

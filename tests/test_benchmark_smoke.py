@@ -59,6 +59,7 @@ def test_the_timers_benchmark_runs_in_quick_mode(tmp_path):
     by one scheduler and then by two at once, every deadline once, and the due query's plan printed."""
     out = run_quick("timers.py", tmp_path)
     assert "## Timers at volume" in out and "| due query: range scan on" in out
+    assert "|   of which SpiffWorkflow alone, ms CPU per instance: load + fire + compact and dump |" in out
     once = [line for line in out.splitlines() if line.startswith(("| every deadline", "|   every deadline"))]
     assert len(once) == 2 and not any("NO" in line for line in once), once
 

@@ -35,6 +35,7 @@ CALENDAR_STAMP = (select(func.count(CalendarDay.day)).scalar_subquery(),
 _EXCLUSIONS = "runtime_exclusions"           # instance id -> excluded(), until the next write
 _UNEXPIRED = "runtime_unexpired"             # a change committed without expiring what it loaded
 _CALENDAR_STAMP = "runtime_calendar_stamp"   # the stamp read with this transaction's instance lock
+_RECORDS = "runtime_records"                 # instance id -> its business record, read with its lock
 
 
 @event.listens_for(Session, "after_flush")
@@ -47,6 +48,7 @@ def _forget_exclusions(session, *_):
 def _forget_calendar_stamp(session, transaction):
     if transaction.parent is None:
         session.info.pop(_CALENDAR_STAMP, None)
+        session.info.pop(_RECORDS, None)
 
 
 class VersionInfo(NamedTuple):
@@ -64,7 +66,7 @@ class Change:
     changed_data: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)        # OutboxMessage rows this change wrote
     deadlines: list = field(default_factory=list)       # the instance's open and missed Deadline rows after it
-    record: Any = None      # the business record a record sync found for it (for the syncs after it)
+    record: Any = None      # its business record (Runtime.record), if read with the lock or by a record sync
     # Every human task of the instances with its business key that was open before it or that it opened
     # (the objects: those it closed show their new state).
     open_tasks: list = field(default_factory=list)
@@ -76,6 +78,10 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
+        # (model, key column): the business record an instance's business key names (e.g. the complaint by
+        # its number), read afresh with the instance's lock for the record syncs (Change.record): change it
+        # in a record sync, not before calling a verb (the lock's fresh read would drop that change).
+        self.record: Optional[tuple] = None
         # (session, instance id) -> {username: reason} of the users who must stay out of that instance
         # entirely (回避, app/avoidance.py, which also decides the reads): they may not claim, complete,
         # be given, release or assign its tasks.
@@ -383,6 +389,9 @@ class Runtime:
                                  .execution_options(synchronize_session=False))
         stmt = select(ProcessInstance, *CALENDAR_STAMP).where(ProcessInstance.id == instance_id)
         locked = [ProcessInstance]
+        if self.record is not None:
+            model, key = self.record
+            stmt = stmt.add_columns(model).outerjoin(model, key == ProcessInstance.business_key)
         if task_id is not None:
             stmt = stmt.add_columns(HumanTask).join(HumanTask, and_(HumanTask.instance_id == ProcessInstance.id,
                                                                     HumanTask.id == str(task_id)))
@@ -394,7 +403,10 @@ class Runtime:
                 return None
             raise NotFound(f"no process instance {instance_id}" + (f" with task {task_id}" if task_id else ""))
         self.session.info[_CALENDAR_STAMP] = (row[1], row[2])
-        return (row[0], row[3]) if task_id is not None else row[0]
+        rest = list(row[3:])
+        if self.record is not None:
+            self.session.info.setdefault(_RECORDS, {})[row[0].id] = rest.pop(0)
+        return (row[0], rest[0]) if task_id is not None else row[0]
 
     def _lock_task(self, task_id) -> HumanTask:
         stmt = (select(HumanTask).where(HumanTask.id == str(task_id)).with_for_update()
@@ -526,7 +538,7 @@ class Runtime:
     def _write_back(self, inst, wf, actor, effects, before, initial_data=None) -> Change:
         """`before`: the ids of the tasks that were completed before this change."""
         now = utcnow()
-        change = Change(instance=inst)
+        change = Change(instance=inst, record=self.session.info.get(_RECORDS, {}).get(inst.id))
         inst.updated_at = now
         if wf.is_completed():
             inst.status, inst.completed_at = "completed", now
