@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from . import avoidance
+from . import avoidance, vocab_store
 from .errors import InvalidData, NotFound
 from .input_rules import CleanTextSchema
 from .models import Complaint, ComplaintCounter, Deadline, HumanTask, ProcessInstance, User
@@ -24,7 +24,10 @@ from .timeutil import BUSINESS_TZ, UTCDateTime, parse_iso, utcnow
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
 CUSTOMER_LANGUAGES = ("zh", "en")
 # The workflow gets the complaint number, the received time and these non-personal fields (see PERSONAL).
-WORKFLOW_FIELDS = ("channel", "category", "policy_number", "claim_number")
+WORKFLOW_FIELDS = ("channel", "category", "product_line", "policy_number", "claim_number")
+# Intake fields coded by a vocabulary of processes/vocabularies/ (field -> vocabulary): when the deployed
+# complaint process has that vocabulary, the field is required and must be a code it offers.
+CODED_INTAKE = {"category": "category", "product_line": "product_line"}
 # received_at must lie in this window: older complaints are typing errors, not complaints.
 EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -42,7 +45,12 @@ class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (4
     claim_handler = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     # A handler outside the system, as free text: recorded, but it excludes nobody.
     claim_handler_external = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
-    category = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    category = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+        "description": "a code of the `category` vocabulary (processes/vocabularies/category.toml) that is on "
+                       "offer: not retired, not a group"})
+    product_line = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
+        "description": "a code of the `product_line` vocabulary (processes/vocabularies/product_line.toml); "
+                       "required when the deployed procedure has that vocabulary"})
     description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
     received_at = fields.AwareDateTime(required=True)
     # How the customer is told: their language, and the channels they do not want (phone -> SMS, e-mail).
@@ -87,12 +95,18 @@ def next_number(session, number_format: str) -> str:
     raise RuntimeError("could not allocate a complaint number")
 
 
-def _load_intake(session, payload) -> dict:
+def _load_intake(session, payload, process_id) -> dict:
+    errors = {}
     try:
         data = ComplaintIn().load(payload or {})
     except ValidationError as err:
-        raise InvalidData("the complaint is not valid",
-                          fields={k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()})
+        errors = {k: "; ".join(v) if isinstance(v, list) else str(v) for k, v in err.messages.items()}
+        data = err.valid_data if isinstance(err.valid_data, dict) else {}
+    # The coded fields are checked against the vocabularies in force in the same answer as the rest.
+    errors.update(vocab_store.refusals(vocab_store.in_force(session, process_id), data,
+                                       {k: v for k, v in CODED_INTAKE.items() if k not in errors}))
+    if errors:
+        raise InvalidData("the complaint is not valid", fields=errors)
     handler = (data.get("claim_handler") or "").strip() or None
     if handler is not None and not handles_work(session.execute(
             select(User).where(User.username == handler)).scalar_one_or_none()):
@@ -117,7 +131,7 @@ def claim_handlers(session) -> list[User]:
 
 
 def register(runtime, session, payload, user, process_id, number_format) -> tuple[Complaint, object]:
-    data = _load_intake(session, payload)
+    data = _load_intake(session, payload, process_id)
     try:
         number = next_number(session, number_format)
         complaint = Complaint(number=number, registered_by_id=user.id, **data)

@@ -73,7 +73,9 @@ class Config:
                      "risk_level": "risk_level", "accepted_at": "accepted_at",
                      "closed_at": "closed_at", "decided_at": "decided_at", "review_until": "review_until",
                      "decision_due": "decision_due_at", "decision_warning_days": "decision_warning_days",
-                     "decision_clock": "decision_clock"}
+                     "decision_clock": "decision_clock",
+                     # coded data the analysis decides (C-3.3.2): codes of processes/vocabularies/
+                     "cause_code": "cause_code", "responsible_party": "responsible_party"}
     # Processes worked only by someone who took no part in the complaint's handling (回避, R-REVIEW).
     INDEPENDENT_PROCESSES = ("complaint_review",)
     # Deadlines whose due time the complaint row carries, by the element id of their timer: kept right

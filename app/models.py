@@ -62,6 +62,8 @@ class ProcessVersion(db.Model):
     subprocess_specs_json: Mapped[str] = mapped_column(Text)
     forms: Mapped[dict] = mapped_column(JSON)             # form name -> JSON Schema
     messages: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")   # "<template>.<lang>" -> Jinja text
+    # name -> {title, title_en, terms}: the controlled vocabularies deployed with it (app/vocab.py)
+    vocabularies: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     lanes: Mapped[dict] = mapped_column(JSON)             # element id -> lane name, for checks and views
     deployed_by: Mapped[str] = mapped_column(String(64), default="system")
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -191,7 +193,17 @@ class Complaint(db.Model):
     # of an existing user; a handler outside the system is kept as free text that excludes nobody.
     claim_handler: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     claim_handler_external: Mapped[Optional[str]] = mapped_column(String(100))
+    # Coded data (processes/vocabularies/, app/vocab.py): these columns hold codes of a vocabulary (column ->
+    # vocabulary), each indexed with the received time so an analysis groups and drills down by it.
+    # `category` may still hold a free-text value registered before coded categories (migration 0017
+    # mapped the known ones; `flask vocab unmapped` lists the rest), which `category_legacy` keeps once mapped.
+    coded_columns = {"category": "category", "product_line": "product_line", "cause_code": "cause",
+                     "responsible_party": "responsible_party"}
     category: Mapped[str] = mapped_column(String(64))
+    category_legacy: Mapped[Optional[str]] = mapped_column(String(64))
+    product_line: Mapped[Optional[str]] = mapped_column(String(64))
+    cause_code: Mapped[Optional[str]] = mapped_column(String(64))          # set by the analysis (C-3.3.2)
+    responsible_party: Mapped[Optional[str]] = mapped_column(String(64))   # likewise
     description: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     registered_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
@@ -220,7 +232,8 @@ class Complaint(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     # The search by a personal identifier (phone or ID number) reads every column it matches by index.
-    __table_args__ = (Index("ix_complaint_id_number", "id_number"),)
+    __table_args__ = (Index("ix_complaint_id_number", "id_number"),
+                      *(Index(f"ix_complaint_{column}", column, "received_at") for column in coded_columns))
 
 
 class ElementVisit(db.Model):

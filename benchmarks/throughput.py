@@ -73,7 +73,8 @@ FORM_DATA = {
                        "review_notes": "Meets the acceptance criteria; claim file attached."},
     "investigate": {"findings": "Claim was delayed by a missing hospital invoice.",
                     "evidence": "Policy, claim file, call recording of 3 Nov.", "customer_contacted": True},
-    "analyse_and_plan": {"cause": "Invoice request was never sent to the customer.", "responsible_party": "company",
+    "analyse_and_plan": {"cause_code": "staff_error", "cause": "Invoice request was never sent to the customer.",
+                         "responsible_party": "company",
                          "policy_basis": "Clause 7.2 of the policy; internal claims guideline 4.1.",
                          "solution": "Pay the claim with interest for the delay.", "compensation_amount": 1200},
     "feedback_to_customer": {"feedback_channel": "phone", "feedback_summary": "Explained the payment and timing.",
@@ -108,7 +109,7 @@ def complaint_payload(i: int) -> dict:
     return {"channel": ("hotline", "website", "mobile_app", "email")[i % 4],
             "customer_name": f"张三{i}", "phone": f"+86 138{i % 100000000:08d}",
             "email": f"customer{i}@example.com", "policy_number": f"P-{i:08d}",
-            "claim_number": f"C-{i:08d}", "category": "claim_delay",
+            "claim_number": f"C-{i:08d}", "category": "claim_delay", "product_line": "motor",
             "description": "The claim has been pending for six weeks without any update.",
             "received_at": (utcnow() - timedelta(minutes=5)).isoformat()}
 

@@ -10,7 +10,8 @@ LANES = {spec["lane"] for spec in Config.ROLES.values() if spec["lane"]}
 FORM_DATA = {
     "initial_review": {"decision": "accept", "risk_level": "low", "review_notes": "材料齐全，符合受理条件"},
     "investigate": {"findings": "理赔审核超过约定时效", "evidence": "理赔系统记录", "customer_contacted": True},
-    "analyse_and_plan": {"cause": "审核积压", "responsible_party": "company", "policy_basis": "条款第5条",
+    "analyse_and_plan": {"cause_code": "process_backlog", "cause": "审核积压", "responsible_party": "company",
+                         "policy_basis": "条款第5条",
                          "solution": "加快赔付并致歉", "compensation_amount": 1000},
     "management_decision": {"approved": True, "decision_comments": "同意方案"},
     "feedback_to_customer": {"feedback_channel": "phone", "feedback_summary": "已电话告知客户方案"},
@@ -47,7 +48,7 @@ FORM_DATA = {
 COMPLAINT = {
     "channel": "hotline", "customer_name": "张三", "phone": "13812345678", "email": "zhangsan@example.com",
     "id_number": "110101199001011234", "policy_number": "PA-2026-0001", "claim_number": "CL-2026-0001",
-    "category": "理赔时效", "description": "理赔申请提交一个月仍未赔付",
+    "category": "claim_delay", "product_line": "health", "description": "理赔申请提交一个月仍未赔付",
 }
 
 

@@ -76,7 +76,7 @@ def test_a_non_finite_number_in_a_registration_is_400(client, people):
     before = snapshot()
     for constant in ["NaN", "Infinity", "-Infinity"]:
         body = (f'{{"channel": "hotline", "customer_name": "张三", "phone": "13812345678", "policy_number": "P-1", '
-                f'"category": "理赔时效", "description": "x", "received_at": "{utcnow().isoformat()}", '
+                f'"category": "claim_delay", "description": "x", "received_at": "{utcnow().isoformat()}", '
                 f'"rounds": {constant}}}')
         r = raw_post(client, "/api/v1/complaints", body, people["customer_service"])
         assert_error(r, 400, "malformed_body")

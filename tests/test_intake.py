@@ -49,7 +49,8 @@ def test_the_register_page_says_a_deadline_is_already_missed(app, people):
     b = as_(lambda: Browser(app), "customer_service")
     received = (datetime.now(timezone.utc) - timedelta(days=3)).astimezone(timezone(timedelta(hours=8)))
     form = {"channel": "hotline", "customer_name": "张三", "phone": "13812345678", "policy_number": "PA-1",
-            "category": "理赔时效", "description": "未赔付", "received_at": received.strftime("%Y-%m-%dT%H:%M")}
+            "category": "claim_delay", "product_line": "health", "description": "未赔付",
+            "received_at": received.strftime("%Y-%m-%dT%H:%M")}
     r = b.post("/complaints/new", form, follow_redirects=True)
     assert r.status_code == 200
     assert any("已超过时限" in f for f in flashes(r)), flashes(r)
@@ -58,6 +59,7 @@ def test_the_register_page_says_a_deadline_is_already_missed(app, people):
 def test_the_register_page_explains_a_time_before_2000(app, people):
     b = as_(lambda: Browser(app), "customer_service")
     form = {"channel": "hotline", "customer_name": "张三", "phone": "13812345678", "policy_number": "PA-1",
-            "category": "理赔时效", "description": "未赔付", "received_at": "1999-01-01T10:00"}
+            "category": "claim_delay", "product_line": "health", "description": "未赔付",
+            "received_at": "1999-01-01T10:00"}
     r = b.post("/complaints/new", form)
     assert r.status_code == 422 and "2000" in text(r)

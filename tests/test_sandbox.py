@@ -399,6 +399,7 @@ def test_a_gbk_diagram_is_read_per_its_declaration_deployed_and_read_back_as_utf
 def test_a_gbk_file_in_processes_is_read_per_its_declaration(tmp_path):
     shutil.copytree(ROOT / "processes" / "messages", tmp_path / "processes" / "messages")   # the templates it names
     shutil.copy(ROOT / "processes" / "management_decision.dmn", tmp_path / "processes")    # the table it calls
+    shutil.copytree(ROOT / "processes" / "vocabularies", tmp_path / "processes" / "vocabularies")  # its forms' codes
     (tmp_path / "processes" / "complaint_handling.bpmn").write_bytes(gbk(BPMN))
     bundles, problems = load_processes(tmp_path / "processes", ROOT / "forms", LANES)
     assert problems == [] and bundles[0].files["complaint_handling.bpmn"] == BPMN

@@ -520,7 +520,8 @@ def test_claim_release_and_reassign(browser, desk):
 def test_queue_rows_filters_sorting_and_pages(app, browser, desk, clock):
     late = overdue_review(app, desk, clock)
     numbers = [desk.register(channel=channel, category=category)
-               for channel, category in (("hotline", "理赔时效"), ("website", "理赔金额"), ("email", "服务态度"))]
+               for channel, category in (("hotline", "claim_delay"), ("website", "claim_amount"),
+                                         ("email", "service_attitude"))]
     clock.shift(timedelta(hours=1))
     b = as_(browser, "customer_service")
     r = b.get("/")
@@ -531,11 +532,11 @@ def test_queue_rows_filters_sorting_and_pages(app, browser, desk, clock):
     first_row = re.search(r'<tr data-testid="queue-row".*?</tr>', r.text, flags=re.S).group(0)
     assert 'data-state="overdue"' in first_row and "已超时 2 小时" in text(r) and "row-overdue" in first_row
     assert text(r).count("剩余 23 小时") == 3 and r.text.count('data-state="soon"') == 3
-    assert "电话热线" in text(r) and "官方网站" in text(r) and "理赔时效" in text(r)
+    assert "电话热线" in text(r) and "官方网站" in text(r) and "理赔纠纷 › 理赔时效" in text(r)
     assert re.search(r'data-testid="count-available">\s*4\s*<', r.text)
 
     assert task_ids(b.get("/?channel=website"), "available") == [open_task(numbers[1], "initial_review").id]
-    assert task_ids(b.get("/?category=服务态度"), "available") == [open_task(numbers[2], "initial_review").id]
+    assert task_ids(b.get("/?category=service_attitude"), "available") == [open_task(numbers[2], "initial_review").id]
     assert task_ids(b.get("/?overdue=1"), "available") == [open_task(late, "initial_review").id]
     assert task_ids(b.get("/?step=investigate"), "available") == []
     by_received = task_ids(b.get("/?sort=received"), "available")
@@ -561,7 +562,7 @@ def test_register_form_shows_every_intake_field_and_defaults_received_at_to_now(
     r = as_(browser, "customer_service").get("/complaints/new")
     assert r.status_code == 200
     for name in ("channel", "customer_name", "phone", "email", "id_number", "policy_number", "claim_number",
-                 "claim_handler", "category", "description", "received_at"):
+                 "claim_handler", "category", "product_line", "description", "received_at"):
         assert f'for="f-{name}"' in r.text and f'name="{name}"' in r.text
     now = utcnow().astimezone(BUSINESS_TZ).strftime("%Y-%m-%dT%H:")
     assert re.search(rf'type="datetime-local" id="f-received_at"[^>]*value="{now}\d\d"', r.text)
@@ -579,6 +580,7 @@ def test_register_errors_are_kept_and_explained(browser, people):
     assert r.status_code == 422
     for field, message in (("phone", "电话号码无效。"), ("email", "电子邮件地址无效。"),
                            ("policy_number", "此项为必填项。"), ("category", "此项为必填项。"),
+                           ("product_line", "此项为必填项。"),
                            ("received_at", "收到时间不能晚于现在。")):
         assert re.search(rf'data-testid="error-{field}">{message}<', r.text), field
     assert 'value="李四"' in r.text and ">投诉内容</textarea>" in r.text
@@ -677,7 +679,7 @@ def test_register_claim_and_complete_through_the_pages(browser, people):
     r = cs.post("/complaints/new", {
         "channel": "mobile_app", "customer_name": "王五", "phone": "139 0000 1111", "email": "wang@example.com",
         "id_number": "", "policy_number": "PA-9", "claim_number": "CL-9", "claim_handler": "claims_specialist_2",
-        "category": "理赔时效", "description": "理赔迟迟未到账",
+        "category": "claim_delay", "product_line": "health", "description": "理赔迟迟未到账",
         "received_at": received})
     assert r.status_code == 302
     number = r.location.rsplit("/", 1)[1]

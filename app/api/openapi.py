@@ -209,4 +209,21 @@ def build(app) -> dict:
         operation["responses"] = {**operation["responses"], **{s: f"Error{s}" for s in ERROR_STATUSES},
                                   "default": _json("ErrorOut", "Any other error, in the same shape")}
         spec.path(path=path, operations={method: operation})
-    return spec.to_dict()
+    return _coded_intake(spec.to_dict(), app)
+
+
+def _coded_intake(document: dict, app) -> dict:
+    """ComplaintIn's coded fields list the codes on offer in the vocabularies in force when the document
+    is built (the app builds it once: a vocabulary deployed later shows after a restart)."""
+    from .. import vocab_store
+    from ..complaints import CODED_INTAKE
+    from ..extensions import db
+    vocabularies = vocab_store.in_force(db.session, app.config["COMPLAINT_PROCESS"])
+    schema = document["components"]["schemas"]["ComplaintIn"]
+    for field, name in CODED_INTAKE.items():
+        if name in vocabularies:
+            prop = schema["properties"][field]
+            prop.pop("default", None)                      # required now: no null default
+            prop.update(type="string", enum=vocabularies[name].offered())
+            schema["required"] = sorted({*schema.get("required", []), field})
+    return document

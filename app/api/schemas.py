@@ -7,6 +7,8 @@ from marshmallow import Schema, fields, validate
 from ..customer_requests import REASON_MAX
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+# Coded data: codes, never labels (the labels are in processes/vocabularies/ and the forms' `oneOf`).
+CODED = "a code of the `{name}` vocabulary (processes/vocabularies/{name}.toml; a retired code stays valid on old complaints)"
 
 
 class TaskOut(Schema):
@@ -71,7 +73,13 @@ class ComplaintOut(Schema):
     claim_number = fields.String(allow_none=True)
     claim_handler = fields.String(allow_none=True)
     claim_handler_external = fields.String(allow_none=True)
-    category = fields.String()
+    category = fields.String(metadata={"description": CODED.format(name="category") + "; a complaint registered "
+                                                      "before coded categories may hold its free text until mapped"})
+    product_line = fields.String(allow_none=True, metadata={"description": CODED.format(name="product_line")})
+    cause_code = fields.String(allow_none=True, metadata={
+        "description": CODED.format(name="cause") + ", set by the analysis (分析原因并制定方案)"})
+    responsible_party = fields.String(allow_none=True, metadata={
+        "description": CODED.format(name="responsible_party") + ", set by the analysis"})
     description = fields.String()
     received_at = fields.AwareDateTime()
     status = fields.String(metadata={"enum": ["open", "closed"]})

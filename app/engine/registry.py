@@ -2,7 +2,8 @@
 
 processes/ holds the BPMN diagrams (*.bpmn) and the decision tables (*.dmn) their business-rule tasks
 call; a version holds the decision tables it calls beside its diagrams, so a changed table is a new
-version. A check reports every problem as file, element id, line and message. Deploying registers a new
+version. The controlled vocabularies (processes/vocabularies/, app/vocab.py) deploy with every version:
+they are in its content hash, beside its forms, and give the forms' coded fields their choices. A check reports every problem as file, element id, line and message. Deploying registers a new
 version only when the content hash changed, and never deploys a file with a problem: the last good
 version keeps serving."""
 import ast
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
-from .. import messages
+from .. import messages, vocab
 from ..models import ProcessVersion
 from . import event_forms, sandbox
 from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
@@ -69,6 +70,7 @@ class Bundle:
     spec_json: str
     subprocess_specs_json: str
     messages: dict = field(default_factory=dict)      # "<template>.<lang>" -> text, partials included
+    vocabularies: dict = field(default_factory=dict)  # name -> {title, title_en, terms} (app/vocab.py)
     content_hash: str = field(init=False)
 
     def __post_init__(self):
@@ -80,6 +82,8 @@ class Bundle:
             h.update(f"form:{name}\n".encode() + json.dumps(self.forms[name], sort_keys=True).encode())
         for name in sorted(self.messages):
             h.update(f"message:{name}\n".encode() + self.messages[name].encode())
+        for name in sorted(self.vocabularies):
+            h.update(f"vocabulary:{name}\n".encode() + json.dumps(self.vocabularies[name], sort_keys=True).encode())
         self.content_hash = h.hexdigest()
 
 
@@ -526,14 +530,26 @@ def _staff_message_forms(process_specs, trees, forms_dir, problems) -> dict:
     return event_forms.message_forms(files, trees, Path(forms_dir), load_form, report)
 
 
+def _coded_forms(forms: dict, vocabularies: dict, forms_dir, problems) -> dict:
+    """The forms with their `x-vocabulary` fields given the vocabularies' choices (app/vocab.py); a
+    problem shared by several processes' bundles is reported once."""
+    out = {}
+    for name, schema in forms.items():
+        out[name], found = vocab.expand_form(name, schema, vocabularies, forms_dir)
+        problems += [p for p in found if p not in problems]
+    return out
+
+
 def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[list[Bundle], list[Problem]]:
-    """Parse and check every .dmn and .bpmn file; return the deployable bundles (each with the diagrams
-    and the decision tables it calls) and all problems found."""
+    """Parse and check every .dmn and .bpmn file and the vocabularies; return the deployable bundles
+    (each with the diagrams and the decision tables it calls, and every vocabulary) and all problems found."""
     problems: list[Problem] = []
     parser = new_parser()
     decision_texts, decision_trees, decision_files, unreadable = _read_decisions(processes_dir, parser, problems)
     texts, trees = _read_files(processes_dir, parser, known_lanes, problems)
     templates, calls, surveys = _check_messages(Path(processes_dir), Path(forms_dir), trees, problems)
+    vocabularies, vocabulary_problems = vocab.load(processes_dir)
+    problems += vocabulary_problems
     called = {node.get("calledElement") for tree in trees.values()
               for node in tree.xpath("//bpmn:callActivity", namespaces=NS)}
     bundles = []
@@ -560,9 +576,11 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
         bundles.append(Bundle(process_id=process_id, name=spec.description or process_id,
                               files={**{ps.file: texts[ps.file] for ps in process_specs},
                                      **{name: decision_texts[name] for name in called_files}},
-                              forms={**survey_forms, **_staff_message_forms(process_specs, trees, forms_dir, problems),
-                                     **forms}, lanes=lanes, spec_json=spec_json,
-                              subprocess_specs_json=subs_json, messages=bundle_messages))
+                              forms=_coded_forms({**survey_forms, **_staff_message_forms(process_specs, trees, forms_dir,
+                                                                                          problems), **forms},
+                                                 vocabularies, forms_dir, problems),
+                              lanes=lanes, spec_json=spec_json, subprocess_specs_json=subs_json,
+                              messages=bundle_messages, vocabularies=vocabularies))
     if problems:
         # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
         return [], problems
@@ -643,7 +661,8 @@ def deploy(session, bundles: list[Bundle], deployed_by: str):
                                  version=(current.version if current else 0) + 1,
                                  content_hash=bundle.content_hash, bpmn_files=bundle.files,
                                  spec_json=bundle.spec_json, subprocess_specs_json=bundle.subprocess_specs_json,
-                                 forms=bundle.forms, messages=bundle.messages, lanes=bundle.lanes,
+                                 forms=bundle.forms, messages=bundle.messages, vocabularies=bundle.vocabularies,
+                                 lanes=bundle.lanes,
                                  deployed_by=deployed_by)
         try:
             with session.begin_nested():

@@ -32,7 +32,8 @@ def init_app(app, exempt=()):
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import auth, complaints, language, procedure, tasks, ui
+    from . import auth, complaints, formrender_codes, language, procedure, tasks, ui
     ui.init_app(app)
+    app.add_template_global(formrender_codes.label, "vocab_label")     # coded values' labels in every page
     for feature in (auth, tasks, complaints, procedure, language):
         app.register_blueprint(feature.bp)

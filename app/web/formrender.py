@@ -28,14 +28,24 @@ def describe(schema: dict, lang: str) -> str:
     return schema.get("description", "")
 
 
+def _constants(prop: dict) -> list:
+    """The `oneOf` entries of a choice written as labelled constants ({"const", "title", "x-title-en"},
+    e.g. a field coded by a vocabulary, app/vocab.py), or []."""
+    entries = prop.get("oneOf")
+    if isinstance(entries, list) and entries and all(isinstance(e, dict) and "const" in e for e in entries):
+        return entries
+    return []
+
+
 def widget(prop: dict) -> str:
     kind = prop.get("type")
     if kind == "array" and "enum" in prop.get("items", {}):
         return "checkboxes"
     if kind == "boolean":
         return "confirm" if prop.get("const") is True else "yesno"
-    if "enum" in prop:
-        return "select" if prop.get("x-widget") == "select" or len(prop["enum"]) > 4 else "radio"
+    if "enum" in prop or _constants(prop):
+        count = len(prop.get("enum") or _constants(prop))
+        return "select" if prop.get("x-widget") == "select" or count > 4 else "radio"
     if kind in ("integer", "number"):
         return "number"
     if prop.get("format") == "date":
@@ -45,8 +55,13 @@ def widget(prop: dict) -> str:
     return "textarea" if prop.get("x-widget") == "textarea" else "text"
 
 
-def options(prop: dict, lang: str) -> list[tuple[str, str]]:
-    """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first."""
+def options(prop: dict, lang: str, retired=False) -> list[tuple[str, str]]:
+    """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first. Of
+    labelled constants (`oneOf`) their title, in English their `x-title-en`; with `retired`, also those no
+    longer offered (`x-retired`), for showing old data."""
+    if _constants(prop):
+        entries = _constants(prop) + ((prop.get("x-retired") or []) if retired else [])
+        return [(str(e["const"]), titles(e, lang)[0] or str(e["const"])) for e in entries]
     values = prop.get("enum") or []
     names = prop.get("x-enumNames") or []
     out = []
@@ -190,7 +205,7 @@ def _explain_one(prop: dict, message: str) -> str:
         return _("Enter a number.")
     if "is too long" in message or "is expected to be empty" in message:
         return _("At most %(num)d characters.", num=prop.get("maxLength", 0))
-    if "is not one of" in message:
+    if "is not one of" in message or "is not valid under any of the given schemas" in message:
         return _("Choose one of the options.")
     if "non-unique" in message:
         return _("Choose each option only once.")
@@ -234,8 +249,8 @@ def display(prop: dict, value, lang: str) -> str:
     if kind == "checkboxes" and isinstance(value, list):
         labels = dict(options(prop.get("items", {}), lang))
         return "、".join(labels.get(str(v), str(v)) for v in value)
-    if prop and "enum" in prop:
-        return dict(options(prop, lang)).get(str(value), str(value))
+    if prop and ("enum" in prop or _constants(prop)):
+        return dict(options(prop, lang, retired=True)).get(str(value), str(value))
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
     if isinstance(value, dict):

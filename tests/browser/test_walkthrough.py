@@ -96,8 +96,8 @@ def background_complaints(app, people):
     """Two more complaints in customer service's queue (registered through the JSON API), so the
     queue looks like a working day's."""
     desk = Desk(app.test_client(), people)
-    desk.register(channel="website", category="理赔金额", customer_name="李四", phone="13900001111")
-    desk.register(channel="email", category="服务态度", customer_name="赵六", phone="13700002222")
+    desk.register(channel="website", category="claim_amount", customer_name="李四", phone="13900001111")
+    desk.register(channel="email", category="service_attitude", customer_name="赵六", phone="13700002222")
     db.session.remove()
 
 
@@ -115,7 +115,8 @@ def test_three_people_take_one_complaint_through_the_whole_procedure(app, people
     page.get_by_test_id("nav-register").click()
     expect(page.get_by_test_id("register-form")).to_be_visible()
     expect(page.get_by_test_id("input-received_at")).not_to_have_value("")     # now, by default
-    fill(page, {"channel": ("select", "mobile_app"), "category": "理赔时效",
+    fill(page, {"channel": ("select", "mobile_app"), "category": ("select", "claim_delay"),
+                "product_line": ("select", "motor"),
                 "description": "车险理赔申请提交已一个月，仍未收到赔款，多次致电无人答复。",
                 "customer_name": "张三", "phone": "13812345678", "email": "zhangsan@example.com",
                 "id_number": "110101199001011234", "policy_number": "PA-2026-0001",
@@ -166,10 +167,13 @@ def test_three_people_take_one_complaint_through_the_whole_procedure(app, people
     page = specialist.claim(number, "analyse_and_plan")
     expect(page.get_by_test_id("decision")).to_have_count(2)          # the review and the investigation
     expect(page.get_by_test_id("customer")).to_have_attribute("data-personal", "full")   # the holder sees it
-    fill(page, {"cause": "审核岗人手不足导致积压", "responsible_party": ("choose", "company"),
+    fill(page, {"cause_code": ("select", "process_backlog"), "cause": "审核岗人手不足导致积压",
+                "responsible_party": ("select", "company"),
                 "policy_basis": "保险条款第5条：30日内赔付", "solution": "立即赔付并按约定支付迟延利息",
                 "compensation_amount": "80000"})
     shot(page, "06-task-page")
+    # After a full-page screenshot chromium spends the first click on leaving the focused number field.
+    page.evaluate("() => document.activeElement.blur()")
     assert "下一步：管理层决策" in specialist.submit()
 
     # ---- the manager works in English and approves.
@@ -212,7 +216,8 @@ def test_three_people_take_one_complaint_through_the_whole_procedure(app, people
     message = specialist.submit()
     assert "下一步：分析原因并制定方案" in message and "调查取证" not in message
     message = specialist.work(number, "analyse_and_plan", {
-        "cause": "迟延利息按错误利率计算", "responsible_party": ("choose", "company"),
+        "cause_code": ("select", "staff_error"), "cause": "迟延利息按错误利率计算",
+        "responsible_party": ("select", "company"),
         "policy_basis": "保险条款第5条", "solution": "补发利息差额并致歉", "compensation_amount": "1200"})
     assert "下一步：反馈处理结果" in message and "管理层决策" not in message
     manager.does_not_see(number, "management_decision")

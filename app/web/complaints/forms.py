@@ -1,21 +1,31 @@
 """The intake form of a complaint: its fields described like a task form's JSON Schema (so the same
 macros draw it), and complaints.register's validation messages as translated sentences per field."""
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from ... import complaints
 from ...extensions import db
 from ...input_rules import BAD_TEXT
-from ...models import Complaint
+from ..formrender_codes import intake_property
 from ..ui import CHANNEL_LABELS
+
+
+def coded_properties() -> dict:
+    """The coded intake fields (complaints.CODED_INTAKE) as selects of the vocabularies in force; free
+    text when the deployed procedure has no vocabulary for one."""
+    category = intake_property("category", _("Category"), _("The regulator's classification first, then the "
+                                                            "kind of problem.")) or \
+        {"type": "string", "title": _("Category"), "maxLength": 64}
+    product_line = intake_property("product_line", _("Product line"), _("The type of insurance of the policy."))
+    return {"category": category, **({"product_line": product_line} if product_line else {})}
 
 
 def intake_schema() -> dict:
     """The intake fields (see complaints.ComplaintIn) described like a form schema, for the same macros."""
     handlers = complaints.claim_handlers(db.session)
-    return {"type": "object", "required": ["channel", "customer_name", "phone", "policy_number", "category",
+    coded = coded_properties()
+    return {"type": "object", "required": ["channel", "customer_name", "phone", "policy_number", *coded,
                                            "description", "received_at"],
-            "properties": {
+            "properties": {**coded,
                 "channel": {"type": "string", "title": _("Channel"), "enum": list(CHANNEL_LABELS),
                             "x-enumNames": [str(v) for v in CHANNEL_LABELS.values()], "x-widget": "select"},
                 "received_at": {"type": "string", "format": "date-time", "title": _("Received at"),
@@ -35,11 +45,6 @@ def intake_schema() -> dict:
                     "type": "string", "title": _("Handler outside the system"), "maxLength": 100,
                     "description": _("Only when the original claim was handled by someone without an account "
                                      "here (e.g. an agency). Recorded for the file; it excludes nobody.")},
-                "category": {"type": "string", "title": _("Category"), "maxLength": 64,
-                             "description": _("For example 理赔时效 (claim delays), 理赔金额 (amount)."),
-                             "x-suggestions": db.session.execute(
-                                 select(Complaint.category).distinct().order_by(Complaint.category)
-                                 .limit(100)).scalars().all()},
                 "description": {"type": "string", "title": _("Description"), "maxLength": 5000,
                                 "x-widget": "textarea"},
             }}
@@ -51,6 +56,7 @@ INTAKE_MESSAGES = {
     "received_at is in the future": "future", "received_at is before 2000": "too_old",
     "no such user": "unknown_user", BAD_TEXT: "bad_text", "Not a valid datetime.": "datetime",
     "Not a valid aware datetime.": "datetime", "Must be one of": "choice", "Longer than maximum length": "long",
+    "is not a code of": "choice", "is retired": "retired", "is a group": "group",
 }
 
 
@@ -67,6 +73,8 @@ def intake_errors(schema, fields: dict) -> dict:
             "unknown_user": _("Choose a user from the list; a handler without an account goes in “Handler "
                               "outside the system”."),
             "datetime": _("Enter a date and time."), "choice": _("Choose one of the options."),
+            "retired": _("This code is retired and no longer used for new complaints; choose a current one."),
+            "group": _("Choose a more specific entry of this group."),
             "long": _("At most %(num)d characters.", num=prop.get("maxLength", 0)),
         }.get(kind, message)
     return out

@@ -26,6 +26,8 @@ from .forms import intake_errors, intake_schema
 from .marks import complaint_diagram
 
 
+
+
 # ---- register a complaint ------------------------------------------------------------------------------
 @bp.route("/complaints/new", methods=["GET", "POST"])
 @roles_required(*REGISTRARS)

@@ -11,7 +11,7 @@ from ...forms import field_errors
 from ...models import AuditEvent, Complaint, HumanTask, User
 from ...permissions import READERS, WORKERS
 from ...timeutil import utcnow
-from .. import formrender
+from .. import formrender, formrender_codes
 from ..common import STAND_ASIDE, colleagues, roles_required, runtime, safe_next
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
@@ -68,8 +68,9 @@ def home():
             HumanTask.state == "open",
             or_(HumanTask.role.in_(sorted(user.roles)), HumanTask.assignee_id == user.id))
         .distinct().order_by(HumanTask.element_id)).all()
-    categories = db.session.execute(select(Complaint.category).where(Complaint.status == "open")
-                                    .distinct().order_by(Complaint.category).limit(200)).scalars().all()
+    categories = formrender_codes.filter_options("category") or [(c, c) for c in db.session.execute(
+        select(Complaint.category).where(Complaint.status == "open").distinct()
+        .order_by(Complaint.category).limit(200)).scalars()]
     forms = latest_forms()
     return render_template("tasks/home.html", lists=_queue_lists(user, filters, sort, forms), filters=filters,
                            sort=sort, steps=[(e, step_label(e, n, forms)) for e, n in dict(steps).items()],
