@@ -242,3 +242,20 @@ def test_the_vocabularies_are_kept_with_each_deployed_version(app):
     assert set(stored) == {"category", "product_line", "cause", "responsible_party"}
     assert not any(name.startswith("vocabularies") for name in version.forms)     # forms hold forms only
     assert stored["responsible_party"].offered()[:1] == ["company"]
+
+
+def test_the_api_lists_the_vocabularies_in_force_with_codes_and_both_labels(app, client, people):
+    r = client.get("/api/v1/vocabularies", headers=people["claims_specialist"].headers)
+    assert r.status_code == 200, r.json
+    found = r.json["vocabularies"]
+    assert set(found) == {"category", "product_line", "cause", "responsible_party"}
+    terms = {t["code"]: t for t in found["category"]["terms"]}
+    assert terms["claims"]["group"] and not terms["claims"]["offered"]
+    delay = terms["claim_delay"]
+    assert (delay["parent"], delay["offered"], delay["retired"]) == ("claims", True, None)
+    assert delay["label_zh"] == "理赔纠纷 › 理赔时效" and delay["label_en"].startswith("Claims disputes › ")
+    # The codes offered are exactly those registration accepts.
+    bad = client.post("/api/v1/complaints", json={**COMPLAINT, "category": "claims"},
+                      headers=people["customer_service"].headers)
+    assert bad.status_code == 422 and "claim_delay" in bad.json["error"]["fields"]["category"]
+    assert client.get("/api/v1/vocabularies").status_code == 401

@@ -128,6 +128,12 @@ OPERATIONS = {
         "parameters": [_query("since", {"type": "string", "format": "date-time"}, "default: until − 90 days"),
                        _query("until", {"type": "string", "format": "date-time"}, "default: now")],
         "responses": {"200": _json("ProcessStatsOut")}},
+    "api.list_vocabularies": {
+        "operationId": "listVocabularies", "tags": ["processes"],
+        "summary": "The controlled vocabularies in force: the codes of the coded fields, with their labels",
+        "description": "Those of the newest deployed version of the complaint process. A retired code is not "
+                       "offered for new input and stays valid on old complaints; a group is not offered itself.",
+        "responses": {"200": _json("VocabulariesOut")}},
     "api.list_tasks": {
         "operationId": "listTasks", "tags": ["tasks"], "summary": "A queue of open tasks",
         "parameters": [
@@ -190,7 +196,8 @@ def build(app) -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name in ("ErrorOut", "CompleteIn", "AssignIn", "SearchIn", "RegisteredOut", "ComplaintDetailOut",
                  "CaseFileOut", "PathOut", "SnapshotListOut", "SnapshotDetailOut", "ProcessVersionsOut",
-                 "ProcessStatsOut", "TaskListOut", "TaskDetailOut", "TaskEnvelopeOut", "CompletedOut", "ActionListOut"):
+                 "ProcessStatsOut", "TaskListOut", "TaskDetailOut", "TaskEnvelopeOut", "CompletedOut", "ActionListOut",
+                 "VocabulariesOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     spec.components.schema("ComplaintIn", schema=ComplaintIn)
     spec.components.schema("ComplaintSummaryOut", schema=schemas.ComplaintOut(only=SUMMARY))

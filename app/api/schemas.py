@@ -282,6 +282,31 @@ class ProcessStatsOut(Schema):
                            metadata={"description": "element id -> its figures"})
 
 
+class TermOut(Schema):
+    code = fields.String(required=True)
+    zh = fields.String(metadata={"description": "its own Simplified Chinese label"})
+    en = fields.String(metadata={"description": "its own English label"})
+    parent = fields.String(allow_none=True, metadata={"description": "the code of its group, if any"})
+    retired = fields.String(allow_none=True, metadata={"description": "ISO date it was retired on: not "
+                                                                      "offered for new input, still valid on old data"})
+    group = fields.Boolean(metadata={"description": "true: it has sub-terms and is not offered itself"})
+    offered = fields.Boolean(metadata={"description": "whether new input may use it"})
+    label_zh = fields.String(metadata={"description": "the label shown, with its group's (理赔纠纷 › 理赔时效)"})
+    label_en = fields.String()
+
+
+class VocabularyOut(Schema):
+    title = fields.String()
+    title_en = fields.String()
+    terms = fields.List(fields.Nested(TermOut), metadata={"description": "in the file's order"})
+
+
+class VocabulariesOut(Schema):
+    vocabularies = fields.Dict(keys=fields.String(), values=fields.Nested(VocabularyOut),
+                               metadata={"description": "name (category, product_line, cause, "
+                                                        "responsible_party, ...) -> its terms"})
+
+
 class ErrorBodyOut(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
