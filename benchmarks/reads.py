@@ -355,7 +355,7 @@ class Expander:
                        policy_number=f"PA-{seq:08d}", claim_number=f"CL-{seq:08d}",
                        claim_handler=plan.claim_handler, registered_by_id=user_of.get(row["registered_by_id"]),
                        channel=("hotline", "website", "mobile_app", "email")[seq % 4],
-                       category=("claim_delay", "claim_amount", "service_attitude", "sales")[seq % 7 % 4])
+                       category=("claim_delay", "claim_amount", "service_attitude", "sales_misleading")[seq % 7 % 4])
             out["complaint"].append(row)
         for row in self.timed(t, "human_task", plan):
             row.update(id=task_id(row["id"]), instance_id=instance_ids[row["instance_id"]], business_key=number,
