@@ -49,13 +49,14 @@ class Vocabulary:
         self.name, self.title, self.title_en = name, data.get("title", name), data.get("title_en", name)
         self.terms = {t["code"]: Term(**t) for t in data.get("terms", [])}
         self._parents = {t.parent for t in self.terms.values() if t.parent}
+        self._offered = [c for c, t in self.terms.items() if not t.retired and not self.is_group(c)]
 
     def is_group(self, code) -> bool:
         return code in self._parents
 
     def offered(self) -> list[str]:
-        """The codes new input may use: not retired, not a group."""
-        return [c for c, t in self.terms.items() if not t.retired and not self.is_group(c)]
+        """The codes new input may use: not retired, not a group (worked out once: a vocabulary never changes)."""
+        return list(self._offered)
 
     def label(self, code, lang="zh") -> Optional[str]:
         """"理赔纠纷 › 理赔时效" (in English the English labels); None for a value that is no code."""

@@ -437,8 +437,7 @@ class Runtime:
         of that role (one query on user)."""
         if role is None:
             return []
-        users = self.session.execute(select(User).where(User.active.is_(True), User.roles_csv.contains(role))
-                                     .order_by(User.display_name)).scalars()
+        users = self.session.execute(select(User).where(*_may_hold(role)).order_by(User.display_name)).scalars()
         return [u for u in users if role in u.roles and u.username not in excluded]
 
     def anyone_eligible(self, role, excluded: dict) -> bool:
@@ -446,8 +445,7 @@ class Runtime:
         only: no user objects loaded)."""
         if role is None:
             return False
-        found = self.session.execute(select(User.username, User.roles_csv).where(
-            User.active.is_(True), User.roles_csv.contains(role)))
+        found = self.session.execute(select(User.username, User.roles_csv).where(*_may_hold(role)))
         return any(role in roles.split(",") and username not in excluded for username, roles in found)
 
     def _check_rules(self, user, row):
@@ -695,6 +693,12 @@ class Runtime:
         audit.record(self.session, actor, "task_unstaffed", instance_id=inst.id, business_key=inst.business_key,
                      task_id=row.id, element_id=row.element_id,
                      data={"name": row.name, "role": row.role, "excluded": sorted(excluded)})
+
+
+def _may_hold(role) -> tuple:
+    """The users who may hold a task of `role`: active, and `role` among their roles (the LIKE only narrows
+    the rows: the caller checks the role among the comma-separated ones)."""
+    return User.active.is_(True), User.roles_csv.contains(role)
 
 
 def engine_error(what, exc) -> AppError:
