@@ -20,14 +20,15 @@ setup: $(VENV)/.installed
 translations: setup
 	$(VENV)/bin/pybabel -q compile -d app/translations -f
 
-# bpmn-js (the diagram viewer), dmn-js (the decision-table viewer) and swagger-ui-dist (the API reference
-# page) from npm, pinned by package-lock.json, served from app/static/vendor/ (gitignored; nothing is
+# bpmn-js (the diagram viewer), dmn-js (the decision-table viewer), swagger-ui-dist (the API reference
+# page) and echarts (the analysis page's charts: the common build, bars, lines and pies) from npm, pinned by package-lock.json, served from app/static/vendor/ (gitignored; nothing is
 # loaded from a CDN).
 # npm ci runs again when the lock file changes; --ignore-scripts: only files are copied, nothing runs
 # (swagger-ui-dist pulls in @scarf/scarf, whose postinstall would phone home).
 VENDOR := app/static/vendor/bpmn-js
 DMN_VENDOR := app/static/vendor/dmn-js
 SWAGGER := app/static/vendor/swagger-ui
+ECHARTS := app/static/vendor/echarts
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "make vendor: npm is missing (Debian: apt-get install -y npm)" >&2; exit 1; }
 	npm ci --no-audit --no-fund --ignore-scripts
@@ -51,7 +52,12 @@ $(SWAGGER)/.copied: node_modules/.installed
 	   node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/NOTICE $(SWAGGER)/
 	touch $@
 
-vendor: $(VENDOR)/.copied $(DMN_VENDOR)/.copied $(SWAGGER)/.copied
+$(ECHARTS)/.copied: node_modules/.installed
+	rm -rf $(ECHARTS) && mkdir -p $(ECHARTS)
+	cp node_modules/echarts/dist/echarts.common.min.js node_modules/echarts/LICENSE node_modules/echarts/NOTICE $(ECHARTS)/
+	touch $@
+
+vendor: $(VENDOR)/.copied $(DMN_VENDOR)/.copied $(SWAGGER)/.copied $(ECHARTS)/.copied
 
 # The flask commands below work on the development setup (SQLite in instance/, a local secret):
 # APP_ENV=development, as scripts/run-dev.sh sets for the server, so that they start without the

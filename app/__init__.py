@@ -37,6 +37,8 @@ def create_app(config_object=Config, **overrides) -> Flask:
                                                    app.config["DEADLINE_FIELDS"]))
     from .outbox.queue import make_queue_sync
     runtime.record_syncs.append(make_queue_sync(app.config))     # customer messages: rendered, one delivery per channel
+    from . import quarterly
+    quarterly.init_app(runtime)                                  # the quarterly review's effects (C-5.4)
     runtime.exclusions = partial(excluded_usernames, independent=frozenset(app.config["INDEPENDENT_PROCESSES"]))
     app.extensions["runtime"] = runtime
 

@@ -18,7 +18,7 @@ from . import avoidance, vocab_store
 from .errors import InvalidData, NotFound
 from .input_rules import CleanTextSchema
 from .models import Complaint, ComplaintCounter, Deadline, HumanTask, ProcessInstance, User
-from .permissions import WORKERS
+from .permissions import HANDLERS
 from .timeutil import BUSINESS_TZ, UTCDateTime, parse_iso, utcnow
 
 CHANNELS = ("hotline", "website", "mobile_app", "email", "other")
@@ -122,7 +122,7 @@ def _load_intake(session, payload, process_id) -> dict:
 def handles_work(user) -> bool:
     """Whether `user` may be named as an original claim's handler: a user with a role that handles
     work (deactivated ones too: they may still have handled the claim)."""
-    return user is not None and bool(user.roles & set(WORKERS))
+    return user is not None and bool(user.roles & set(HANDLERS))
 
 
 def claim_handlers(session) -> list[User]:

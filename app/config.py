@@ -64,6 +64,10 @@ class Config:
         "head_office": {"lane": "总公司高级管理层", "zh": "总公司高级管理层", "en": "Head-office senior management",
                         "pii": False},
         "training": {"lane": "培训部门", "zh": "培训部门", "en": "Training", "pii": False},
+        # The owner of an improvement measure set at the quarterly review meeting (C-5.3, C-5.4): typically a
+        # department head, given this role beside their own; a measure's task is assigned to its named owner.
+        "measure_owner": {"lane": "改进措施责任人", "zh": "改进措施责任人", "en": "Improvement measure owner",
+                          "pii": False},
         "compliance": {"lane": None, "zh": "合规审查", "en": "Compliance reviewer", "pii": False, "reader": True},
         "process_owner": {"lane": None, "zh": "流程管理员", "en": "Process owner", "pii": False},
     }

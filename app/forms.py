@@ -7,7 +7,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import InvalidData
 from .input_rules import find_problems
-from .timeutil import parse_iso
+from .timeutil import business_today, parse_iso
 
 RESERVED_KEYS = {"typename"}   # the workflow serializer reads this key as a type tag
 
@@ -37,16 +37,18 @@ def field_errors(schema: dict, data) -> dict:
     return errors
 
 
-NOT_BEFORE = "x-not-before"     # a date (or time) field that may not lie before another field's
+NOT_BEFORE = "x-not-before"     # a date (or time) field that may not lie before another field's, or today
+TODAY = "today"                 # x-not-before: today: a date in the future or today (Beijing time), e.g. a due date
 
 
 def order_errors(schema: dict, data: dict) -> dict:
-    """Each field whose `x-not-before` names another field of the form and whose value (a date, or an
-    ISO time) lies before that field's: JSON Schema cannot compare two fields."""
+    """Each field whose `x-not-before` names another field of the form (or `today`) and whose value (a
+    date, or an ISO time) lies before that field's (or before today): JSON Schema cannot compare two fields."""
     errors = {}
     for name, prop in (schema.get("properties") or {}).items():
         other = prop.get(NOT_BEFORE) if isinstance(prop, dict) else None
-        first, second = _moment_of(data.get(other)), _moment_of(data.get(name))
+        first = business_today() if other == TODAY else _moment_of(data.get(other))
+        second = _moment_of(data.get(name))
         if first is not None and second is not None and type(first) is type(second) and second < first:
             errors[name] = f"{NOT_BEFORE} {other}"
     return errors

@@ -131,6 +131,9 @@ class HumanTask(db.Model):
     # No active user with the task's role may work it (e.g. everyone left is excluded by 回避):
     # flagged to management, who must find someone.
     unstaffed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # What this one is about, in a line, from the diagram (the user task's `subject` property), e.g. which
+    # improvement measure: shown in the queues beside the step (migration 0019).
+    subject: Mapped[Optional[str]] = mapped_column(String(200))
     # Two claims racing on SQLite (which has no row locks) must not both succeed.
     __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (
@@ -387,3 +390,65 @@ class ElementDayStat(db.Model):
     element_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     completed: Mapped[int] = mapped_column(Integer)
     histogram: Mapped[dict] = mapped_column(JSON)
+
+
+class AnalysisReport(db.Model):
+    """An analysis of a period as it was computed and stored (app.analysis): the quarterly review attaches
+    one to its instance, and the analysis page shows it again as it was."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)                        # inclusive; business dates
+    label: Mapped[str] = mapped_column(String(32))                        # e.g. "2026Q4"
+    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict] = mapped_column(JSON)                              # the computed analysis
+
+
+class ImprovementMeasure(db.Model):
+    """One improvement measure decided by a quarterly review (C-5.3, C-5.4): its owner, due date, state and
+    evidence; the next analyses show its category before (its review's period) and after."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    period_start: Mapped[date] = mapped_column(Date)                      # the review period it came from
+    period_end: Mapped[date] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[Optional[str]] = mapped_column(String(64))           # a code of the `category` vocabulary
+    cause_code: Mapped[Optional[str]] = mapped_column(String(64))
+    owner_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user.id"))
+    due_on: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="open")        # open | done | dropped
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    evidence: Mapped[str] = mapped_column(Text, default="", server_default="")
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Its number within its review (the diagram's measure['no']), what its owner did and the day they
+    # finished it (migration 0019).
+    seq: Mapped[Optional[int]] = mapped_column(Integer)
+    actions_taken: Mapped[str] = mapped_column(Text, default="", server_default="")
+    completed_on: Mapped[Optional[date]] = mapped_column(Date)
+    __table_args__ = (UniqueConstraint("review_instance_id", "seq", name="uq_improvement_measure_review_instance_id_seq"),)
+
+
+# The analysis (app.analysis) reads the complaints received in a period by their dimensions and phone (from
+# this index alone: the counts per dimension, the repeat complainants), those closed in it (outcomes,
+# handling time, survey) and the deadlines closed in it by these (migration 0018).
+Index("ix_complaint_analysis", Complaint.received_at, Complaint.channel, Complaint.category, Complaint.product_line,
+      Complaint.cause_code, Complaint.responsible_party, Complaint.phone)
+Index("ix_complaint_closed_at", Complaint.closed_at)
+Index("ix_deadline_closed_at", Deadline.closed_at, Deadline.state, Deadline.element_id)
+
+
+class PeriodicStart(db.Model):
+    """An instance a calendar job started for a period (e.g. the quarterly review of 2026Q4): one per
+    process and period, so a repeated cron firing, a second scheduler or a person asking again cannot
+    start a second one."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(64))                       # its label, e.g. "2026Q4"
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)                        # inclusive; business dates
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), unique=True)
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("process_id", "period", name="uq_periodic_start_process_id_period"),)

@@ -1,7 +1,13 @@
 """Who may do what, shared by the JSON API and the web UI."""
-# Roles that hold tasks (their lane is in the diagram) and roles that may read complaints.
-WORKERS = ("customer_service", "claims_specialist", "management", "head_office", "training")
-READERS = WORKERS + ("compliance",)
+# Roles that handle complaints, roles that hold tasks (their lane is in a diagram: the owners of improvement
+# measures hold the quarterly review's, and read no complaint) and roles that may read complaints.
+HANDLERS = ("customer_service", "claims_specialist", "management", "head_office", "training")
+WORKERS = HANDLERS + ("measure_owner",)
+READERS = HANDLERS + ("compliance",)
+TASK_READERS = WORKERS + ("compliance",)     # a task's page: its role, or compliance (which reads every one)
+# The analysis of complaints (/analysis, the quarterly review's reports): figures, no personal data.
+ANALYSTS = ("management", "compliance", "training", "head_office", "process_owner")
+REVIEW_STARTERS = ("management",)            # start a quarterly review by hand (the scheduler starts each quarter's)
 REGISTRARS = ("customer_service",)
 # The procedure pages (diagram, versions, traceability): every reader, and the process owners, who
 # alone upload a changed diagram and migrate running complaints onto it.

@@ -1,6 +1,7 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
 transactional path as every other change, one that sends due customer messages (app/outbox/), and
-one that purges old failed-login counts, and one that seals the audit trail's chains. Run it as its own process (`flask scheduler run`)."""
+one that purges old failed-login counts, one that seals the audit trail's chains, and a cron job that
+starts each quarter's review of complaints (C-5.4). Run it as its own process (`flask scheduler run`)."""
 import logging
 import random
 
@@ -99,6 +100,38 @@ def seal_audit_trail(app):
         return row
 
 
+def quarterly_trigger():
+    """00:30 Beijing time on the first day of each quarter: the quarterly review of the quarter before."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    from .timeutil import BUSINESS_TZ
+    return CronTrigger(month="1,4,7,10", day=1, hour=0, minute=30, timezone=BUSINESS_TZ)
+
+
+def start_quarterly_review(app):
+    """The cron job: start the last quarter's review unless it exists (a repeated firing or a second
+    scheduler starts nothing). Never raises: a failure is logged, and the next scheduler start retries."""
+    from . import quarterly
+    try:
+        return quarterly.start_due_review(app)
+    except Exception:      # noqa: BLE001  (the timers must go on whatever this job met)
+        log.exception("the quarterly review could not be started; retried when the scheduler next starts")
+        return None
+
+
+def catch_up_quarterly_review(app, today=None):
+    """At scheduler start and every hour: within the first days of a quarter, start the last quarter's
+    review if the cron firing was missed or failed (the scheduler was down at 00:30 on the first day,
+    the database unreachable). One indexed read when it exists."""
+    from . import quarterly
+    from .analysis import quarter_of
+    from .timeutil import business_today
+    today = today or business_today()
+    if (today - quarter_of(today).start).days < quarterly.CATCH_UP_DAYS:
+        return start_quarterly_review(app)
+    return None
+
+
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -114,7 +147,14 @@ def run(app):
                       id="purge_login_attempts", max_instances=1, coalesce=True)
     scheduler.add_job(seal_audit_trail, "interval", args=[app], minutes=app.config["AUDIT_SEAL_MINUTES"],
                       id="seal_audit_trail", max_instances=1, coalesce=True)
+    # A late firing (a paused machine) still runs within the day; a failed one, or one missed while the
+    # scheduler was down, is started by the hourly catch-up in the quarter's first days.
+    scheduler.add_job(start_quarterly_review, quarterly_trigger(), args=[app], id="start_quarterly_review",
+                      max_instances=1, coalesce=True, misfire_grace_time=24 * 3600)
+    scheduler.add_job(catch_up_quarterly_review, "interval", args=[app], hours=1, id="catch_up_quarterly_review",
+                      max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
              app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
     fire_due_timers(app)    # catch up at once after downtime
+    catch_up_quarterly_review(app)
     scheduler.start()

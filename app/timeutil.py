@@ -1,5 +1,5 @@
 """One clock and one set of conversions: UTC in storage, Asia/Shanghai for business days."""
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime
@@ -11,6 +11,11 @@ BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 def utcnow() -> datetime:
     # datetime.now() is what time-machine moves in tests, like SpiffWorkflow's own timer clock.
     return datetime.now(timezone.utc)
+
+
+def business_today() -> date:
+    """Today's date in Asia/Shanghai."""
+    return utcnow().astimezone(BUSINESS_TZ).date()
 
 
 def parse_iso(value) -> datetime:

@@ -403,7 +403,19 @@ def expression_data() -> dict:
             "appraisal_end": {"ended_on": "2026-12-03", "by": "bench"}, "appraisal_ended_on": "2026-12-03",
             "appraisal_has_ended": True, "appraisal_new_expected_end_on": "2026-12-05",
             # What the decision table (processes/management_decision.dmn) writes for the gateway after it.
-            "needs_management": True}
+            "needs_management": True,
+            # The quarterly review and its improvement measures (processes/quarterly_review.bpmn, improvement_measure.bpmn).
+            "period_start": "2026-10-01", "period_end": "2026-12-31", "period_label": "2026Q4", "measures": [],
+            "analysis_started_at": utcnow().isoformat(), "measures_needed": True, "training_needed": True,
+            "measure_title": "One list of documents", "measure_category": "claim_documents",
+            "measure_cause": "process_design", "measure_owner": "owner", "measure_due_on": "2027-03-31",
+            "measure_success_criteria": "Fewer complaints", "another_measure": False,
+            "measure": {"no": 1, "title": "One list of documents", "category": "claim_documents",
+                        "cause_code": "process_design", "owner": "owner", "due_on": "2027-03-31",
+                        "success_criteria": "Fewer complaints"},
+            "measure_outcome": "done", "actions_taken": "Done.", "evidence": "Policy 3", "completed_on": "2027-03-01",
+            "escalated_at": utcnow().isoformat(), "follow_up_action": "new_date_agreed", "agreed_date": "2027-04-30",
+            "training_planned_on": "2027-01-20"}
     for form in FORM_DATA.values():
         data.update(form)
     return data

@@ -71,3 +71,11 @@ def test_the_reads_benchmark_runs_in_quick_mode(tmp_path):
     out = run_quick("reads.py", tmp_path)
     assert "## Reads at 300 complaints" in out and "| role queue (GET /tasks?queue=available" in out
     assert "| per-element statistics (GET /processes/complaint_handling/stats, 90 days) | ≤ 100 ms |" in out
+
+
+def test_the_analysis_benchmark_runs_in_quick_mode(tmp_path):
+    """benchmarks/analysis.py --quick: 2,000 complaints seeded as rows over the past year, the analysis of the
+    last whole quarter, the page, the exports of the tables and of the complaints (the quarter's, the year's)."""
+    out = run_quick("analysis.py", tmp_path)
+    assert "## Analysis at 2,000 complaints" in out and "| GET /analysis?quarter=… (the page, rendered) |" in out
+    assert "| SQL statements per analysis / any of them reads workflow_json |" in out and "/ YES" not in out

@@ -186,7 +186,8 @@ def test_traceability_page_marks_gaps_and_links_elements(browser, people):
     b = as_(browser, "compliance")
     r = b.get("/traceability")
     page = r.text
-    assert re.search(r'data-testid="trace-row" data-clause="C-5.4" data-gap="yes"', page)
+    assert re.search(r'data-testid="trace-row" data-clause="C-2.3" data-gap="yes"', page)
+    assert re.search(r'data-testid="trace-row" data-clause="C-5.4" data-gap="no"', page)
     assert re.search(r'data-testid="trace-row" data-clause="C-4.1" data-gap="no"', page)
     row = re.search(r'data-clause="C-4.1".*?</tr>', page, re.S).group(0)
     assert f'href="{PROCESS}?element=initial_review_deadline"' in row

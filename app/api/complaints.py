@@ -8,7 +8,7 @@ from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
-from ..permissions import READERS, REGISTRARS, WORKERS
+from ..permissions import HANDLERS, READERS, REGISTRARS
 from . import bp
 from .auth import require
 from .errors import body, form_data
@@ -144,7 +144,7 @@ def record_review_request(number):
 
 
 @bp.get("/complaints/<number>/actions")
-@require(*WORKERS)
+@require(*HANDLERS)
 def list_actions(number):
     """What the caller may tell this complaint's procedure now besides its tasks (e.g. ask for more
     time, record an external appraisal): each with the form its data must fill."""
@@ -154,7 +154,7 @@ def list_actions(number):
 
 
 @bp.post("/complaints/<number>/actions/<name>")
-@require(*WORKERS)
+@require(*HANDLERS)
 def send_action(number, name):
     """Send one of those actions with its form data; the diagram decides what follows."""
     complaint = complaints.readable(db.session, g.user, number)

@@ -15,7 +15,11 @@ class TaskOut(Schema):
     id = fields.String()
     name = fields.String()
     element_id = fields.String()
-    complaint_number = fields.String(attribute="business_key", allow_none=True)
+    complaint_number = fields.Function(lambda t: t.business_key, metadata=NULLABLE_STRING)
+    business_key = fields.String(allow_none=True, metadata={"description": "the instance's business key: a "
+                                 "complaint's number, or e.g. QR-2026Q4 for a quarterly review"})
+    subject = fields.String(allow_none=True, metadata={"description": "what this task is about, in a line, when "
+                            "the diagram says (e.g. which improvement measure)"})
     role = fields.String(allow_none=True)
     state = fields.String(metadata={"enum": ["open", "completed", "cancelled"]})
     assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None, metadata=NULLABLE_STRING)

@@ -7,7 +7,7 @@ from .. import avoidance, complaints, queues
 from ..errors import AppError, Forbidden, NotFound
 from ..extensions import db
 from ..models import AuditEvent, Complaint, HumanTask, ProcessInstance, User
-from ..permissions import READERS, WORKERS
+from ..permissions import TASK_READERS, WORKERS
 from . import bp
 from .auth import require
 from .complaints import HISTORY_OUT, columns_of, complaint_view
@@ -72,7 +72,7 @@ def _task_for(user, task_id, write=True) -> tuple[HumanTask, int, Optional[Compl
 
 
 @bp.get("/tasks/<task_id>")
-@require(*READERS)
+@require(*TASK_READERS)
 def get_task(task_id):
     task, version_id, complaint = _task_for(g.user, task_id, write=False)
     history = db.session.execute(DECISIONS, {"instance_id": task.instance_id}).all()

@@ -29,7 +29,7 @@ from sqlalchemy.orm import defer
 from .. import messages, vocab
 from ..models import ProcessVersion
 from . import event_forms, sandbox
-from .workflow import is_call_activity, is_user_task_spec, new_parser, serializer
+from .workflow import TASK_PROPERTIES, is_call_activity, is_user_task_spec, new_parser, serializer
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
@@ -136,6 +136,14 @@ def lint_expressions(file, tree) -> list[Problem]:
                            "|//bpmn:completionCondition|//spiffworkflow:messagePayload"
                            "|//spiffworkflow:processVariableCorrelation/spiffworkflow:expression", namespaces=NS):
         check(node, "eval", "expression")
+    # A user task's properties that the runtime evaluates on its data (workflow.TASK_PROPERTIES).
+    for node in tree.xpath("//spiffworkflow:property", namespaces=NS):
+        name, value = node.get("name"), node.get("value") or ""
+        if name in TASK_PROPERTIES:
+            host = owner(node)
+            element_id = host.get("id") if host is not None else None
+            problems += [Problem(file, element_id, node.sourceline, f"property {name}: {message} in {value!r}")
+                         for _line, message in sandbox.check(value, "eval")]
     return problems
 
 

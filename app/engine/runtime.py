@@ -26,6 +26,7 @@ from .registry import latest_version
 from .scripting import HELPER_NAMES, InputRejected, make_script_engine
 
 MISSING = object()
+USER_ROLE_KEY = "x-user-role"  # a form field that names a user with this role (see _check_user_fields)
 CUSTOMER = "customer"          # the actor of what a customer does on their own page
 # What changes whenever an admin sets or removes a calendar override.
 CALENDAR_STAMP = (select(func.count(CalendarDay.day)).scalar_subquery(),
@@ -78,6 +79,9 @@ class Runtime:
         self.lane_roles = lane_roles                   # lane name -> role code
         self.supervisor_roles = set(supervisor_roles)
         self.record_syncs: list[Callable] = []         # called inside the transaction after each change
+        # effect kind -> handler(session, instance, effect, actor): what a diagram's helpers ask for beyond
+        # customer messages and deadlines (e.g. attach_analysis, track_measure), written in the same change.
+        self.effect_handlers: dict[str, Callable] = {}
         # (model, key column): the business record an instance's business key names (e.g. the complaint by
         # its number), read afresh with the instance's lock for the record syncs (Change.record): change it
         # in a record sync, not before calling a verb (the lock's fresh read would drop that change).
@@ -158,7 +162,9 @@ class Runtime:
             self._check_open(row)
             take(row)
             if row.form and schema_check:
-                validate(self._version(inst.version_id).forms[row.form], data)
+                schema = self._version(inst.version_id).forms[row.form]
+                validate(schema, data)
+                self._check_user_fields(schema, data)
             self._check_data_keys(data)
             audit.record(self.session, actor, "task_completed", instance_id=inst.id,
                          business_key=inst.business_key, task_id=row.id, element_id=row.element_id,
@@ -461,6 +467,36 @@ class Runtime:
             raise Conflict(f"this task is already {row.state}" + (f" by {who}" if who else ""),
                            code=f"task_{row.state}")
 
+    def _check_user_fields(self, schema: dict, data: dict):
+        """A form field marked `x-user-role` must name an active user with that role (e.g. the owner of
+        an improvement measure, whose task is then assigned to them)."""
+        wrong = {}
+        for name, prop in (schema.get("properties") or {}).items():
+            role, value = prop.get(USER_ROLE_KEY), data.get(name)
+            if role and value and role not in self._active_roles_of(value):
+                wrong[name] = f"{value} is not an active user with the role {role}"
+        if wrong:
+            raise InvalidData("these fields must name an active user with the role", fields=wrong)
+
+    def _active_roles_of(self, username) -> list:
+        user = self.session.execute(select(User).where(User.username == str(username), User.active.is_(True))) \
+            .scalar_one_or_none()
+        return user.roles if user is not None else []
+
+    def user_choices(self, schema: Optional[dict]) -> Optional[dict]:
+        """The form with each `x-user-role` field offered as a choice of the active users with that role
+        (usernames, shown by display name); the form itself when it has none."""
+        props = (schema or {}).get("properties") or {}
+        roles = {name: p[USER_ROLE_KEY] for name, p in props.items() if p.get(USER_ROLE_KEY)}
+        if not roles:
+            return schema
+        choices = {}
+        for name, role in roles.items():
+            users = self.eligible_users(role, {})
+            choices[name] = {"x-widget": "select", **props[name], "enum": [u.username for u in users],
+                             "x-enumNames": [f"{u.display_name} ({u.username})" for u in users]}
+        return {**schema, "properties": {**props, **choices}}
+
     @staticmethod
     def _check_data_keys(data):
         clash = set(HELPER_NAMES) & set(data or {})
@@ -499,7 +535,7 @@ class Runtime:
         if version_id is None:
             version_id = self.session.execute(select(ProcessInstance.version_id)
                                               .where(ProcessInstance.id == row.instance_id)).scalar_one()
-        return self._version(version_id).forms.get(row.form)
+        return self.user_choices(self._version(version_id).forms.get(row.form))
 
     def _step(self, inst, actor, failure, act) -> Change:
         """Load the instance, act on its workflow, fire the timers that are due, run the engine, and write
@@ -559,6 +595,10 @@ class Runtime:
             change.messages.append(message)
             audit.record(self.session, actor, "customer_message_queued", instance_id=inst.id,
                          business_key=inst.business_key, data={"template": effect["template"]})
+        for effect in effects:
+            handler = self.effect_handlers.get(effect["kind"])
+            if handler is not None:
+                handler(self.session, inst, effect, actor)
         change.changed_data = dict(initial_data or {})
         change.changed_data.update(changed_data(done))
         # Last: everything above reads the tasks this change finished, which compaction drops.
@@ -672,16 +712,37 @@ class Runtime:
                 row.element_id, row.name, row.lane = task.element_id, task.name, task.lane
                 row.role = self.lane_roles.get(task.lane)
                 continue
+            drawn = workflow.task_properties(wf, task.id)
             row = HumanTask(id=task.id, instance_id=inst.id, business_key=inst.business_key, state="open",
                             element_id=task.element_id, name=task.name, lane=task.lane,
                             role=self.lane_roles.get(task.lane), form=task.element_id if task.has_form else None,
-                            due_at=due_for(task.scope_ids), created_at=now)
+                            due_at=due_for(task.scope_ids), created_at=now,
+                            subject=drawn.get(workflow.SUBJECT, "")[:HumanTask.subject.type.length] or None)
             self.session.add(row)
             change.created_tasks.append(row)
             change.open_tasks.append(row)
             audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,
                          task_id=row.id, element_id=row.element_id, data={"name": row.name, "role": row.role})
             self._flag_if_unstaffed(inst, row, actor)
+            if drawn.get(workflow.ASSIGNEE):
+                self._assign_as_drawn(inst, row, drawn[workflow.ASSIGNEE], actor, now)
+
+    def _assign_as_drawn(self, inst, row, username, actor, now):
+        """A task whose diagram names its user (its `assignee` property, e.g. an improvement measure's
+        owner) goes to that user if they may hold it; else it stays in its role's queue for a supervisor
+        to assign, and the audit trail says why."""
+        user = self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None or not user.active or row.role not in user.roles:
+            reason = f"{username} is not an active user with the role {row.role}"
+        else:
+            reason = self.exclusion(user, row)
+        where = dict(instance_id=inst.id, business_key=inst.business_key, task_id=row.id, element_id=row.element_id)
+        if reason:
+            audit.record(self.session, actor, "task_assignee_unavailable", **where,
+                         data={"assignee": username, "reason": reason})
+            return
+        row.assignee, row.claimed_at, row.unstaffed = user, now, False
+        audit.record(self.session, actor, "task_assigned", **where, data={"assignee": username, "by": "diagram"})
 
     def _flag_if_unstaffed(self, inst, row, actor):
         """A task nobody may work (no active user with its role, or all of them excluded) is flagged

@@ -6,7 +6,7 @@ in the sandbox (sandbox.py, guards.py): only these helpers and a few whitelisted
 """
 import logging
 import reprlib
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
@@ -62,7 +62,9 @@ def _business_day(helper, value) -> date:
     return _moment(helper, value).astimezone(BUSINESS_TZ).date()
 
 
-HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "days_spanned", "now_iso", "notify_customer")
+HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "days_spanned", "end_of_day", "now_iso",
+                "notify_customer", "attach_analysis", "track_measure")
+MEASURE_STATES = ("open", "done", "dropped")
 
 
 def _day_count(helper, days, limit):
@@ -83,6 +85,22 @@ def _moment(helper, ts):
     except ValueError as exc:
         raise ValueError(f"{helper}: {reprlib.repr(ts)} is not an ISO time with a time zone "
                          f"(e.g. 2026-02-13T10:00:00+08:00): {exc}") from None
+
+
+def end_of_day(day):
+    """End (23:59:59, Asia/Shanghai) of a business day, a date (YYYY-MM-DD) or an ISO time, as an ISO
+    string: e.g. the due date a person chose for an improvement measure, as a timer."""
+    first = _business_day("end_of_day", day)
+    return datetime.combine(first, time(23, 59, 59), BUSINESS_TZ).isoformat()
+
+
+def _period(helper, start, end) -> tuple[str, str]:
+    first, last = _business_day(helper, start), _business_day(helper, end)
+    if last < first:
+        raise InputRejected(f"{helper}: the period ends {last.isoformat()}, before it starts {first.isoformat()}")
+    if (last - first).days > MAX_PERIOD_DAYS:
+        raise InputRejected(f"{helper}: {first.isoformat()} to {last.isoformat()} is more than {MAX_PERIOD_DAYS:,} days")
+    return first.isoformat(), last.isoformat()
 
 
 class SandboxEnvironment(TaskDataEnvironment):
@@ -149,6 +167,22 @@ def make_script_engine(effects=None, calendar=None):
         guards.check_message_fields(template, fields, MAX_MESSAGE_SIZE)
         effects.append({"kind": "notify_customer", "template": str(template), "fields": fields})
 
+    def attach_analysis(start, end):
+        """Have the analysis of the period from `start` to `end` (business dates, both included) computed
+        and attached to this instance when the change is written."""
+        first, last = _period("attach_analysis", start, end)
+        effects.append({"kind": "attach_analysis", "start": first, "end": last})
+
+    def track_measure(measure, state, **fields):
+        """Write an improvement measure's tracking record (its state, and e.g. evidence) when the change
+        is written; `measure` is the measure's data (no, title, category, cause_code, owner, due_on)."""
+        if state not in MEASURE_STATES:
+            raise ValueError(f"track_measure: the state must be one of {', '.join(MEASURE_STATES)}, got {reprlib.repr(state)}")
+        if not isinstance(measure, dict) or not isinstance(measure.get("no"), int):
+            raise ValueError(f"track_measure: the measure must be a dict with its number 'no', got {reprlib.repr(measure)}")
+        guards.check_message_fields("track_measure", fields, MAX_MESSAGE_SIZE)
+        effects.append({"kind": "track_measure", "measure": dict(measure), "state": state, "fields": fields})
+
     def due(computed):
         """The ISO text of a computed due time, noting in `effects` whether it is provisional (the
         deadline row is flagged and recomputed later) or confirmed (a recomputed row loses the flag)."""
@@ -179,6 +213,9 @@ def make_script_engine(effects=None, calendar=None):
         "working_days_after": working_days_after,
         "days_after": days_after,
         "days_spanned": days_spanned,
+        "end_of_day": end_of_day,
         "now_iso": now_iso,
         "notify_customer": notify_customer,
+        "attach_analysis": attach_analysis,
+        "track_measure": track_measure,
     }), effects=effects)

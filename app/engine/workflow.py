@@ -2,6 +2,7 @@
 fire timers, deliver a message, compact before saving, and read the facts the app stores in flat tables
 (ready human tasks, timers, the messages a workflow waits for)."""
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,6 +30,13 @@ from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessageEventDefinition
+
+
+# User task properties (spiffworkflow:properties), each an expression on the task's data:
+ASSIGNEE = "assignee"       # the username the task is given to
+SUBJECT = "subject"         # what this task is about, in a line, e.g. the measure's title and due date
+TASK_PROPERTIES = (ASSIGNEE, SUBJECT)
+log = logging.getLogger(__name__)
 
 
 def new_parser() -> SpiffBpmnParser:
@@ -197,6 +205,42 @@ def ready_human_tasks(wf) -> list[ReadyTask]:
     return [ReadyTask(id=str(t.id), element_id=t.task_spec.bpmn_id, name=t.task_spec.bpmn_name or t.task_spec.bpmn_id,
                       lane=t.task_spec.lane, has_form=isinstance(t.task_spec, UserTask), scope_ids=_scope_ids(wf, t))
             for t in wf.get_tasks(state=TaskState.READY, manual=True)]
+
+
+def property_expression(spec, name) -> Optional[str]:
+    """The expression a user task's property `name` holds (spiffworkflow:properties), e.g. the
+    `assignee` measure['owner']."""
+    return ((getattr(spec, "extensions", None) or {}).get("properties") or {}).get(name) or None
+
+
+def task_properties(wf, task_id: str) -> dict:
+    """{name: text} of the TASK_PROPERTIES a ready task's diagram gives it, evaluated on its data (the
+    runtime asks once, when it first sees the task). An expression that fails or gives no text is left
+    out and logged: a process owner's expression never stops the procedure (e.g. the task then stays in
+    its lane's queue for a supervisor to assign). It may read the data and call no helper that acts."""
+    task = find_task(wf, task_id)
+    found = {}
+    for name in TASK_PROPERTIES:
+        expression = property_expression(task.task_spec, name) if task is not None else None
+        if expression is None:
+            continue
+        try:
+            value = wf.script_engine.evaluate(task, expression, external_context=_NO_EFFECTS)
+        except Exception as exc:        # noqa: BLE001
+            log.warning("the %s of task %s (%s) could not be evaluated: %s", name, task.task_spec.bpmn_id,
+                        expression, exc)
+            continue
+        if isinstance(value, str) and value.strip():
+            found[name] = value.strip()
+    return found
+
+
+def _refuse_effect(*_args, **_kwargs):
+    raise PermissionError("a task property may not send messages or write records")
+
+
+# The helpers that act (customer messages, records) shadowed while a task property is evaluated.
+_NO_EFFECTS = {name: _refuse_effect for name in ("notify_customer", "attach_analysis", "track_measure")}
 
 
 def _all_tasks(wf):

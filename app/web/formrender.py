@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 
-from ..forms import NOT_BEFORE
+from ..forms import NOT_BEFORE, TODAY
 from ..input_rules import BAD_TEXT, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
@@ -211,6 +211,8 @@ def _explain_one(prop: dict, message: str) -> str:
         return _("Choose each option only once.")
     if "was expected" in message:
         return _("This must be confirmed.") if kind == "confirm" else _("This value is not allowed.")
+    if message == f"{NOT_BEFORE} {TODAY}":
+        return _("This date lies in the past: choose today or a later day.")
     if message.startswith(NOT_BEFORE):
         return _("This date lies before the date it must follow.")
     if "is not a 'date'" in message:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from .. import queues
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
-from ..permissions import PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
+from ..permissions import ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
 from ..timeutil import utcnow
 
 CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_app": _l("Mobile app"),
@@ -20,6 +20,7 @@ STATUS_LABELS = {
     "complaint": {"open": _l("In progress"), "closed": _l("Closed")},
     "task": {"open": _l("To do"), "completed": _l("Completed"), "cancelled": _l("Withdrawn")},
     "deadline": {"open": _l("Open"), "met": _l("Met"), "missed": _l("Missed"), "cancelled": _l("Cancelled")},
+    "instance": {"running": _l("In progress"), "completed": _l("Completed"), "error": _l("Stopped by an error")},
     # a customer message and each of its deliveries (e-mail, SMS)
     "message": {"queued": _l("Waiting to be sent"), "sending": _l("Sending"), "sent": _l("Delivered"),
                 "failed": _l("Could not be delivered"), "not_sent": _l("Never sent (written before delivery existed)")},
@@ -37,6 +38,7 @@ ACTION_LABELS = {
     "task_completed": _l("Task completed"),
     "task_cancelled": _l("Task withdrawn by the procedure"),
     "task_unstaffed": _l("Nobody may work this task: flagged to management"),
+    "task_assignee_unavailable": _l("The user the procedure names cannot take this task: left in the queue"),
     "deadline_set": _l("Deadline set"),
     "deadline_met": _l("Deadline met"),
     "deadline_cancelled": _l("Deadline ended with its task (withdrawn)"),
@@ -133,7 +135,11 @@ def message_label(code):
     return (labels[1] if lang() == "en" else labels[0]) if labels else str(code)
 
 
-def action_label(code):
+def action_label(code, data=None):
+    """An audit event's action in the page's language; the start of a process other than the complaint's
+    (e.g. a quarterly review) registers no complaint."""
+    if code == "instance_started" and (data or {}).get("process_id") not in (None, current_app.config["COMPLAINT_PROCESS"]):
+        return _("Procedure started")
     return ACTION_LABELS.get(code, code)
 
 
@@ -270,6 +276,7 @@ def _nav_context():
         counts = {q: queues.count(db.session, queues.queue_query(user, q, independent=independent)) for q in shown}
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
+            "is_analyst": has_any(user, ANALYSTS),
             "step_label": step_label}
 
 

@@ -14,7 +14,7 @@ from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
 from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
-from ...permissions import READERS, REGISTRARS, WORKERS
+from ...permissions import HANDLERS, READERS, REGISTRARS
 from ...timeutil import utcnow
 from .. import diagram, formrender
 from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
@@ -184,7 +184,7 @@ def customer_request(number, kind):
 
 # ---- what a handler tells the procedure besides a task: more time, an external appraisal -----------------
 @bp.route("/complaints/<number>/actions/<name>", methods=["GET", "POST"])
-@roles_required(*WORKERS)
+@roles_required(*HANDLERS)
 def case_action(number, name):
     """One of the actions the complaint's diagram waits for now (app.case_events): its form, and sending it."""
     found = readable_or_abort(number)

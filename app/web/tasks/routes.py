@@ -9,7 +9,7 @@ from ...errors import AppError, InvalidData
 from ...extensions import db
 from ...forms import field_errors
 from ...models import AuditEvent, Complaint, HumanTask, User
-from ...permissions import READERS, WORKERS
+from ...permissions import READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
 from .. import formrender, formrender_codes
 from ..common import STAND_ASIDE, colleagues, roles_required, runtime, safe_next
@@ -162,11 +162,12 @@ def assign(task_id):
 
 # ---- a task: its form beside the complaint -------------------------------------------------------------
 @bp.route("/tasks/<task_id>", methods=["GET", "POST"])
-@roles_required(*READERS)
+@roles_required(*TASK_READERS)
 def task(task_id):
     user, task = me(), _task_or_404(task_id)
     own_role = task.role in user.roles
-    if not own_role and "compliance" not in user.roles:
+    supervisor = runtime().is_supervisor(user)
+    if not own_role and "compliance" not in user.roles and not supervisor:
         abort(403, description=_("This task belongs to another role."))
     reason = _excluded_reason(user, task)      # 回避 closes reading as well as working
     if reason:
@@ -201,7 +202,6 @@ def task(task_id):
     can_work = (task.state == "open" and own_role and has_any(user, WORKERS)
                 and task.assignee_id in (None, user.id))
     form_fields = formrender.fields(schema, raw, errors, lang()) if schema else []
-    supervisor = runtime().is_supervisor(user)
     return render_template("tasks/task.html", task=task, schema=schema, title=formrender.titles(schema, lang()),
                            fields=form_fields, errors=errors, can_work=can_work, own_role=own_role,
                            submitted=_submitted(task, schema), is_supervisor=supervisor,
@@ -233,7 +233,7 @@ def _flash_completed(task, change):
     if nxt:
         flash(_("“%(step)s” of %(number)s is done. Next: %(next)s.", step=done, number=task.business_key,
                 next=nxt), "success")
-    elif change.instance.status == "completed":
+    elif change.instance.status == "completed" and change.record is not None:
         flash(_("“%(step)s” of %(number)s is done. The complaint is closed.", step=done,
                 number=task.business_key), "success")
     else:
