@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import AuditEvent, Deadline, InstanceSnapshot, ProcessInstance, ProcessVersion
 from app.web import diagram
 from tests.flow import HAPPY_PATH, reviews_at_two_speeds_and_one_overdue
-from tests.test_migration import remove_re_evaluation, safe_change
+from tests.test_migration import deploy_changed, remove_re_evaluation, safe_change
 from tests.test_web import as_, browser, desk, fresh, text  # noqa: F401  (browser and desk are fixtures)
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
@@ -182,17 +182,22 @@ def test_overlay_data_counts_waiting_overdue_and_median_per_element(browser, des
         assert b.get(f"{PROCESS}/v1/stats.json?days=5").json["days"] == 30
 
 
-def test_traceability_page_marks_gaps_and_links_elements(browser, people):
+def test_traceability_page_marks_gaps_and_links_elements(browser, people, tmp_path):
     b = as_(browser, "compliance")
     r = b.get("/traceability")
     page = r.text
-    assert re.search(r'data-testid="trace-row" data-clause="C-2.3" data-gap="yes"', page)
+    # Every clause of the procedure is implemented by a diagram element (or, for principles, by the app).
+    assert 'data-gap="yes"' not in page and "没有缺口" in text(r)
     assert re.search(r'data-testid="trace-row" data-clause="C-5.4" data-gap="no"', page)
     assert re.search(r'data-testid="trace-row" data-clause="C-4.1" data-gap="no"', page)
     row = re.search(r'data-clause="C-4.1".*?</tr>', page, re.S).group(0)
     assert f'href="{PROCESS}?element=initial_review_deadline"' in row
     assert "tests/test_deadlines.py::test_initial_review_overdue_after_24_hours_escalates_to_management" in row
-    assert "缺口" in text(r)
+    # A version whose diagram no longer cites C-7.4 leaves it as a gap.
+    deploy_changed(tmp_path, lambda xml: xml.replace("[C-7.4]", ""))
+    r = b.get("/traceability")
+    assert re.search(r'data-testid="trace-row" data-clause="C-7.4" data-gap="yes"', r.text)
+    assert "缺口" in text(r) and "C-7.4" in text(r)
     md = b.get("/traceability?format=md")
     assert md.mimetype == "text/markdown" and "**GAP: no element**" in md.get_data(as_text=True)
 
