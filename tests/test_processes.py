@@ -250,3 +250,19 @@ def test_an_upload_is_checked_against_the_other_files_and_older_disk_content_nev
     assert broken == [] and problems[0].element_id == "initial_review_deadline"
     assert load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "evil.exe", b"x")[1][0].message \
         == "only .bpmn and .dmn files can be uploaded"
+
+
+def test_a_downloaded_diagram_uploaded_under_its_download_name_replaces_the_file_of_its_process():
+    from app.engine.registry import load_with_upload
+    source = (ROOT / "processes" / "improvement_measure.bpmn").read_text(encoding="utf-8")
+    changed = source.replace('name="措施完成期限"', 'name="措施完成期限（当日结束）"').encode("utf-8")
+    for name in ("quarterly_review-v1-improvement_measure.bpmn", "edited in the modeler.bpmn"):
+        bundles, problems = load_with_upload(ROOT / "processes", ROOT / "forms", LANES, name, changed)
+        assert problems == [], (name, [str(p) for p in problems])
+        [review] = [b for b in bundles if b.process_id == "quarterly_review"]
+        assert sorted(review.files) == ["improvement_measure.bpmn", "quarterly_review.bpmn"]
+        assert "措施完成期限（当日结束）" in review.files["improvement_measure.bpmn"]
+    # A diagram of a process no file holds is added under its own name.
+    new = source.replace('id="improvement_measure"', 'id="another_measure"')
+    _, problems = load_with_upload(ROOT / "processes", ROOT / "forms", LANES, "another.bpmn", new.encode("utf-8"))
+    assert problems == []

@@ -595,25 +595,24 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
     return bundles, problems
 
 
-def _decision_id_of(raw: bytes) -> Optional[str]:
-    """The id of the (first) decision in a DMN file's bytes; None when it cannot be read."""
+def _ids_of(raw: bytes, element: str) -> set:
+    """The ids of the top-level `element`s (decision, process) in a DMN or BPMN file's bytes; none when
+    it cannot be read."""
     try:
         tree = etree.fromstring(decode_xml(raw).encode("utf-8"))
     except (ValueError, etree.XMLSyntaxError):
-        return None
-    found = tree.xpath("*[local-name()='decision']/@id")
-    return found[0] if found else None
+        return set()
+    return set(tree.xpath(f"*[local-name()='{element}']/@id"))
 
 
 def _replaced_file(staged: Path, name: str, content: bytes) -> str:
-    """The file in processes/ an upload replaces: a diagram the file of its name; a decision table the
-    file holding the same decision id (a table downloaded as `<process>-v3-….dmn` replaces the
-    original), else the file of its name."""
-    if not name.endswith(DMN_SUFFIX):
-        return name
-    decision_id = _decision_id_of(content)
-    holder = next((path.name for path in sorted(staged.glob(f"*{DMN_SUFFIX}"))
-                   if decision_id and _decision_id_of(path.read_bytes()) == decision_id), None)
+    """The file in processes/ an upload replaces: the file holding the same decision id (a table) or
+    process id (a diagram), so that a file downloaded as `<process>-v3-….dmn` or `….bpmn` and uploaded
+    under any name replaces the original; else the file of its name."""
+    suffix, element = (DMN_SUFFIX, "decision") if name.endswith(DMN_SUFFIX) else (".bpmn", "process")
+    wanted = _ids_of(content, element)
+    holder = next((path.name for path in sorted(staged.glob(f"*{suffix}"))
+                   if wanted & _ids_of(path.read_bytes(), element)), None)
     return holder or name
 
 
