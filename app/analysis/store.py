@@ -20,10 +20,12 @@ def attach(session, instance_id, start: date, end: date, actor: str, *, filters=
     return report
 
 
-def reports_of(session, instance_id) -> list[AnalysisReport]:
-    """The reports attached to an instance, newest first."""
-    return session.execute(select(AnalysisReport).where(AnalysisReport.instance_id == instance_id)
-                           .order_by(AnalysisReport.created_at.desc(), AnalysisReport.id.desc())).scalars().all()
+def reports_of(session, instance_id) -> list:
+    """(id, label, created_at) of the reports attached to an instance, newest first (not their data:
+    `report` loads one)."""
+    return session.execute(select(AnalysisReport.id, AnalysisReport.label, AnalysisReport.created_at)
+                           .where(AnalysisReport.instance_id == instance_id)
+                           .order_by(AnalysisReport.created_at.desc(), AnalysisReport.id.desc())).all()
 
 
 def latest_of(session, instance_id):

@@ -473,15 +473,16 @@ class Runtime:
         wrong = {}
         for name, prop in (schema.get("properties") or {}).items():
             role, value = prop.get(USER_ROLE_KEY), data.get(name)
-            if role and value and role not in self._active_roles_of(value):
+            if role and value and self.holder(value, role) is None:
                 wrong[name] = f"{value} is not an active user with the role {role}"
         if wrong:
             raise InvalidData("these fields must name an active user with the role", fields=wrong)
 
-    def _active_roles_of(self, username) -> list:
-        user = self.session.execute(select(User).where(User.username == str(username), User.active.is_(True))) \
+    def holder(self, username, role) -> Optional[User]:
+        """The user `username` if they may hold a task of `role` (active, with that role), else None."""
+        user = self.session.execute(select(User).where(User.username == str(username), *_may_hold(role))) \
             .scalar_one_or_none()
-        return user.roles if user is not None else []
+        return user if user is not None and role in user.roles else None
 
     def user_choices(self, schema: Optional[dict]) -> Optional[dict]:
         """The form with each `x-user-role` field offered as a choice of the active users with that role
@@ -731,11 +732,9 @@ class Runtime:
         """A task whose diagram names its user (its `assignee` property, e.g. an improvement measure's
         owner) goes to that user if they may hold it; else it stays in its role's queue for a supervisor
         to assign, and the audit trail says why."""
-        user = self.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        if user is None or not user.active or row.role not in user.roles:
-            reason = f"{username} is not an active user with the role {row.role}"
-        else:
-            reason = self.exclusion(user, row)
+        user = self.holder(username, row.role)
+        reason = self.exclusion(user, row) if user is not None else \
+            f"{username} is not an active user with the role {row.role}"
         where = dict(instance_id=inst.id, business_key=inst.business_key, task_id=row.id, element_id=row.element_id)
         if reason:
             audit.record(self.session, actor, "task_assignee_unavailable", **where,

@@ -62,8 +62,10 @@ def _business_day(helper, value) -> date:
     return _moment(helper, value).astimezone(BUSINESS_TZ).date()
 
 
+# The helpers that act (a customer message, a record written with the change), and all of them.
+EFFECT_HELPERS = ("notify_customer", "attach_analysis", "track_measure")
 HELPER_NAMES = ("hours_after", "working_days_after", "days_after", "days_spanned", "end_of_day", "now_iso",
-                "notify_customer", "attach_analysis", "track_measure")
+                *EFFECT_HELPERS)
 MEASURE_STATES = ("open", "done", "dropped")
 
 

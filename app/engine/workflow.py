@@ -31,6 +31,8 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessageEventDefinition
 
+from .scripting import EFFECT_HELPERS
+
 
 # User task properties (spiffworkflow:properties), each an expression on the task's data:
 ASSIGNEE = "assignee"       # the username the task is given to
@@ -240,7 +242,7 @@ def _refuse_effect(*_args, **_kwargs):
 
 
 # The helpers that act (customer messages, records) shadowed while a task property is evaluated.
-_NO_EFFECTS = {name: _refuse_effect for name in ("notify_customer", "attach_analysis", "track_measure")}
+_NO_EFFECTS = {name: _refuse_effect for name in EFFECT_HELPERS}
 
 
 def _all_tasks(wf):

@@ -4,10 +4,10 @@ history."""
 from flask import current_app
 from sqlalchemy import select
 
-from ... import complaints
+from ... import analysis, complaints
 from ...extensions import db
 from ...permissions import ANALYSTS
-from ...models import AnalysisReport, AuditEvent, Deadline, ProcessInstance
+from ...models import AuditEvent, Deadline, ProcessInstance
 from ..common import display_names
 from ..timeline import HIDDEN_BY_DEFAULT, decision, timeline
 from ..ui import forms_of_version, has_any, pii_roles
@@ -35,11 +35,4 @@ def complaint_context(user, task) -> dict:
     return {"complaint": complaint, "person": person, "full_personal": full, "decisions": decisions,
             "highlights": list(reversed(highlights)), "deadlines": deadlines, "forms": forms,
             "history": timeline(history[-30:], forms), "names": display_names({e.actor for e in events}),
-            "reports": _reports(task.instance_id), "may_read_analysis": has_any(user, ANALYSTS)}
-
-
-def _reports(instance_id) -> list:
-    """(id, label, created_at) of the analyses attached to the task's instance (e.g. a quarterly review's)."""
-    return db.session.execute(select(AnalysisReport.id, AnalysisReport.label, AnalysisReport.created_at)
-                              .where(AnalysisReport.instance_id == instance_id)
-                              .order_by(AnalysisReport.id.desc())).all()
+            "reports": analysis.reports_of(db.session, task.instance_id), "may_read_analysis": has_any(user, ANALYSTS)}
