@@ -39,6 +39,10 @@ def create_app(config_object=Config, **overrides) -> Flask:
     runtime.record_syncs.append(make_queue_sync(app.config))     # customer messages: rendered, one delivery per channel
     from . import quarterly
     quarterly.init_app(runtime)                                  # the quarterly review's effects (C-5.4)
+    from . import evidence
+    from .evidence.fields import check_form as check_evidence_fields
+    evidence.init_app(app)                                       # where evidence files are kept
+    runtime.form_checks.append(check_evidence_fields)             # a form's file fields name files of the case
     runtime.exclusions = partial(excluded_usernames, independent=frozenset(app.config["INDEPENDENT_PROCESSES"]))
     app.extensions["runtime"] = runtime
 
@@ -123,7 +127,8 @@ def _json_errors_under_api(app):
     def http_error(err):
         if request.path.startswith("/api/"):
             return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
-        return err
+        from .web.errorpages import unmatched      # 404/405 pages in the user's language, the portal's under /my/
+        return unmatched(err)
 
     @app.errorhandler(Exception)
     def unexpected_error(err):

@@ -3,6 +3,7 @@ deadlines met or missed, the messages sent, and the diagram version(s) it ran on
 from sqlalchemy import select
 
 from .complaints import instances_of
+from .evidence.files import entries as evidence_entries
 from .models import (AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, ProcessVersion,
                      SurveyResponse)
 
@@ -70,6 +71,7 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
                        "due_at": d.due_at.isoformat(), "state": d.state, "provisional": d.provisional,
                        "closed_at": d.closed_at.isoformat() if d.closed_at else None} for d in deadlines],
         "messages": message_entries(session, messages),
+        "evidence": evidence_entries(session, complaint.number, complaint_values.get("personal_data") == "full"),
         "survey": {"form": survey.form, "answers": survey.answers, "submitted_at": survey.submitted_at.isoformat()}
         if survey else None,
         "audit": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,

@@ -9,12 +9,12 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, post_load, validate, validates, validates_schema
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from . import avoidance, vocab_store
+from . import avoidance, contact_rules, vocab_store
 from .errors import InvalidData, NotFound
 from .input_rules import CleanTextSchema
 from .models import Complaint, ComplaintCounter, Deadline, HumanTask, ProcessInstance, User
@@ -32,13 +32,31 @@ CODED_INTAKE = {"category": "category", "product_line": "product_line"}
 EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
+def _rule(problem):
+    """A marshmallow validator from a check of app.contact_rules (None when fine, else what is wrong)."""
+    def check(value):
+        message = problem(value)
+        if message:
+            raise ValidationError(message)
+    return check
+
+
 class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (422 on it)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     customer_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 \-]{4,30}$",
-                                                                   error="not a valid phone number"))
-    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
-    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    # Contact data is checked and stored as app/contact_rules.py says (phone: mainland digits or E.164).
+    phone = fields.String(required=True, validate=_rule(contact_rules.phone_problem), metadata={
+        "description": "a mainland mobile (11 digits) or landline with its area code (010-12345678), +86 allowed; "
+                       "a number abroad with + and its country code. Stored as the mainland digits "
+                       "(13800138000, 01012345678) or E.164 (+85291234567)", "example": "13800138000"})
+    email = fields.String(load_default=None, allow_none=True, metadata={"format": "email"},
+                          validate=[validate.Length(max=254), _rule(contact_rules.email_problem)])
+    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32), metadata={
+        "description": "the number of the identity document of type `id_type` (required with it); a resident ID "
+                       "is checked with its check digit. Stored without spaces or hyphens, letters upper-case"})
+    id_type = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(contact_rules.ID_TYPES),
+                            metadata={"description": "the kind of identity document id_number is: resident_id "
+                                      "(居民身份证), passport, hk_macao_permit (回乡证), taiwan_permit (台胞证), other"})
     policy_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
     claim_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     # The username of whoever handled the original claim (回避); checked against the users in register().
@@ -65,6 +83,31 @@ class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (4
             raise ValidationError("received_at is before 2000")
         if value.year > utcnow().year + 1 or value > utcnow() + timedelta(minutes=5):
             raise ValidationError("received_at is in the future")
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def document(self, data, original_data, **kwargs):
+        """An ID number needs its document type, and must be a number of that type."""
+        number = (data.get("id_number") or "").strip()
+        if not number:
+            return
+        id_type = data.get("id_type")
+        if id_type is None:
+            if not (isinstance(original_data, dict) and original_data.get("id_type")):  # else refused already
+                raise ValidationError(contact_rules.ID_TYPE_NEEDED, "id_type")
+            return
+        problem = contact_rules.document_problem(id_type, number)
+        if problem:
+            raise ValidationError(problem, "id_number")
+
+    @post_load
+    def stored_forms(self, data, **kwargs):
+        data["phone"] = contact_rules.stored_phone(data["phone"])
+        if data.get("email"):
+            data["email"] = contact_rules.stored_email(data["email"])
+        number = (data.get("id_number") or "").strip()
+        data["id_number"] = contact_rules.compact_document(data.get("id_type"), number) if number else None
+        data["id_type"] = data.get("id_type") if number else None
+        return data
 
 
 def next_number(session, number_format: str) -> str:
@@ -160,8 +203,9 @@ def search(session, user, q, personal=False) -> list[Complaint]:
     or ID number is `q` (asked in a request body, never in a URL). Leaves out those the user must
     stand aside from (回避)."""
     keys = [Complaint.number == q, Complaint.policy_number == q, Complaint.claim_number == q]
-    if personal:
-        keys += [Complaint.phone == q, Complaint.id_number == q]
+    if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
+        keys += [Complaint.phone.in_({q, contact_rules.stored_phone(q) or q}),
+                 Complaint.id_number.in_({q, contact_rules.compact_document(None, q)})]
     return session.execute(select(Complaint).where(or_(*keys), avoidance.visible_to(user))
                            .order_by(Complaint.received_at.desc()).limit(100)).scalars().all()
 

@@ -1,5 +1,6 @@
 """Settings, read from the environment so that no secret lives in the code."""
 import os
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,15 @@ class Config:
     AUDIT_SEAL_KEY = _env("AUDIT_SEAL_KEY")
     # No request body (form, JSON, diagram upload) beyond this is read at all.
     MAX_CONTENT_LENGTH = int(_env("MAX_CONTENT_LENGTH", str(5 * 1024 * 1024)))
+    # Evidence files (app/evidence/): the largest file accepted (the pages that take uploads read bodies up
+    # to this plus 1 MiB), where contents are kept (EVIDENCE_DIR, default <instance>/evidence; or another
+    # store class, "module:Class"), and the virus scanner run on each upload (content on stdin; exit 0
+    # clean, 1 infected, else refused as unchecked), e.g. "clamdscan --no-summary --stream -".
+    EVIDENCE_MAX_BYTES = int(_env("EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024)))
+    EVIDENCE_DIR = _env("EVIDENCE_DIR")
+    EVIDENCE_STORE = _env("EVIDENCE_STORE", "app.evidence.store:FileStore")
+    EVIDENCE_SCAN_COMMAND = _env("EVIDENCE_SCAN_COMMAND", "")
+    EVIDENCE_SCAN_TIMEOUT = float(_env("EVIDENCE_SCAN_TIMEOUT", "60"))
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
     DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
 
@@ -109,6 +119,9 @@ class Config:
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
     SMTP_TIMEOUT_SECONDS = float(_env("SMTP_TIMEOUT_SECONDS", "10"))
     MAIL_FROM = _env("MAIL_FROM", "complaints@example.com")
+    # The handlers' morning digest of their tasks (app/digest_mail.py): sent from this hour (Beijing time) on
+    # working days to the users who turned it on.
+    DIGEST_HOUR = int(_env("DIGEST_HOUR", "8"))
     # SMS through an HTTP gateway (app/outbox/sms.py). Unset SMS_GATEWAY_URL = no SMS channel.
     SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
     SMS_GATEWAY_KEY = _env("SMS_GATEWAY_KEY")
@@ -163,3 +176,4 @@ class TestConfig(Config):
     DEPLOY_ON_START = False
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
     SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http
+    EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or tempfile.mkdtemp(prefix="complaints-evidence-")   # never instance/

@@ -12,14 +12,16 @@ answered with a 4xx before any view, query or workflow sees them (a 500 is alway
 import json
 from urllib.parse import unquote_to_bytes
 
-from flask import abort, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from .errors import AppError, InvalidData
 from .input_rules import BAD_TEXT, bad_text, depth, find_problems
 
 MAX_DEPTH = 32
+UPLOAD_FORM_MARGIN = 1024 * 1024   # an upload page reads its file(s) up to EVIDENCE_MAX_BYTES plus its other fields
 MAX_INT = 2 ** 31 - 1          # the largest id any INTEGER column (SQLite and PostgreSQL) holds
 # Pages whose forms validate every posted text field themselves and answer 422 beside the field:
 # the task form (app.forms.field_errors) and the intake form (complaints.ComplaintIn).
@@ -84,8 +86,10 @@ def query_is_clean(raw: bytes) -> bool:
 
 
 def form_problems(form) -> dict:
+    """Bad text in a form's names or values (a multipart part whose name werkzeug cannot read has none: it
+    is skipped, as werkzeug gives it to no view)."""
     return {name: BAD_TEXT for name, value in form.items(multi=True)
-            if bad_text(name) or (isinstance(value, str) and bad_text(value))}
+            if (isinstance(name, str) and bad_text(name)) or (isinstance(value, str) and bad_text(value))}
 
 
 def guard_request():
@@ -94,10 +98,17 @@ def guard_request():
     if not query_is_clean(request.query_string):
         return _refuse(400, "bad_query", "the query string holds NUL characters or bytes that are not UTF-8",
                        _("The address holds characters that are not allowed."))
+    if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
+        request.max_content_length = current_app.config["EVIDENCE_MAX_BYTES"] + UPLOAD_FORM_MARGIN
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data") \
             and request.endpoint not in FIELD_CHECKED_ENDPOINTS:
-        problems = form_problems(request.form)
+        try:
+            problems = form_problems(request.form)
+        except RequestEntityTooLarge:
+            return _refuse(413, "too_large", "the request body is larger than this address accepts",
+                           _("What you sent is too large: at most %(mb)d MB per upload. Nothing was saved.",
+                             mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024)))
         if problems:
             return _refuse(422, "invalid_data", "text fields may not contain NUL characters or unpaired "
                            "surrogates", _("The form holds characters that are not allowed. Nothing was "
@@ -125,3 +136,10 @@ def init_app(app):
     the bounded `int` converter before any blueprint adds its routes."""
     app.url_map.converters["int"] = BoundedIntegerConverter
     app.before_request(guard_request)
+
+
+def accepts_uploads(view):
+    """Mark a view that takes evidence files: its requests may be as large as EVIDENCE_MAX_BYTES (plus the
+    form's other fields) instead of MAX_CONTENT_LENGTH (place it below the route's login decorator)."""
+    view.accepts_uploads = True
+    return view

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -23,6 +23,12 @@ class User(db.Model):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the user is told (app.notifications, migration 0023): their work address, whether a digest goes
+    # there each working morning, when they last looked at their notifications and when the last digest went.
+    email: Mapped[Optional[str]] = mapped_column(String(254))
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    notifications_seen_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    digest_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     @property
     def roles(self) -> set[str]:
@@ -190,6 +196,9 @@ class Complaint(db.Model):
     phone: Mapped[str] = mapped_column(String(32), index=True)
     email: Mapped[Optional[str]] = mapped_column(String(254))
     id_number: Mapped[Optional[str]] = mapped_column(String(32))
+    # The kind of identity document id_number is (app/contact_rules.py ID_TYPES); NULL only on rows
+    # without an ID number.
+    id_type: Mapped[Optional[str]] = mapped_column(String(20))
     policy_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     claim_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     # Who handled the original claim: they may not handle the complaint about it (回避). The username
@@ -452,3 +461,35 @@ class PeriodicStart(db.Model):
     started_by: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("process_id", "period", name="uq_periodic_start_process_id_period"),)
+
+
+class TaskDraft(db.Model):
+    """A handler's unsent input to an open task's form (the raw form values; file fields by the hashes of the
+    files already attached), one per task and author, read by its author only; dropped in the transaction
+    that completes or withdraws the task (app.web.tasks.drafts)."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("human_task.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    data: Mapped[dict] = mapped_column(JSON)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("task_id", "user_id", name="uq_task_draft_task_id_user_id"),)
+
+
+class EvidenceFile(db.Model):
+    """A file attached to a case (a complaint's number, else the instance's audit chain, app.audit.chain_of):
+    its content lives in the evidence store under its SHA-256 (app/evidence/), which the audit chain records
+    too. A case holds a content once (uq): attaching it again is refused, not stored twice."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(100))
+    task_id: Mapped[Optional[str]] = mapped_column(String(36))           # the task it was given with, if any
+    field: Mapped[Optional[str]] = mapped_column(String(100))            # the form field it answers, if any
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(100))                 # from the content, not the name
+    filename: Mapped[str] = mapped_column(String(255))                   # as uploaded; may be personal data
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_by: Mapped[User] = relationship()
+    __table_args__ = (UniqueConstraint("case_key", "sha256", name="uq_evidence_file_case_key_sha256"),
+                      Index("ix_evidence_file_case_key_uploaded_at", "case_key", "uploaded_at"))

@@ -9,6 +9,12 @@ TASK_READERS = WORKERS + ("compliance",)     # a task's page: its role, or compl
 ANALYSTS = ("management", "compliance", "training", "head_office", "process_owner")
 REVIEW_STARTERS = ("management",)            # start a quarterly review by hand (the scheduler starts each quarter's)
 REGISTRARS = ("customer_service",)
+# Evidence files of a complaint (call recordings, ID documents, medical and repair bills): downloaded by
+# the roles that investigate and decide, and by compliance; every download is audited. The training
+# department, which reads complaints to learn from them, sees that files exist but not their content.
+EVIDENCE_READERS = ("customer_service", "claims_specialist", "management", "head_office", "compliance")
+# Internal notes on a complaint (never shown to the customer): every reader of it may add one.
+NOTE_WRITERS = READERS
 # The procedure pages (diagram, versions, traceability): every reader, and the process owners, who
 # alone upload a changed diagram and migrate running complaints onto it.
 PROCESS_OWNERS = ("process_owner",)

@@ -132,6 +132,19 @@ def catch_up_quarterly_review(app, today=None):
     return None
 
 
+def send_digests(app):
+    """Every hour: the handlers' morning digests not sent yet today (app.digest_mail). Never raises."""
+    from . import digest_mail
+    from .extensions import db
+    with app.app_context():
+        try:
+            return digest_mail.send_digests(app)
+        except Exception:      # noqa: BLE001  (the timers must go on whatever this job met)
+            db.session.rollback()
+            log.exception("sending the digests failed; retried at the next run")
+            return 0
+
+
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -153,6 +166,7 @@ def run(app):
                       max_instances=1, coalesce=True, misfire_grace_time=24 * 3600)
     scheduler.add_job(catch_up_quarterly_review, "interval", args=[app], hours=1, id="catch_up_quarterly_review",
                       max_instances=1, coalesce=True)
+    scheduler.add_job(send_digests, "interval", args=[app], hours=1, id="send_digests", max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
              app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
     fire_due_timers(app)    # catch up at once after downtime

@@ -89,7 +89,7 @@ def complaint_row(rng, i, now, phones) -> dict:
     due = received + timedelta(days=30)
     decided = received + timedelta(hours=hours * rng.uniform(0.6, 1.0)) if closed else None
     return {"id": i, "number": f"AN-{i:07d}", "channel": pick(rng, CHANNELS), "customer_name": f"客户{i}",
-            "phone": f"+86 13{rng.randrange(phones):09d}", "category": pick(rng, CATEGORIES),
+            "phone": f"13{rng.randrange(phones):09d}", "category": pick(rng, CATEGORIES),
             "product_line": pick(rng, PRODUCT_LINES), "description": "benchmark", "received_at": received,
             "status": "closed" if closed else "open", "closed_at": closed_at, "created_at": received,
             "updated_at": closed_at or received, "language": "zh", "instance_id": i,

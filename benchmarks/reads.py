@@ -351,8 +351,8 @@ class Expander:
         for row in self.timed(t, "complaint", plan):
             complaint_id = row["id"] = self.ids.take("complaint")
             row.update(number=number, instance_id=instance_ids[row["instance_id"]], customer_name=f"客户{seq}",
-                       phone=f"+86 13{seq:09d}", email=f"c{seq}@example.com", id_number=f"1101011990{seq:08d}",
-                       policy_number=f"PA-{seq:08d}", claim_number=f"CL-{seq:08d}",
+                       phone=f"13{seq:09d}", email=f"c{seq}@example.com", id_number=f"1101011990{seq:08d}",
+                       id_type="other", policy_number=f"PA-{seq:08d}", claim_number=f"CL-{seq:08d}",
                        claim_handler=plan.claim_handler, registered_by_id=user_of.get(row["registered_by_id"]),
                        channel=("hotline", "website", "mobile_app", "email")[seq % 4],
                        category=("claim_delay", "claim_amount", "service_attitude", "sales_misleading")[seq % 7 % 4])

@@ -47,8 +47,8 @@ FORM_DATA = {
 
 COMPLAINT = {
     "channel": "hotline", "customer_name": "张三", "phone": "13812345678", "email": "zhangsan@example.com",
-    "id_number": "110101199001011234", "policy_number": "PA-2026-0001", "claim_number": "CL-2026-0001",
-    "category": "claim_delay", "product_line": "health", "description": "理赔申请提交一个月仍未赔付",
+    "id_type": "resident_id", "id_number": "110101199001061234", "policy_number": "PA-2026-0001",
+    "claim_number": "CL-2026-0001", "category": "claim_delay", "product_line": "health", "description": "理赔申请提交一个月仍未赔付",
 }
 
 

@@ -14,7 +14,7 @@ from app.models import AuditEvent, Deadline, HumanTask, ProcessInstance
 from app.scheduler import fire_due_timers
 from tests.flow import Desk, complaint_row as complaint
 from tests.conftest import make_user
-from tests.test_web import Browser
+from tests.test_web import Browser, text
 
 pytestmark = pytest.mark.clause("C-7.2")
 SH = timezone(timedelta(hours=8))
@@ -83,18 +83,23 @@ def test_a_withdrawal_by_phone_also_ends_the_call_and_the_review_beside_the_comp
     assert api(client, people["customer_service"], number, "withdrawal").status_code == 409
 
 
+def archived_with_a_late_follow_up(app, desk, clock) -> str:
+    """A complaint archived (closed) while its investigation's overdue follow-up is still open."""
+    number = desk.register(received_at=T0.isoformat())
+    desk.complete(number, "initial_review")
+    clock.move_to(datetime(2026, 12, 1, 10, 0, tzinfo=SH))
+    assert fire_due_timers(app) == 1
+    desk.walk(number, ["investigate", "analyse_and_plan", "feedback_to_customer", "customer_confirmation", "archive"])
+    assert complaint(number).status == "closed" and open_tasks(number) == {"investigation_overdue"}
+    return number
+
+
 @pytest.mark.clause("C-7.2", "C-3.5.1")
 def test_an_archived_complaint_with_a_late_follow_up_cannot_be_withdrawn(app, desk, client, people):
     """Archiving closes the complaint while a deadline follow-up may still run in its diagram (which
     therefore still waits for a withdrawal): the request is refused under the instance's lock."""
     with time_machine.travel(T0, tick=False) as clock:
-        number = desk.register(received_at=T0.isoformat())
-        desk.complete(number, "initial_review")
-        clock.move_to(datetime(2026, 12, 1, 10, 0, tzinfo=SH))
-        assert fire_due_timers(app) == 1
-        desk.walk(number, ["investigate", "analyse_and_plan", "feedback_to_customer", "customer_confirmation",
-                           "archive"])
-        assert complaint(number).status == "closed" and open_tasks(number) == {"investigation_overdue"}
+        number = archived_with_a_late_follow_up(app, desk, clock)
         r = api(client, people["customer_service"], number, "withdrawal")
         assert r.status_code == 409 and r.json["error"]["code"] == "not_withdrawable"
         assert complaint(number).outcome == "resolved" and open_tasks(number) == {"investigation_overdue"}
@@ -214,3 +219,12 @@ def test_acceptance_tells_the_customer_the_date_the_solution_is_due(app, desk):
     due = db.session.execute(select(Deadline.due_at).where(Deadline.instance_id == complaint(number).instance_id,
                                                            Deadline.element_id == "resolution_deadline")).scalar_one()
     assert datetime.fromisoformat(payload["result_due"]) == due
+
+
+def test_a_closed_complaint_shows_its_late_follow_up_as_such(app, desk, client, people):
+    """The complaint page of an archived complaint says it is closed, and names the follow-up still open
+    after closing as that, not as the step the complaint is at."""
+    with time_machine.travel(T0, tick=False) as clock:
+        number = archived_with_a_late_follow_up(app, desk, clock)
+        page = text(Browser(app).login("management").get(f"/complaints/{number}"))
+        assert "已结案" in page and "结案后仍待办：" in page and "当前环节" not in page.split("客户与保单")[0]

@@ -620,13 +620,17 @@ def test_complaint_page_shows_status_holder_deadlines_and_translated_timeline(br
     assert re.search(r'data-testid="deadline-row" data-state="missed"', page)   # the 24-hour review
     assert re.search(r'data-testid="deadline-row" data-state="open"', page)     # the investigation
     assert "剩余" in words and "个工作日" in words
-    for action in ("投诉已登记，流程启动", "生成任务", "设定时限", "超过时限", "完成任务", "领取任务"):
+    for action in ("投诉已登记，流程启动", "超过时限", "完成任务"):      # decisions and missed deadlines
         assert action in words, action
+    for action in ("生成任务", "设定时限", "领取任务"):                 # routine: folded until asked for
+        assert action not in words.split("全部显示", 1)[1], action
+    assert "条例行事件" in words
     # The decision and the data entered, with the form's labels and option names.
     assert "风险评估" in words and "中" in words and "材料齐全，符合受理条件" in words
     assert 'data-action="personal_data_viewed"' not in page
     r = as_(browser, "management").get(f"/complaints/{number}?all=1")
     assert 'data-action="task_claimed"' in r.text
+    assert all(action in text(r) for action in ("生成任务", "设定时限", "领取任务")) and "只看决定" in text(r)
 
 
 def test_task_page_shows_the_complaint_earlier_decisions_and_dissatisfaction(browser, desk):
@@ -686,6 +690,8 @@ def test_register_claim_and_complete_through_the_pages(browser, people):
     r = cs.get(r.location)
     assert re.search(rf'data-testid="complaint-number">{number}<', r.text)
     assert "登记成功" in text(r) and "banner-new" in r.text
+    assert re.search(r'href="/complaints/new" data-testid="register-next"', r.text)     # register the next one
+    assert "登记下一件" in text(r) and "登记下一件" not in text(cs.get(f"/complaints/{number}"))   # only right after
     fresh()
     complaint = db.session.execute(select(Complaint).where(Complaint.number == number)).scalar_one()
     assert complaint.channel == "mobile_app" and complaint.id_number is None

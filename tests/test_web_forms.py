@@ -39,7 +39,7 @@ def test_every_real_form_renders_every_property(zh):
         assert schema.get("x-title-en"), path.name
         for f in fields:
             assert f["label"] and f["widget"] in {"text", "textarea", "number", "select", "radio", "checkboxes",
-                                                  "yesno", "confirm", "date", "datetime"}
+                                                  "yesno", "confirm", "date", "datetime", "file", "files"}
             assert schema["properties"][f["name"]].get("x-title-en"), (path.name, f["name"])
 
 
@@ -60,6 +60,8 @@ def test_widgets_required_marks_bounds_and_options(zh):
     assert overdue["initial_review_overdue_due_date"]["widget"] == "date"
     assert by_name(formrender.fields(form("investigate")))["customer_contacted"]["widget"] == "yesno"
     assert by_name(formrender.fields(form("archive")))["records_complete"]["widget"] == "confirm"
+    evidence = by_name(formrender.fields(form("investigate")))["evidence_files"]      # contentMediaType: files
+    assert (evidence["widget"], evidence["accept"], evidence["kept"], evidence["required"]) == ("files", "*/*", [], False)
 
 
 def test_english_labels_keep_the_chinese_title(en):

@@ -283,7 +283,7 @@ def test_a_broken_upload_shows_its_located_problems_and_deploys_nothing(browser,
     assert 'data-testid="deploy-form"' not in r.text
     assert upload(owner, b"not xml at all").status_code == 422
     r = upload(owner, BPMN, name="notes.txt")
-    assert r.status_code == 422 and "only .bpmn and .dmn files can be uploaded" in text(r)
+    assert r.status_code == 422 and "只能上传 .bpmn（流程图）和 .dmn（决策表）文件" in text(r)
     assert versions() == [1] and instance(number).version.version == 1
     fresh()
     assert db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == before

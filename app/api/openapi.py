@@ -38,6 +38,11 @@ def _links(**links):
     return {"links": {name: {"operationId": op, "parameters": params} for name, (op, params) in links.items()}}
 
 
+UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"},
+        "description": {"type": "string", "maxLength": 500},
+        "field": {"type": "string", "maxLength": 100}}}}}}
 NUMBER = "$response.body#/number"
 TASK_LINKS = dict(GetTask=("getTask", {"task_id": "$response.body#/task/id"}),
                   ClaimTask=("claimTask", {"task_id": "$response.body#/task/id"}),
@@ -105,6 +110,39 @@ OPERATIONS = {
     "api.get_case_file": {
         "operationId": "getCaseFile", "tags": ["complaints"], "summary": "The complete case file (C-3.5.1)",
         "responses": {"200": _json("CaseFileOut")}},
+    "api.list_evidence": {
+        "operationId": "listEvidence", "tags": ["evidence"], "summary": "The complaint's evidence files",
+        "description": "Names in full only for roles that see personal data in full (else file-<n>.<ext>).",
+        "responses": {"200": _json("EvidenceListOut")}},
+    "api.upload_evidence": {
+        "operationId": "uploadEvidence", "tags": ["evidence"], "summary": "Attach a file to the complaint (handlers)",
+        "description": "multipart/form-data with `file` (at most EVIDENCE_MAX_BYTES, 20 MB by default). The type is "
+                       "read from the content: PDF, Word, Excel, OpenDocument, pictures, sound, video and plain text "
+                       "are accepted; 422 `evidence_empty`, `evidence_too_big`, `evidence_program`, `evidence_type`, "
+                       "`evidence_infected`, `evidence_scan_failed`; 409 `evidence_duplicate` when the same content is "
+                       "already attached. Nothing is kept of a refused file. Its `sha256` is what a form's file field "
+                       "(`contentMediaType`) takes.",
+        "requestBody": UPLOAD,
+        "responses": {"201": _json("EvidenceOut", "Attached")}},
+    "api.upload_task_evidence": {
+        "operationId": "uploadTaskEvidence", "tags": ["evidence"],
+        "summary": "Attach a file to the case of a task (its complaint, or e.g. a quarterly review)",
+        "description": "As uploadEvidence, for the holders of the task's role; `field` names the form field it is for.",
+        "requestBody": UPLOAD,
+        "responses": {"201": _json("EvidenceOut", "Attached")}},
+    "api.download_evidence": {
+        "operationId": "downloadEvidence", "tags": ["evidence"],
+        "summary": "A complaint's evidence file (every download is audited)",
+        "description": "Checked against its recorded SHA-256 first (409 `evidence_corrupt` or `evidence_missing`).",
+        "responses": {"200": {"description": "The file, with its media type",
+                              "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                  "format": "binary"}}}}}},
+    "api.add_note": {
+        "operationId": "addNote", "tags": ["evidence"],
+        "summary": "Add an internal note to the complaint (never shown to the customer)",
+        "description": "Recorded in the complaint's audit chain; shown in its timeline and case file.",
+        "requestBody": _body("NoteIn"),
+        "responses": {"201": _json("NoteOut", "Added")}},
     "api.get_path": {
         "operationId": "getPath", "tags": ["complaints"],
         "summary": "The elements the complaint passed through, where it is now, the deadlines it missed",
@@ -194,10 +232,10 @@ def build(app) -> dict:
                                         "always have the shape {\"error\": {\"code\", \"message\", \"fields\"}}."},
                    servers=[{"url": PREFIX}], security=[{"bearer": []}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for name in ("ErrorOut", "CompleteIn", "AssignIn", "SearchIn", "RegisteredOut", "ComplaintDetailOut",
+    for name in ("EvidenceOut", "ErrorOut", "CompleteIn", "AssignIn", "SearchIn", "RegisteredOut", "ComplaintDetailOut",
                  "CaseFileOut", "PathOut", "SnapshotListOut", "SnapshotDetailOut", "ProcessVersionsOut",
                  "ProcessStatsOut", "TaskListOut", "TaskDetailOut", "TaskEnvelopeOut", "CompletedOut", "ActionListOut",
-                 "VocabulariesOut"):
+                 "VocabulariesOut", "EvidenceListOut", "NoteIn", "NoteOut"):
         spec.components.schema(name, schema=getattr(schemas, name))
     spec.components.schema("ComplaintIn", schema=ComplaintIn)
     spec.components.schema("ComplaintSummaryOut", schema=schemas.ComplaintOut(only=SUMMARY))

@@ -73,6 +73,7 @@ class ComplaintOut(Schema):
     phone = fields.String()
     email = fields.String(allow_none=True)
     id_number = fields.String(allow_none=True)
+    id_type = fields.String(allow_none=True, metadata={"description": "the document id_number is (as ComplaintIn)"})
     policy_number = fields.String(allow_none=True)
     claim_number = fields.String(allow_none=True)
     claim_handler = fields.String(allow_none=True)
@@ -218,6 +219,34 @@ class CaseAuditOut(Schema):
     hash = fields.String()
 
 
+class EvidenceOut(Schema):
+    id = fields.Integer()
+    name = fields.String(metadata={"description": "as uploaded for roles that see personal data in full, else "
+                                                  "file-<n>.<ext> (a file name often holds the customer's)"})
+    media_type = fields.String(metadata={"description": "read from the content, not from the name"})
+    size = fields.Integer()
+    sha256 = fields.String(metadata={"description": "the content's key, also in the case's audit chain"})
+    description = fields.String()
+    task_id = fields.String(allow_none=True)
+    field = fields.String(allow_none=True, metadata={"description": "the form field it answers, if any"})
+    uploaded_by = fields.String()
+    uploaded_at = fields.AwareDateTime()
+
+
+class EvidenceListOut(Schema):
+    items = fields.List(fields.Nested(EvidenceOut))
+
+
+class NoteIn(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class NoteOut(Schema):
+    actor = fields.String()
+    at = fields.AwareDateTime()
+    text = fields.String()
+
+
 class CaseFileOut(Schema):
     complaint = fields.Nested(ComplaintViewOut)
     process = fields.Nested(CaseProcessOut)
@@ -225,6 +254,7 @@ class CaseFileOut(Schema):
     deadlines = fields.List(fields.Nested(CaseDeadlineOut))
     messages = fields.List(fields.Nested(CaseMessageOut))
     survey = fields.Nested(CaseSurveyOut, allow_none=True, metadata={"description": "the satisfaction survey (C-5.1)"})
+    evidence = fields.List(fields.Nested(EvidenceOut))
     audit = fields.List(fields.Nested(CaseAuditOut))
 
 

@@ -34,7 +34,19 @@ def deploy_on_start(app):
             app.logger.error("not deployed: %s", problem)
         if not problems:
             for process_id, version, new in registry.deploy(db.session, bundles, "system"):
-                app.logger.info("%s version %s %s", process_id, version, "deployed" if new else "unchanged")
+                app.logger.info(_start_log(process_id, version, new))
+
+
+def _start_log(process_id, version, new) -> str:
+    """What the start-up deploy did for one process, naming the version in force (a version uploaded on the
+    procedure page stays in force when processes/ still holds an older one)."""
+    if new:
+        return f"{process_id}: processes/ deployed as version {version}"
+    latest = registry.latest_version(db.session, process_id).version
+    if latest == version:
+        return f"{process_id}: version {version} in force, unchanged"
+    return (f"{process_id}: version {latest} in force (deployed later than processes/, which holds version "
+            f"{version}; download it from the procedure page to update processes/)")
 
 
 def _checked_bundles(refusal):

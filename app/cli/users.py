@@ -6,7 +6,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .. import audit, login_limits
+from .. import audit, contact_rules, login_limits
 from ..api.auth import issue_token
 from ..extensions import db
 from ..models import User
@@ -74,6 +74,26 @@ def unlock(username, actor):
     audit.record(db.session, actor, "account_unlocked", data={"username": username})
     db.session.commit()
     click.echo(f"unlocked {username}")
+
+
+@group.command("notify")
+@click.argument("username")
+@click.option("--email", default=None, help="The user's work address (\"\" removes it).")
+@click.option("--digest/--no-digest", default=None, help="The morning digest of their tasks on or off.")
+def notify(username, email, digest):
+    """Set where a user's morning digest goes and whether it is sent (app/digest_mail.py)."""
+    user = _existing(username)
+    if email is not None:
+        problem = contact_rules.email_problem(email) if email else None
+        if problem:
+            raise click.ClickException(problem)
+        user.email = contact_rules.stored_email(email) if email else None
+    if digest is not None:
+        if digest and not user.email:
+            raise click.ClickException("give --email first: the digest needs an address")
+        user.digest = digest
+    db.session.commit()
+    click.echo(f"{username}: e-mail {user.email or '-'}, digest {'on' if user.digest else 'off'}")
 
 
 @group.command("demo")

@@ -3,9 +3,27 @@
 processes/ holds the BPMN diagrams (*.bpmn) and the decision tables (*.dmn) their business-rule tasks
 call; a version holds the decision tables it calls beside its diagrams, so a changed table is a new
 version. The controlled vocabularies (processes/vocabularies/, app/vocab.py) deploy with every version:
-they are in its content hash, beside its forms, and give the forms' coded fields their choices. A check reports every problem as file, element id, line and message. Deploying registers a new
-version only when the content hash changed, and never deploys a file with a problem: the last good
-version keeps serving."""
+they are in its content hash, beside its forms, and give the forms' coded fields their choices.
+
+A check reports every problem as file, element id, line and message, and with a `code` and `params`
+saying what is wrong in words the web layer translates (app/web/procedure/problems.py; the engine knows
+no language but the English of `message`). Deploying never deploys a file with a problem: the last good
+version keeps serving.
+
+What counts as a change. A version is registered only when its content differs from every version
+deployed before, compared in canonical form (`canonical_hash`, computed on the fly from the stored text:
+`content_hash` stays the hash of the text as stored). Not a change, because a modeler writes them at will:
+  - XML whitespace and indentation, attribute order, namespace prefixes (`bpmn:` or a default
+    namespace), comments, the XML declaration, "100.0" for 100 in the layout's coordinates;
+  - the modeler's name: `exporter`, `exporterVersion` and Camunda Modeler's `modeler:` attributes;
+  - the order of the layout's shapes and edges (BPMNPlane, DMNDiagram), and the ids of layout (DI)
+    elements, which nothing refers to;
+  - in forms and vocabularies, key order and whitespace (they are compared as parsed JSON / TOML).
+A change, and so a new version: any element, attribute or text of the procedure itself (a renamed task,
+a condition, a timer, documentation), the order of the procedure's own elements (the engine reads
+some in order), and the layout itself: a moved shape or a bent edge is a visible change of the
+diagram that compliance reads as the official procedure, so it is versioned like any other.
+"""
 import ast
 import codecs
 import hashlib
@@ -53,10 +71,31 @@ class Problem:
     file: str
     element_id: Optional[str]
     line: Optional[int]
-    message: str
+    message: str                      # in English, for the CLI, the logs and the API
+    code: str = "engine"              # what is wrong (ENGINE: only `message` says)
+    params: dict = field(default_factory=dict)
+    element_name: Optional[str] = field(default=None, compare=False)    # filled in by load_processes
 
     def __str__(self):
         return f"{self.file}:{self.line or '?'}: [{self.element_id or '-'}] {self.message}"
+
+
+ENGINE = "engine"
+
+
+def _content_hash(files, forms, messages_, vocabularies, xml=lambda text: text) -> str:
+    """The hash of a version's content; `xml` gives the form of each BPMN/DMN text that is hashed."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        kind = "dmn" if name.endswith(DMN_SUFFIX) else "bpmn"
+        h.update(f"{kind}:{name}\n".encode() + xml(files[name]).encode())
+    for name in sorted(forms or {}):
+        h.update(f"form:{name}\n".encode() + json.dumps(forms[name], sort_keys=True).encode())
+    for name in sorted(messages_ or {}):
+        h.update(f"message:{name}\n".encode() + messages_[name].encode())
+    for name in sorted(vocabularies or {}):
+        h.update(f"vocabulary:{name}\n".encode() + json.dumps(vocabularies[name], sort_keys=True).encode())
+    return h.hexdigest()
 
 
 @dataclass
@@ -74,17 +113,58 @@ class Bundle:
     content_hash: str = field(init=False)
 
     def __post_init__(self):
-        h = hashlib.sha256()
-        for name in sorted(self.files):
-            kind = "dmn" if name.endswith(DMN_SUFFIX) else "bpmn"
-            h.update(f"{kind}:{name}\n".encode() + self.files[name].encode())
-        for name in sorted(self.forms):
-            h.update(f"form:{name}\n".encode() + json.dumps(self.forms[name], sort_keys=True).encode())
-        for name in sorted(self.messages):
-            h.update(f"message:{name}\n".encode() + self.messages[name].encode())
-        for name in sorted(self.vocabularies):
-            h.update(f"vocabulary:{name}\n".encode() + json.dumps(self.vocabularies[name], sort_keys=True).encode())
-        self.content_hash = h.hexdigest()
+        self.content_hash = _content_hash(self.files, self.forms, self.messages, self.vocabularies)
+
+    @property
+    def canonical_hash(self) -> str:
+        return _content_hash(self.files, self.forms, self.messages, self.vocabularies, canonical_xml)
+
+
+# ---- the canonical form: what a modeler may rewrite without changing the procedure (module docstring) --
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+MODELER_NS = "http://camunda.org/schema/modeler/1.0"
+TOOL_ATTRIBUTES = {"exporter", "exporterVersion"}
+LAYOUT_NS = {"http://www.omg.org/spec/BPMN/20100524/DI", "http://www.omg.org/spec/DD/20100524/DC",
+             "http://www.omg.org/spec/DD/20100524/DI", "https://www.omg.org/spec/DMN/20191111/DMNDI/",
+             "http://www.omg.org/spec/DMN/20180521/DMNDI/", "http://www.omg.org/spec/DMN/20180521/DC/",
+             "http://www.omg.org/spec/DMN/20180521/DI/"}
+LAYOUT_CONTAINERS = {"BPMNPlane", "DMNDiagram"}      # their shapes and edges are drawn in any order
+COORDINATES = {"x", "y", "width", "height"}
+
+
+def _number(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _canonical_attributes(node):
+    layout = etree.QName(node).namespace in LAYOUT_NS
+    for name in list(node.attrib):
+        qname = etree.QName(name)
+        if qname.namespace == MODELER_NS or (qname.namespace is None and name in TOOL_ATTRIBUTES) \
+                or (layout and name == "id"):
+            del node.attrib[name]
+        elif name == XSI_TYPE:          # a QName value: its prefix (or none) is the file's choice
+            prefix, _, local = node.get(name).rpartition(":")
+            node.set(name, f"{{{node.nsmap.get(prefix or None, prefix)}}}{local}")
+        elif layout and name in COORDINATES:
+            node.set(name, _number(node.get(name)))
+
+
+def canonical_xml(text: str) -> str:
+    """The BPMN or DMN text in C14N 2.0 (prefixes rewritten, text stripped, no comments) after dropping
+    what a modeler writes at will and sorting the layout's shapes and edges (see the module docstring)."""
+    parser = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True)
+    root = etree.fromstring(text.encode("utf-8"), parser)
+    for node in root.iter(etree.Element):
+        _canonical_attributes(node)
+    for container in [n for n in root.iter(etree.Element) if etree.QName(n).localname in LAYOUT_CONTAINERS]:
+        shapes = sorted(container, key=lambda n: etree.canonicalize(n, rewrite_prefixes=True, strip_text=True))
+        container[:] = shapes
+    return etree.canonicalize(root, rewrite_prefixes=True, strip_text=True)
 
 
 def _line_of(tree, element_id):
@@ -111,17 +191,20 @@ def lint_expressions(file, tree) -> list[Problem]:
         host = owner(node)
         element_id = host.get("id") if host is not None else None
         if not text:
-            problems.append(Problem(file, element_id, node.sourceline, f"{what} is empty"))
+            problems.append(Problem(file, element_id, node.sourceline, f"{what} is empty", "expression_empty",
+                                    {"what": what}))
             return
         if what == "timer" and ISO_LITERAL.match(text):
             problems.append(Problem(file, element_id, node.sourceline,
-                                    f"timer {text!r} is evaluated as Python; quote it: \"{text}\""))
+                                    f"timer {text!r} is evaluated as Python; quote it: \"{text}\"", "timer_not_quoted",
+                                    {"expression": text}))
             return
         # A script keeps the lines of the element's text; an expression starts at its first non-blank.
         raw = node.text
         first = node.sourceline + (0 if mode == "exec" else raw[:len(raw) - len(raw.lstrip())].count("\n"))
         for line, message in sandbox.check(raw, mode):
-            problems.append(Problem(file, element_id, first + (line or 1) - 1, f"{what}: {message} in {text!r}"))
+            problems.append(Problem(file, element_id, first + (line or 1) - 1, f"{what}: {message} in {text!r}",
+                                    "expression_refused", {"what": what, "detail": message, "expression": text}))
 
     for node in tree.xpath("//bpmn:conditionExpression", namespaces=NS):
         check(node, "eval", "condition")
@@ -142,7 +225,8 @@ def lint_expressions(file, tree) -> list[Problem]:
         if name in TASK_PROPERTIES:
             host = owner(node)
             element_id = host.get("id") if host is not None else None
-            problems += [Problem(file, element_id, node.sourceline, f"property {name}: {message} in {value!r}")
+            problems += [Problem(file, element_id, node.sourceline, f"property {name}: {message} in {value!r}",
+                                 "property_refused", {"property": name, "detail": message, "expression": value})
                          for _line, message in sandbox.check(value, "eval")]
     return problems
 
@@ -176,20 +260,22 @@ def _parsed(source: str):
         return None
 
 
-def _comparison_cell(input_text: str, cell: str) -> tuple[Optional[str], Optional[str]]:
+def _comparison_cell(input_text: str, cell: str) -> tuple[Optional[str], Optional[tuple]]:
     """A cell that is no value: the engine glues it to the input with no space between."""
     glued = f"{input_text}{cell}"
     if _parsed(f"v {cell}") is None:
         return None, (f"input cell {cell!r} is not Python (cells are Python, not FEEL): write a value such as "
-                      f"\"high\", a comparison such as > 50000, or use ? for the input, e.g. 50000 <= ? <= 100000")
+                      f"\"high\", a comparison such as > 50000, or use ? for the input, e.g. 50000 <= ? <= 100000",
+                      "dmn_cell_not_python", {"cell": cell})
     if ast.dump(_parsed(glued) or ast.Pass()) != ast.dump(_parsed(f"({input_text}) {cell}")):
         return None, (f"input cell {cell!r}: the engine glues it to the input as {glued!r}; "
-                      f"use ? for the input, e.g. ? {cell}")
+                      f"use ? for the input, e.g. ? {cell}", "dmn_cell_glued", {"cell": cell, "glued": glued})
     return glued, None
 
 
-def _input_cell_expression(input_text: str, type_ref: str, cell: str) -> tuple[Optional[str], Optional[str]]:
-    """(the expression SpiffWorkflow evaluates for this input cell, or a reason it cannot work).
+def _input_cell_expression(input_text: str, type_ref: str, cell: str) -> tuple[Optional[str], Optional[tuple]]:
+    """(the expression SpiffWorkflow evaluates for this input cell, or a reason it cannot work as
+    (message, code, params)).
     A cell with `?` is evaluated with `?` as the input; a value is compared with `==`; anything
     else is glued to the input (DMNEngine.evaluate)."""
     if DMN_QUESTION_MARK.search(cell):
@@ -199,14 +285,17 @@ def _input_cell_expression(input_text: str, type_ref: str, cell: str) -> tuple[O
         return _comparison_cell(input_text, cell)
     if isinstance(value, ast.Tuple):
         return None, (f"input cell {cell!r} compares {input_text} with a tuple, which is never equal: "
-                      f"write one rule per value, or ? in ({cell})")
+                      f"write one rule per value, or ? in ({cell})", "dmn_cell_tuple",
+                      {"cell": cell, "input": input_text})
     if isinstance(value, ast.Name) and type_ref == "string":
-        return None, f"input cell {cell!r} of a string column is a variable name: quote the text, \"{cell}\""
+        return None, (f"input cell {cell!r} of a string column is a variable name: quote the text, \"{cell}\"",
+                      "dmn_cell_unquoted", {"cell": cell})
     return f"({input_text}) == ({cell})", None
 
 
 def _sandbox_problems(file, element_id, line, what, expression, shown) -> list[Problem]:
-    return [Problem(file, element_id, line, f"{what}: {message} in {shown!r}")
+    return [Problem(file, element_id, line, f"{what}: {message} in {shown!r}", "expression_refused",
+                    {"what": what, "detail": message, "expression": shown})
             for _, message in sandbox.check(expression, "eval")]
 
 
@@ -220,7 +309,7 @@ def _lint_input_cells(file, table, ns, inputs) -> list[Problem]:
                 continue
             expression, reason = _input_cell_expression(input_text, type_ref, cell)
             if reason:
-                problems.append(Problem(file, entry.get("id"), _cell_line(entry), reason))
+                problems.append(Problem(file, entry.get("id"), _cell_line(entry), *reason))
             else:
                 problems += _sandbox_problems(file, entry.get("id"), _cell_line(entry), "input cell", expression, cell)
     return problems
@@ -234,7 +323,8 @@ def _lint_output_cells(file, table, ns) -> list[Problem]:
             continue
         if cell in FEEL_LITERALS:
             problems.append(Problem(file, entry.get("id"), _cell_line(entry),
-                                    f"output cell {cell!r} is FEEL; cells are Python: write {FEEL_LITERALS[cell]}"))
+                                    f"output cell {cell!r} is FEEL; cells are Python: write {FEEL_LITERALS[cell]}",
+                                    "dmn_output_feel", {"cell": cell, "python": FEEL_LITERALS[cell]}))
         else:
             problems += _sandbox_problems(file, entry.get("id"), _cell_line(entry), "output cell", cell, cell)
     return problems
@@ -251,7 +341,8 @@ def lint_decision_cells(file, tree) -> list[Problem]:
             inputs.append((text, node.get("typeRef") or ""))
             host = node.getparent()
             if not text:
-                problems.append(Problem(file, host.get("id"), _cell_line(node), "input expression is empty"))
+                problems.append(Problem(file, host.get("id"), _cell_line(node), "input expression is empty",
+                                        "expression_empty", {"what": "input expression"}))
             else:
                 problems += _sandbox_problems(file, host.get("id"), _cell_line(node), "input expression", text, text)
         problems += _lint_input_cells(file, table, ns, inputs) + _lint_output_cells(file, table, ns)
@@ -267,7 +358,8 @@ def _hit_policy_problem(file, table) -> Optional[Problem]:
     shown = f"{policy} {aggregation}" if aggregation else policy
     return Problem(file, table.get("id"), table.sourceline,
                    f"hit policy {shown} is not run as DMN defines it: SpiffWorkflow knows only FIRST, UNIQUE and "
-                   f"COLLECT without aggregation (any other policy gives the first matching rule)")
+                   f"COLLECT without aggregation (any other policy gives the first matching rule)", "dmn_hit_policy",
+                   {"policy": shown})
 
 
 def _catch_all_problem(file, table, ns) -> Optional[Problem]:
@@ -275,13 +367,13 @@ def _catch_all_problem(file, table, ns) -> Optional[Problem]:
     engine writes no result, and the gateway after it fails on a missing variable."""
     rules = table.findall("dmn:rule", ns)
     if not rules:
-        return Problem(file, table.get("id"), table.sourceline, "the decision table has no rule")
+        return Problem(file, table.get("id"), table.sourceline, "the decision table has no rule", "dmn_no_rule")
     if table.get("hitPolicy", "UNIQUE") == "COLLECT":
         return None
     if any(_cell_text(entry) not in ("", "-") for entry in rules[-1].findall("dmn:inputEntry", ns)):
         return Problem(file, rules[-1].get("id"), rules[-1].sourceline,
                        "the last rule must match every case (- in every input cell): when no rule matches, "
-                       "the engine writes no result")
+                       "the engine writes no result", "dmn_no_catch_all")
     return None
 
 
@@ -298,18 +390,27 @@ def check_decision_tables(file, tree) -> list[Problem]:
 
 def load_form(forms_dir: Path, name: str):
     """Return (schema, problem message or None)."""
+    schema, reason = _form(forms_dir, name)
+    return schema, reason[0] if reason else None
+
+
+def _form(forms_dir: Path, name: str):
+    """(schema, None) or (None, (message, code, params)) of forms/<name>.json."""
     path = forms_dir / f"{name}.json"
+    where = {"form_file": path.name, "folder": forms_dir.name}
     if not path.exists():
-        return None, f"user task has no form: {path.name} is missing in {forms_dir.name}/"
+        return None, (f"user task has no form: {path.name} is missing in {forms_dir.name}/", "form_missing", where)
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
     except json.JSONDecodeError as exc:
-        return None, f"{path.name} is not valid JSON: {exc}"
+        return None, (f"{path.name} is not valid JSON: {exc}", "form_not_json",
+                      {**where, "detail": exc.msg, "form_line": exc.lineno})
     except SchemaError as exc:
-        return None, f"{path.name} is not a valid JSON Schema 2020-12: {exc.message}"
+        return None, (f"{path.name} is not a valid JSON Schema 2020-12: {exc.message}", "form_not_schema",
+                      {**where, "detail": exc.message})
     if schema.get("type") != "object":
-        return None, f'{path.name}: a form schema must have "type": "object"'
+        return None, (f'{path.name}: a form schema must have "type": "object"', "form_not_object", where)
     return schema, None
 
 
@@ -336,18 +437,64 @@ def decode_xml(raw: bytes) -> str:
     return XML_DECLARATION_TEXT.sub(r"\1\2UTF-8\2", text.lstrip("\ufeff"), count=1)
 
 
+# SpiffWorkflow's ValidationException says what is wrong in English only: its known messages get a code.
+ENGINE_MESSAGES = (
+    (re.compile(r"^Duplicate process ID: (?P<process>.+)$"), "duplicate_process_id"),
+    (re.compile(r"^Non-default exclusive outgoing sequence flow without condition"), "flow_without_condition"),
+    (re.compile(r"^The process '(?P<process>[^']+)' was not found"), "process_not_found"),
+    (re.compile(r'^No DMN Diagram available with id "(?P<decision>[^"]*)"'), "decision_not_found"),
+    (re.compile(r"^No start event found"), "no_start_event"),
+    (re.compile(r"^Process (?P<process>\S+) is not executable"), "process_not_executable"),
+    (re.compile(r"^There is no support implemented for this task type"), "unsupported_element"),
+    (re.compile(r"^Invalid Script Task\.\s+No Script Provided"), "script_missing"),
+    (re.compile(r"^(Unknown Time Specification|Time Specification Error\.?)\s*(?P<detail>.*)$", re.S), "timer_invalid"),
+    (re.compile(r'^No "calledElement" attribute'), "call_without_process"),
+    (re.compile(r"^(Exactly one start event is required in a SubWorkflow|A SubWorkflow Must contain an End)"),
+     "subprocess_start_end"),
+    (re.compile(r"^Malformed Output Expression '(?P<cell>.*?)'\.\s*(?P<detail>.*)$", re.S), "dmn_output_malformed"),
+)
+SHORT_NS = {"{%s}" % uri: f"{prefix}:" for prefix, uri in {**NS, "dmn": "https://www.omg.org/spec/DMN/20191111/MODEL/",
+                                                             "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI"}.items()}
+
+
+def _engine_problem(file, exc: ValidationException, tree, trees, element_id=None) -> Problem:
+    """A ValidationException as a problem: a known message with its code, an XML Schema error (no element,
+    only a line) as `schema_invalid`, anything else as ENGINE with SpiffWorkflow's text."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    line = exc.line_number or _line_of(tree, exc.id)
+    element_id = element_id or exc.id or None
+    for pattern, code in ENGINE_MESSAGES:
+        found = pattern.match(text)
+        if found:
+            params = {k: v.strip() for k, v in found.groupdict().items() if v is not None}
+            if code == "duplicate_process_id":
+                params["other_file"] = next((name for name, other in trees.items() if name != file and other.xpath(
+                    "bpmn:process[@id=$pid]", namespaces=NS, pid=params["process"])), "?")
+            return Problem(file, element_id, line, str(exc), code, params)
+    if not exc.id and not getattr(exc, "tag", ""):           # the XSD validation names a line only
+        detail = text
+        for uri, prefix in SHORT_NS.items():
+            detail = detail.replace(uri, prefix)
+        found_id = _id_on_line(tree, line) if tree is not None and line else None
+        return Problem(file, element_id or found_id, line, str(exc), "schema_invalid",
+                       {"detail": detail})
+    return Problem(file, element_id, line, str(exc), ENGINE, {"detail": text})
+
+
 def _read_xml(path: Path, problems):
     """(text, lxml tree) of an XML file, or None with the problem recorded."""
     name = path.name
     try:
         text = decode_xml(path.read_bytes())
     except ValueError as exc:
-        problems.append(Problem(name, None, getattr(exc, "line", None), f"{NOT_DECODABLE}: {exc}"))
+        problems.append(Problem(name, None, getattr(exc, "line", None), f"{NOT_DECODABLE}: {exc}", "not_decodable",
+                                {"detail": str(exc)}))
         return None
     try:
         return text, etree.fromstring(text.encode("utf-8"))
     except etree.XMLSyntaxError as exc:
-        problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}"))
+        problems.append(Problem(name, None, exc.lineno, f"not well-formed XML: {exc.msg}", "not_well_formed",
+                                {"detail": exc.msg}))
         return None
 
 
@@ -360,10 +507,13 @@ def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dic
         if read is None:
             continue
         text, tree = read
+        if etree.QName(tree).text != f"{{{NS['bpmn']}}}definitions":
+            problems.append(Problem(name, None, tree.sourceline, "not a BPMN 2.0 file (<bpmn:definitions>)", "not_bpmn"))
+            continue
         try:
             parser.add_bpmn_xml(tree, filename=name)      # XSD validation happens here
         except ValidationException as exc:
-            problems.append(Problem(name, exc.id or None, exc.line_number or _line_of(tree, exc.id), str(exc)))
+            problems.append(_engine_problem(name, exc, tree, trees))
             continue
         texts[name], trees[name] = text, tree
         problems.extend(lint_expressions(name, tree))
@@ -371,9 +521,10 @@ def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dic
             if lane.get("name") not in known_lanes:
                 problems.append(Problem(name, lane.get("id"), lane.sourceline,
                                         f"lane {lane.get('name')!r} is not a known role lane "
-                                        f"(known: {', '.join(sorted(known_lanes))})"))
+                                        f"(known: {', '.join(sorted(known_lanes))})", "lane_unknown",
+                                        {"lane": lane.get("name") or "", "known": ", ".join(sorted(known_lanes))}))
     if not texts and not problems:
-        problems.append(Problem(str(processes_dir), None, None, "no .bpmn files found"))
+        problems.append(Problem(str(processes_dir), None, None, "no .bpmn files found", "no_diagrams"))
     return texts, trees
 
 
@@ -381,27 +532,31 @@ def _add_decision_file(parser, name, tree, decision_files: dict, problems) -> bo
     """Give one DMN file to the parser (XSD validation, then the parser's own reading of the table,
     which refuses e.g. a malformed output cell); record its decision id in decision_files."""
     if etree.QName(tree).localname != "definitions" or etree.QName(tree).namespace not in DMN_SCHEMAS:
-        problems.append(Problem(name, None, tree.sourceline, "not a DMN file (DMN 1.1, 1.2 or 1.3 <definitions>)"))
+        problems.append(Problem(name, None, tree.sourceline, "not a DMN file (DMN 1.1, 1.2 or 1.3 <definitions>)",
+                                "not_dmn"))
         return False
     decisions = tree.xpath("dmn:decision", namespaces=_dmn_ns(tree))
     if len(decisions) != 1:
         problems.append(Problem(name, None, tree.sourceline,
-                                f"a DMN file must hold exactly one decision (it holds {len(decisions)})"))
+                                f"a DMN file must hold exactly one decision (it holds {len(decisions)})",
+                                "dmn_decision_count", {"count": len(decisions)}))
         return False
     decision_id = decisions[0].get("id")
     if decision_id in decision_files:
         problems.append(Problem(name, decision_id, decisions[0].sourceline,
-                                f"decision id {decision_id!r} is also in {decision_files[decision_id]}"))
+                                f"decision id {decision_id!r} is also in {decision_files[decision_id]}",
+                                "duplicate_decision_id", {"decision": decision_id, "other_file": decision_files[decision_id]}))
         return False
     try:
         parser.add_dmn_xml(tree, filename=name)
         parser.dmn_parsers[decision_id].parse()
     except ValidationException as exc:
         line = exc.line_number or _line_of(tree, exc.id)
-        problems.append(Problem(name, exc.id or _id_on_line(tree, line), line, str(exc)))
+        problems.append(_engine_problem(name, exc, tree, {}, element_id=exc.id or _id_on_line(tree, line)))
     except (KeyError, IndexError) as exc:       # an element without the attribute the engine needs
         problems.append(Problem(name, decision_id, decisions[0].sourceline,
-                                f"the decision table cannot be read: missing {exc}"))
+                                f"the decision table cannot be read: missing {exc}", "dmn_unreadable",
+                                {"detail": str(exc)}))
     else:
         decision_files[decision_id] = name
         return True
@@ -473,11 +628,12 @@ def _check_tasks(process_specs, trees, forms_dir: Path, known_lanes, problems) -
             lanes[ts.bpmn_id] = ts.lane
             if manual and ts.lane not in known_lanes:
                 problems.append(Problem(process_spec.file, ts.bpmn_id, _line_of(tree, ts.bpmn_id),
-                                        f"task is in no role lane (lane: {ts.lane!r})"))
+                                        f"task is in no role lane (lane: {ts.lane!r})", "task_without_lane",
+                                        {"lane": ts.lane or ""}))
             if is_user_task_spec(ts):
-                schema, error = load_form(forms_dir, ts.bpmn_id)
-                if error:
-                    problems.append(Problem(process_spec.file, ts.bpmn_id, _line_of(tree, ts.bpmn_id), error))
+                schema, reason = _form(forms_dir, ts.bpmn_id)
+                if reason:
+                    problems.append(Problem(process_spec.file, ts.bpmn_id, _line_of(tree, ts.bpmn_id), *reason))
                 else:
                     forms[ts.bpmn_id] = schema
     return forms, lanes
@@ -502,15 +658,18 @@ def _survey_forms(calls, forms_dir: Path, problems) -> dict:
     surveys = {}
     for call in (c for c in calls if c.survey is not None):
         name = call.survey
+        where = {"template": call.template, "form_file": f"{name}.json", "folder": forms_dir.name}
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            error = f"survey form name {name!r} is not a form file name (a-z, 0-9, _)"
+            reason = (f"survey form name {name!r} is not a form file name (a-z, 0-9, _)", "survey_form_name",
+                      {**where, "form": name})
         elif not (forms_dir / f"{name}.json").exists():
-            error = f"survey form {name}.json is missing in {forms_dir.name}/"
+            reason = (f"survey form {name}.json is missing in {forms_dir.name}/", "survey_form_missing", where)
         else:
-            surveys[name], error = load_form(forms_dir, name)
-        if error:
+            surveys[name], reason = _form(forms_dir, name)
+        if reason:
+            message, code, params = reason
             problems.append(Problem(call.file, call.element_id, call.line,
-                                    f"notify_customer({call.template!r}): {error}"))
+                                    f"notify_customer({call.template!r}): {message}", code, {**where, **params}))
     return surveys
 
 
@@ -572,7 +731,7 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
                 continue
             all_trees = {**trees, **decision_trees}
             file = exc.file_name or _file_holding(all_trees, exc.id)      # a missing decision names no file
-            problem = Problem(file, exc.id or None, exc.line_number or _line_of(all_trees.get(file), exc.id), str(exc))
+            problem = _engine_problem(file, exc, all_trees.get(file), trees)
             if problem not in problems:       # a broken table fails every process that calls it
                 problems.append(problem)
             continue
@@ -591,8 +750,26 @@ def load_processes(processes_dir: Path, forms_dir: Path, known_lanes) -> tuple[l
                               messages=bundle_messages, vocabularies=vocabularies))
     if problems:
         # One broken file means nothing is deployed: a half-deployed procedure is worse than the last good one.
+        _name_elements(problems, Path(processes_dir))
         return [], problems
     return bundles, problems
+
+
+def _name_elements(problems, processes_dir: Path):
+    """Give each problem on an element of a diagram or decision table that element's name, if it has one."""
+    names = {}
+    for problem in problems:
+        path = processes_dir / problem.file
+        if not problem.element_id or not problem.file.endswith(UPLOADABLE) or not path.is_file():
+            continue
+        if problem.file not in names:
+            try:
+                names[problem.file] = etree.fromstring(decode_xml(path.read_bytes()).encode("utf-8"))
+            except (ValueError, etree.XMLSyntaxError):
+                names[problem.file] = None
+        tree = names[problem.file]
+        found = tree.xpath("//*[@id=$eid]/@name", eid=problem.element_id) if tree is not None else []
+        problem.element_name = found[0] if found else None
 
 
 def _ids_of(raw: bytes, element: str) -> set:
@@ -622,7 +799,7 @@ def load_with_upload(processes_dir: Path, forms_dir: Path, known_lanes, file_nam
     Nothing on disk changes."""
     name = Path(file_name).name
     if not name.endswith(UPLOADABLE):
-        return [], [Problem(name or "?", None, None, "only .bpmn and .dmn files can be uploaded")]
+        return [], [Problem(name or "?", None, None, "only .bpmn and .dmn files can be uploaded", "not_uploadable")]
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "processes"
         shutil.copytree(processes_dir, staged, ignore=shutil.ignore_patterns("*.json"))
@@ -631,10 +808,31 @@ def load_with_upload(processes_dir: Path, forms_dir: Path, known_lanes, file_nam
 
 
 def version_with_content(session, bundle: Bundle) -> Optional[ProcessVersion]:
-    """The deployed version that already holds exactly this bundle's content, if any."""
-    return session.execute(select(ProcessVersion).where(
+    """The newest deployed version that already holds this bundle's content: the same text, or the same
+    canonical form (see the module docstring), e.g. the diagram as a modeler saved it again."""
+    same = session.execute(select(ProcessVersion).where(
         ProcessVersion.process_id == bundle.process_id, ProcessVersion.content_hash == bundle.content_hash)
         .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+    if same is not None:
+        return same
+    wanted = bundle.canonical_hash
+    rows = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
+                           .where(ProcessVersion.process_id == bundle.process_id)
+                           .order_by(ProcessVersion.version.desc())).all()
+    for version_id, content_hash in rows:
+        if _canonical_of(session, version_id, content_hash) == wanted:
+            return session.get(ProcessVersion, version_id)
+    return None
+
+
+_CANONICAL = {}       # content_hash -> canonical hash (a version's content never changes)
+
+
+def _canonical_of(session, version_id, content_hash) -> str:
+    if content_hash not in _CANONICAL:
+        v = session.get(ProcessVersion, version_id)
+        _CANONICAL[content_hash] = _content_hash(v.bpmn_files, v.forms, v.messages, v.vocabularies, canonical_xml)
+    return _CANONICAL[content_hash]
 
 
 # A version's large columns load only when read (the runtime caches what the engine needs per version).

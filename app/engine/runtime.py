@@ -82,6 +82,9 @@ class Runtime:
         # effect kind -> handler(session, instance, effect, actor): what a diagram's helpers ask for beyond
         # customer messages and deadlines (e.g. attach_analysis, track_measure), written in the same change.
         self.effect_handlers: dict[str, Callable] = {}
+        # More checks of a completed task's form data than its JSON Schema can say, each
+        # (session, schema, data, instance) -> raises InvalidData: e.g. that a file field names a file of the case.
+        self.form_checks: list[Callable] = []
         # (model, key column): the business record an instance's business key names (e.g. the complaint by
         # its number), read afresh with the instance's lock for the record syncs (Change.record): change it
         # in a record sync, not before calling a verb (the lock's fresh read would drop that change).
@@ -163,8 +166,10 @@ class Runtime:
             take(row)
             if row.form and schema_check:
                 schema = self._version(inst.version_id).forms[row.form]
-                validate(schema, data)
+                data = validate(schema, data)       # without the answers of fields that do not apply
                 self._check_user_fields(schema, data)
+                for form_check in self.form_checks:
+                    form_check(self.session, schema, data, inst)
             self._check_data_keys(data)
             audit.record(self.session, actor, "task_completed", instance_id=inst.id,
                          business_key=inst.business_key, task_id=row.id, element_id=row.element_id,

@@ -12,7 +12,7 @@ from .. import audit, customer_requests, portal_links
 from ..complaints import mask_name, mask_phone
 from ..errors import AppError, Conflict, InvalidData
 from ..extensions import db
-from ..forms import validate
+from ..forms import drop_inapplicable, validate
 from ..models import Complaint, SurveyResponse
 from ..permissions import public
 from ..timeutil import utcnow
@@ -172,7 +172,8 @@ def answer(case, task_id):
         except AppError as err:
             return refused(err, "already_recorded")
         else:
-            return done("answered", summary=formrender.describe_data(found.shown, data, lang()))
+            return done("answered", summary=formrender.describe_data(found.shown, drop_inapplicable(found.schema, data),
+                                                                     lang()))
     return render("portal/form.html", status, action=url_for("portal.answer", task_id=task_id),
                   form=found.shown, fields=formrender.fields(found.shown, raw, errors, lang()),
                   errors=errors, due=found.task.due_at, testid="answer-form")

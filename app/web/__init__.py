@@ -1,6 +1,7 @@
 """The handlers' web UI: server-rendered pages on the same runtime verbs as the JSON API, one blueprint
 per feature, each a folder with its routes and templates/<name>/ — auth (log in and out), tasks (my
-work, a task), complaints (register, search, a complaint, its case file), procedure (diagram, versions,
+work, a task), complaints (register, search, a complaint, its case file), evidence (files and notes
+of a case), notifications (what a handler is told, the digest), procedure (diagram, versions,
 traceability, changes), analysis (the analysis page, its drill-down, exports and stored reports) and
 language (the switch). Beside them, importing none of them: common.py (route
 helpers), errorpages.py (the error pages and the blueprint factory), timeline.py (audit events as shown),
@@ -33,8 +34,8 @@ def init_app(app, exempt=()):
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import analysis, auth, complaints, formrender_codes, language, procedure, tasks, ui
+    from . import analysis, auth, complaints, evidence, formrender_codes, language, notifications, procedure, tasks, ui
     ui.init_app(app)
     app.add_template_global(formrender_codes.label, "vocab_label")     # coded values' labels in every page
-    for feature in (auth, tasks, complaints, procedure, analysis, language):
+    for feature in (auth, tasks, notifications, complaints, evidence, procedure, analysis, language):
         app.register_blueprint(feature.bp)

@@ -63,11 +63,18 @@ def colleagues(task) -> list[User]:
     return runtime().eligible_users(task.role, runtime().excluded(task.instance_id))
 
 
+# Who acted when no person did: the names the audit trail and the deployments record for them.
+MACHINE_ACTORS = {"system": _l("System"), "scheduler": _l("Scheduler"), "cli": _l("Command line"),
+                  "setup": _l("Installation (make run)"), "customer": _l("The customer")}
+
+
 def display_names(usernames) -> dict:
-    """{username: display name} of the given usernames (empty ones left out)."""
+    """{username: display name} of the given usernames (empty ones left out); the machine actors
+    (MACHINE_ACTORS) by what they are, in the page's language."""
     rows = db.session.execute(select(User.username, User.display_name).where(
         User.username.in_(sorted(u for u in usernames if u)))).all()
-    return dict(rows)
+    machines = {u: str(MACHINE_ACTORS[u]) for u in usernames if u in MACHINE_ACTORS}
+    return {**machines, **dict(rows)}
 
 
 def attachment(filename: str) -> str:

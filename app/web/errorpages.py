@@ -1,8 +1,11 @@
 """The web UI's error pages — 403, 404, and a form whose CSRF token is missing or expired — and
 blueprint(), which makes a feature's blueprint that shows them. They are set on each web blueprint,
-not on the app, so that the JSON API keeps its own error shape and the customer portal its own pages."""
-from flask import Blueprint, render_template
-from flask_babel import gettext as _
+not on the app, so that the JSON API keeps its own error shape and the customer portal its own pages.
+unmatched() answers what no blueprint does (an address no route matches, a method a route does not take):
+the app's handler (app/__init__.py) calls it for every path outside /api/, and it answers /my/ with the
+portal's own page, the rest with these pages — in the user's language, never werkzeug's English."""
+from flask import Blueprint, render_template, request
+from flask_babel import force_locale, gettext as _
 from flask_wtf.csrf import CSRFError
 
 
@@ -23,6 +26,34 @@ def forbidden(err):
 def not_found(err):
     return render_template("web/error.html", code=404, title=_("Not found"),
                            message=_description(err) or _("This page does not exist.")), 404
+
+
+def method_not_allowed(err):
+    page = render_template("web/error.html", code=405, title=_("This page does not take this request"),
+                           message=_("This address does not work this way (for example, a form sent to a "
+                                     "page that only shows, or a page opened that only takes a form). Go "
+                                     "back and use the page's links and buttons."))
+    return page, 405, {"Allow": ", ".join(sorted(err.valid_methods or ()))}
+
+
+def unmatched(err):
+    """An HTTP error that no blueprint answered: 404 and 405 as pages, the portal's under /my/; the
+    rest (e.g. a 400 of input_guard, with its own text) as it was raised."""
+    if err.code not in (404, 405):
+        return err
+    if request.path == "/my" or request.path.startswith("/my/"):
+        return _portal_not_found()
+    return not_found(err) if err.code == 404 else method_not_allowed(err)
+
+
+def _portal_not_found():
+    """What a customer sees for any address under /my/ that is not a page of the portal: the portal's
+    page for a link that does not work, in their language (read inside the call: the portal imports
+    the web package, not the other way round)."""
+    from ..portal import access
+    from ..portal.routes import portal_context, problem
+    with force_locale(access.locale()):
+        return problem("unknown_link", 404, **portal_context())
 
 
 def csrf_error(err):

@@ -1,11 +1,24 @@
 """A user task's JSON Schema -> field descriptions for the Jinja macros in _form.html, and posted
-HTML form strings -> typed values by the same schema, so app.forms can validate them."""
+HTML form strings -> typed values by the same schema, so app.forms can validate them.
+
+A conditional field (app.forms.conditions: e.g. a rejection reason, asked only when the decision is
+"reject") carries its condition in form values (`show_when`, JSON for app/static/forms.js, which shows it,
+and makes it required, only while the condition holds) and says it in words under the field, so that
+without script every field is shown as before. The server decides: app.forms.validate drops the value of
+a field whose condition is false and requires it when true.
+
+A form's instructions start with the clause codes of the rules they carry out ("[C-3.2.1][C-3.2.3] …"):
+instructions() gives the text without them, and the codes only to those who check the procedure against
+the rules (CLAUSE_READERS)."""
+import json
 import math
+import re
 from datetime import datetime
 
 from flask_babel import gettext as _
 
-from ..forms import NOT_BEFORE, TODAY
+from ..evidence.fields import MEDIA_KEY as FILE_KEY
+from ..forms import NOT_BEFORE, TODAY, conditions
 from ..input_rules import BAD_TEXT, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
@@ -21,11 +34,31 @@ def titles(schema: dict, lang: str) -> tuple[str, str]:
     return zh, ""
 
 
+CLAUSE_READERS = frozenset({"compliance", "process_owner"})    # see which rule an instruction carries out
+LEADING_CODES = re.compile(r"^\s*((?:\[[A-Z]{1,4}-[A-Za-z0-9.\-]+\]\s*)+)")
+CODE = re.compile(r"\[([A-Z]{1,4}-[A-Za-z0-9.\-]+)\]")
+
+
 def describe(schema: dict, lang: str) -> str:
-    """The help text (a schema's or a property's `description`), in English its `x-description-en`."""
+    """The help text (a schema's or a property's `description`), in English its `x-description-en`,
+    without the clause codes it starts with."""
+    text = schema.get("description", "")
     if lang == ENGLISH and schema.get("x-description-en"):
-        return schema["x-description-en"]
-    return schema.get("description", "")
+        text = schema["x-description-en"]
+    return LEADING_CODES.sub("", text or "", count=1)
+
+
+def clause_codes(schema: dict) -> list[str]:
+    """The clause codes a schema's description starts with, e.g. ["C-3.2.1", "C-3.2.3"]."""
+    found = LEADING_CODES.match(schema.get("description") or schema.get("x-description-en") or "")
+    return CODE.findall(found.group(1)) if found else []
+
+
+def instructions(schema: dict, lang: str, roles) -> dict:
+    """A form's instructions for a reader: {"text": in the page's language without clause codes, "codes":
+    the clause codes, for compliance and the process owner only}."""
+    codes = clause_codes(schema) if CLAUSE_READERS & set(roles or ()) else []
+    return {"text": describe(schema, lang), "codes": codes}
 
 
 def _constants(prop: dict) -> list:
@@ -39,6 +72,8 @@ def _constants(prop: dict) -> list:
 
 def widget(prop: dict) -> str:
     kind = prop.get("type")
+    if FILE_KEY in prop or (kind == "array" and FILE_KEY in (prop.get("items") or {})):
+        return "files" if kind == "array" else "file"      # evidence (app/evidence/fields.py)
     if kind == "array" and "enum" in prop.get("items", {}):
         return "checkboxes"
     if kind == "boolean":
@@ -78,6 +113,7 @@ def fields(schema: dict, raw=None, errors=None, lang="zh") -> list[dict]:
     (the user's input on a re-show, else the schema default) and the error message."""
     raw, errors = raw or {}, errors or {}
     required = set(schema.get("required", []))
+    whens_of = conditions(schema)
     out = []
     for name, prop in schema.get("properties", {}).items():
         kind = widget(prop)
@@ -87,7 +123,7 @@ def fields(schema: dict, raw=None, errors=None, lang="zh") -> list[dict]:
             value = raw[name]
         else:
             value = _as_form_value(prop.get("default"), kind)
-        if kind == "checkboxes" and not isinstance(value, list):
+        if kind in ("checkboxes", "files", "file") and not isinstance(value, list):
             value = [value] if value not in (None, "") else []
         out.append({
             "name": name, "id": f"f-{name}", "widget": kind, "label": label or name, "label_alt": label_alt,
@@ -97,8 +133,36 @@ def fields(schema: dict, raw=None, errors=None, lang="zh") -> list[dict]:
             "step": "1" if prop.get("type") == "integer" else "any",
             "minlength": prop.get("minLength"), "maxlength": prop.get("maxLength"),
             "input": prop.get("x-input", "text"), "suggestions": prop.get("x-suggestions") or [],
+            "accept": (prop.get("items") or {}).get(FILE_KEY) if kind == "files" else prop.get(FILE_KEY),
+            "kept": [(v, f"{v[:12]}…") for v in value] if kind in ("file", "files") else [],
+            **_condition(schema, whens_of.get(name), lang),
         })
     return out
+
+
+def _condition(schema: dict, whens, lang) -> dict:
+    """A conditional field's condition: `when` in form values, `show_when` as JSON for forms.js, and
+    `when_text`, the condition in words."""
+    if not whens:
+        return {"when": [], "show_when": "", "when_text": ""}
+    props = schema.get("properties", {})
+    shown = [{**w, "values": [_as_form_value(v, widget(props.get(w["field"], {}))) for v in w.get("values", [])]}
+             for w in whens]
+    text = "；" if lang != ENGLISH else " "
+    return {"when": shown, "show_when": json.dumps(shown, ensure_ascii=False),
+            "when_text": text.join(_when_text(props.get(w["field"], {}), w, lang) for w in shown)}
+
+
+def _when_text(prop: dict, when: dict, lang) -> str:
+    label = titles(prop, lang)[0] or when["field"]
+    if when.get("filled"):
+        return _("Only when “%(field)s” is filled in.", field=label)
+    names = dict(options(prop, lang)) if (prop.get("enum") or _constants(prop)) else \
+        {"true": _("Yes"), "false": _("No")}
+    values = " / ".join(f"“{names.get(v, v)}”" for v in when["values"])
+    if when.get("negate"):
+        return _("Only when “%(field)s” is not %(values)s.", field=label, values=values)
+    return _("Only when “%(field)s” is %(values)s.", field=label, values=values)
 
 
 def _as_form_value(value, kind):
@@ -119,6 +183,12 @@ def coerce(schema: dict, form) -> tuple[dict, dict]:
     data, raw = {}, {}
     for name, prop in schema.get("properties", {}).items():
         kind = widget(prop)
+        if kind in ("file", "files"):      # the files already attached (their SHA-256), kept across a re-show
+            kept = [v for v in form.getlist(name) if v != ""]
+            raw[name] = kept
+            if kept:
+                data[name] = kept if kind == "files" else kept[-1]
+            continue
         if kind == "checkboxes":
             values = [v for v in form.getlist(name) if v != ""]
             raw[name] = values

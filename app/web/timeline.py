@@ -4,10 +4,16 @@ decision with its form data."""
 from flask_babel import gettext as _
 
 from . import formrender
+from .evidence_ui import size_text
 from .ui import fmt_datetime, lang, message_label, role_label, step_label
 
 # Audit events that the timeline leaves out unless asked for everything.
-HIDDEN_BY_DEFAULT = {"personal_data_viewed"}
+HIDDEN_BY_DEFAULT = {"personal_data_viewed", "evidence_viewed"}
+# What the machinery does around each decision (tasks opened and claimed, clocks set and met): the complaint
+# page folds them, so that its timeline reads as decisions, messages, notes and evidence, missed deadlines.
+ROUTINE = {"task_created", "task_claimed", "task_unclaimed", "task_cancelled", "deadline_set", "deadline_met",
+           "deadline_cancelled", "deadline_confirmed", "deadline_recomputed", "customer_message_sent",
+           "customer_message_retry"}
 
 
 def decision(event, forms) -> dict:
@@ -59,6 +65,11 @@ def _details(action, data) -> list[str]:
     elif action == "instance_migrated":
         details.append(_("from version %(old)s to version %(new)s", old=data.get("from_version"),
                          new=data.get("to_version")))
+    elif action == "note_added":
+        details.append(data.get("text", ""))
+    elif action == "evidence_attached":
+        details.append(_("%(type)s, %(size)s, SHA-256 %(hash)s…", type=data.get("media_type"),
+                         size=size_text(data.get("size")), hash=str(data.get("sha256", ""))[:12]))
     elif action == "instance_error":
         details.append(str(data.get("error", "")))
     return details

@@ -7,7 +7,7 @@ from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext 
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import queues
+from .. import notifications, queues
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
 from ..permissions import ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
@@ -47,6 +47,9 @@ ACTION_LABELS = {
     "deadline_confirmed": _l("Provisional deadline confirmed"),
     "customer_message_queued": _l("Message to the customer queued"),
     "personal_data_viewed": _l("Personal data viewed in full"),
+    "evidence_attached": _l("Evidence attached"),
+    "evidence_viewed": _l("Evidence file opened"),
+    "note_added": _l("Internal note"),
     "instance_error": _l("Procedure error"),
     "account_locked": _l("Account locked"),
     "account_unlocked": _l("Account unlocked"),
@@ -82,11 +85,22 @@ MESSAGE_LABELS = {
 }
 
 
+def id_type_labels() -> dict:
+    """The identity document types (contact_rules.ID_TYPES) by code, in the page's language."""
+    return {"resident_id": _("Resident ID card (居民身份证)"), "passport": _("Passport"),
+            "hk_macao_permit": _("Hong Kong/Macao permit (回乡证)"), "taiwan_permit": _("Taiwan permit (台胞证)"),
+            "other": _("Other document")}
+
+
+def id_type_label(code) -> str:
+    return id_type_labels().get(code, code or "")
+
+
 def init_app(app):
     app.jinja_env.globals.update(
         fmt_datetime=fmt_datetime, time_left=time_left, decision_clock=decision_clock, channel_label=channel_label, channel_name=channel_name,
         role_label=role_label, status_label=status_label, outcome_label=outcome_label, risk_label=risk_label,
-        action_label=action_label, message_label=message_label, lang=lang)
+        action_label=action_label, message_label=message_label, lang=lang, id_type_label=id_type_label)
     app.jinja_env.filters["dt"] = fmt_datetime
     app.context_processor(_nav_context)
 
@@ -274,6 +288,7 @@ def _nav_context():
         shown = queues.QUEUES if current_app.extensions["runtime"].is_supervisor(user) else ("mine", "available")
         independent = current_app.config["INDEPENDENT_PROCESSES"]
         counts = {q: queues.count(db.session, queues.queue_query(user, q, independent=independent)) for q in shown}
+        counts["notifications"] = notifications.unread_count(db.session, user, utcnow(), independent=independent)
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
             "is_analyst": has_any(user, ANALYSTS),

@@ -2,11 +2,11 @@
 macros draw it), and complaints.register's validation messages as translated sentences per field."""
 from flask_babel import gettext as _
 
-from ... import complaints
+from ... import complaints, contact_rules
 from ...extensions import db
 from ...input_rules import BAD_TEXT
 from ..formrender_codes import intake_property
-from ..ui import CHANNEL_LABELS
+from ..ui import CHANNEL_LABELS, id_type_labels
 
 
 def coded_properties() -> dict:
@@ -31,8 +31,13 @@ def intake_schema() -> dict:
                 "received_at": {"type": "string", "format": "date-time", "title": _("Received at"),
                                 "description": _("When the customer complained (Beijing time).")},
                 "customer_name": {"type": "string", "title": _("Customer name"), "maxLength": 100},
-                "phone": {"type": "string", "title": _("Phone"), "maxLength": 32, "x-input": "tel"},
+                "phone": {"type": "string", "title": _("Phone"), "maxLength": 32, "x-input": "tel",
+                          "description": _("A mainland mobile, or a landline with its area code (e.g. "
+                                           "010-12345678); a number abroad with + and its country code.")},
                 "email": {"type": "string", "title": _("E-mail"), "maxLength": 254, "x-input": "email"},
+                "id_type": {"type": "string", "title": _("ID type"), "enum": list(contact_rules.ID_TYPES),
+                            "x-enumNames": [str(v) for v in id_type_labels().values()], "x-widget": "select",
+                            "default": "resident_id"},
                 "id_number": {"type": "string", "title": _("ID number"), "maxLength": 32},
                 "policy_number": {"type": "string", "title": _("Policy number"), "maxLength": 64},
                 "claim_number": {"type": "string", "title": _("Claim number"), "maxLength": 64},
@@ -50,9 +55,16 @@ def intake_schema() -> dict:
             }}
 
 
+RESIDENT_ID = contact_rules.RESIDENT_ID_PROBLEMS
+# complaints.register's messages (or a part of them) -> the kind of sentence shown; the first match counts.
 INTAKE_MESSAGES = {
     "Missing data for required field.": "required", "Field may not be null.": "required",
+    contact_rules.NOT_A_PERSONAL_PHONE: "service_phone",
     "Not a valid email address.": "email", "not a valid phone number": "phone",
+    contact_rules.ID_TYPE_NEEDED: "id_type_needed",
+    **{RESIDENT_ID[kind]: "resident_id_" + kind.__name__ for kind in RESIDENT_ID},
+    **{message: "document_" + id_type if id_type != "other" else "long"
+       for id_type, (_pattern, message) in contact_rules.DOCUMENT_PATTERNS.items()},
     "received_at is in the future": "future", "received_at is before 2000": "too_old",
     "no such user": "unknown_user", BAD_TEXT: "bad_text", "Not a valid datetime.": "datetime",
     "Not a valid aware datetime.": "datetime", "Must be one of": "choice", "Longer than maximum length": "long",
@@ -68,6 +80,18 @@ def intake_errors(schema, fields: dict) -> dict:
         out[name] = {
             "required": _("This field is required."), "email": _("Not a valid e-mail address."),
             "phone": _("Not a valid phone number."), "future": _("The time received cannot be in the future."),
+            "service_phone": _("A service number (such as 400 or 800) does not reach the customer: enter their "
+                               "mobile or landline."),
+            "id_type_needed": _("Choose the type of identity document of this number."),
+            "resident_id_InvalidLength": _("A resident ID number has 18 characters."),
+            "resident_id_InvalidFormat": _("A resident ID number is 17 digits and a last digit or X."),
+            "resident_id_InvalidChecksum": _("The check digit (the last character) of this resident ID number "
+                                             "does not match: check it for a typing error."),
+            "resident_id_InvalidComponent": _("This resident ID number holds no valid birth date or region code."),
+            "document_hk_macao_permit": _("A Hong Kong/Macao permit number is H or M followed by 8 or 10 digits."),
+            "document_taiwan_permit": _("A Taiwan permit number is 8 digits (10 letters and digits on an old "
+                                        "permit)."),
+            "document_passport": _("A passport number is 5 to 20 letters and digits."),
             "too_old": _("The time received cannot be before the year 2000."),
             "bad_text": _("This text contains characters that are not allowed (such as NUL)."),
             "unknown_user": _("Choose a user from the list; a handler without an account goes in “Handler "

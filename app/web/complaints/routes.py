@@ -2,8 +2,10 @@
 (C-3.5.1, from app.casefile.case_file) as a printable page and as a JSON download. Personal data is shown
 as complaints.personal_view allows: in full only for the roles that need it, and every full view audited."""
 import json
+import tempfile
+import zipfile
 
-from flask import Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -14,11 +16,13 @@ from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
 from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
-from ...permissions import HANDLERS, READERS, REGISTRARS
+from ...evidence import files as evidence_files
+from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, REGISTRARS
 from ...timeutil import utcnow
 from .. import diagram, formrender
 from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
-from ..timeline import HIDDEN_BY_DEFAULT, timeline
+from ..evidence_ui import case_of_complaint, listing, size_text, store as evidence_store
+from ..timeline import HIDDEN_BY_DEFAULT, ROUTINE, timeline
 from ..ui import (error_message, fmt_datetime, forms_of_instances, forms_of_version, has_any, lang, me, message_label,
                   pii_roles, step_label)
 from . import bp
@@ -101,8 +105,9 @@ def complaint(number):
     messages = customer_messages(db.session, found)
     events = db.session.execute(select(AuditEvent).where(AuditEvent.business_key == found.number)
                                 .order_by(AuditEvent.id)).scalars().all()
-    hidden = 0 if show_all else sum(1 for e in events if e.action in HIDDEN_BY_DEFAULT)
-    shown = events if show_all else [e for e in events if e.action not in HIDDEN_BY_DEFAULT]
+    folded = set() if show_all else HIDDEN_BY_DEFAULT | ROUTINE
+    shown = [e for e in events if e.action not in folded]
+    hidden = len(events) - len(shown)
     supervisor = runtime().is_supervisor(user)
     open_tasks = [t for t in tasks if t.state == "open"]
     return render_template(
@@ -115,7 +120,10 @@ def complaint(number):
         takes_requests=has_any(user, REGISTRARS), may_withdraw=customer_requests.may_withdraw(db.session, found),
         review_state=customer_requests.review_state(db.session, found),
         actions=[(e.name, formrender.titles(e.schema, lang())[0]) for e in case_events.available(db.session, user, found)],
-        colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {})
+        colleagues={t.id: colleagues(t) for t in open_tasks} if supervisor else {},
+        evidence=listing(evidence_files.files_of(db.session, found.number), user),
+        may_attach=has_any(user, HANDLERS), may_note=has_any(user, NOTE_WRITERS),
+        max_mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024))
 
 
 def customer_messages(session, found) -> list[dict]:
@@ -241,7 +249,36 @@ def case_file_page(number):
                   "rows": formrender.describe_data(forms.get(d["element_id"]) or {}, d["data"] or {}, lang())}
                  for d in record["decisions"]]
     deadlines = [{**d, "task_label": label(d["task"])} for d in record["deadlines"]]
-    actors = {e["actor"] for e in record["audit"]} | {d["completed_by"] for d in record["decisions"]}
+    actors = {e["actor"] for e in record["audit"]} | {d["completed_by"] for d in record["decisions"]} | \
+        {f["uploaded_by"] for f in record["evidence"]}
     return render_template("complaints/case_file.html", c=found, record=record, decisions=decisions,
                            deadlines=deadlines, people=display_names(actors), label=label, now=utcnow(),
-                           message_label=message_label)
+                           message_label=message_label, size_text=size_text,
+                           may_open_evidence=has_any(me(), EVIDENCE_READERS))
+
+
+@bp.get("/complaints/<number>/case-file.zip")
+@roles_required(*EVIDENCE_READERS)
+def case_file_zip(number):
+    """The case file (as the JSON download) with every evidence file, each checked against its hash and
+    its hand-out recorded; built in a temporary file, so memory stays small whatever the files weigh."""
+    found = readable_or_abort(number)
+    record = _case_file(found)
+    rows = {f.id: f for f in evidence_files.files_of(db.session, found.number)}
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("case-file.json", json.dumps(record, ensure_ascii=False, indent=2))
+        for entry in record["evidence"]:
+            try:
+                content = evidence_files.read(evidence_store(), rows[entry["id"]])
+            except AppError:
+                abort(409, description=_("The file %(name)s of this case is missing or does not match its recorded "
+                                         "hash; the case file cannot be exported. Tell an administrator.",
+                                         name=entry["name"]))
+            archive.writestr(f"evidence/{entry['id']}-{entry['name']}", content)
+            evidence_files.record_view(db.session, me().username, rows[entry["id"]], case_of_complaint(found))
+    db.session.commit()
+    out.seek(0)
+    return Response(out, mimetype="application/zip",
+                    headers={"Content-Disposition": attachment(f"case-file-{found.number}.zip"),
+                             "Cache-Control": "private, no-store"})

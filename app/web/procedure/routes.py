@@ -22,8 +22,9 @@ from .. import diagram
 from ..common import attachment, display_names, roles_required, runtime
 from ..ui import has_any, me
 from . import bp
-from .changes import expected_key, reason_text, upload_preview
+from .changes import diagram_diff, expected_key, reason_text, upload_preview
 from .page import decision_tables, diagram_files, element_docs, overlay_data
+from .problems import problem_text
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -118,10 +119,13 @@ def _procedure_page(versions, version):
         selected = next((e["id"] for e in parsed["elements"].values()
                          if e["kind"] == "participant" and e["process"] == selected), selected)
     docs = element_docs(parsed, version.forms or {})
+    previous = next((v for v in versions if v.version < version.version), None)
+    diff = diagram_diff(previous, version) if previous and request.args.get("changes") == "1" else None
     data = {"mode": "procedure",
             "xml_url": url_for("procedure.procedure_file", process_id=version.process_id, number=version.version,
                                file_name=file_name, inline=1),
-            "overlays": [e for e in overlays["elements"] if e["id"] in in_diagram],
+            # The diagram's colours say one thing at a time: what changed, or where complaints are.
+            "overlays": [] if diff else [e for e in overlays["elements"] if e["id"] in in_diagram],
             "select": selected if selected in parsed["elements"] else None}
     return render_template(
         "procedure/procedure.html", version=version, versions=versions, latest=latest, file_name=file_name,
@@ -130,7 +134,16 @@ def _procedure_page(versions, version):
         stats_by_id={row["id"]: row for row in overlays["elements"]},
         elsewhere=[e for e in overlays["elements"] if e["id"] not in in_diagram],
         names=display_names({v.deployed_by for v in versions}), periods=PERIODS, is_owner=owner,
-        to_migrate=to_migrate, upload_limit_kb=UPLOAD_LIMIT // 1024)
+        to_migrate=to_migrate, upload_limit_kb=UPLOAD_LIMIT // 1024, previous=previous, diff=diff,
+        diff_data=_diff_data(diff))
+
+
+def _diff_data(diff):
+    """What app/static/diagram_diff.js draws: the element ids per kind of change, and the badges' words."""
+    if diff is None:
+        return None
+    return {"marks": {kind: [eid for eid, _name in diff[kind]] for kind in ("added", "changed", "moved")},
+            "labels": {"added": _("added"), "changed": _("changed"), "moved": _("moved")}}
 
 
 @bp.get("/procedure/<process_id>/v<int:number>/<file_name>")
@@ -196,7 +209,7 @@ def procedure_upload(process_id):
     status = 422 if preview["problems"] else 200
     return render_template("procedure/upload.html", process_id=process_id, latest=versions[0],
                            file_name=upload.filename, preview=preview, expected=expected_key(preview["changes"]),
-                           content_b64=base64.b64encode(content).decode("ascii")), status
+                           content_b64=base64.b64encode(content).decode("ascii"), problem_text=problem_text), status
 
 
 @bp.post("/procedure/<process_id>/deploy")
@@ -218,7 +231,7 @@ def procedure_deploy(process_id):
         return render_template("procedure/upload.html", process_id=process_id,
                                latest=registry.latest_version(db.session, process_id), file_name=file_name,
                                preview=preview, expected=expected_key(preview["changes"]),
-                               content_b64=base64.b64encode(content).decode("ascii")), 409
+                               content_b64=base64.b64encode(content).decode("ascii"), problem_text=problem_text), 409
     results = registry.deploy(db.session, preview["bundles"], me().username)
     for pid, number, new in results:
         if new:

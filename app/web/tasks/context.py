@@ -8,7 +8,9 @@ from ... import analysis, complaints
 from ...extensions import db
 from ...permissions import ANALYSTS
 from ...models import AuditEvent, Deadline, ProcessInstance
+from ...evidence import files
 from ..common import display_names
+from ..evidence_ui import case_of_task, listing
 from ..timeline import HIDDEN_BY_DEFAULT, decision, timeline
 from ..ui import forms_of_version, has_any, pii_roles
 
@@ -35,4 +37,6 @@ def complaint_context(user, task) -> dict:
     return {"complaint": complaint, "person": person, "full_personal": full, "decisions": decisions,
             "highlights": list(reversed(highlights)), "deadlines": deadlines, "forms": forms,
             "history": timeline(history[-30:], forms), "names": display_names({e.actor for e in events}),
-            "reports": analysis.reports_of(db.session, task.instance_id), "may_read_analysis": has_any(user, ANALYSTS)}
+            "reports": analysis.reports_of(db.session, task.instance_id), "may_read_analysis": has_any(user, ANALYSTS),
+            "evidence": listing(files.files_of(db.session, case_of_task(task).key), user),
+            "max_mb": current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024)}

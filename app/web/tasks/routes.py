@@ -3,22 +3,29 @@ task with its form. Every state change goes through the runtime's verbs, exactly
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ... import complaints, queues
 from ...errors import AppError, InvalidData
 from ...extensions import db
-from ...forms import field_errors
+from ...forms import drop_inapplicable, field_errors
+from ...input_rules import find_problems
 from ...models import AuditEvent, Complaint, HumanTask, User
 from ...permissions import READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
 from .. import formrender, formrender_codes
+from ...input_guard import accepts_uploads
 from ..common import STAND_ASIDE, colleagues, roles_required, runtime, safe_next
+from ..evidence_ui import name_kept_files, take_form_files
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
-from . import bp
+from . import bp, drafts
 from .context import complaint_context
 
 SORTS = ("due", "received", "created")
+DRAFT_BUTTON = "_save_draft"       # the task form's second submit button: keep the input, submit nothing
+
+bp.record_once(drafts.register)    # a completed or withdrawn task's drafts go with it
 
 
 def _int_arg(name, default=1):
@@ -163,6 +170,7 @@ def assign(task_id):
 # ---- a task: its form beside the complaint -------------------------------------------------------------
 @bp.route("/tasks/<task_id>", methods=["GET", "POST"])
 @roles_required(*TASK_READERS)
+@accepts_uploads
 def task(task_id):
     user, task = me(), _task_or_404(task_id)
     own_role = task.role in user.roles
@@ -184,7 +192,15 @@ def task(task_id):
             flash(error_message(AppError("", code="not_assignee"), task), "error")
             return redirect(url_for("tasks.task", task_id=task_id))
         data, raw = formrender.coerce(schema, request.form)
-        errors = formrender.explain(schema, field_errors(schema, data)) if schema else {}
+        refused = take_form_files(schema, task, user, data, raw)
+        if request.form.get(DRAFT_BUTTON):
+            errors = _save_draft(schema, task, user, raw, refused)
+            if not errors:
+                return redirect(url_for("tasks.task", task_id=task_id))
+        else:
+            data = drop_inapplicable(schema, data)      # a hidden field's stale answer is not sent
+            errors = formrender.explain(schema, field_errors(schema, data)) if schema else {}
+            errors.update(refused)
         if not errors:
             try:
                 change = runtime().complete(task_id, user, data)
@@ -201,12 +217,34 @@ def task(task_id):
     due = task.due_at
     can_work = (task.state == "open" and own_role and has_any(user, WORKERS)
                 and task.assignee_id in (None, user.id))
-    form_fields = formrender.fields(schema, raw, errors, lang()) if schema else []
+    draft = drafts.find(db.session, task, user) if can_work else None
+    if raw is None and draft is not None:
+        raw = draft.data
+    form_fields = name_kept_files(formrender.fields(schema, raw, errors, lang()), task, user) if schema else []
     return render_template("tasks/task.html", task=task, schema=schema, title=formrender.titles(schema, lang()),
+                           intro=formrender.instructions(schema, lang(), user.roles), draft=draft,
                            fields=form_fields, errors=errors, can_work=can_work, own_role=own_role,
                            submitted=_submitted(task, schema), is_supervisor=supervisor,
                            colleagues=colleagues(task) if supervisor else [],
                            task_due=due, left=time_left(due), **complaint_context(user, task)), status
+
+
+def _save_draft(schema, task, user, raw, refused) -> dict:
+    """Keep the user's input as their draft of the task (only app.input_rules are checked: no NUL etc.);
+    {field: message} when it cannot be kept."""
+    errors = formrender.explain(schema, find_problems(raw))
+    errors.update(refused)
+    if errors:
+        return errors
+    drafts.save(db.session, task, user, raw)
+    try:
+        db.session.commit()
+    except IntegrityError:              # the same user's first draft saved twice at once: the other one won
+        db.session.rollback()
+        drafts.save(db.session, task, user, raw)
+        db.session.commit()
+    flash(_("Your draft is saved; nothing was submitted. It is here when you come back."), "success")
+    return {}
 
 
 def _submitted(task, schema):

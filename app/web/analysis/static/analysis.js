@@ -14,8 +14,22 @@
     box.appendChild(note);
   }
 
-  function option(spec) {
-    var categoryAxis = { type: 'category', data: spec.categories, axisLabel: { interval: 0, width: 160, overflow: 'truncate' } };
+  // The category labels for the chart's width: all of them, level, where they fit (a laptop); on a
+  // narrow screen (a phone) the dates under a column chart slant and ECharts leaves out those that would
+  // overlap, and the names beside a bar chart are cut shorter.
+  function categoryLabels(box, spec) {
+    var width = box.clientWidth || 600;
+    if (spec.horizontal) {
+      return { interval: 0, rotate: 0, width: Math.min(160, Math.round(width * 0.38)), overflow: 'truncate' };
+    }
+    var longest = spec.categories.reduce(function (most, c) { return Math.max(most, String(c).length); }, 1);
+    var fits = width / Math.max(spec.categories.length, 1) >= longest * 7 + 8;
+    return fits ? { interval: 0, rotate: 0, width: 160, overflow: 'truncate' }
+                : { interval: 'auto', rotate: 40, hideOverlap: true, width: 120, overflow: 'truncate' };
+  }
+
+  function option(box, spec) {
+    var categoryAxis = { type: 'category', data: spec.categories, axisLabel: categoryLabels(box, spec) };
     var valueAxis = { type: 'value', minInterval: 1 };
     if (spec.horizontal) { categoryAxis.inverse = true; }
     return {
@@ -38,12 +52,16 @@
   function draw(box, spec) {
     if (spec.horizontal) { box.style.height = Math.max(220, 60 + spec.categories.length * 28 * (spec.stacked ? 1 : spec.series.length)) + 'px'; }
     var chart = window.echarts.init(box, null, { renderer: 'canvas' });
-    chart.setOption(option(spec));
+    chart.setOption(option(box, spec));
     chart.on('click', function (params) {
       var link = spec.links[params.dataIndex];
       if (link) { window.location.href = link; }
     });
-    window.addEventListener('resize', function () { chart.resize(); });
+    window.addEventListener('resize', function () {
+      chart.resize();
+      var labels = { axisLabel: categoryLabels(box, spec) };
+      chart.setOption(spec.horizontal ? { yAxis: labels } : { xAxis: labels });
+    });
     window.addEventListener('beforeprint', function () { chart.resize(); });
     box.setAttribute('data-state', 'ready');
   }
