@@ -62,7 +62,7 @@ def send(runtime, session, user, complaint: Complaint, name: str, data: dict):
     """Check `data` against the event's form and send it, with who sent it, to the complaint's main
     instance; the diagram decides what follows. Returns the change."""
     event = find(session, user, complaint, name)
-    validate(event.schema, data)
+    data = validate(event.schema, data)       # without the values of fields whose condition is false
     audit.record(session, user.username, SENT, instance_id=complaint.instance_id, business_key=complaint.number,
                  data={"message": name, "form_data": data})
     try:

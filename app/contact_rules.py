@@ -102,7 +102,9 @@ def email_problem(text: str) -> Optional[str]:
 
 
 def stored_email(text: str) -> str:
-    return _checked_email(text).normalized
+    """An internationalised domain as its ASCII (IDNA) form: the outbox sends without SMTPUTF8."""
+    checked = _checked_email(text)
+    return checked.ascii_email or checked.normalized
 
 
 # ---- identity documents ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from flask_babel import force_locale
 from . import notifications
 from .extensions import db
 from .outbox.email import SmtpMailer
-from .outbox.failures import DeliveryFailure
+from .outbox.failures import DeliveryFailure, PermanentFailure
 from .timeutil import BUSINESS_TZ, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ def _send_one(app, runtime, mailer, user, day_start, now) -> int:
         subject, body = _render(app, user, found, now)
     try:
         mailer.send(user.email, subject, body, key=f"digest-{user.id}-{day_start.date().isoformat()}")
+    except PermanentFailure as err:        # e.g. no such mailbox: not retried today (the address needs fixing)
+        log.warning("the digest of user %s was refused for good (%s); fix their address", user.id, err)
+        return 0
     except DeliveryFailure as err:
         notifications.release_digest(db.session, user.id, previous)
         db.session.commit()

@@ -178,8 +178,10 @@ def _same(a, b) -> bool:
 
 def drop_inapplicable(schema: dict, data: dict) -> dict:
     """The data without the values of conditional fields whose condition is false (a condition may hang on
-    another conditional field: dropped until nothing more drops)."""
-    whens_of = conditions(schema)
+    another conditional field: dropped until nothing more drops). A field required only by another's being
+    filled in (`dependentRequired`) is never dropped: given alone it is an answer, not a stale one."""
+    whens_of = {name: whens for name, whens in conditions(schema).items()
+                if not all(w.get("filled") for w in whens)}
     out = dict(data)
     while True:
         stale = [name for name, whens in whens_of.items()

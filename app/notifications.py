@@ -42,11 +42,16 @@ def _mine_or_available(user, independent):
     return or_(and_(*mine), and_(*available))
 
 
+def _new_since(user, since):
+    """New to the user since `since`: opened since, or given to them since (a supervisor's assignment)."""
+    return or_(HumanTask.created_at > since, and_(HumanTask.assignee_id == user.id, HumanTask.claimed_at > since))
+
+
 def digest(session, user, now: datetime, *, since=None, supervisor=False, independent=()) -> Digest:
     """The lists for `user` at `now`; `since`: when they last looked (None: everything open is new)."""
     queue = _mine_or_available(user, independent)
     found = Digest(
-        new=_tasks(session, queue, *([HumanTask.created_at > since] if since else [])),
+        new=_tasks(session, queue, *([_new_since(user, since)] if since else [])),
         due_soon=_tasks(session, queue, HumanTask.due_at >= now, HumanTask.due_at < now + DUE_SOON),
         overdue=_tasks(session, queue, HumanTask.due_at < now))
     if supervisor:
@@ -60,7 +65,7 @@ def digest(session, user, now: datetime, *, since=None, supervisor=False, indepe
 def unread_count(session, user, now: datetime, *, independent=()) -> int:
     """For the top bar: the tasks of the user's queues new since they last looked, or overdue (one COUNT)."""
     queue = _mine_or_available(user, independent)
-    news = HumanTask.created_at > user.notifications_seen_at if user.notifications_seen_at else True
+    news = _new_since(user, user.notifications_seen_at) if user.notifications_seen_at else True
     query = select(func.count()).select_from(HumanTask).where(queue, or_(news, HumanTask.due_at < now))
     return session.execute(query).scalar_one()
 

@@ -91,7 +91,9 @@ def test_dependent_required_and_shapes_not_read_are_always_shown():
                         {"anyOf": [{"required": ["f"]}, {"required": ["g"]}]}]}                  # f: always too
     assert conditions(schema) == {"c": [{"field": "b", "filled": True}],
                                   "d": [{"field": "a", "values": ["x", "y"]}]}
-    assert drop_inapplicable(schema, {"a": "x", "c": "1", "d": "2", "e": "3"}) == {"a": "x", "d": "2", "e": "3"}
+    # c without b is an answer given alone (dependentRequired only asks for it with b): kept, never dropped
+    assert drop_inapplicable(schema, {"a": "x", "c": "1", "d": "2", "e": "3"}) == {"a": "x", "c": "1", "d": "2",
+                                                                                   "e": "3"}
     assert drop_inapplicable(schema, {"a": "q", "b": "1", "c": "1", "d": "2"}) == {"a": "q", "b": "1", "c": "1"}
 
 

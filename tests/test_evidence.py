@@ -346,3 +346,36 @@ def test_the_api_attaches_to_a_task_for_its_form_file_field(app, desk, client, p
     r = client.post(f"/api/v1/tasks/{task_id}/evidence", headers=people["customer_service"].headers,
                     content_type="multipart/form-data", data={"file": (io.BytesIO(PDF), "x.pdf")})
     assert r.status_code == 403 and len(stored()) == 1
+
+
+# ---- review mends ------------------------------------------------------------------------------------------
+def test_a_text_file_named_like_a_script_goes_out_as_text(app, desk):
+    number = desk.register()
+    cs = login(app, "customer_service")
+    attach(cs, number, ("invoice.bat", b"@echo off\r\ndel /q *\r\n"), ("scan.JPEG", PNG))
+    rows = {f.filename: f for f in stored()}
+    assert rows["invoice.bat"].media_type == "text/plain"
+    header = cs.get(f"/evidence/{rows['invoice.bat'].id}").headers["Content-Disposition"]
+    assert "invoice.bat.txt" in header
+    assert "scan.JPEG.png" in cs.get(f"/evidence/{rows['scan.JPEG'].id}").headers["Content-Disposition"]
+    # a role without personal data gets no original name at all
+    assert "invoice" not in login(app, "management").get(f"/evidence/{rows['invoice.bat'].id}") \
+        .headers["Content-Disposition"]
+
+
+def test_no_files_for_a_closed_complaint_or_a_task_that_is_not_open(app, desk, client, people):
+    number = desk.register()
+    desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+                       "customer_confirmation", "archive"])
+    cs = login(app, "customer_service")
+    messages = flashes(cs.get(attach(cs, number, ("late.pdf", PDF)).location))
+    assert any("已结案" in m for m in messages) and stored() == []
+    r = api_upload(client, people["customer_service"], number, "late.pdf", PDF)
+    assert r.status_code == 409 and r.json["error"]["code"] == "complaint_closed"
+    other = desk.register()
+    desk.complete(other, "initial_review")
+    task_id = desk.task_id(other, "investigate")
+    client.post(f"/api/v1/tasks/{task_id}/claim", headers=people["claims_specialist_2"].headers)
+    r = client.post(f"/api/v1/tasks/{task_id}/evidence", headers=people["claims_specialist"].headers,
+                    content_type="multipart/form-data", data={"file": (io.BytesIO(PDF), "x.pdf")})
+    assert r.status_code == 409 and r.json["error"]["code"] == "task_not_open" and stored() == []

@@ -149,3 +149,19 @@ def test_the_cli_sets_the_digest(app, people):
     r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "cl@insurer.example", "--digest"])
     assert r.exit_code == 0 and "digest on" in r.output
     assert (user("claims_specialist").email, user("claims_specialist").digest) == ("cl@insurer.example", True)
+
+
+def test_a_task_given_to_me_is_new_to_me(app, client, people):
+    desk = Desk(client, people)
+    with time_machine.travel(MONDAY_9, tick=False) as clock:
+        number = desk.register(received_at=MONDAY_9.isoformat())
+        desk.complete(number, "initial_review")
+        task_id = desk.task_id(number, "investigate")
+        specialist = Browser(app).login("claims_specialist_2")
+        specialist.get("/notifications")                   # looked: the investigation is no longer new
+        clock.shift(timedelta(minutes=5))
+        assert 'data-testid="count-notifications"' not in specialist.get("/").get_data(as_text=True)
+        r = client.post(f"/api/v1/tasks/{task_id}/assign", headers=people["management"].headers,
+                        json={"username": "claims_specialist_2"})
+        assert r.status_code == 200, r.json
+        assert ids(specialist.get("/notifications"), "notify-new") == [task_id]

@@ -5,7 +5,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import select
 
 from .. import complaints, notes
-from ..errors import Forbidden, InvalidData, NotFound
+from ..errors import Conflict, Forbidden, InvalidData, NotFound
 from ..evidence import files
 from ..evidence.store import store_of
 from ..extensions import db
@@ -34,6 +34,8 @@ def list_evidence(number):
 @accepts_uploads
 def upload_evidence(number):
     complaint = complaints.readable(db.session, g.user, number)
+    if complaint.status != "open":
+        raise Conflict("the complaint is closed: its case file takes no more files", code="complaint_closed")
     return _upload(files.Case.of(complaint.number, complaint.instance_id), None, _full_names(complaint))
 
 
@@ -49,6 +51,9 @@ def upload_task_evidence(task_id):
         raise Forbidden("this task belongs to another role", code="wrong_role")
     if runtime.exclusion(g.user, task):
         raise Forbidden("you must stand aside from this complaint (回避)", code="excluded")
+    if task.state != "open" or task.assignee_id not in (None, g.user.id):
+        raise Conflict("only the open task's holder (or, unclaimed, its role) attaches files to it",
+                       code="task_not_open")
     return _upload(files.Case.of(task.business_key, task.instance_id), task.id, False)
 
 
@@ -57,6 +62,8 @@ def _upload(case, task_id, full_names):
     if upload is None:
         raise InvalidData("send the file as multipart/form-data field `file`", fields={"file": "required"})
     field = request.form.get("field") or None
+    if field is not None and len(field) > 100:
+        raise InvalidData("field names a form field: at most 100 characters", fields={"field": "too long"})
     row = files.attach(db.session, store_of(current_app), files.Limits.from_config(current_app.config), case, g.user,
                        upload.filename or "", upload.read(), task_id=task_id, field=field,
                        description=request.form.get("description", ""))

@@ -32,6 +32,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -115,7 +116,7 @@ class Bundle:
     def __post_init__(self):
         self.content_hash = _content_hash(self.files, self.forms, self.messages, self.vocabularies)
 
-    @property
+    @cached_property
     def canonical_hash(self) -> str:
         return _content_hash(self.files, self.forms, self.messages, self.vocabularies, canonical_xml)
 
@@ -815,10 +816,10 @@ def version_with_content(session, bundle: Bundle) -> Optional[ProcessVersion]:
         .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
     if same is not None:
         return same
-    wanted = bundle.canonical_hash
     rows = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
                            .where(ProcessVersion.process_id == bundle.process_id)
                            .order_by(ProcessVersion.version.desc())).all()
+    wanted = bundle.canonical_hash if rows else None     # a first deployment canonicalises nothing
     for version_id, content_hash in rows:
         if _canonical_of(session, version_id, content_hash) == wanted:
             return session.get(ProcessVersion, version_id)

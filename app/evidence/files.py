@@ -52,6 +52,7 @@ def attach(session, store, limits: Limits, case: Case, actor, filename: str, con
     description = (description or "").strip()[:DESCRIPTION_MAX]
     row = EvidenceFile(case_key=case.key, task_id=task_id, field=field, sha256=sha, size=len(content),
                        media_type=media, filename=name, description=description, uploaded_by_id=actor.id)
+    audit.flush(session)          # events pending from before are written now, not inside the savepoint below
     try:
         with session.begin_nested():
             session.add(row)
@@ -116,7 +117,8 @@ def files_of(session, case_key: str) -> list[EvidenceFile]:
 def entries(session, case_key: str, full_names: bool) -> list[dict]:
     """A case's files as the case file and the API give them; their names (which often hold the customer's)
     only with `full_names`, else file-<n>.<extension of the content's type>."""
-    return [{"id": f.id, "name": f.filename if full_names else f"file-{i}.{kinds.extension(f.media_type)}",
+    return [{"id": f.id, "name": kinds.safe_download_name(f.filename, f.media_type) if full_names
+             else f"file-{i}.{kinds.extension(f.media_type)}",
              "media_type": f.media_type, "size": f.size, "sha256": f.sha256, "description": f.description,
              "task_id": f.task_id, "field": f.field, "uploaded_by": f.uploaded_by.username,
              "uploaded_at": f.uploaded_at.isoformat()} for i, f in enumerate(files_of(session, case_key), 1)]

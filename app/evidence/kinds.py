@@ -54,5 +54,22 @@ def _text_or_none(content: bytes):
     return None
 
 
+# Other names a type's files go by; a file handed out under any other extension gets its type's added
+# (`invoice.bat` that is plain text goes out as `invoice.bat.txt`: no double-click runs it).
+ALSO_CALLED = {"image/jpeg": {"jpeg", "jpe"}, "image/tiff": {"tiff"}, "text/plain": {"text", "log", "csv", "md"},
+               "audio/mp4": {"mp4"}, "video/quicktime": {"qt"}, "application/msword": {"dot"}}
+UNSAFE_IN_NAMES = set('<>:"|?*/\\')
+
+
 def extension(media: str) -> str:
     return ACCEPTED.get(media, "bin")
+
+
+def safe_download_name(name: str, media: str) -> str:
+    """`name` with characters no file system takes removed and, unless its extension is one of `media`'s,
+    the extension of `media` added."""
+    name = "".join(ch for ch in name if ch not in UNSAFE_IN_NAMES).strip(" .") or "file"
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and ext.lower() in {extension(media)} | ALSO_CALLED.get(media, set()):
+        return name
+    return f"{name}.{extension(media)}"

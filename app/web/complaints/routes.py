@@ -167,7 +167,7 @@ def customer_request(number, kind):
     if request.method == "POST":
         data, raw = formrender.coerce(schema, request.form)
         try:
-            validate(schema, data)
+            data = validate(schema, data)
             REQUESTS[kind]["send"](runtime(), db.session, found, (data.get("reason") or "").strip(),
                                    customer_requests.BY_PHONE, actor=me().username)
             db.session.commit()

@@ -1,4 +1,6 @@
 """Uploading evidence, downloading it (checked against its hash, audited) and writing notes."""
+from urllib.parse import urlsplit
+
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _, ngettext
 from sqlalchemy import select
@@ -10,9 +12,9 @@ from ...extensions import db
 from ...input_guard import accepts_uploads
 from ...models import Complaint, EvidenceFile, HumanTask
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, TASK_READERS, WORKERS
-from ..common import STAND_ASIDE, attachment, readable_or_abort, roles_required, runtime
+from ..common import STAND_ASIDE, attachment, readable_or_abort, roles_required, runtime, safe_next
 from ..evidence_ui import case_of_complaint, case_of_task, posted_files, store, take
-from ..ui import error_message, has_any, me
+from ..ui import error_message, has_any, me, pii_roles
 from . import bp
 
 
@@ -30,6 +32,9 @@ def _report(attached, refused):
 @accepts_uploads
 def attach_to_complaint(number):
     found = readable_or_abort(number)
+    if found.status != "open":
+        flash(_("This complaint is closed: its case file takes no more files. Nothing was stored."), "error")
+        return redirect(url_for("complaints.complaint", number=found.number, _anchor="evidence"))
     attached, refused = take(case_of_complaint(found), me(), posted_files("files"),
                              description=request.form.get("description", ""))
     db.session.commit()
@@ -42,6 +47,10 @@ def attach_to_complaint(number):
 @accepts_uploads
 def attach_to_task(task_id):
     task = _task_for(me(), task_id, work=True)
+    if task.state != "open" or task.assignee_id not in (None, me().id):
+        flash(_("Only the open task's holder (or, unclaimed, its role) attaches files to it. Nothing was stored."),
+              "error")
+        return redirect(url_for("tasks.task", task_id=task.id))
     attached, refused = take(case_of_task(task), me(), posted_files("files"), task_id=task.id,
                              description=request.form.get("description", ""))
     db.session.commit()
@@ -72,12 +81,21 @@ def download(file_id):
         flash(error_message(err) if err.code not in ("evidence_missing", "evidence_corrupt") else
               _("This file cannot be handed out: its stored content is missing or does not match the hash "
                 "recorded when it was attached. Tell an administrator."), "error")
-        return redirect(request.referrer or url_for("tasks.home"))
+        return redirect(safe_next(_same_site_path(request.referrer), url_for("tasks.home")))
     files.record_view(db.session, user.username, row, case)
     db.session.commit()
-    name = row.filename if "." in row.filename else f"{row.filename}.{kinds.extension(row.media_type)}"
+    name = kinds.safe_download_name(row.filename, row.media_type) if has_any(user, pii_roles()) else \
+        f"file-{row.id}.{kinds.extension(row.media_type)}"          # the name may be personal data
     return Response(content, mimetype=row.media_type,
                     headers={"Content-Disposition": attachment(name), "Cache-Control": "private, no-store"})
+
+
+def _same_site_path(referrer):
+    """The path of a referring page of this site (browsers send the whole URL), else None."""
+    parts = urlsplit(referrer or "")
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _readable_case(user, row) -> files.Case:
