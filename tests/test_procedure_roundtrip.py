@@ -23,6 +23,11 @@ from tests.test_migration import deploy_changed, remove_re_evaluation
 from tests.test_web import as_, browser, desk, fresh, text  # noqa: F401  (browser and desk are fixtures)
 from tests.test_web_procedure import BPMN, PROCESS, confirm, upload, versions
 
+# What counts as a change and how a problem reads is decided in Python, the same on every database; the
+# versions' storage runs on both backends in tests/test_processes.py and test_migration.py. SQLite only, to keep
+# CI within its time (as test_route_matrix).
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 DI = "http://www.omg.org/spec/BPMN/20100524/DI"
 MODELER = "http://camunda.org/schema/modeler/1.0"
 CONDITION = "decision_days &lt; 60"          # on flow_requests_merge_to_gateway
@@ -67,7 +72,7 @@ CHANGES = {
 }
 
 
-def test_the_canonical_form_ignores_what_a_modeler_rewrites_and_nothing_else():
+def test_the_canonical_form_ignores_what_a_modeler_rewrites_and_nothing_else(backend):     # (no database used)
     assert canonical_xml(resaved(BPMN)) == canonical_xml(BPMN)
     for name, change in CHANGES.items():
         assert change(BPMN) != BPMN, name

@@ -1,10 +1,15 @@
 """A form that adapts, in a real browser (app/static/forms.js): on the initial review, choosing "不予受理"
 shows the rejection reason and makes it required, "受理" hides it again (and the browser does not send it);
 a saved draft comes back when the page is opened again. Screenshot: adaptive-01-reject."""
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_diagrams import login
 from tests.flow import Desk
+
+# The browser's side of this is the same on every database (the data paths behind it run on both backends in
+# the non-browser tests): SQLite only, to keep CI within its time.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def test_the_review_form_adapts_and_a_draft_comes_back(app, people, page: Page, client, screenshots):

@@ -2,10 +2,15 @@
 said beside the page's other messages), the list shows them, a note goes into the timeline; the claims
 specialist's investigation form takes a file through its file field and the task is done. Screenshots:
 evidence-01-complaint, evidence-02-section (the README's)."""
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_diagrams import login
 from tests.flow import Desk
+
+# The browser's side of this is the same on every database (the data paths behind it run on both backends in
+# the non-browser tests): SQLite only, to keep CI within its time.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n"
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120

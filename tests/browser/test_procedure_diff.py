@@ -1,6 +1,7 @@
 """The modeler round trip in a real browser: the version page colours what the version changed on its
 diagram (bpmn-js markers, under the Content-Security-Policy), and a diagram exported again by bpmn-js
 itself, uploaded through the procedure page, is no new version."""
+import pytest
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
@@ -9,6 +10,10 @@ from tests.browser.test_diagrams import login, vendored_viewer  # noqa: F401  (s
 from tests.test_migration import deploy_changed, remove_re_evaluation
 from tests.test_procedure_roundtrip import CHANGES, moved
 from tests.test_web_procedure import BPMN
+
+# The browser's side of this is the same on every database (the data paths behind it run on both backends in
+# the non-browser tests): SQLite only, to keep CI within its time.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 PROCESS = "/procedure/complaint_handling"
 
