@@ -13,6 +13,9 @@ REGISTRARS = ("customer_service",)
 # the roles that investigate and decide, and by compliance; every download is audited. The training
 # department, which reads complaints to learn from them, sees that files exist but not their content.
 EVIDENCE_READERS = ("customer_service", "claims_specialist", "management", "head_office", "compliance")
+# The complaint list as a spreadsheet (every row of a filter, names masked as on the page): those who
+# supervise and audit the handling.
+LIST_EXPORTERS = ("management", "head_office", "compliance")
 # Internal notes on a complaint (never shown to the customer): every reader of it may add one.
 NOTE_WRITERS = READERS
 # The procedure pages (diagram, versions, traceability): every reader, and the process owners, who

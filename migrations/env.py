@@ -99,6 +99,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if conf_args.get("include_object") is None:
+            from app.models import on_backend
+            conf_args["include_object"] = on_backend(connection.dialect.name)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

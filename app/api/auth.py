@@ -20,11 +20,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(user, days: int, name="") -> str:
+def issue_token(user, days: int, name="", commit=True) -> str:
+    """A new API token of `user`, valid `days`; only its hash is stored. `commit=False`: the caller commits."""
     token = secrets.token_urlsafe(32)
     db.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name,
                             expires_at=utcnow() + timedelta(days=days)))
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return token
 
 

@@ -3,12 +3,15 @@ import json
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from .. import case_events, complaints, customer_requests
+from .. import case_events, complaint_list, complaints, customer_requests
+from ..analysis.dimensions import FilterError, dimensions
+from ..analysis.periods import PeriodError
 from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
-from ..models import (AuditEvent, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
+from ..models import (AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
 from ..permissions import HANDLERS, READERS, REGISTRARS
+from ..timeutil import utcnow
 from . import bp
 from .auth import require
 from .errors import body, form_data
@@ -25,6 +28,9 @@ TASKS_OUT, DEADLINES_OUT, HISTORY_OUT = TaskOut(many=True), DeadlineOut(many=Tru
 def columns_of(schema, model) -> list:
     """The model's columns a schema dumps: a read selects only those (plain rows instead of ORM objects)."""
     return [getattr(model, f.attribute or name) for name, f in schema.fields.items()]
+
+
+SUMMARY_COLUMNS = tuple(columns_of(SUMMARY_OUT, Complaint))
 
 
 def complaint_view(complaint, user, tasks=None) -> dict:
@@ -51,34 +57,56 @@ def register_complaint():
                          for d in missed]}, 201
 
 
-def _search_result(q, rows):
-    items = [complaints.masked(values) for values in SUMMARY_OUT.dump(rows)]
-    return {"q": q, "items": items, "total": len(items)}
-
-
 def _query(value) -> str:
     q = (value if isinstance(value, str) else "").strip()
     if not q:
-        raise AppError("give q: a complaint number, policy or claim number (phone or ID number: POST "
-                       "/complaints/search)", fields={"q": "required"}, code="bad_query")
+        raise AppError("give q: a complaint number, policy or claim number, customer name, phone or ID number",
+                       fields={"q": "required"}, code="bad_query")
     return q
+
+
+def _int_arg(name, default, most) -> int:
+    value = request.args.get(name, str(default))
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise AppError(f"{name} must be a whole number from 1 to {most}", fields={name: f"1 to {most}"},
+                       code="bad_query")
+    return int(value)
+
+
+def _listed(term, personal):
+    """One page of the complaint list (app.complaint_list) for the query string's filters and `term`."""
+    try:
+        asked = complaint_list.from_args(request.args, term, personal)
+        conditions = complaint_list.where(db.session, g.user, asked, dimensions(db.session), utcnow())
+    except PeriodError as err:
+        field = err.params.get("field", "from")
+        raise AppError(str(err), fields={field: str(err)}, code="bad_query") from None
+    except complaint_list.ListError as err:
+        raise AppError(str(err), fields={err.field: str(err)}, code="bad_query") from None
+    except FilterError as err:
+        raise AppError(str(err), fields={err.params.get("dimension", "filter"): str(err)}, code="bad_query") from None
+    per_page = _int_arg("per_page", 50, 100)
+    found = complaint_list.page(db.session, conditions, _int_arg("page", 1, 100_000), per_page,
+                                columns=SUMMARY_COLUMNS)
+    items = [complaints.masked(values) for values in SUMMARY_OUT.dump(found["rows"])]
+    return {"q": term, "items": items, "total": found["total"], "capped": found["capped"], "page": found["page"],
+            "pages": found["pages"]}
 
 
 @bp.get("/complaints")
 @require(*READERS)
 def search_complaints():
-    """Find complaints by number, policy number or claim number (exact match). Personal identifiers
-    (phone, ID number) are searched with POST /complaints/search, so they never sit in a URL or a log."""
-    q = _query(request.args.get("q"))
-    return _search_result(q, complaints.search(db.session, g.user, q))
+    """The complaint list: filters in the query string; `q` finds a complaint, policy or claim number, in part
+    from three characters. Personal identifiers (name, phone, ID number) are searched with POST
+    /complaints/search, so they never sit in a URL or a log."""
+    return _listed((request.args.get("q") or "").strip(), personal=False)
 
 
 @bp.post("/complaints/search")
 @require(*READERS)
 def search_complaints_by_body():
-    """Find complaints by number, policy or claim number, customer phone or ID number, given in the body."""
-    q = _query(body().get("q"))
-    return _search_result(q, complaints.search(db.session, g.user, q, personal=True))
+    """The complaint list for a term given in the body: also the customer's name (in part), phone or ID number."""
+    return _listed(_query(body().get("q")), personal=True)
 
 
 @bp.get("/complaints/<number>")

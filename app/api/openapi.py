@@ -44,6 +44,19 @@ UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
         "description": {"type": "string", "maxLength": 500},
         "field": {"type": "string", "maxLength": 100}}}}}}
 NUMBER = "$response.body#/number"
+# The complaint list's filters (app.complaint_list.FILTER_ARGS) and its page.
+LIST_PARAMETERS = [
+    _query("from", {"type": "string", "format": "date"}, "received on or after this business date (Asia/Shanghai)"),
+    _query("to", {"type": "string", "format": "date"}, "received on or before this business date"),
+    _query("status", {"type": "string", "enum": ["open", "closed"]}, "open or closed"),
+    _query("category", {"type": "string", "maxLength": 100}, "a code of the category vocabulary (a group holds its sub-codes)"),
+    _query("product_line", {"type": "string", "maxLength": 100}, "a code of the product line vocabulary"),
+    _query("channel", {"type": "string", "maxLength": 100}, "the channel it came in by"),
+    _query("step", {"type": "string", "maxLength": 100}, "waiting at this element (an open task's element id)"),
+    _query("overdue", {"type": "string", "enum": ["1", "0"]}, "1: an open task past its due time, or the decision overdue"),
+    _query("handler", {"type": "string", "maxLength": 100}, "a username that holds an open task of it or completed one"),
+    _query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "page number (default 1)"),
+    _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "rows per page (default 50)")]
 TASK_LINKS = dict(GetTask=("getTask", {"task_id": "$response.body#/task/id"}),
                   ClaimTask=("claimTask", {"task_id": "$response.body#/task/id"}),
                   UnclaimTask=("unclaimTask", {"task_id": "$response.body#/task/id"}),
@@ -64,13 +77,18 @@ OPERATIONS = {
             CompleteFirstTask=("completeTask", {"task_id": "$response.body#/tasks/0/id"})))}},
     "api.search_complaints": {
         "operationId": "searchComplaints", "tags": ["complaints"],
-        "summary": "Find complaints by number, policy number or claim number (exact match)",
-        "parameters": [_query("q", {"type": "string", "minLength": 1, "maxLength": 200},
-                              "complaint number, policy or claim number", required=True)],
+        "summary": "The complaint list: filter, page, and find by number (in part from three characters)",
+        "description": "Newest first. `total` is exact up to 10,000; beyond it `capped` is true. Complaints the "
+                       "caller must stand aside from (回避) are never listed.",
+        "parameters": [_query("q", {"type": "string", "maxLength": 64},
+                              "complaint number, policy or claim number: exactly, or in part from three characters"),
+                       *LIST_PARAMETERS],
         "responses": {"200": _json("SearchOut")}},
     "api.search_complaints_by_body": {
         "operationId": "searchComplaintsByBody", "tags": ["complaints"],
-        "summary": "Find complaints, also by customer phone or ID number (given in the body, never in a URL)",
+        "summary": "The complaint list for a term in the body: also the customer's name (in part, from two "
+                   "characters), phone or ID number, never in a URL",
+        "parameters": LIST_PARAMETERS,
         "requestBody": _body("SearchIn"), "responses": {"200": _json("SearchOut")}},
     "api.get_complaint": {
         "operationId": "getComplaint", "tags": ["complaints"],
@@ -193,6 +211,15 @@ OPERATIONS = {
     "api.assign": {
         "operationId": "assignTask", "tags": ["tasks"], "summary": "Give a task to a colleague (supervisors)",
         "requestBody": _body("AssignIn"), "responses": {"200": _json("TaskEnvelopeOut", **_links(**TASK_LINKS))}},
+    "api.bulk_tasks": {
+        "operationId": "bulkTasks", "tags": ["tasks"],
+        "summary": "Give many tasks to a colleague, or release them, at once (supervisors)",
+        "description": "At most 200 task ids. Each task is changed in its own transaction with the rules of a "
+                       "single assignTask / unclaimTask (its role, 回避, still open), so some may be refused while "
+                       "the others are done: 200 with one result per task, `ok` false and the `error` a single "
+                       "call would have given for each refused one (`not_held`: release of a task nobody holds). "
+                       "422 for a body outside the schema, 404 `not_found` for an unknown `username`.",
+        "requestBody": _body("BulkTasksIn"), "responses": {"200": _json("BulkTasksOut")}},
     "api.complete": {
         "operationId": "completeTask", "tags": ["tasks"], "summary": "Submit a task's form and move the workflow on",
         "description": "`data` is validated against the task's form; numbers must be finite, text may not "
@@ -240,7 +267,8 @@ def build(app) -> dict:
     spec.components.schema("ComplaintIn", schema=ComplaintIn)
     spec.components.schema("ComplaintSummaryOut", schema=schemas.ComplaintOut(only=SUMMARY))
     spec.components.schema("SearchOut", {"type": "object", "additionalProperties": False, "properties": {
-        "q": {"type": "string"}, "total": {"type": "integer"},
+        "q": {"type": "string"}, "total": {"type": "integer"}, "capped": {"type": "boolean"},
+        "page": {"type": "integer"}, "pages": {"type": "integer"},
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/ComplaintSummaryOut"}}}})
     for status, description in ERROR_STATUSES.items():
         spec.components.response(f"Error{status}", _json("ErrorOut", description))

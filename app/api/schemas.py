@@ -393,5 +393,6 @@ class AssignIn(Schema):
 
 
 class SearchIn(Schema):
-    q = fields.String(required=True, metadata={"description": "a complaint number, policy or claim number, "
-                                                              "customer phone or ID number (exact match)"})
+    q = fields.String(required=True, metadata={"description": "a complaint number, policy or claim number (exactly, "
+                                                              "or in part from three characters), the customer's "
+                                                              "name (in part, from two), phone or ID number"})

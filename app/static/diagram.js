@@ -5,8 +5,12 @@
  *    scale (markers load-1..load-4, has-overdue); the side panel shows the documentation of the
  *    element under the cursor, or of the one clicked (the server rendered one hidden section each).
  *  - "complaint": one complaint's path: markers done, current, missed, deadline-open on elements,
- *    taken on sequence flows, and a "×n" badge where it passed more than once.
- * #diagram gets data-state="ready" (or "error") when done, for people and tests alike. */
+ *    taken on sequence flows, and a "×n" badge where it passed more than once. It opens on
+ *    data.focus (where the complaint is now, or the end it reached) at a zoom where the names can be
+ *    read, unless the whole diagram can be read at once; "whole diagram" and "current step" buttons
+ *    (labels in data.labels) switch between the two.
+ * Badges sit outside their element's shape, clear of its name. #diagram gets data-state="ready" (or
+ * "error") when done, for people and tests alike. */
 (function () {
   'use strict';
 
@@ -29,6 +33,59 @@
   }
 
   function has(registry, id) { return !!registry.get(id); }
+
+  // The smallest zoom the diagram opens at on an element: the names are about 10 px and more there. A
+  // whole diagram that fits at this zoom or more opens whole.
+  var READABLE_ZOOM = 0.8;
+  var MARGIN = 60;          // diagram units kept around the elements opened on
+
+  // Where a badge goes so that it never covers its element's name: outside the shape (a task's name is
+  // inside it), beside its top-right corner — above it, or below it when the element's own label (an
+  // event's or a gateway's name, drawn outside the shape) is above the shape. The CSS class "above"
+  // lifts the badge by its own height.
+  function beside(element) {
+    var label = element.label;
+    var labelAbove = !!label && label.y + label.height <= element.y + 1;
+    return labelAbove ? { position: { bottom: -3, right: -3 }, side: 'below' }
+      : { position: { top: -3, right: -3 }, side: 'above' };
+  }
+
+  function boxOf(shapes) {
+    var x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+    shapes.forEach(function (s) {
+      x1 = Math.min(x1, s.x); y1 = Math.min(y1, s.y);
+      x2 = Math.max(x2, s.x + s.width); y2 = Math.max(y2, s.y + s.height);
+    });
+    return { x: x1, y: y1, width: x2 - x1, height: y2 - y1 };
+  }
+
+  // The largest zoom (at most 1) at which `box` and its margin fit the canvas.
+  function fitting(outer, box) {
+    return Math.min(1, outer.width / (box.width + 2 * MARGIN), outer.height / (box.height + 2 * MARGIN));
+  }
+
+  function fitAll(canvas) { return canvas.zoom('fit-viewport', 'auto'); }
+
+  // Show the elements `ids` centred, at a zoom where their names can be read (READABLE_ZOOM or more);
+  // when they are too far apart for that, the first of them. The whole diagram when it can be read at
+  // once, or when none of them is drawn.
+  function openOn(viewer, ids) {
+    var canvas = viewer.get('canvas');
+    var registry = viewer.get('elementRegistry');
+    var whole = fitAll(canvas);
+    var shapes = (ids || []).map(function (id) { return registry.get(id); })
+      .filter(function (s) { return s && !s.waypoints; });
+    var outer = canvas.viewbox().outer;
+    if (!shapes.length || whole >= READABLE_ZOOM || !outer.width || !outer.height) { return whole; }
+    var box = boxOf(shapes);
+    var zoom = fitting(outer, box);
+    if (zoom < READABLE_ZOOM) { box = boxOf(shapes.slice(0, 1)); zoom = fitting(outer, box); }
+    zoom = Math.max(zoom, READABLE_ZOOM);
+    var width = outer.width / zoom, height = outer.height / zoom;
+    canvas.viewbox({ x: box.x + box.width / 2 - width / 2, y: box.y + box.height / 2 - height / 2,
+                     width: width, height: height });
+    return zoom;
+  }
 
   // ---- procedure mode ------------------------------------------------------------------------------
   function procedure(viewer, data) {
@@ -54,9 +111,13 @@
         badge.appendChild(el('div', 'stat-median', row.median_text));
       }
       badge.title = row.title || '';
-      // Above the element (CSS moves it up by its own height), readable at any zoom: never drawn
-      // smaller than its natural size.
-      overlays.add(row.id, 'stats', { position: { top: -3, left: 0 }, scale: { min: 1 }, html: badge });
+      // Above the element (or below it when its label is above), clear of its name; readable at any
+      // zoom: never drawn smaller than its natural size.
+      var shape = registry.get(row.id);
+      var labelAbove = !!shape.label && shape.label.y + shape.label.height <= shape.y + 1;
+      badge.className += labelAbove ? ' below' : ' above';
+      overlays.add(row.id, 'stats', { position: labelAbove ? { bottom: -3, left: 0 } : { top: -3, left: 0 },
+                                      scale: { min: 1 }, html: badge });
     });
 
     var panel = document.getElementById('element-docs');
@@ -121,11 +182,34 @@
       });
     });
     Object.keys(marks.counts || {}).forEach(function (id) {
-      if (!has(registry, id)) { return; }
-      var badge = el('div', 'visit-badge', '\u00d7' + marks.counts[id]);
+      var shape = registry.get(id);
+      if (!shape) { return; }
+      var where = beside(shape);
+      var badge = el('div', 'visit-badge ' + where.side, '\u00d7' + marks.counts[id]);
       badge.setAttribute('data-testid', 'visits-' + id);
-      overlays.add(id, 'visits', { position: { top: -10, left: -10 }, scale: { min: 1 }, html: badge });
+      // Small: it grows and shrinks with the diagram down to 3/4 of its size, and no smaller.
+      overlays.add(id, 'visits', { position: where.position, scale: { min: 0.75 }, html: badge });
     });
+  }
+
+  // The complaint page's controls beside the zoom buttons: the fit button named "whole diagram", and
+  // one back to the focus.
+  function complaintTools(container, data) {
+    var labels = data.labels || {};
+    var frame = container.parentNode;
+    var fit = frame && frame.querySelector('[data-zoom="fit"]');
+    if (!fit || !labels.whole) { return; }
+    fit.textContent = labels.whole;
+    fit.title = labels.whole_title || labels.whole;
+    fit.setAttribute('data-testid', 'diagram-whole');
+    if ((data.focus || []).length) {
+      var back = el('button', 'btn btn-small', labels.focus);
+      back.type = 'button';
+      back.title = labels.focus_title || labels.focus;
+      back.setAttribute('data-zoom', 'focus');
+      back.setAttribute('data-testid', 'diagram-focus');
+      fit.parentNode.insertBefore(back, fit);
+    }
   }
 
   function start() {
@@ -135,6 +219,7 @@
     if (typeof window.BpmnJS !== 'function') { fail(container, '(bpmn-js is missing: run make vendor)'); return; }
     var viewer = new window.BpmnJS({ container: container });
     window.procedureViewer = viewer;
+    if (data.mode === 'complaint') { complaintTools(container, data); }
     fetch(data.xml_url, { credentials: 'same-origin' })
       .then(function (response) {
         if (!response.ok) { throw new Error('HTTP ' + response.status); }
@@ -142,8 +227,13 @@
       })
       .then(function (xml) { return viewer.importXML(xml); })
       .then(function () {
-        viewer.get('canvas').zoom('fit-viewport', 'auto');
-        if (data.mode === 'procedure') { procedure(viewer, data); } else { complaint(viewer, data); }
+        if (data.mode === 'procedure') {
+          fitAll(viewer.get('canvas'));
+          procedure(viewer, data);
+        } else {
+          openOn(viewer, data.focus);
+          complaint(viewer, data);
+        }
         container.setAttribute('data-state', 'ready');
       })
       .catch(function (error) { fail(container, error && error.message ? error.message : String(error)); });
@@ -152,7 +242,7 @@
       button.addEventListener('click', function () {
         var canvas = viewer.get('canvas');
         var how = button.getAttribute('data-zoom');
-        if (how === 'fit') { canvas.zoom('fit-viewport', 'auto'); } else {
+        if (how === 'fit') { fitAll(canvas); } else if (how === 'focus') { openOn(viewer, data.focus); } else {
           canvas.zoom(canvas.zoom() * (how === 'in' ? 1.25 : 0.8));
         }
       });

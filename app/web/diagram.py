@@ -33,10 +33,26 @@ KIND_LABELS = {
 }
 # Elements a reader may point at in the viewer (DI, definitions and expressions are not).
 SHOWN = set(KIND_LABELS)
+# Elements that carry documentation but live outside a process (the traceability page names them too).
+COLLABORATION_LABELS = {"messageFlow": _l("Message flow"), "collaboration": _l("Collaboration")}
 
 
 def kind_label(kind) -> str:
     return str(KIND_LABELS.get(kind, kind))
+
+
+def kind_labels(files: dict) -> dict:
+    """element id -> its kind in words (e.g. 用户任务, 消息流) of every element of these BPMN files whose
+    kind has words; read with lxml, for pages that name elements outside the viewer."""
+    labels = {**KIND_LABELS, **COLLABORATION_LABELS}
+    out = {}
+    for xml in files.values():
+        for node in etree.fromstring(xml.encode("utf-8")).iter():
+            if isinstance(node.tag, str) and node.get("id") and etree.QName(node).namespace == BPMN:
+                kind = etree.QName(node).localname
+                if kind in labels:
+                    out[node.get("id")] = str(labels[kind])
+    return out
 
 
 def _doc(node) -> tuple[str, list]:

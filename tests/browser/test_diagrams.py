@@ -139,3 +139,68 @@ def test_complaint_page_marks_its_path_on_its_own_diagram(app, people, page: Pag
     expect(page.get_by_test_id("print-button")).to_be_hidden()
     screenshots(page, "13-case-file-print", height=1200)
     assert outside() == ([], [])
+
+
+READABLE_ZOOM = 0.8          # app/static/diagram.js
+
+# Per visit badge: its box and the boxes of its element's name (a task's inside the shape, an event's or a
+# gateway's in its own label element, "<id>_label"), and whether they meet.
+BADGES_AND_NAMES = """() => [...document.querySelectorAll('[data-testid^="visits-"]')].map(badge => {
+  const id = badge.getAttribute('data-testid').slice('visits-'.length);
+  const b = badge.getBoundingClientRect();
+  const names = [...document.querySelectorAll(
+      `g.djs-element[data-element-id="${id}"] .djs-visual text, g.djs-element[data-element-id="${id}_label"] .djs-visual text`)]
+    .map(t => t.getBoundingClientRect()).filter(t => t.width > 0 && t.height > 0);
+  const meets = names.some(t => b.left < t.right && t.left < b.right && b.top < t.bottom && t.top < b.bottom);
+  return {id, meets, names: names.length, external: !!document.querySelector(`g.djs-element[data-element-id="${id}_label"]`)};
+})"""
+
+
+def viewed(page: Page, element_id) -> dict:
+    """The canvas's zoom, and whether the element's shape lies inside the visible part of the canvas (by
+    the viewer's viewbox and by the boxes the browser drew)."""
+    return page.evaluate("""(id) => {
+      const viewer = window.procedureViewer, canvas = viewer.get('canvas');
+      const box = canvas.viewbox(), shape = viewer.get('elementRegistry').get(id);
+      const inBox = shape.x >= box.x && shape.y >= box.y && shape.x + shape.width <= box.x + box.width
+        && shape.y + shape.height <= box.y + box.height;
+      const frame = document.getElementById('diagram').getBoundingClientRect();
+      const drawn = document.querySelector(`g.djs-element[data-element-id="${id}"]`).getBoundingClientRect();
+      const inFrame = drawn.left >= frame.left && drawn.top >= frame.top && drawn.right <= frame.right
+        && drawn.bottom <= frame.bottom;
+      return {zoom: canvas.zoom(), inside: inBox && inFrame};
+    }""", element_id)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_complaint_diagram_opens_readable_on_the_current_step(app, people, page: Page, backend):
+    """Not the whole diagram at a zoom where names are 6 px: the step the complaint is at, centred, at a
+    zoom where they can be read; badges beside the shapes, never over a name; "whole diagram" and back."""
+    desk = Desk(app.test_client(), people)
+    number = desk.register()
+    desk.walk(number, ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer",
+                       ("customer_confirmation", {"satisfied": False, "dissatisfaction_reasons": "利息计算有误"}),
+                       ("re_evaluation", {"needs_investigation": False})])
+    db.session.remove()
+
+    login(page, "compliance")
+    page.goto(f"/complaints/{number}")
+    expect(page.get_by_test_id("diagram")).to_have_attribute("data-state", "ready")
+    page.get_by_test_id("diagram").scroll_into_view_if_needed()
+    now = viewed(page, "analyse_and_plan")                      # the open task, in the second pool
+    assert now["inside"] and now["zoom"] >= READABLE_ZOOM, now
+
+    badges = page.evaluate(BADGES_AND_NAMES)
+    assert {b["id"] for b in badges} >= {"start_round"}
+    assert any(b["external"] for b in badges), badges               # an event or gateway passed twice too
+    assert all(b["names"] for b in badges), badges
+    assert [b["id"] for b in badges if b["meets"]] == [], badges
+
+    whole = page.get_by_test_id("diagram-whole")
+    expect(whole).to_have_text("全图")
+    whole.click()
+    assert viewed(page, "analyse_and_plan")["zoom"] < READABLE_ZOOM          # this diagram is big
+    assert [b["id"] for b in page.evaluate(BADGES_AND_NAMES) if b["meets"]] == []
+    page.get_by_test_id("diagram-focus").click()
+    back = viewed(page, "analyse_and_plan")
+    assert back["inside"] and back["zoom"] >= READABLE_ZOOM, back

@@ -33,7 +33,7 @@ NOT_PAGES = {
     "analysis.export_complaints", "analysis.export_tables", "analysis.export_report",     # CSV / Excel
     "complaints.case_file_json", "procedure.procedure_stats", "procedure.procedure_file",  # JSON, BPMN XML
     "language.switch", "portal.enter", "portal.language",                                # redirects
-    "language.favicon", "complaints.case_file_zip", "evidence.download",                  # files
+    "language.favicon", "complaints.case_file_zip", "evidence.download", "complaints.export",  # files
 }
 # endpoint -> (who, path, the test id of its main action; the page is ready when that is visible).
 #   who: the role logging in, "customer" (the portal, by a message's link) or "" (nobody logged in).
@@ -44,6 +44,7 @@ PAGES = {
     "complaints.register": ("customer_service", "/complaints/new", "submit-register"),
     "complaints.search": ("customer_service", "/complaints", "search-button"),
     "notifications.page": ("management", "/notifications", "digest-save"),
+    "team.page": ("management", "/team", "bulk-assign"),
     "complaints.complaint": ("customer_service", "/complaints/{confirming}", "claim-button"),
     "complaints.case_file_page": ("customer_service", "/complaints/{confirming}/case-file", "print-button"),
     "complaints.withdraw": ("customer_service", "/complaints/{confirming}/withdraw", "submit-request"),

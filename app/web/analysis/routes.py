@@ -1,7 +1,7 @@
 """The analysis page, the complaints behind a figure, the stored reports and the exports. Every view
 reads its selection from the query string (GETs only: filters are bookmarkable and need no CSRF token);
 bad input shows the page again with a sentence saying what is wrong (422), never an error page."""
-from flask import Response, abort, current_app, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 
 from ... import analysis, quarterly
@@ -11,15 +11,16 @@ from ...avoidance import visible_to
 from ...complaints import CHANNELS
 from ...extensions import db
 from ...permissions import ANALYSTS, REVIEW_STARTERS
-from ..common import attachment, roles_required
+from ..common import roles_required
+from ..downloads import download as _download
+from ..filter_messages import filter_message
 from ..formrender_codes import label as code_label
 from ..ui import OUTCOME_LABELS, channel_label, has_any, me, outcome_label, status_label
 from . import bp
 from .charts import all_charts
-from .selection import Selection, filter_message, from_request, of_report, quarter_choices
+from .selection import Selection, from_request, of_report, quarter_choices
 from .tables import DIMENSION_TITLES, all_tables
 
-FORMATS = {"csv": (export.csv_chunks, export.CSV_MIME), "xlsx": (export.xlsx_chunks, export.XLSX_MIME)}
 
 
 def _analysed(selection: Selection):
@@ -98,13 +99,6 @@ def _tables_download(data, selection, fmt, name):
     tables = [(str(t.title), [export.cell(h) for h in t.header], [[export.cell(v) for v in row] for row in t.rows])
               for t in all_tables(data, selection)]
     return _download(fmt, tables, name)
-
-
-def _download(fmt, tables, name):
-    """A streamed download. It needs no request context: a stream that reads the database opens an app
-    context of its own (so it never pops the request's out of order, whenever the server closes it)."""
-    chunks, mimetype = FORMATS[fmt]
-    return Response(chunks(tables), mimetype=mimetype, headers={"Content-Disposition": attachment(f"{name}.{fmt}")})
 
 
 def _name(selection) -> str:

@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask import request
-from flask_babel import gettext as _
 
 from ... import analysis
 from ...analysis.periods import PeriodError, business_date, parse_date
 from ...timeutil import utcnow
+from ..filter_messages import period_message
 
 QUARTER_CHOICES = 12            # quarters offered in the picker, the current one first
 
@@ -63,24 +63,3 @@ def quarter_choices() -> list:
         found.append(q.label)
         day = date.fromordinal(q.start.toordinal() - 1)
     return found
-
-
-def period_message(err: PeriodError) -> str:
-    p = err.params
-    if err.code == "reversed":
-        return _("The period starts (%(start)s) after it ends (%(end)s): swap the dates.", start=p["start"], end=p["end"])
-    if err.code == "too_long":
-        return _("The period is %(days)d days long; at most %(limit)d days (three years) can be analysed at once.",
-                 days=p["days"], limit=p["limit"])
-    if err.code == "bad_quarter":
-        return _("“%(value)s” is not a quarter: choose one from the list, or write it like 2026Q4.", value=p["value"])
-    if err.code == "bad_date":
-        return _("“%(value)s” is not a date: write it like 2026-10-01.", value=p["value"])
-    return _("Give both dates of the period, or choose a quarter.")
-
-
-def filter_message(err) -> str:
-    p = err.params
-    if err.code == "unknown_dimension":
-        return _("“%(value)s” is not something the analysis can be broken down by.", value=p["dimension"])
-    return _("“%(value)s” is not a value of this filter: choose one from its list.", value=p["value"])

@@ -4,4 +4,4 @@ from ..errorpages import blueprint
 
 bp = blueprint("complaints", __name__)
 
-from . import routes  # noqa: E402,F401  (routes register on import)
+from . import listing, routes  # noqa: E402,F401  (routes register on import)

@@ -9,13 +9,13 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ... import avoidance, case_events, complaints, customer_requests
+from ... import case_events, complaints, customer_requests
 from ...api.schemas import ComplaintOut
 from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
-from ...models import AuditEvent, Complaint, Deadline, OutboxMessage, ProcessInstance
+from ...models import AuditEvent, Deadline, OutboxMessage, ProcessInstance
 from ...evidence import files as evidence_files
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, REGISTRARS
 from ...timeutil import utcnow
@@ -67,28 +67,7 @@ def _flash_registered(complaint):
                 "recorded as missed.", name=deadline.name, time=fmt_datetime(deadline.due_at)), "error")
 
 
-# ---- find and follow a complaint -------------------------------------------------------------------------
-@bp.route("/complaints", methods=["GET", "POST"])
-@roles_required(*READERS)
-def search():
-    """The form posts its term, so a phone or ID number never sits in a URL (or an access log); a GET
-    with ?q= finds by complaint, policy or claim number only (links, bookmarks)."""
-    user = me()
-    personal = request.method == "POST"
-    q = ((request.form if personal else request.args).get("q") or "").strip()
-    if q:
-        rows = complaints.search(db.session, user, q, personal=personal)
-    else:
-        rows = db.session.execute(select(Complaint).where(avoidance.visible_to(user))
-                                  .order_by(Complaint.received_at.desc()).limit(50)).scalars().all()
-    if q and len(rows) == 1 and rows[0].number == q:
-        return redirect(url_for("complaints.complaint", number=q))
-    pii = has_any(user, pii_roles())
-    items = [{"c": c, "customer": c.customer_name if pii else complaints.mask_name(c.customer_name),
-              "phone": complaints.mask_phone(c.phone)} for c in rows]
-    return render_template("complaints/search.html", q=q, items=items)
-
-
+# ---- a complaint (the list and its search: listing.py) -----------------------------------------------------
 @bp.get("/complaints/<number>")
 @roles_required(*READERS)
 def complaint(number):

@@ -185,8 +185,12 @@ def traceability():
         return Response(trace.to_markdown(rows, label), mimetype="text/markdown",
                         headers={"Content-Disposition": 'attachment; filename="traceability.md"'})
     gaps = [r["id"] for r in rows if r["gap"]]
+    # What a reader sees is in the page's language: an element by its name from the diagram (or, unnamed,
+    # by its kind) and its kind in words, never the engine's words; the application's part translated.
+    kinds = diagram.kind_labels({name: xml for v in versions for name, xml in v.bpmn_files.items()})
+    rows = [{**r, "app": _(r["app"]) if r.get("app") else None} for r in rows]
     return render_template("procedure/traceability.html", rows=rows, versions=versions, gaps=gaps,
-                           process_of_file=process_of_file)
+                           process_of_file=process_of_file, kinds=kinds)
 
 
 # ---- changing the procedure (process owners) ---------------------------------------------------------

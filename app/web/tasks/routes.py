@@ -24,6 +24,7 @@ from .context import complaint_context
 
 SORTS = ("due", "received", "created")
 DRAFT_BUTTON = "_save_draft"       # the task form's second submit button: keep the input, submit nothing
+SEEN = "_task_version"             # the task form's hidden field: the task's row_version it was shown at
 
 bp.record_once(drafts.register)    # a completed or withdrawn task's drafts go with it
 
@@ -185,12 +186,9 @@ def task(task_id):
     if request.method == "POST":
         if not own_role or not has_any(user, WORKERS):
             abort(403, description=_("You can read this task but not work on it."))
-        if task.state != "open":
-            flash(_closed_message(task), "error")
-            return redirect(url_for("tasks.task", task_id=task_id))
-        if task.assignee_id not in (None, user.id):
-            flash(error_message(AppError("", code="not_assignee"), task), "error")
-            return redirect(url_for("tasks.task", task_id=task_id))
+        refusal = _refusal(task, user)
+        if refusal or _changed_since_shown(task):
+            return _stale(task, user, schema, refusal)
         data, raw = formrender.coerce(schema, request.form)
         refused = take_form_files(schema, task, user, data, raw)
         if request.form.get(DRAFT_BUTTON):
@@ -208,12 +206,21 @@ def task(task_id):
                 db.session.rollback()
                 errors = formrender.explain(schema, err.fields) or {"_": error_message(err)}
             except AppError as err:
-                _flash_failure(err, task_id)
-                return redirect(url_for("tasks.task", task_id=task_id))
+                db.session.rollback()         # lost a race (completed, claimed, changed meanwhile)
+                task = _task_or_404(task_id)
+                return _stale(task, user, schema, error_message(err, task), (data, raw))
             else:
                 _flash_completed(task, change)
                 return redirect(url_for("tasks.home"))
         status = 422
+    return _page(task, user, schema, raw, errors), status
+
+
+def _page(task, user, schema, raw=None, errors=None, stale=None):
+    """The task page: the form (with `raw` as typed, else the user's draft) while the user may work the
+    task, else the task as it stands; `stale`: why a submission was not taken, with what was typed."""
+    own_role = task.role in user.roles
+    supervisor = runtime().is_supervisor(user)
     due = task.due_at
     can_work = (task.state == "open" and own_role and has_any(user, WORKERS)
                 and task.assignee_id in (None, user.id))
@@ -223,10 +230,62 @@ def task(task_id):
     form_fields = name_kept_files(formrender.fields(schema, raw, errors, lang()), task, user) if schema else []
     return render_template("tasks/task.html", task=task, schema=schema, title=formrender.titles(schema, lang()),
                            intro=formrender.instructions(schema, lang(), user.roles), draft=draft,
-                           fields=form_fields, errors=errors, can_work=can_work, own_role=own_role,
-                           submitted=_submitted(task, schema), is_supervisor=supervisor,
-                           colleagues=colleagues(task) if supervisor else [],
-                           task_due=due, left=time_left(due), **complaint_context(user, task)), status
+                           fields=form_fields, errors=errors or {}, can_work=can_work, own_role=own_role,
+                           submitted=_submitted(task, schema), is_supervisor=supervisor, stale=stale,
+                           colleagues=colleagues(task) if supervisor else [], seen=SEEN,
+                           task_due=due, left=time_left(due), **complaint_context(user, task))
+
+
+# ---- a form sent for a task that changed since it was shown ----------------------------------------------
+def _refusal(task, user):
+    """Why this user's submission cannot be taken now (the task is closed, or someone else holds it), or None."""
+    if task.state != "open":
+        return _closed_message(task)
+    if task.assignee_id not in (None, user.id):
+        return error_message(AppError("", code="not_assignee"), task)
+    return None
+
+
+def _changed_since_shown(task) -> bool:
+    """The form was shown for an earlier state of the task (claimed, released, given to someone, its deadline
+    moved) than the one it has now. A post without the form's version (a script, a page older than the
+    field) is not compared."""
+    seen = request.form.get(SEEN)
+    return seen is not None and seen != str(task.row_version)
+
+
+def _stale(task, user, schema, message, sent=None):
+    """A submission not taken because the task changed meanwhile keeps what the user typed: the form again,
+    filled in as it was sent, while they may still work the task (to check and send again); else the task
+    as it stands, with the typed values to copy. A post without the form's version, or the same answers
+    sent again for a task they completed with them (a double click), loses nothing: the message and the
+    task page, as before. `sent`: (data, raw) as the route read them (with the files it took), else read
+    from the form."""
+    data, raw = sent or formrender.coerce(schema, request.form)
+    data = drop_inapplicable(schema, data)
+    if request.form.get(SEEN) is None or _same_as_completed(task, user, data):
+        flash(message, "error")
+        return redirect(url_for("tasks.task", task_id=task.id))
+    may_work = task.state == "open" and task.assignee_id in (None, user.id)
+    typed = [] if may_work else _typed_rows(schema, data)
+    stale = {"message": message or _("This task changed while you were filling in the form (it was claimed, "
+                                      "released or given to someone, or its deadline moved)."),
+             "typed": typed, "text": "\n".join(f"{label}: {value}" for _name, label, value in typed)}
+    return _page(task, user, schema, raw if may_work else None, stale=stale), 409
+
+
+def _typed_rows(schema, data) -> list:
+    """(name, label, value) of what was typed, file fields left out (files are not kept from a refused post)."""
+    props = schema.get("properties", {})
+    kept = {k: v for k, v in data.items() if formrender.widget(props.get(k, {})) not in ("file", "files")}
+    return formrender.describe_data(schema, kept, lang())
+
+
+def _same_as_completed(task, user, data) -> bool:
+    if task.state != "completed" or task.completed_by_id != user.id:
+        return False
+    event = _completion(task)
+    return event is not None and (event.data.get("form_data") or {}) == data
 
 
 def _save_draft(schema, task, user, raw, refused) -> dict:
@@ -251,12 +310,17 @@ def _submitted(task, schema):
     """What was entered when the task was completed (rows of the form's data), or None."""
     if task.state != "completed":
         return None
-    event = db.session.execute(select(AuditEvent).where(AuditEvent.task_id == task.id,
-                                                        AuditEvent.action == "task_completed")
-                               .order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
+    event = _completion(task)
     if event is None:
         return None
     return formrender.describe_data(schema, event.data.get("form_data") or {}, lang())
+
+
+def _completion(task):
+    """The audit event of the task's completion, or None."""
+    return db.session.execute(select(AuditEvent).where(AuditEvent.task_id == task.id,
+                                                       AuditEvent.action == "task_completed")
+                              .order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def _closed_message(task):

@@ -1,0 +1,187 @@
+"""The list of complaints that compliance and management work from (the web list, its exports, the API).
+
+A complaint is found by a term: its number, policy or claim number exactly or in part (from
+PARTIAL_MIN characters); with `personal` (a term sent in a request body, never in a URL) also by the
+customer's name in part (from NAME_MIN characters) and their phone or ID number exactly. A whole phone
+number or resident ID is looked up exactly only (by index, also on SQLite). The list is
+filtered by the period received (business dates), status, the coded dimensions of the analysis
+(category, product line, channel: a group holds its sub-codes), the step a complaint waits at, overdue
+(an open task past its due time, or the regulator's decision clock run out) and who handled it (held
+an open task or completed one). Newest first. Indexed reads of complaint, process_instance and
+human_task only, never a workflow; on PostgreSQL partial matches use pg_trgm GIN indexes (migration
+0024), on SQLite they scan, newest first, until a page is full.
+
+Complaints the user must stand aside from (回避) are never in it."""
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Mapping, Optional
+
+from sqlalchemy import func, literal, or_, select, union
+
+from . import avoidance, contact_rules
+from .analysis.dimensions import conditions as dimension_conditions
+from .analysis.periods import Period, PeriodError, parse_date
+from .models import Complaint, HumanTask, ProcessInstance, User
+
+PARTIAL_MIN = 3          # a shorter number matches exactly only (a trigram index needs three characters)
+NAME_MIN = 2             # a Chinese name is often two characters
+COUNT_CAP = 10_000       # beyond this a list's size is shown as "more than 10,000" (a count reads every row)
+STATUSES = ("open", "closed")
+TERM_MAX = 64
+# The filters as query arguments (what a link, a saved filter and an export carry); the term is not one.
+FILTER_ARGS = ("from", "to", "status", "category", "product_line", "channel", "step", "overdue", "handler")
+DIMENSION_ARGS = ("category", "product_line", "channel")
+TEXT_MAX = 100
+EARLIEST, LATEST = date(1970, 1, 1), date.max - timedelta(days=1)
+
+
+class ListError(ValueError):
+    """A list request that cannot be answered: `code` and `params` for a translated message, `field` the
+    argument at fault."""
+
+    def __init__(self, code: str, message: str, field: str, **params):
+        super().__init__(message)
+        self.code, self.field, self.params = code, field, params
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    term: str = ""
+    personal: bool = False                 # the term came in a body: name, phone and ID number match too
+    period: Optional[Period] = None
+    status: Optional[str] = None
+    dimensions: dict = field(default_factory=dict)     # {dimension: code} of app.analysis.dimensions
+    step: Optional[str] = None             # element id of an open task
+    overdue: bool = False
+    handler: Optional[str] = None          # a username
+    args: dict = field(default_factory=dict)           # the filters as given (FILTER_ARGS, none empty)
+
+    def without_term(self) -> "ListQuery":
+        return replace(self, term="", personal=False)
+
+
+def from_args(args: Mapping, term: str = "", personal: bool = False) -> ListQuery:
+    """The list asked for by query arguments (FILTER_ARGS) and a term; ListError or PeriodError (from the
+    dates) when something cannot be read. Either date may be left out: the period is open on that side."""
+    raw = {name: str(args.get(name) or "").strip() for name in FILTER_ARGS}
+    given = {name: value for name, value in raw.items() if value}
+    for name, value in given.items():
+        if len(value) > TEXT_MAX:
+            raise ListError("too_long", f"{name} is longer than {TEXT_MAX} characters", name, limit=TEXT_MAX)
+    term = (term or "").strip()
+    if len(term) > TERM_MAX:
+        raise ListError("too_long", f"the search term is longer than {TERM_MAX} characters", "q", limit=TERM_MAX)
+    if raw["status"] and raw["status"] not in STATUSES:
+        raise ListError("bad_status", f"status must be one of {', '.join(STATUSES)}", "status", value=raw["status"])
+    if raw["overdue"] and raw["overdue"] not in ("1", "0", "true", "false", "on"):
+        raise ListError("bad_flag", "overdue must be 1 or 0", "overdue", value=raw["overdue"])
+    return ListQuery(term=term, personal=personal and bool(term), period=_period(raw), status=raw["status"] or None,
+                     dimensions={name: raw[name] for name in DIMENSION_ARGS if raw[name]},
+                     step=raw["step"] or None, overdue=raw["overdue"] in ("1", "true", "on"),
+                     handler=raw["handler"] or None, args=given)
+
+
+def _period(raw) -> Optional[Period]:
+    if not (raw["from"] or raw["to"]):
+        return None
+    # Clamped: a date at the calendar's ends (0001-01-01, 9999-12-31) has no UTC instant of its midnight.
+    start = max(parse_date(raw["from"], "from"), EARLIEST) if raw["from"] else EARLIEST
+    end = min(parse_date(raw["to"], "to"), LATEST) if raw["to"] else LATEST
+    if start > end:
+        raise PeriodError("reversed", f"the period starts ({start}) after it ends ({end})", start=start, end=end)
+    return Period(start, end)
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def is_identifier(term: str) -> bool:
+    """A whole phone number or resident ID: looked up exactly, by index (nobody types a whole phone number to
+    find part of something else)."""
+    return contact_rules.stored_phone(term) is not None or contact_rules.document_problem("resident_id", term) is None
+
+
+def term_condition(term: str, personal: bool):
+    """Complaints the term finds (see the module's docstring)."""
+    exact = [Complaint.number == term, Complaint.policy_number == term, Complaint.claim_number == term]
+    identifier = personal and is_identifier(term)
+    if len(term) >= PARTIAL_MIN and not identifier:
+        pattern = _like(term)
+        exact += [column.ilike(pattern, escape="\\")
+                  for column in (Complaint.number, Complaint.policy_number, Complaint.claim_number)]
+    if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
+        exact += [Complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
+                  Complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
+        if len(term) >= NAME_MIN and not identifier:
+            exact.append(Complaint.customer_name.ilike(_like(term), escape="\\"))
+    return or_(*exact)
+
+
+def _instances_with_tasks(*conditions):
+    """Complaint numbers that have a task matching `conditions`, driven from the human_task indexes."""
+    tasks = select(HumanTask.instance_id).where(*conditions)
+    return select(ProcessInstance.business_key).where(ProcessInstance.id.in_(tasks))
+
+
+def overdue_condition(now: datetime):
+    late_task = _instances_with_tasks(HumanTask.state == "open", HumanTask.due_at < now)
+    return or_(Complaint.number.in_(late_task),
+               (Complaint.decision_clock == "running") & (Complaint.decision_due_at < now))
+
+
+def handler_condition(session, username: str):
+    user_id = session.execute(select(User.id).where(User.username == username)).scalar_one_or_none()
+    if user_id is None:
+        return literal(False)
+    held = select(HumanTask.instance_id).where(HumanTask.state == "open", HumanTask.assignee_id == user_id)
+    done = select(HumanTask.instance_id).where(HumanTask.completed_by_id == user_id)
+    return Complaint.number.in_(select(ProcessInstance.business_key)
+                                .where(ProcessInstance.id.in_(union(held, done).subquery().select())))
+
+
+def where(session, user, q: ListQuery, dims: dict, now: datetime) -> list:
+    """The SQL conditions on Complaint for `q` as `user` may see it; `dims`: app.analysis.dimensions()."""
+    out = [avoidance.visible_to(user), *dimension_conditions(dims, q.dimensions)]
+    if q.term:
+        out.append(term_condition(q.term, q.personal))
+    if q.period is not None:
+        start, end = q.period.instants()
+        out += [Complaint.received_at >= start, Complaint.received_at < end]
+    if q.status:
+        out.append(Complaint.status == q.status)
+    if q.step:
+        out.append(Complaint.number.in_(_instances_with_tasks(HumanTask.state == "open",
+                                                              HumanTask.element_id == q.step)))
+    if q.overdue:
+        out.append(overdue_condition(now))
+    if q.handler:
+        out.append(handler_condition(session, q.handler))
+    return out
+
+
+NEWEST_FIRST = (Complaint.received_at.desc(), Complaint.id.desc())
+
+
+def page(session, conditions: list, page_no: int, per_page: int, columns=None) -> dict:
+    """{rows, total, capped, page, pages}: one page, newest first (Complaint objects, or rows of `columns`);
+    `total` is exact up to COUNT_CAP and `capped` says there are more."""
+    counted = select(literal(1)).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    total = session.execute(select(func.count()).select_from(counted)).scalar_one()
+    capped = total > COUNT_CAP
+    total = min(total, COUNT_CAP)
+    pages = max((total + per_page - 1) // per_page, 1)
+    page_no = min(max(page_no, 1), pages)
+    stmt = select(*(columns or (Complaint,))).where(*conditions).order_by(*NEWEST_FIRST) \
+        .limit(per_page).offset((page_no - 1) * per_page)
+    rows = session.execute(stmt)
+    rows = rows.all() if columns else rows.scalars().all()
+    return {"rows": rows, "total": total, "capped": capped, "page": page_no, "pages": pages}
+
+
+def stream(session, conditions: list, columns, batch=2000):
+    """Every matching row, newest first, read `batch` at a time (a server-side cursor on PostgreSQL)."""
+    stmt = select(*columns).where(*conditions).order_by(*NEWEST_FIRST)
+    for rows in session.execute(stmt.execution_options(yield_per=batch)).partitions():
+        yield from rows

@@ -1,0 +1,196 @@
+"""The complaint list (/complaints): find by a term, filter, page, save a filter, export (app.complaint_list).
+
+Filters travel in the query string (a link, a bookmark, a saved filter carry them). The search box posts
+its term, so a name, phone or ID number never sits in a URL or an access log; a GET with ?q= finds by
+complaint, policy or claim number only."""
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ... import audit, complaint_list, complaints
+from ...analysis.dimensions import FilterError, dimensions
+from ...analysis.periods import PeriodError
+from ...extensions import db
+from ...models import Complaint, HumanTask, SavedFilter
+from ...permissions import LIST_EXPORTERS, READERS
+from ...timeutil import utcnow
+from .. import formrender_codes
+from ..common import roles_required
+from ..downloads import download
+from ..filter_messages import filter_message, period_message
+from ..ui import (CHANNEL_LABELS, OUTCOME_LABELS, channel_label, has_any, latest_forms, me, outcome_label, pii_roles,
+                  status_label, step_label)
+from . import bp
+
+SAVED_MAX = 20           # saved filters per user
+NAME_MAX = 80
+
+
+def _asked():
+    """(ListQuery or None, what is wrong or None, the term) of this request."""
+    personal = request.method == "POST"
+    term = ((request.form if personal else request.args).get("q") or "").strip()
+    try:
+        return complaint_list.from_args(request.args, term, personal), None, term
+    except PeriodError as err:
+        return None, period_message(err), term
+    except complaint_list.ListError as err:
+        return None, list_message(err), term
+
+
+def list_message(err) -> str:
+    if err.code == "too_long":
+        return _("The search term or a filter is too long: at most %(limit)d characters.", limit=err.params["limit"])
+    if err.code == "bad_status":
+        return _("Choose the status from its list.")
+    return _("“Overdue only” is on or off.")
+
+
+def _conditions(asked):
+    """(SQL conditions, None) or (None, what is wrong)."""
+    try:
+        return complaint_list.where(db.session, me(), asked, dimensions(db.session), utcnow()), None
+    except FilterError as err:
+        return None, filter_message(err)
+
+
+@bp.route("/complaints", methods=["GET", "POST"])
+@roles_required(*READERS)
+def search():
+    asked, error, term = _asked()
+    found = None
+    if asked is not None:
+        conditions, error = _conditions(asked)
+        if conditions is not None:
+            found = complaint_list.page(db.session, conditions, _page_number(), current_app.config["WEB_PER_PAGE"])
+    if found and term and found["total"] == 1 and found["rows"][0].number == term:
+        return redirect(url_for("complaints.complaint", number=term))
+    pii = has_any(me(), pii_roles())
+    items = [{"c": c, "customer": c.customer_name if pii else complaints.mask_name(c.customer_name),
+              "phone": complaints.mask_phone(c.phone)} for c in (found or {}).get("rows", [])]
+    args = asked.args if asked is not None else {k: v for k, v in request.args.items() if k in complaint_list.FILTER_ARGS}
+    return render_template("complaints/search.html", q=term, personal=request.method == "POST", items=items,
+                           found=found, error=error, args=args, options=_options(), saved=_saved_of_me(),
+                           may_export=has_any(me(), LIST_EXPORTERS)), 422 if error else 200
+
+
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return min(int(value), 100_000) if value.isdigit() else 1
+
+
+def _options() -> dict:
+    """The choices of the filter form: codes of the vocabularies, channels, the steps complaints wait at, handlers."""
+    forms = latest_forms()
+    steps = db.session.execute(select(HumanTask.element_id, HumanTask.name).where(HumanTask.state == "open")
+                               .distinct().order_by(HumanTask.element_id)).all()
+    return {"category": formrender_codes.filter_options("category") or [],
+            "product_line": formrender_codes.filter_options("product_line") or [],
+            "channel": list(CHANNEL_LABELS.items()),
+            "step": [(e, step_label(e, n, forms)) for e, n in dict(steps).items()],
+            "handler": [(u.username, u.display_name) for u in complaints.claim_handlers(db.session)]}
+
+
+# ---- saved filters ------------------------------------------------------------------------------------------
+def _saved_of_me() -> list:
+    return db.session.execute(select(SavedFilter).where(SavedFilter.user_id == me().id)
+                              .order_by(SavedFilter.name)).scalars().all()
+
+
+@bp.post("/complaints/saved")
+@roles_required(*READERS)
+def save_filter():
+    """Save the filters in the query string under the name in the form (the same name replaces its filters)."""
+    name = (request.form.get("name") or "").strip()
+    args = {k: v for k, v in request.args.items() if k in complaint_list.FILTER_ARGS and v.strip()}
+    back = url_for("complaints.search", **args)
+    if not name or len(name) > NAME_MAX:
+        flash(_("Give the filter a name of at most %(limit)d characters.", limit=NAME_MAX), "error")
+        return redirect(back)
+    if not args:
+        flash(_("Choose at least one filter to save."), "error")
+        return redirect(back)
+    mine = _saved_of_me()
+    same = next((s for s in mine if s.name == name), None)
+    if same is None and len(mine) >= SAVED_MAX:
+        flash(_("You have %(limit)d saved filters: delete one first.", limit=SAVED_MAX), "error")
+        return redirect(back)
+    if same is None:
+        db.session.add(SavedFilter(user_id=me().id, name=name, args=args))
+    else:
+        same.args = args
+    db.session.commit()
+    flash(_("The filter “%(name)s” is saved.", name=name), "success")
+    return redirect(back)
+
+
+@bp.post("/complaints/saved/<int:filter_id>/delete")
+@roles_required(*READERS)
+def delete_filter(filter_id):
+    found = db.session.get(SavedFilter, filter_id)
+    if found is None or found.user_id != me().id:      # another user's is as good as none
+        flash(_("There is no such saved filter."), "error")
+        return redirect(url_for("complaints.search"))
+    db.session.delete(found)
+    db.session.commit()
+    flash(_("The filter “%(name)s” is deleted.", name=found.name), "success")
+    return redirect(url_for("complaints.search"))
+
+
+# ---- export -------------------------------------------------------------------------------------------------
+EXPORT_COLUMNS = (Complaint.number, Complaint.received_at, Complaint.customer_name, Complaint.channel,
+                  Complaint.category, Complaint.product_line, Complaint.status, Complaint.current_step,
+                  Complaint.decision_due_at, Complaint.outcome, Complaint.closed_at)
+
+
+@bp.route("/complaints/export.csv", methods=["GET", "POST"], defaults={"fmt": "csv"})
+@bp.route("/complaints/export.xlsx", methods=["GET", "POST"], defaults={"fmt": "xlsx"})
+@roles_required(*LIST_EXPORTERS)
+def export(fmt):
+    """Every complaint of the list, streamed; names masked as on the page, no phone or ID number. The export
+    is written to the audit trail (its filters, and whether a term was given: never the term)."""
+    asked, error, term = _asked()
+    conditions = None
+    if asked is not None:
+        conditions, error = _conditions(asked)
+    if error:
+        flash(error, "error")
+        return redirect(url_for("complaints.search", **request.args))
+    audit.record(db.session, me().username, "complaints_exported",
+                 data={"format": fmt, "filters": asked.args, "term": bool(term)})
+    db.session.commit()
+    header = [_("Complaint"), _("Received"), _("Customer"), _("Channel"), _("Category"), _("Product line"),
+              _("Status"), _("Now"), _("Decision due"), _("Outcome"), _("Closed at")]
+    cells = ExportCells(has_any(me(), pii_roles()))
+    rows = _rows(current_app._get_current_object(), conditions, cells)
+    return download(fmt, [(_("Complaints"), header, rows)], f"complaints-{utcnow():%Y%m%d-%H%M}")
+
+
+def _rows(app, conditions, cells):
+    """The complaints' cells, read in batches in an app context of the stream's own."""
+    with app.app_context():
+        for row in complaint_list.stream(db.session, conditions, EXPORT_COLUMNS):
+            yield cells.of(row)
+
+
+class ExportCells:
+    """A row's cells, with every label worked out in the request (its language, the vocabularies in force),
+    so that the stream needs no request context."""
+
+    def __init__(self, full_names: bool):
+        self.full_names = full_names
+        self.labels = {"category": dict(formrender_codes.filter_options("category") or []),
+                       "product_line": dict(formrender_codes.filter_options("product_line") or []),
+                       "channel": {code: str(channel_label(code)) for code in CHANNEL_LABELS},
+                       "status": {code: str(status_label(code, "complaint")) for code in complaint_list.STATUSES},
+                       "outcome": {code: str(outcome_label(code)) for code in OUTCOME_LABELS}}
+
+    def label(self, column, value):
+        return "" if value in (None, "") else str(self.labels[column].get(value, value))
+
+    def of(self, row) -> list:
+        name = row.customer_name if self.full_names else complaints.mask_name(row.customer_name)
+        return [row.number, row.received_at, name, self.label("channel", row.channel),
+                self.label("category", row.category), self.label("product_line", row.product_line),
+                self.label("status", row.status), row.current_step, row.decision_due_at, self.label("outcome", row.outcome),
+                row.closed_at]

@@ -1,0 +1,157 @@
+"""The complaint list (app.complaint_list, /complaints, GET /api/v1/complaints): found by part of a number, by a
+customer's name only from a request body, filtered by period, status, codes, step, overdue and handler, with
+回避 on every path; saved filters; streamed exports with masked names, audited. The data paths run on both
+backends (PostgreSQL reads the pg_trgm indexes); the page's own checks on SQLite."""
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from app import complaint_list
+from app.extensions import db
+from app.models import AuditEvent, SavedFilter
+from tests.flow import Desk
+from tests.test_web import Browser, text
+
+T0 = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)          # a Monday, 10:00 in Shanghai
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def desk(app, people, clock):
+    return Desk(Browser(app), people)
+
+
+def numbers(response) -> list:
+    return [c["number"] for c in response.json["items"]]
+
+
+def api(client, people, url, who="compliance"):
+    r = client.get(url, headers=people[who].headers)
+    assert r.status_code == 200, r.json
+    return numbers(r)
+
+
+def test_search_in_part_and_by_name_from_the_body_only(app, desk, client, people):
+    first = desk.register(customer_name="欧阳娜娜", policy_number="PA-7788-0001")
+    second = desk.register(customer_name="李四", claim_number="CL-9911-0002")
+    assert api(client, people, f"/api/v1/complaints?q={first[-6:]}") == [first]
+    assert api(client, people, "/api/v1/complaints?q=7788") == [first]            # policy in part
+    assert api(client, people, "/api/v1/complaints?q=cl-9911") == [second]       # case does not matter
+    assert api(client, people, "/api/v1/complaints?q=01") == []                  # two characters: exact only
+    assert api(client, people, "/api/v1/complaints?q=%25%25%25") == []           # % is a character, no wildcard
+    assert api(client, people, "/api/v1/complaints?q=欧阳") == []                 # a name never from a URL
+    r = client.post("/api/v1/complaints/search", json={"q": "欧阳"}, headers=people["compliance"].headers)
+    assert numbers(r) == [first] and r.json["items"][0]["customer_name"] == "欧***"   # a list is masked
+    r = client.post("/api/v1/complaints/search", json={"q": "娜娜"}, headers=people["customer_service"].headers)
+    assert numbers(r) == [first] and r.json["items"][0]["phone"] == "138****5678"
+    assert api(client, people, "/api/v1/complaints") == [second, first]          # newest first, no term needed
+
+
+def test_filters_period_status_codes_step_overdue_and_handler(app, desk, client, people, clock):
+    late_evening = desk.register(received_at="2026-12-01T15:30:00+00:00")     # 23:30 on 1 December in Shanghai
+    next_morning = desk.register(received_at="2026-12-01T16:30:00+00:00", channel="website",
+                                 category="sales_misleading")                   # 00:30 on 2 December
+    today = desk.register()
+    desk.complete(today, "initial_review")                                     # by customer service
+    base = "/api/v1/complaints?"
+    assert api(client, people, base + "from=2026-12-02&to=2026-12-02") == [next_morning]
+    assert api(client, people, base + "to=2026-12-01") == [late_evening]
+    assert api(client, people, base + "category=claims") == [today, late_evening]     # a group holds its codes
+    assert api(client, people, base + "channel=website") == [next_morning]
+    assert api(client, people, base + "step=investigate") == [today]
+    assert api(client, people, base + "handler=customer_service") == [today]
+    assert api(client, people, base + "handler=nobody") == []
+    assert api(client, people, base + "status=closed") == []
+    # The two received on 1 and 2 December missed their initial review (24 hours) at registration.
+    assert set(api(client, people, base + "overdue=1&status=open")) == {late_evening, next_morning}
+    clock.move_to(T0 + timedelta(days=5))
+    assert today in api(client, people, base + "overdue=1")
+
+
+def test_bad_filters_are_named_and_the_page_keeps_them(app, desk, client, people, backend):
+    for query, field in (("from=2026-13-01", "from"), ("from=2026-12-05&to=2026-12-01", "from"),
+                         ("status=lost", "status"), ("category=nonsense", "category"), ("page=0", "page"),
+                         ("per_page=1000", "per_page"), ("overdue=maybe", "overdue")):
+        r = client.get(f"/api/v1/complaints?{query}", headers=people["compliance"].headers)
+        assert r.status_code == 400 and field in r.json["error"]["fields"], (query, r.json)
+    b = Browser(app).login("compliance")
+    r = b.get("/complaints?from=2026-13-01&channel=website")
+    assert r.status_code == 422 and "“2026-13-01”不是日期" in text(r)
+    assert 'value="2026-13-01"' in r.text and '<option value="website" selected>' in r.text
+
+
+def test_avoidance_keeps_a_complaint_out_of_every_list(app, desk, client, people):
+    mine = desk.register(claim_handler="claims_specialist")
+    other = desk.register()
+    assert api(client, people, "/api/v1/complaints", who="claims_specialist") == [other]
+    r = client.post("/api/v1/complaints/search", json={"q": mine}, headers=people["claims_specialist"].headers)
+    assert numbers(r) == []
+    b = Browser(app).login("claims_specialist")
+    assert mine not in b.get("/complaints").text and mine not in b.get(f"/complaints?q={mine[-6:]}").text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_page_finds_pages_and_counts_past_the_cap(app, desk, backend, monkeypatch):
+    made = [desk.register() for _ in range(3)]
+    b = Browser(app).login("compliance")
+    r = b.get(f"/complaints?q={made[1]}")
+    assert r.status_code == 302 and r.location.endswith(f"/complaints/{made[1]}")    # one exact hit: opened
+    r = b.post("/complaints", {"q": "张三"})                                          # a name, in the body
+    assert r.status_code == 200 and "找到 3 件投诉" in text(r)
+    assert r.text.count('<td data-label="客户">张*</td>') == 3                       # masked for compliance
+    app.config["WEB_PER_PAGE"] = 2
+    r = b.get("/complaints?status=open&page=2")
+    assert [made[0]] == [n for n in made if n in r.text] and "第 2 页，共 2 页" in text(r)
+    monkeypatch.setattr(complaint_list, "COUNT_CAP", 2)
+    assert "超过 2 件投诉" in text(b.get("/complaints?status=open"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_saved_filters_are_the_users_own_and_never_hold_a_term(app, desk, people, backend):
+    desk.register()
+    b = Browser(app).login("management")
+    r = b.post("/complaints/saved?status=open&channel=hotline&q=张三", {"name": "热线未结"}, page="/complaints")
+    assert r.status_code == 302
+    saved = db.session.execute(select(SavedFilter)).scalar_one()
+    assert saved.args == {"status": "open", "channel": "hotline"}                   # the term is not a filter
+    page = b.get("/complaints").text
+    assert "热线未结" in page and "status=open" in page
+    b.post("/complaints/saved?status=closed", {"name": "热线未结"}, page="/complaints")   # same name: replaced
+    assert db.session.execute(select(SavedFilter.args)).scalar_one() == {"status": "closed"}
+    assert "请至少选择一个筛选条件再保存" in text(b.post("/complaints/saved", {"name": "x"}, page="/complaints",
+                                                      follow_redirects=True))
+    other = Browser(app).login("compliance")
+    r = other.post(f"/complaints/saved/{saved.id}/delete", page="/complaints", follow_redirects=True)
+    assert "没有这个已保存的筛选" in text(r) and db.session.get(SavedFilter, saved.id) is not None
+    b.post(f"/complaints/saved/{saved.id}/delete", page="/complaints")
+    assert db.session.execute(select(SavedFilter)).first() is None
+
+
+def test_export_streams_every_row_masked_and_is_audited(app, desk, people):
+    made = [desk.register(customer_name="王五"), desk.register(channel="website")]
+    b = Browser(app).login("management")
+    r = b.get("/complaints/export.csv?status=open")
+    assert r.status_code == 200 and "complaints-" in r.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["投诉", "收到时间", "客户"]
+    assert [row[0] for row in rows[1:]] == made[::-1] and rows[2][2] == "王*"       # masked, newest first
+    assert "13812345678" not in r.data.decode("utf-8-sig")                         # no phone at all
+    r = b.post("/complaints/export.xlsx", {"q": "王五"}, page="/complaints")       # a name: from the body
+    sheet = load_workbook(io.BytesIO(r.data)).active
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == [made[0]]
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == "complaints_exported")
+                                .order_by(AuditEvent.id)).scalars().all()
+    assert [(e.actor, e.data["format"], e.data["term"]) for e in events] == [("management", "csv", False),
+                                                                           ("management", "xlsx", True)]
+    assert "王五" not in str(events[1].data)                                         # the term is never kept
+    assert Browser(app).login("claims_specialist").get("/complaints/export.csv").status_code == 403
