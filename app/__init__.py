@@ -1,5 +1,4 @@
 """create_app(): configuration, extensions, the engine runtime, blueprints and CLI."""
-import logging
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -62,7 +61,9 @@ def create_app(config_object=Config, **overrides) -> Flask:
 
     from .cli import register_cli
     register_cli(app)
-    logging.basicConfig(level=logging.INFO)
+    from . import logs, metrics
+    logs.init_app(app)            # LOG_FORMAT, the request id, one log line per request
+    metrics.init_app(app)         # Prometheus counters of requests, completions and timers fired (/metrics)
     return app
 
 

@@ -45,6 +45,15 @@ class Config:
     COMPLAINT_NUMBER_FORMAT = _env("COMPLAINT_NUMBER_FORMAT", "TS-{date:%Y%m%d}-{seq:06d}")
     API_TOKEN_DAYS = int(_env("API_TOKEN_DAYS", "90"))
     SCHEDULER_INTERVAL_SECONDS = int(_env("SCHEDULER_INTERVAL_SECONDS", "15"))
+    # Operations (/healthz, /readyz, /metrics; README "Operating it"). SCHEDULER_EXPECTED=0: no scheduler runs
+    # beside this app (a test, a demo without timers), so /readyz does not ask for its heartbeat; else the
+    # heartbeat (written at most once a minute) must be younger than SCHEDULER_HEARTBEAT_MAX_SECONDS.
+    SCHEDULER_EXPECTED = _env("SCHEDULER_EXPECTED", "1") == "1"
+    SCHEDULER_HEARTBEAT_MAX_SECONDS = int(_env("SCHEDULER_HEARTBEAT_MAX_SECONDS", "300"))
+    # /metrics answers only these addresses or networks (comma-separated), without login; others get 403.
+    METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+    # json: one JSON object per log line (app/logs.py); text: Python's plain lines (development and tests).
+    LOG_FORMAT = _env("LOG_FORMAT", "text" if development() else "json")
     # The audit trail's seals: how often the scheduler seals the chains that grew, and the key that signs
     # the seals (unset: derived from SECRET_KEY). Keep it outside the database and never change it
     # without keeping the old one: the seals it signed are checked with it.
@@ -174,6 +183,8 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     DEPLOY_ON_START = False
+    SCHEDULER_EXPECTED = False    # no scheduler runs beside the test app (tests that need one say so)
+    LOG_FORMAT = "text"
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
     SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http
     EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or tempfile.mkdtemp(prefix="complaints-evidence-")   # never instance/

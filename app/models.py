@@ -521,3 +521,10 @@ def on_backend(dialect: str):
         only_on = getattr(obj, "_ddl_if", None)
         return only_on is None or only_on.dialect in (None, dialect)
     return include
+
+
+class SchedulerHeartbeat(db.Model):
+    """The scheduler's sign of life (app/scheduler.py): one row per name, its time moved by the timer job at
+    most once a minute; /readyz finds it stale after SCHEDULER_HEARTBEAT_MAX_SECONDS."""
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

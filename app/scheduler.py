@@ -1,9 +1,11 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
 transactional path as every other change, one that sends due customer messages (app/outbox/), and
 one that purges old failed-login counts, one that seals the audit trail's chains, and a cron job that
-starts each quarter's review of complaints (C-5.4). Run it as its own process (`flask scheduler run`)."""
+starts each quarter's review of complaints (C-5.4). The timer job also writes the scheduler's heartbeat
+(at most once a minute) that /readyz reads. Run it as its own process (`flask scheduler run`)."""
 import logging
 import random
+import time
 
 from .errors import Conflict, ProcessError
 
@@ -56,6 +58,45 @@ def _fire_one(runtime, instance_id) -> int:
         runtime.session.rollback()
         runtime.mark_error(instance_id, f"{type(exc).__name__}: {exc}")
     return 0
+
+
+HEARTBEAT = "scheduler"          # the heartbeat row's name (SchedulerHeartbeat)
+HEARTBEAT_SECONDS = 60           # the row is written at most this often
+
+
+def beat(app, force=False) -> bool:
+    """The scheduler's sign of life for /readyz: move its heartbeat row's time to now, at most once a
+    HEARTBEAT_SECONDS (one small row of its own, never one that a handler's change writes). Never raises;
+    True when written."""
+    from sqlalchemy import update
+
+    from .extensions import db
+    from .models import SchedulerHeartbeat
+    from .timeutil import utcnow
+
+    last = app.extensions.get("scheduler_last_beat")
+    if not force and last is not None and time.monotonic() - last < HEARTBEAT_SECONDS:
+        return False
+    with app.app_context():
+        now = utcnow()
+        try:
+            moved = db.session.execute(update(SchedulerHeartbeat).where(SchedulerHeartbeat.name == HEARTBEAT)
+                                       .values(beat_at=now)).rowcount
+            if not moved:
+                db.session.add(SchedulerHeartbeat(name=HEARTBEAT, beat_at=now))
+            db.session.commit()
+        except Exception:      # noqa: BLE001  (e.g. two schedulers writing the first row at once: the next beat)
+            db.session.rollback()
+            log.warning("the scheduler's heartbeat could not be written; tried again on the next pass", exc_info=True)
+            return False
+    app.extensions["scheduler_last_beat"] = time.monotonic()
+    return True
+
+
+def beat_and_fire_due_timers(app) -> int:
+    """The timer job: the heartbeat (if a minute has passed), then a pass over the due timers."""
+    beat(app)
+    return fire_due_timers(app)
 
 
 def dispatch_outbox(dispatcher):
@@ -151,7 +192,8 @@ def run(app):
     from .outbox.dispatch import Dispatcher, interval_seconds
 
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(fire_due_timers, "interval", args=[app], seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
+    scheduler.add_job(beat_and_fire_due_timers, "interval", args=[app],
+                      seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
                       id="fire_due_timers", max_instances=1, coalesce=True)
     outbox_seconds = interval_seconds(app.config)
     scheduler.add_job(dispatch_outbox, "interval", args=[Dispatcher(app)], seconds=outbox_seconds,
@@ -169,6 +211,7 @@ def run(app):
     scheduler.add_job(send_digests, "interval", args=[app], hours=1, id="send_digests", max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
              app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
+    beat(app, force=True)
     fire_due_timers(app)    # catch up at once after downtime
     catch_up_quarterly_review(app)
     scheduler.start()

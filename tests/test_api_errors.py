@@ -30,7 +30,7 @@ def snapshot():
 def assert_error(response, status, code=None, fields=()):
     assert response.status_code == status, response.json
     error = response.json["error"]
-    assert set(error) == {"code", "message", "fields"} and error["message"]
+    assert set(error) == {"code", "message", "fields", "request_id"} and error["message"]
     if code:
         assert error["code"] == code
     for name in fields:

@@ -37,10 +37,10 @@ class From(Browser):
 
 
 def comparable(response, username):
-    """What a person (or a script) sees, minus the two things that differ by design: the username they
-    typed, echoed in the form, and the session's own CSRF token and cookie."""
+    """What a person (or a script) sees, minus the things that differ by design: the username they
+    typed, echoed in the form, the session's own CSRF token and cookie, and each request's own id."""
     body = TOKEN.sub('name="csrf_token" value="…"', response.get_data(as_text=True)).replace(username, "NAME")
-    headers = sorted((k, v) for k, v in response.headers.items() if k != "Set-Cookie")
+    headers = sorted((k, v) for k, v in response.headers.items() if k not in ("Set-Cookie", "X-Request-ID"))
     return response.status_code, headers, body
 
 

@@ -104,7 +104,8 @@ def refused_at_run_time(kind, source, message, data=DATA):
     t0 = time.perf_counter()
     with pytest.raises(WorkflowTaskException) as err:
         run(kind, source, data)
-    assert time.perf_counter() - t0 < 2, "a refusal must be fast"
+    # Generous, so that a loaded machine cannot fail it: it is here to catch a refusal that hangs or loops.
+    assert time.perf_counter() - t0 < 10, "a refusal must be fast"
     assert err.value.task_spec.bpmn_id in ("attempt", "gate")      # a condition fails on its gateway
     assert re.search(message, str(err.value)), str(err.value)
     return err.value

@@ -1,4 +1,5 @@
-"""Every API error has one shape: {"error": {"code", "message", "fields"}}."""
+"""Every API error has one shape: {"error": {"code", "message", "fields", "request_id"}}; request_id is the
+request's X-Request-ID (app/logs.py), which finds the request's log lines."""
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -7,7 +8,9 @@ from . import bp
 
 
 def error_response(status, code, message, fields=None):
-    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    from ..logs import request_id
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {},
+                                  "request_id": request_id()}})
     response.status_code = status
     return response
 

@@ -347,6 +347,8 @@ class ErrorBodyOut(Schema):
     field_messages = fields.Dict(keys=fields.String(), values=fields.String(), required=True, data_key="fields",
                                  metadata={"description": 'field (dotted path, e.g. "data.reason") -> what is '
                                                           'wrong with it'})
+    request_id = fields.String(metadata={"description": "the request's id (also in the X-Request-ID response "
+                                                        "header): it finds the request in the server's logs"})
 
 
 class ErrorOut(Schema):

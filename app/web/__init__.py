@@ -34,8 +34,9 @@ def init_app(app, exempt=()):
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import analysis, auth, complaints, evidence, formrender_codes, language, notifications, procedure, tasks, team, ui
+    from . import (analysis, auth, complaints, evidence, formrender_codes, health, language, notifications, procedure,
+                   tasks, team, ui)
     ui.init_app(app)
     app.add_template_global(formrender_codes.label, "vocab_label")     # coded values' labels in every page
-    for feature in (auth, tasks, notifications, team, complaints, evidence, procedure, analysis, language):
+    for feature in (auth, tasks, notifications, team, complaints, evidence, procedure, analysis, language, health):
         app.register_blueprint(feature.bp)
