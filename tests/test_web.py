@@ -15,6 +15,10 @@ from app.models import AuditEvent, Complaint, HumanTask, User
 from app.timeutil import BUSINESS_TZ, utcnow
 from tests.flow import COMPLAINT, FORM_DATA, Desk
 
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -1,5 +1,5 @@
-"""The procedure pages over real HTTP (Flask's test client, CSRF on, the real engine), on every database
-backend: the diagram page with documentation, versions and overlay data; traceability; a complaint's
+"""The procedure pages over real HTTP (Flask's test client, CSRF on, the real engine), on SQLite (the page is the same on every
+backend): the diagram page with documentation, versions and overlay data; traceability; a complaint's
 path on its diagram; the case file; and a process owner changing the procedure — a broken upload
 refused with its located problems, a safe one previewed, deployed and running complaints migrated."""
 import io
@@ -19,6 +19,10 @@ from app.web import diagram
 from tests.flow import HAPPY_PATH, reviews_at_two_speeds_and_one_overdue
 from tests.test_migration import deploy_changed, remove_re_evaluation, safe_change
 from tests.test_web import as_, browser, desk, fresh, text  # noqa: F401  (browser and desk are fixtures)
+
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
 PROCESS = "/procedure/complaint_handling"

@@ -1,11 +1,16 @@
 """The Content-Security-Policy in a real browser: every page of a complaint's life (login, home, task,
 complaint with its diagram, case file, procedure diagram) works without a single CSP violation, and a
 script injected into a page (as an XSS would) does not run."""
+import pytest
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
 from tests.browser.test_diagrams import login, vendored_viewer  # noqa: F401  (skips without bpmn-js)
 from tests.flow import Desk
+
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 # dmn-js 17 (the decision tables on the procedure page) writes its bpmn.io watermark as HTML with style

@@ -14,6 +14,10 @@ from app.extensions import db
 from app.timeutil import utcnow
 from tests.flow import Desk
 
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 VIEWER = ROOT / "app" / "static" / "vendor" / "bpmn-js" / "bpmn-navigated-viewer.production.min.js"
 
 
@@ -172,7 +176,6 @@ def viewed(page: Page, element_id) -> dict:
     }""", element_id)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_complaint_diagram_opens_readable_on_the_current_step(app, people, page: Page, backend):
     """Not the whole diagram at a zoom where names are 6 px: the step the complaint is at, centred, at a
     zoom where they can be read; badges beside the shapes, never over a name; "whole diagram" and back."""

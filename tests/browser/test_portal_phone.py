@@ -11,6 +11,10 @@ from playwright.sync_api import Page, expect
 from app.extensions import db
 from tests.test_portal import at_confirmation, desk, link_token  # noqa: F401  (desk is a fixture)
 
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
          "locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
 

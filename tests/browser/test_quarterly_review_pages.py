@@ -1,6 +1,7 @@
 """The quarterly review in a real browser (Debian's chromium): its diagram on the procedure page, management
 recording an improvement measure with its owner chosen from a list, and the owner finding it in their own
 queue with the measure named. Screenshots go to test-artifacts/screenshots/<backend>/."""
+import pytest
 import re
 from datetime import timedelta
 
@@ -11,6 +12,10 @@ from app.analysis import quarter
 from app.extensions import db
 from app.timeutil import business_today
 from tests.browser.test_diagrams import element, login, vendored_viewer  # noqa: F401  (the fixture)
+
+# SQLite only: what this module checks is the page (its HTML, script and layout), the same on every
+# backend; the data paths behind it run on both backends in the API and engine tests.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 MEETING = {"meeting_date": "2026-10-09", "attendees": "王经理", "problems_discussed": "理赔时效", "minutes": "纪要",
            "decisions": "一项措施", "measures_needed": True, "training_needed": False}

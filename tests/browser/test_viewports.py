@@ -34,6 +34,7 @@ NOT_PAGES = {
     "complaints.case_file_json", "procedure.procedure_stats", "procedure.procedure_file",  # JSON, BPMN XML
     "language.switch", "portal.enter", "portal.language",                                # redirects
     "language.favicon", "complaints.case_file_zip", "evidence.download", "complaints.export",  # files
+    "health.healthz", "health.readyz", "health.scrape",                                   # probes, metrics
 }
 # endpoint -> (who, path, the test id of its main action; the page is ready when that is visible).
 #   who: the role logging in, "customer" (the portal, by a message's link) or "" (nobody logged in).
