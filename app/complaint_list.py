@@ -2,7 +2,8 @@
 
 A complaint is found by a term: its number, policy or claim number exactly or in part (from
 PARTIAL_MIN characters); with `personal` (a term sent in a request body, never in a URL) also by the
-customer's name in part (from NAME_MIN characters) and their phone or ID number exactly. A whole phone
+customer's phone or ID number exactly and, for the roles that see personal data (`names`), by their name in
+part (from NAME_MIN characters): a masked reader cannot use the list to learn who complained. A whole phone
 number or resident ID is looked up exactly only (by index, also on SQLite). The list is
 filtered by the period received (business dates), status, the coded dimensions of the analysis
 (category, product line, channel: a group holds its sub-codes), the step a complaint waits at, overdue
@@ -47,7 +48,8 @@ class ListError(ValueError):
 @dataclass(frozen=True)
 class ListQuery:
     term: str = ""
-    personal: bool = False                 # the term came in a body: name, phone and ID number match too
+    personal: bool = False                 # the term came in a body: phone and ID number match too
+    names: bool = False                    # and the customer's name, in part (roles that see personal data)
     period: Optional[Period] = None
     status: Optional[str] = None
     dimensions: dict = field(default_factory=dict)     # {dimension: code} of app.analysis.dimensions
@@ -60,7 +62,7 @@ class ListQuery:
         return replace(self, term="", personal=False)
 
 
-def from_args(args: Mapping, term: str = "", personal: bool = False) -> ListQuery:
+def from_args(args: Mapping, term: str = "", personal: bool = False, names: bool = False) -> ListQuery:
     """The list asked for by query arguments (FILTER_ARGS) and a term; ListError or PeriodError (from the
     dates) when something cannot be read. Either date may be left out: the period is open on that side."""
     raw = {name: str(args.get(name) or "").strip() for name in FILTER_ARGS}
@@ -75,7 +77,8 @@ def from_args(args: Mapping, term: str = "", personal: bool = False) -> ListQuer
         raise ListError("bad_status", f"status must be one of {', '.join(STATUSES)}", "status", value=raw["status"])
     if raw["overdue"] and raw["overdue"] not in ("1", "0", "true", "false", "on"):
         raise ListError("bad_flag", "overdue must be 1 or 0", "overdue", value=raw["overdue"])
-    return ListQuery(term=term, personal=personal and bool(term), period=_period(raw), status=raw["status"] or None,
+    return ListQuery(term=term, personal=personal and bool(term), names=names and personal and bool(term),
+                     period=_period(raw), status=raw["status"] or None,
                      dimensions={name: raw[name] for name in DIMENSION_ARGS if raw[name]},
                      step=raw["step"] or None, overdue=raw["overdue"] in ("1", "true", "on"),
                      handler=raw["handler"] or None, args=given)
@@ -103,8 +106,8 @@ def is_identifier(term: str) -> bool:
     return contact_rules.stored_phone(term) is not None or contact_rules.document_problem("resident_id", term) is None
 
 
-def term_condition(term: str, personal: bool):
-    """Complaints the term finds (see the module's docstring)."""
+def term_condition(term: str, personal: bool, names: bool = False):
+    """Complaints the term finds (see the module's docstring); `names`: also by part of the customer's name."""
     exact = [Complaint.number == term, Complaint.policy_number == term, Complaint.claim_number == term]
     identifier = personal and is_identifier(term)
     if len(term) >= PARTIAL_MIN and not identifier:
@@ -114,7 +117,7 @@ def term_condition(term: str, personal: bool):
     if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
         exact += [Complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
                   Complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
-        if len(term) >= NAME_MIN and not identifier:
+        if names and len(term) >= NAME_MIN and not identifier:
             exact.append(Complaint.customer_name.ilike(_like(term), escape="\\"))
     return or_(*exact)
 
@@ -145,7 +148,7 @@ def where(session, user, q: ListQuery, dims: dict, now: datetime) -> list:
     """The SQL conditions on Complaint for `q` as `user` may see it; `dims`: app.analysis.dimensions()."""
     out = [avoidance.visible_to(user), *dimension_conditions(dims, q.dimensions)]
     if q.term:
-        out.append(term_condition(q.term, q.personal))
+        out.append(term_condition(q.term, q.personal, q.names))
     if q.period is not None:
         start, end = q.period.instants()
         out += [Complaint.received_at >= start, Complaint.received_at < end]

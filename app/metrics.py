@@ -24,6 +24,7 @@ from . import logs
 
 log = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 REQUESTS = Counter("complaints_http_requests_total", "HTTP requests answered, by Flask endpoint, method and status",
                    ["endpoint", "method", "status"])
@@ -75,8 +76,9 @@ def count_runtime(runtime):
 def allowed(app, remote_addr) -> bool:
     """Whether `remote_addr` is in METRICS_ALLOWED_IPS (addresses or networks, comma-separated). A request
     that came through a proxy the app does not trust (X-Forwarded-For with TRUSTED_PROXIES=0) is refused:
-    its address is the proxy's, not the client's."""
-    if request.headers.get("X-Forwarded-For") and not app.config.get("TRUSTED_PROXIES"):
+    its address is the proxy's, not the client's. So is one with another proxy header (Forwarded,
+    X-Real-IP): a proxy on the same host would make every client look like 127.0.0.1."""
+    if not app.config.get("TRUSTED_PROXIES") and any(request.headers.get(h) for h in PROXY_HEADERS):
         return False
     try:
         address = ipaddress.ip_address(remote_addr or "")

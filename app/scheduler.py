@@ -24,11 +24,13 @@ def fire_due_timers(app, batch=BATCH) -> int:
     a random place in it, so two schedulers reading the same batch mostly take different instances
     (PostgreSQL skips a locked row; SQLite has no row locks, and a collision costs the loser its
     work). Returns how many were changed."""
-    fired = 0
+    fired, began = 0, time.monotonic()
     tried: set[int] = set()
     with app.app_context():
         runtime = app.extensions["runtime"]
         while True:
+            if time.monotonic() - began > HEARTBEAT_SECONDS:
+                beat(app)        # a long pass (a backlog) is no sign of a dead scheduler to /readyz
             # Fired instances leave the due range; only those tried and still due are read again.
             due = [i for i in runtime.due_instance_ids(limit=batch + len(tried)) if i not in tried]
             if not due:

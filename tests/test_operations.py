@@ -102,6 +102,7 @@ def test_metrics_from_localhost_count_requests_by_endpoint_and_open_tasks(app, c
 def test_metrics_refused_to_other_addresses_and_through_an_untrusted_proxy(app, client):
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 403
     assert client.get("/metrics", headers={"X-Forwarded-For": "10.0.0.9"}).status_code == 403
+    assert client.get("/metrics", headers={"X-Real-IP": "10.0.0.9"}).status_code == 403      # a local proxy
     app.config["METRICS_ALLOWED_IPS"] = "127.0.0.1, 10.0.0.0/8"
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 200
 

@@ -20,9 +20,18 @@ CSV_MIME = "text/csv; charset=utf-8"
 SHEET_NAME = re.compile(r"[\[\]:*?/\\]")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+SIGNED_NUMBER = re.compile(r"[+-]\d+(\.\d+)?%?")
+
+
 def cell(value):
     """A value a spreadsheet takes: times in Beijing time without a zone (both formats have none), numbers,
-    dates and text as they are, anything else (e.g. a translated label) as its text."""
+    dates and text as they are, anything else (e.g. a translated label) as its text. Text that a spreadsheet
+    would run as a formula (it starts with = + - @, e.g. a customer's name typed as =HYPERLINK(…)) gets a
+    leading apostrophe, so it stays text."""
+    if isinstance(value, str):
+        runs = len(value) > 1 and value.startswith(FORMULA_START) and not SIGNED_NUMBER.fullmatch(value)   # "+3": a change
+        return "'" + value if runs else value
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(BUSINESS_TZ).replace(tzinfo=None)
     if isinstance(value, bool):

@@ -67,7 +67,7 @@ def _query(value) -> str:
 
 def _int_arg(name, default, most) -> int:
     value = request.args.get(name, str(default))
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    if not (value.isascii() and value.isdigit() and len(value) <= 6) or not 1 <= int(value) <= most:
         raise AppError(f"{name} must be a whole number from 1 to {most}", fields={name: f"1 to {most}"},
                        code="bad_query")
     return int(value)
@@ -76,7 +76,8 @@ def _int_arg(name, default, most) -> int:
 def _listed(term, personal):
     """One page of the complaint list (app.complaint_list) for the query string's filters and `term`."""
     try:
-        asked = complaint_list.from_args(request.args, term, personal)
+        names = bool(g.user.roles & {r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")})
+        asked = complaint_list.from_args(request.args, term, personal, names=names)
         conditions = complaint_list.where(db.session, g.user, asked, dimensions(db.session), utcnow())
     except PeriodError as err:
         field = err.params.get("field", "from")

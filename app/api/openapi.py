@@ -86,8 +86,8 @@ OPERATIONS = {
         "responses": {"200": _json("SearchOut")}},
     "api.search_complaints_by_body": {
         "operationId": "searchComplaintsByBody", "tags": ["complaints"],
-        "summary": "The complaint list for a term in the body: also the customer's name (in part, from two "
-                   "characters), phone or ID number, never in a URL",
+        "summary": "The complaint list for a term in the body: also the customer's phone or ID number and, for "
+                   "roles that see personal data, their name in part (from two characters); never in a URL",
         "parameters": LIST_PARAMETERS,
         "requestBody": _body("SearchIn"), "responses": {"200": _json("SearchOut")}},
     "api.get_complaint": {

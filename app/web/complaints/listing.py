@@ -6,6 +6,7 @@ complaint, policy or claim number only."""
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ... import audit, complaint_list, complaints
 from ...analysis.dimensions import FilterError, dimensions
@@ -31,7 +32,7 @@ def _asked():
     personal = request.method == "POST"
     term = ((request.form if personal else request.args).get("q") or "").strip()
     try:
-        return complaint_list.from_args(request.args, term, personal), None, term
+        return complaint_list.from_args(request.args, term, personal, names=has_any(me(), pii_roles())), None, term
     except PeriodError as err:
         return None, period_message(err), term
     except complaint_list.ListError as err:
@@ -68,7 +69,7 @@ def search():
     pii = has_any(me(), pii_roles())
     items = [{"c": c, "customer": c.customer_name if pii else complaints.mask_name(c.customer_name),
               "phone": complaints.mask_phone(c.phone)} for c in (found or {}).get("rows", [])]
-    args = asked.args if asked is not None else {k: v for k, v in request.args.items() if k in complaint_list.FILTER_ARGS}
+    args = asked.args if asked is not None else _filter_args()
     return render_template("complaints/search.html", q=term, personal=request.method == "POST", items=items,
                            found=found, error=error, args=args, options=_options(), saved=_saved_of_me(),
                            may_export=has_any(me(), LIST_EXPORTERS)), 422 if error else 200
@@ -76,7 +77,7 @@ def search():
 
 def _page_number() -> int:
     value = request.args.get("page", "1")
-    return min(int(value), 100_000) if value.isdigit() else 1
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 6 else 1
 
 
 def _options() -> dict:
@@ -91,6 +92,11 @@ def _options() -> dict:
             "handler": [(u.username, u.display_name) for u in complaints.claim_handlers(db.session)]}
 
 
+def _filter_args() -> dict:
+    """The filters of the query string, none empty (what a link, a saved filter and an export carry)."""
+    return {k: v for k, v in request.args.items() if k in complaint_list.FILTER_ARGS and v.strip()}
+
+
 # ---- saved filters ------------------------------------------------------------------------------------------
 def _saved_of_me() -> list:
     return db.session.execute(select(SavedFilter).where(SavedFilter.user_id == me().id)
@@ -102,8 +108,14 @@ def _saved_of_me() -> list:
 def save_filter():
     """Save the filters in the query string under the name in the form (the same name replaces its filters)."""
     name = (request.form.get("name") or "").strip()
-    args = {k: v for k, v in request.args.items() if k in complaint_list.FILTER_ARGS and v.strip()}
+    args = _filter_args()
     back = url_for("complaints.search", **args)
+    asked, error, _term = _asked()
+    if error is None:
+        error = _conditions(asked)[1]
+    if error:                               # a filter saved must ask for a list that can be shown
+        flash(error, "error")
+        return redirect(back)
     if not name or len(name) > NAME_MAX:
         flash(_("Give the filter a name of at most %(limit)d characters.", limit=NAME_MAX), "error")
         return redirect(back)
@@ -119,7 +131,10 @@ def save_filter():
         db.session.add(SavedFilter(user_id=me().id, name=name, args=args))
     else:
         same.args = args
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:                  # the same name saved twice at once: the other one stands
+        db.session.rollback()
     flash(_("The filter “%(name)s” is saved.", name=name), "success")
     return redirect(back)
 
@@ -155,7 +170,7 @@ def export(fmt):
         conditions, error = _conditions(asked)
     if error:
         flash(error, "error")
-        return redirect(url_for("complaints.search", **request.args))
+        return redirect(url_for("complaints.search", **_filter_args()))
     audit.record(db.session, me().username, "complaints_exported",
                  data={"format": fmt, "filters": asked.args, "term": bool(term)})
     db.session.commit()
