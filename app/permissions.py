@@ -1,4 +1,6 @@
 """Who may do what, shared by the JSON API and the web UI."""
+from flask import current_app
+
 # Roles that handle complaints, roles that hold tasks (their lane is in a diagram: the owners of improvement
 # measures hold the quarterly review's, and read no complaint) and roles that may read complaints.
 HANDLERS = ("customer_service", "claims_specialist", "management", "head_office", "training")
@@ -42,3 +44,8 @@ def public(view):
     """A route open without login (the login page, static files, the language switch)."""
     view.public = True
     return view
+
+
+def pii_roles() -> list:
+    """The roles that see personal data in full (config ROLES[…]["pii"])."""
+    return [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]

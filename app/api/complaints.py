@@ -10,7 +10,7 @@ from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
                       ProcessVersion)
-from ..permissions import HANDLERS, READERS, REGISTRARS
+from ..permissions import HANDLERS, READERS, REGISTRARS, pii_roles
 from ..timeutil import utcnow
 from . import bp
 from .auth import require
@@ -36,8 +36,7 @@ SUMMARY_COLUMNS = tuple(columns_of(SUMMARY_OUT, Complaint))
 def complaint_view(complaint, user, tasks=None) -> dict:
     """The complaint as this user may see it (personal data masked unless the role needs it); `tasks`:
     all its tasks, if the caller read them."""
-    pii_roles = [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]
-    data, full = complaints.personal_view(db.session, user, complaint, COMPLAINT_OUT.dump(complaint), pii_roles,
+    data, full = complaints.personal_view(db.session, user, complaint, COMPLAINT_OUT.dump(complaint), pii_roles(),
                                           tasks)
     return {**data, "personal_data": "full" if full else "masked"}
 
@@ -76,8 +75,7 @@ def _int_arg(name, default, most) -> int:
 def _listed(term, personal):
     """One page of the complaint list (app.complaint_list) for the query string's filters and `term`."""
     try:
-        names = bool(g.user.roles & {r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")})
-        asked = complaint_list.from_args(request.args, term, personal, names=names)
+        asked = complaint_list.from_args(request.args, term, personal, names=bool(g.user.roles & set(pii_roles())))
         conditions = complaint_list.where(db.session, g.user, asked, dimensions(db.session), utcnow())
     except PeriodError as err:
         field = err.params.get("field", "from")

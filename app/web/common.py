@@ -4,13 +4,13 @@ task may be given to, display names of users, and the Content-Disposition of a d
 from functools import wraps
 from urllib.parse import quote, urlsplit
 
-from flask import abort, current_app, url_for
+from flask import abort, current_app, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.http import dump_options_header
 
-from .. import complaints
+from .. import complaints, queues
 from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..models import Complaint, User
@@ -86,3 +86,12 @@ def attachment(filename: str) -> str:
     except UnicodeEncodeError:
         fallback = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
         return dump_options_header("attachment", {"filename": fallback, "filename*": f"UTF-8''{quote(filename)}"})
+
+
+def page_arg(name="page", default=1) -> int:
+    """A page number from the query string: 1 to queues.MAX_PAGE (an OFFSET every database holds); anything
+    that is no whole number (letters, "²", thousands of digits) asks for `default`."""
+    try:
+        return min(max(int(request.args.get(name, default)), 1), queues.MAX_PAGE)
+    except ValueError:
+        return default

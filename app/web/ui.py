@@ -10,7 +10,7 @@ from sqlalchemy import select
 from .. import notifications, queues
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
-from ..permissions import ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS
+from ..permissions import ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
 from ..timeutil import utcnow
 
 CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_app": _l("Mobile app"),
@@ -273,10 +273,6 @@ def me():
 
 def has_any(user, roles) -> bool:
     return bool(user.roles & set(roles))
-
-
-def pii_roles() -> list:
-    return [r for r, spec in current_app.config["ROLES"].items() if spec.get("pii")]
 
 
 def _nav_context():

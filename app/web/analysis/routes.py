@@ -1,7 +1,7 @@
 """The analysis page, the complaints behind a figure, the stored reports and the exports. Every view
 reads its selection from the query string (GETs only: filters are bookmarkable and need no CSRF token);
 bad input shows the page again with a sentence saying what is wrong (422), never an error page."""
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, render_template
 from flask_babel import gettext as _
 
 from ... import analysis, quarterly
@@ -11,7 +11,7 @@ from ...avoidance import visible_to
 from ...complaints import CHANNELS
 from ...extensions import db
 from ...permissions import ANALYSTS, REVIEW_STARTERS
-from ..common import roles_required
+from ..common import page_arg, roles_required
 from ..downloads import download as _download
 from ..filter_messages import filter_message
 from ..formrender_codes import label as code_label
@@ -123,18 +123,13 @@ def _complaints_query(selection):
 def complaints():
     selection = from_request()
     stmt, error = _complaints_query(selection)
-    found = drilldown.page(db.session, stmt, _page_number()) if stmt is not None else None
+    found = drilldown.page(db.session, stmt, page_arg()) if stmt is not None else None
     return _complaints_page(selection, found, error)
 
 
 def _complaints_page(selection, found, error):
     return render_template("analysis/complaints.html", selection=selection, error=error, found=found,
                            dimension_titles=DIMENSION_TITLES), 422 if error else 200
-
-
-def _page_number() -> int:
-    value = request.args.get("page", "1")
-    return int(value) if value.isdigit() else 1
 
 
 @bp.get("/analysis/complaints.csv", defaults={"fmt": "csv"})

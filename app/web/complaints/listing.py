@@ -16,7 +16,7 @@ from ...models import Complaint, HumanTask, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
 from ...timeutil import utcnow
 from .. import formrender_codes
-from ..common import roles_required
+from ..common import page_arg, roles_required
 from ..downloads import download
 from ..filter_messages import filter_message, period_message
 from ..ui import (CHANNEL_LABELS, OUTCOME_LABELS, channel_label, has_any, latest_forms, me, outcome_label, pii_roles,
@@ -63,7 +63,7 @@ def search():
     if asked is not None:
         conditions, error = _conditions(asked)
         if conditions is not None:
-            found = complaint_list.page(db.session, conditions, _page_number(), current_app.config["WEB_PER_PAGE"])
+            found = complaint_list.page(db.session, conditions, page_arg(), current_app.config["WEB_PER_PAGE"])
     if found and term and found["total"] == 1 and found["rows"][0].number == term:
         return redirect(url_for("complaints.complaint", number=term))
     pii = has_any(me(), pii_roles())
@@ -73,11 +73,6 @@ def search():
     return render_template("complaints/search.html", q=term, personal=request.method == "POST", items=items,
                            found=found, error=error, args=args, options=_options(), saved=_saved_of_me(),
                            may_export=has_any(me(), LIST_EXPORTERS)), 422 if error else 200
-
-
-def _page_number() -> int:
-    value = request.args.get("page", "1")
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 6 else 1
 
 
 def _options() -> dict:

@@ -15,7 +15,7 @@ from ...permissions import READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
 from .. import formrender, formrender_codes
 from ...input_guard import accepts_uploads
-from ..common import STAND_ASIDE, colleagues, roles_required, runtime, safe_next
+from ..common import STAND_ASIDE, colleagues, page_arg, roles_required, runtime, safe_next
 from ..evidence_ui import name_kept_files, take_form_files
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
@@ -27,13 +27,6 @@ DRAFT_BUTTON = "_save_draft"       # the task form's second submit button: keep 
 SEEN = "_task_version"             # the task form's hidden field: the task's row_version it was shown at
 
 bp.record_once(drafts.register)    # a completed or withdrawn task's drafts go with it
-
-
-def _int_arg(name, default=1):
-    try:
-        return min(max(int(request.args.get(name, default)), 1), queues.MAX_PAGE)
-    except ValueError:
-        return default
 
 
 def _task_or_404(task_id) -> HumanTask:
@@ -95,7 +88,7 @@ def _queue_lists(user, filters, sort, forms) -> dict:
     if runtime().is_supervisor(user):
         queues_shown += (("unstaffed", "pu"),)
     for queue, arg in queues_shown:
-        page_no = _int_arg(arg)
+        page_no = page_arg(arg)
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None,
                                    independent=current_app.config["INDEPENDENT_PROCESSES"])

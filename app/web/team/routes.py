@@ -17,7 +17,7 @@ from ...errors import AppError
 from ...extensions import db
 from ...models import HumanTask, User
 from ...timeutil import utcnow
-from ..common import roles_required, runtime
+from ..common import page_arg, roles_required, runtime
 from ..ui import error_message, has_any, latest_forms, me, pii_roles, role_label, step_label, time_left
 from . import bp
 
@@ -55,13 +55,6 @@ def _filters() -> dict:
             "overdue": request.args.get("overdue") == "1"}
 
 
-def _page_no() -> int:
-    try:
-        return min(max(int(request.args.get("page", 1)), 1), queues.MAX_PAGE)
-    except ValueError:
-        return 1
-
-
 def _team_queue(user, filters, now) -> queues.Queue:
     """Open tasks of every lane, less those 回避 keeps the supervisor out of, with the filters: all on
     human_task (its indexes), none on the complaint."""
@@ -96,7 +89,7 @@ def _workers(lanes) -> list[User]:
 @roles_required(*SUPERVISORS)
 def page():
     user, now, filters = _supervisor(), utcnow(), _filters()
-    per_page, page_no = current_app.config["WEB_PER_PAGE"], _page_no()
+    per_page, page_no = current_app.config["WEB_PER_PAGE"], page_arg()
     lanes = _lane_roles()
     people = _workers(lanes)
     rows, total = queues.page(db.session, _team_queue(user, filters, now), page_no, per_page,
