@@ -29,6 +29,13 @@ class User(db.Model):
     digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     notifications_seen_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     digest_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # User administration (app/accounts.py, migration 0026): the TOTP second factor's secret once confirmed
+    # and the last time step used (a code is good once), when the password was last set, and whether it
+    # must be changed at the next login (after an administrator set it).
+    totp_secret: Mapped[Optional[str]] = mapped_column(String(64))
+    totp_last_counter: Mapped[Optional[int]] = mapped_column(Integer)
+    password_changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def roles(self) -> set[str]:
@@ -40,9 +47,22 @@ class User(db.Model):
 
     def set_password(self, password: str):
         self.password_hash = generate_password_hash(password)
+        self.password_changed_at = utcnow()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+class PasswordReset(db.Model):
+    """A one-time link an administrator made for a user to set a new password (only its hash is kept)."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    user: Mapped[User] = relationship()
 
 
 class ApiToken(db.Model):

@@ -6,9 +6,9 @@ hash check, and get the same answers at the same attempt, so the login never tel
 import secrets
 from functools import cache
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -17,27 +17,10 @@ from ...extensions import db
 from ...models import User
 from ...permissions import any_role, public
 from ...timeutil import utcnow
-from .. import login_manager
+from .. import login_manager, sessions
 from ..common import safe_next
 from ..ui import fmt_datetime
 from . import bp
-
-
-class LoginUser(UserMixin):
-    """The logged-in user as Flask-Login wants it; `.user` is the model the runtime verbs take."""
-
-    def __init__(self, user: User):
-        self.user = user
-
-    def get_id(self):
-        return str(self.user.id)
-
-    @property
-    def is_active(self):
-        return bool(self.user.active)
-
-    def __getattr__(self, name):           # username, display_name, roles, ... for templates
-        return getattr(self.user, name)
 
 
 @login_manager.user_loader
@@ -46,7 +29,7 @@ def load_user(user_id):
         user = db.session.get(User, int(user_id))
     except (TypeError, ValueError):
         return None
-    return LoginUser(user) if user is not None and user.active else None
+    return sessions.LoginUser(user) if user is not None and user.active else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -65,16 +48,6 @@ def login():
                            lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"]), status
 
 
-def _fresh_session():
-    """A new session that keeps only the language (no session fixation); the CSRF token that
-    Flask-WTF cached for this request belonged to the old one."""
-    lang = session.get("lang")
-    session.clear()
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-    if lang:
-        session["lang"] = lang
-
-
 def _attempt(username, password):
     """(None, 200) and the user logged in, or (message, status)."""
     limits = login_limits.Limits.from_config(current_app.config)
@@ -88,9 +61,7 @@ def _attempt(username, password):
         login_limits.record_success(db.session, username)
         user.failed_logins, user.locked_until = 0, None
         db.session.commit()
-        _fresh_session()
-        session.permanent = True
-        login_user(LoginUser(user))
+        sessions.start(user)
         return None, 200
     refusals = login_limits.record_failure(db.session, limits, address, username, now)
     if user is not None:
@@ -144,7 +115,6 @@ def _refusal_message(refusal):
 @any_role
 @login_required
 def logout():
-    logout_user()
-    _fresh_session()
+    sessions.end()
     flash(_("You have been logged out."), "info")
     return redirect(url_for("auth.login"))
