@@ -81,6 +81,7 @@ run: deploy translations vendor
 
 test: setup translations vendor
 	scripts/ensure-browser.sh
+	scripts/ensure-deploy-tools.sh
 	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 benchmark: setup

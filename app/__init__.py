@@ -41,6 +41,8 @@ def create_app(config_object=Config, **overrides) -> Flask:
     from . import evidence
     from .evidence.fields import check_form as check_evidence_fields
     evidence.init_app(app)                                       # where evidence files are kept
+    from . import passwords
+    passwords.check_settings(app.config)                          # the password policy's settings
     runtime.form_checks.append(check_evidence_fields)             # a form's file fields name files of the case
     runtime.exclusions = partial(excluded_usernames, independent=frozenset(app.config["INDEPENDENT_PROCESSES"]))
     app.extensions["runtime"] = runtime

@@ -68,8 +68,47 @@ class Config:
     EVIDENCE_MAX_BYTES = int(_env("EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024)))
     EVIDENCE_DIR = _env("EVIDENCE_DIR")
     EVIDENCE_STORE = _env("EVIDENCE_STORE", "app.evidence.store:FileStore")
+    # EVIDENCE_STORE=app.evidence.s3store:S3Store keeps them in an S3-compatible bucket (README "Evidence and
+    # internal notes"): the bucket; an endpoint for MinIO, Ceph or OSS/COS (unset: AWS); the region; a key
+    # prefix; server-side encryption (AES256 or aws:kms, with an optional KMS key id); path or virtual
+    # addressing (auto: botocore decides); the wait and the attempts per request. No credentials here: boto3
+    # takes them from the environment (AWS_ACCESS_KEY_ID…, AWS_PROFILE, web identity) or the instance's role.
+    EVIDENCE_S3_BUCKET = _env("EVIDENCE_S3_BUCKET")
+    EVIDENCE_S3_ENDPOINT_URL = _env("EVIDENCE_S3_ENDPOINT_URL")
+    EVIDENCE_S3_REGION = _env("EVIDENCE_S3_REGION")
+    EVIDENCE_S3_PREFIX = _env("EVIDENCE_S3_PREFIX", "evidence/")
+    EVIDENCE_S3_SSE = _env("EVIDENCE_S3_SSE", "")
+    EVIDENCE_S3_SSE_KMS_KEY_ID = _env("EVIDENCE_S3_SSE_KMS_KEY_ID")
+    EVIDENCE_S3_ADDRESSING_STYLE = _env("EVIDENCE_S3_ADDRESSING_STYLE", "auto")
+    EVIDENCE_S3_TIMEOUT_SECONDS = float(_env("EVIDENCE_S3_TIMEOUT_SECONDS", "30"))
+    EVIDENCE_S3_MAX_ATTEMPTS = int(_env("EVIDENCE_S3_MAX_ATTEMPTS", "3"))
     EVIDENCE_SCAN_COMMAND = _env("EVIDENCE_SCAN_COMMAND", "")
     EVIDENCE_SCAN_TIMEOUT = float(_env("EVIDENCE_SCAN_TIMEOUT", "60"))
+    # Single sign-on through the insurer's OpenID Connect provider (app/sso.py, app/web/sso/; README "Single
+    # sign-on"). Off unless OIDC_ISSUER is set; then OIDC_CLIENT_ID, OIDC_CLIENT_SECRET (environment only) and
+    # OIDC_GROUP_ROLES are required. OIDC_GROUP_ROLES maps the provider's groups to role codes: a JSON object
+    # ({"group": "role"} or {"group": ["role", …]}) or "group=role,group=role"; other groups are ignored.
+    # OIDC_LINK_LOCAL_ACCOUNTS=1 lets an SSO login take over a local account of the same username.
+    OIDC_ISSUER = _env("OIDC_ISSUER")
+    OIDC_DISCOVERY_URL = _env("OIDC_DISCOVERY_URL")          # default: <issuer>/.well-known/openid-configuration
+    OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")
+    OIDC_CLIENT_SECRET = _env("OIDC_CLIENT_SECRET")
+    OIDC_REDIRECT_URI = _env("OIDC_REDIRECT_URI")            # default: this app's /login/sso/callback
+    OIDC_SCOPES = _env("OIDC_SCOPES", "openid profile email")
+    OIDC_USERNAME_CLAIM = _env("OIDC_USERNAME_CLAIM", "preferred_username")
+    OIDC_NAME_CLAIM = _env("OIDC_NAME_CLAIM", "name")
+    OIDC_EMAIL_CLAIM = _env("OIDC_EMAIL_CLAIM", "email")
+    OIDC_GROUPS_CLAIM = _env("OIDC_GROUPS_CLAIM", "groups")
+    OIDC_GROUP_ROLES = _env("OIDC_GROUP_ROLES", "")
+    OIDC_LINK_LOCAL_ACCOUNTS = _env("OIDC_LINK_LOCAL_ACCOUNTS", "0") == "1"
+    OIDC_BUTTON_LABEL = _env("OIDC_BUTTON_LABEL", "")        # default: 使用公司统一身份登录 / Sign in with company SSO
+    OIDC_TIMEOUT_SECONDS = float(_env("OIDC_TIMEOUT_SECONDS", "10"))
+    # Background jobs (app/jobs/, README "Background jobs"): where an export's file is kept (default
+    # <instance>/jobs) and for how long, and from how many complaints a migration (rows an export) is a job.
+    JOBS_DIR = _env("JOBS_DIR")
+    JOBS_KEEP_HOURS = float(_env("JOBS_KEEP_HOURS", "24"))
+    JOBS_MIGRATE_INLINE_MAX = int(_env("JOBS_MIGRATE_INLINE_MAX", "20"))
+    JOBS_EXPORT_INLINE_MAX = int(_env("JOBS_EXPORT_INLINE_MAX", "5000"))
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
     DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
 
@@ -89,7 +128,20 @@ class Config:
                           "pii": False},
         "compliance": {"lane": None, "zh": "合规审查", "en": "Compliance reviewer", "pii": False, "reader": True},
         "process_owner": {"lane": None, "zh": "流程管理员", "en": "Process owner", "pii": False},
+        # Administers the users (app/accounts.py, /admin/users): no complaint, task or procedure of its own.
+        "admin": {"lane": None, "zh": "系统管理员", "en": "Administrator", "pii": False},
     }
+    # Passwords (app/passwords.py): the minimum length, and an optional sorted file of SHA-1 hashes of
+    # breached passwords (the offline Pwned Passwords list). One-time reset links last RESET_LINK_HOURS.
+    PASSWORD_MIN_LENGTH = int(_env("PASSWORD_MIN_LENGTH", "12"))
+    PASSWORD_BREACHED_FILE = _env("PASSWORD_BREACHED_FILE", "")
+    RESET_LINK_HOURS = int(_env("RESET_LINK_HOURS", "24"))
+    # The second factor (app/second_factor.py): any user may set one up; users with these roles (comma-
+    # separated; "admin" by default, none on a developer's machine; e.g. "admin,process_owner"; "-" for none)
+    # must, before anything else, at their next password login.
+    TOTP_REQUIRED_ROLES = tuple(r.strip() for r in _env("TOTP_REQUIRED_ROLES", "-" if development() else "admin")
+                                .split(",") if r.strip())
+    TOTP_ISSUER = _env("TOTP_ISSUER", "理赔投诉处理")
 
     # Task-data keys copied onto the complaint row after every change (data key -> column).
     RECORD_FIELDS = {"outcome": "outcome", "satisfied": "satisfied", "round": "rounds",
@@ -184,7 +236,9 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     DEPLOY_ON_START = False
     SCHEDULER_EXPECTED = False    # no scheduler runs beside the test app (tests that need one say so)
+    TOTP_REQUIRED_ROLES = ()      # the tests that need the requirement set it
     LOG_FORMAT = "text"
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
     SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http
     EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or tempfile.mkdtemp(prefix="complaints-evidence-")   # never instance/
+    JOBS_DIR = tempfile.mkdtemp(prefix="complaints-jobs-")                                          # never instance/

@@ -36,6 +36,11 @@ class User(db.Model):
     totp_last_counter: Mapped[Optional[int]] = mapped_column(Integer)
     password_changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Single sign-on (app/sso.py, migration 0027): the OpenID Connect provider's issuer and the user's stable
+    # subject there, set at the first SSO login (both or neither). Such a user's password hash is unusable.
+    sso_issuer: Mapped[Optional[str]] = mapped_column(String(255))
+    sso_subject: Mapped[Optional[str]] = mapped_column(String(255))
+    __table_args__ = (Index("ix_user_sso_identity", "sso_issuer", "sso_subject", unique=True),)
 
     @property
     def roles(self) -> set[str]:
@@ -548,3 +553,48 @@ class SchedulerHeartbeat(db.Model):
     most once a minute; /readyz finds it stale after SCHEDULER_HEARTBEAT_MAX_SECONDS."""
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BackgroundJob(db.Model):
+    """A long action worked in the background (app/jobs/): a bulk migration, a big export of the complaint list.
+    Its items (BackgroundJobItem) say what became of each thing it covers, so its progress and its result list are
+    queries, and a runner that takes it over skips what is done. A runner holds it by a lease (claimed_by,
+    lease_until) renewed after every batch; once the lease has run out another runner takes the job over.
+    `params` never holds personal data (an export's search term is resolved to complaint ids when it is asked for);
+    the result file (an export's) lives in the job's folder until expires_at."""
+    __tablename__ = "background_job"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    started_by: Mapped[str] = mapped_column(String(64))                  # a username
+    params: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="queued")     # queued running done failed cancelled
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[Optional[str]] = mapped_column(String(100))       # host:pid of the runner holding it
+    lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)           # leases that ran out while held
+    error: Mapped[Optional[str]] = mapped_column(String(500))
+    result_file: Mapped[Optional[str]] = mapped_column(String(100))      # in the job's folder; None once deleted
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    __table_args__ = (Index("ix_background_job_state", "state", "lease_until"),
+                      Index("ix_background_job_started_by", "started_by", "id"))
+
+
+class BackgroundJobItem(db.Model):
+    """One thing a background job covers (a complaint to migrate, a slice of an export), written with the job;
+    `outcome` stays empty until it is done, then says what became of it (done, already, refused, failed)."""
+    __tablename__ = "background_job_item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("background_job.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(100))                        # e.g. a process instance's id
+    label: Mapped[Optional[str]] = mapped_column(String(100))            # what the result list shows (a number)
+    data: Mapped[Optional[dict]] = mapped_column(JSON)
+    outcome: Mapped[Optional[str]] = mapped_column(String(16))
+    message: Mapped[Optional[str]] = mapped_column(String(1000))
+    done_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("job_id", "seq", name="uq_background_job_item_job_id_seq"),
+                      Index("ix_background_job_item_pending", "job_id", "outcome", "seq"))

@@ -24,6 +24,8 @@ NOTE_WRITERS = READERS
 # alone upload a changed diagram and migrate running complaints onto it.
 PROCESS_OWNERS = ("process_owner",)
 PROCEDURE_READERS = READERS + PROCESS_OWNERS
+# The users and their roles (/admin/users): administrators only, who read no complaint.
+ADMINS = ("admin",)
 # Every route says who may use it, and a test walks app.url_map to check that each one does: a view
 # carries `allowed_roles` (a set of role codes; ANY_ROLE = any logged-in user) or is marked public.
 ANY_ROLE = frozenset({"*"})

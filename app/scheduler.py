@@ -1,7 +1,8 @@
 """The timer scheduler: an APScheduler interval job that fires due BPMN timers through the same
 transactional path as every other change, one that sends due customer messages (app/outbox/), and
-one that purges old failed-login counts, one that seals the audit trail's chains, and a cron job that
-starts each quarter's review of complaints (C-5.4). The timer job also writes the scheduler's heartbeat
+one that purges old failed-login counts, one that seals the audit trail's chains, one that works the
+background jobs (app/jobs/: bulk migrations, big exports), and a cron job that starts each quarter's review
+of complaints (C-5.4). The timer job also writes the scheduler's heartbeat
 (at most once a minute) that /readyz reads. Run it as its own process (`flask scheduler run`)."""
 import logging
 import random
@@ -188,6 +189,20 @@ def send_digests(app):
             return 0
 
 
+JOBS_INTERVAL_SECONDS = 5       # how often the scheduler looks for background jobs (app/jobs/)
+
+
+def work_jobs(app):
+    """Work background jobs (bulk migrations, big exports) for a bounded time, then delete expired export
+    files. Never raises: a failure is logged, and the next pass carries on where this one stopped."""
+    from .jobs.setup import run_pass
+    try:
+        return run_pass(app)
+    except Exception:      # noqa: BLE001  (the timers must go on whatever this job met)
+        log.exception("working the background jobs failed; the next pass carries on")
+        return None
+
+
 def run(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -211,6 +226,8 @@ def run(app):
     scheduler.add_job(catch_up_quarterly_review, "interval", args=[app], hours=1, id="catch_up_quarterly_review",
                       max_instances=1, coalesce=True)
     scheduler.add_job(send_digests, "interval", args=[app], hours=1, id="send_digests", max_instances=1, coalesce=True)
+    scheduler.add_job(work_jobs, "interval", args=[app], seconds=JOBS_INTERVAL_SECONDS, id="work_jobs",
+                      max_instances=1, coalesce=True)
     log.info("scheduler started: firing due timers every %ss, sending due messages every %ss",
              app.config["SCHEDULER_INTERVAL_SECONDS"], outbox_seconds)
     beat(app, force=True)

@@ -22,7 +22,7 @@ from app.models import User
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 REQUIRE_ALL = os.environ.get("REQUIRE_ALL_BACKENDS") == "1"
 ROLES = ("customer_service", "claims_specialist", "management", "head_office", "training", "compliance", "process_owner",
-         "measure_owner")
+         "measure_owner", "admin")
 
 
 def _postgres_test_db(suffix=""):

@@ -454,3 +454,6 @@ def test_access_logs_never_hold_a_link_token(caplog):
     with caplog.at_level(logging.INFO, logger="gunicorn.access"):
         logging.getLogger("gunicorn.access").info("%(r)s %(s)s", {"r": f"GET /my/{token}?x=1 HTTP/1.1", "s": "302"})
     assert token not in caplog.text and caplog.text.count("/my/<link>") == 2
+    with caplog.at_level(logging.INFO, logger="werkzeug"):          # a staff member's password reset link
+        logging.getLogger("werkzeug").info('"%s" %s', f"POST /password/reset/{token}-x_Y HTTP/1.1", 302)
+    assert token not in caplog.text and "POST /password/reset/<token> HTTP/1.1" in caplog.text

@@ -48,13 +48,15 @@ def seeded(app, people):
     desk = Desk(Browser(app), people)
     number = desk.register()
     return {"number": number, "task_id": desk.task_id(number, "initial_review"),
-            "process_id": "complaint_handling", "file_name": "complaint_handling.bpmn", "code": "en"}
+            "process_id": "complaint_handling", "file_name": "complaint_handling.bpmn", "code": "en",
+            # the admin pages' actions (disable, reset the password) change a user of their own
+            "int:user_id": make_user("matrix_target", "training").user.id}
 
 
 def url(rule, values) -> str:
     def fill(match):
         converter, name = match.groups()
-        return "1" if converter == "int" else str(values.get(name, "x"))
+        return str(values.get(f"int:{name}", 1)) if converter == "int" else str(values.get(name, "x"))
     return ARGUMENT.sub(fill, rule.rule)
 
 

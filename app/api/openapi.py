@@ -138,7 +138,8 @@ OPERATIONS = {
                        "read from the content: PDF, Word, Excel, OpenDocument, pictures, sound, video and plain text "
                        "are accepted; 422 `evidence_empty`, `evidence_too_big`, `evidence_program`, `evidence_type`, "
                        "`evidence_infected`, `evidence_scan_failed`; 409 `evidence_duplicate` when the same content is "
-                       "already attached. Nothing is kept of a refused file. Its `sha256` is what a form's file field "
+                       "already attached; 503 `evidence_store_unavailable` when the evidence store cannot be reached. "
+                       "Nothing is kept of a refused file. Its `sha256` is what a form's file field "
                        "(`contentMediaType`) takes.",
         "requestBody": UPLOAD,
         "responses": {"201": _json("EvidenceOut", "Attached")}},
@@ -151,7 +152,8 @@ OPERATIONS = {
     "api.download_evidence": {
         "operationId": "downloadEvidence", "tags": ["evidence"],
         "summary": "A complaint's evidence file (every download is audited)",
-        "description": "Checked against its recorded SHA-256 first (409 `evidence_corrupt` or `evidence_missing`).",
+        "description": "Checked against its recorded SHA-256 first (409 `evidence_corrupt` or `evidence_missing`; "
+                       "503 `evidence_store_unavailable` when the evidence store cannot be reached).",
         "responses": {"200": {"description": "The file, with its media type",
                               "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                   "format": "binary"}}}}}},

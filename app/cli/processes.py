@@ -12,6 +12,7 @@ from .. import known_lanes, trace
 from ..config import ROOT
 from ..engine import registry, workflow
 from ..extensions import db
+from ..jobs import migration, store as jobs
 from ..models import ProcessInstance, ProcessVersion
 
 group = AppGroup("processes", help="Check and deploy processes/ and forms/.")
@@ -116,10 +117,14 @@ def diff(process_id, from_number, to_number):
 @click.option("--to", "to_number", type=int, default=None, help="Default: the latest version.")
 @click.option("--dry-run", is_flag=True, help="Only tell, per instance, whether it can be migrated.")
 @click.option("--by", "actor", default="cli")
-def migrate(process_id, to_number, dry_run, actor):
+@click.option("--job", "as_job", is_flag=True,
+              help="Queue a background job instead (the scheduler or `flask jobs run-once` works it).")
+def migrate(process_id, to_number, dry_run, actor, as_job):
     """Move running instances of older versions onto a version (a dry run first is wise)."""
     target = _version(process_id, to_number)
     runtime = current_app.extensions["runtime"]
+    if as_job:
+        return _migration_job(target, dry_run, actor)
     rows = db.session.execute(select(ProcessInstance.id, ProcessInstance.business_key).where(
         ProcessInstance.process_id == process_id, ProcessInstance.status == "running",
         ProcessInstance.version_id != target.id).order_by(ProcessInstance.id)).all()
@@ -135,6 +140,19 @@ def migrate(process_id, to_number, dry_run, actor):
             click.echo(f"{label}: {'migratable' if dry_run else 'migrated'} to version {target.version}")
     verb = "migratable" if dry_run else "migrated"
     click.echo(f"{moved} {verb}, {refused} not migratable, to {process_id} version {target.version}")
+
+
+def _migration_job(target, dry_run, actor):
+    """A background job over every running instance on another version (each moved in its own transaction)."""
+    rows = db.session.execute(select(ProcessInstance.id, ProcessInstance.business_key, ProcessVersion.version)
+                              .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
+                              .where(ProcessInstance.process_id == target.process_id,
+                                     ProcessInstance.status == "running", ProcessInstance.version_id != target.id)
+                              .order_by(ProcessInstance.id)).all()
+    job = jobs.create(db.session, migration.KIND, actor, migration.params(target, dry_run), migration.items(rows))
+    db.session.commit()
+    click.echo(f"job {job.id}: {'check' if dry_run else 'migration'} of {len(rows)} instance(s) to "
+               f"{target.process_id} version {target.version} queued; follow it with `flask jobs list`")
 
 
 @group.command("trace")

@@ -1,15 +1,20 @@
-"""flask users: create users, issue API tokens, end a login lock, and the demo users of `make run`."""
+"""flask users: create, list, change roles, disable and enable users, reset a password or a second factor,
+end a login lock, issue API tokens, and the demo users of `make run`. The rules (and the audit) are
+app/accounts.py's, the same as the admin pages'."""
 import secrets
+from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .. import audit, contact_rules, login_limits
+from .. import accounts, contact_rules
 from ..api.auth import issue_token
 from ..extensions import db
 from ..models import User
+from ..passwords import Policy
+from ..timeutil import utcnow
 
 group = AppGroup("users", help="Manage users and API tokens.")
 
@@ -33,24 +38,104 @@ def _add(username, display_name, roles, password) -> User:
     return user
 
 
+def _policy() -> Policy:
+    return Policy.from_config(current_app.config)
+
+
+def _apply(change):
+    """Run an accounts change and commit it; its refusal as the command's error."""
+    try:
+        result = change()
+    except accounts.AccountError as err:
+        db.session.rollback()
+        raise click.ClickException(err.english())
+    db.session.commit()
+    return result
+
+
 @group.command("create")
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, required=True)
 @click.option("--name", "display_name", default=None)
-@click.option("--password", default=None, help="Generated and printed when omitted.")
-def create(username, roles, display_name, password):
-    """Create a user with one or more roles."""
-    known = current_app.config["ROLES"]
-    unknown = [r for r in roles if r not in known]
-    if unknown:
-        raise click.BadParameter(f"unknown role(s) {unknown}; known: {sorted(known)}")
-    if _user(username):
-        raise click.ClickException(f"user {username} exists")
-    generated = password is None
-    password = password or secrets.token_urlsafe(9)
-    _add(username, display_name or username, roles, password)
-    db.session.commit()
-    click.echo(f"created {username} ({', '.join(roles)})" + (f" password: {password}" if generated else ""))
+@click.option("--email", default="")
+@click.option("--password", default=None, help="Generated and printed when omitted (then changed at the first "
+                                                "login).")
+@click.option("--by", "actor", default="cli")
+def create(username, roles, display_name, email, password, actor):
+    """Create a user with one or more roles (the password policy applies to a given password)."""
+    user, generated = _apply(lambda: accounts.create(
+        db.session, actor, _policy(), current_app.config["ROLES"], username=username,
+        display_name=display_name or username, roles=roles, email=email, password=password))
+    click.echo(f"created {username} ({', '.join(sorted(user.roles))})" + (f" password: {generated}" if generated
+                                                                          else ""))
+
+
+@group.command("list")
+def list_users():
+    """Every user: username, roles, state."""
+    for user in db.session.execute(select(User).order_by(User.username)).scalars():
+        state = "active" if user.active else "disabled"
+        if user.locked_until and user.locked_until > utcnow():
+            state += f", locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{user.username:28} {','.join(sorted(user.roles)):40} {state}"
+                   + (", second factor" if user.totp_secret else ""))
+
+
+@group.command("roles")
+@click.argument("username")
+@click.option("--add", "added", multiple=True)
+@click.option("--remove", "removed", multiple=True)
+@click.option("--by", "actor", default="cli")
+def roles(username, added, removed, actor):
+    """Give or take roles (the last active administrator keeps theirs)."""
+    user = _existing(username)
+    wanted = (user.roles | set(added)) - set(removed)
+    _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
+                                           display_name=user.display_name, roles=wanted, email=user.email or ""))
+    click.echo(f"{username}: {', '.join(sorted(user.roles))}")
+
+
+@group.command("disable")
+@click.argument("username")
+@click.option("--by", "actor", default="cli")
+def disable(username, actor):
+    """Disable an account: its sessions and API tokens stop working at once."""
+    _apply(lambda: accounts.set_active(db.session, actor, _existing(username), False))
+    click.echo(f"disabled {username}")
+
+
+@group.command("enable")
+@click.argument("username")
+@click.option("--by", "actor", default="cli")
+def enable(username, actor):
+    _apply(lambda: accounts.set_active(db.session, actor, _existing(username), True))
+    click.echo(f"enabled {username}")
+
+
+@group.command("reset-password")
+@click.argument("username")
+@click.option("--link", is_flag=True, help="Print a one-time link (RESET_LINK_HOURS) instead of a password.")
+@click.option("--base-url", default=None, help="The site's address for the link (default PUBLIC_BASE_URL)")
+@click.option("--by", "actor", default="cli")
+def reset_password(username, link, base_url, actor):
+    """A generated password (changed at the next login) or a one-time link, printed once."""
+    user = _existing(username)
+    if not link:
+        click.echo(f"{username} password: {_apply(lambda: accounts.reset_password(db.session, actor, user))}")
+        return
+    hours = current_app.config["RESET_LINK_HOURS"]
+    token = _apply(lambda: accounts.reset_link_token(db.session, actor, user, timedelta(hours=hours)))
+    base = base_url or current_app.config.get("PUBLIC_BASE_URL") or ""
+    click.echo(f"{base.rstrip('/')}/password/reset/{token}  (one use, valid {hours} hours)")
+
+
+@group.command("second-factor-reset")
+@click.argument("username")
+@click.option("--by", "actor", default="cli")
+def second_factor_reset(username, actor):
+    """Remove a user's second factor (a lost phone)."""
+    _apply(lambda: accounts.reset_second_factor(db.session, actor, _existing(username)))
+    click.echo(f"removed the second factor of {username}")
 
 
 @group.command("token")
@@ -68,11 +153,7 @@ def token(username, days):
 def unlock(username, actor):
     """End a login lock early (the lock message tells people to ask an administrator): clears the
     account's lock and its count of failed logins; audited."""
-    user = _existing(username)
-    user.locked_until, user.failed_logins = None, 0
-    login_limits.record_success(db.session, username)
-    audit.record(db.session, actor, "account_unlocked", data={"username": username})
-    db.session.commit()
+    _apply(lambda: accounts.unlock(db.session, actor, _existing(username)))
     click.echo(f"unlocked {username}")
 
 

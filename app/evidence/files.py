@@ -3,7 +3,8 @@
 empty, not too big, an accepted type read from its content, not already in this case, clean by the
 virus scanner hook), stores the content by its SHA-256 and records the row and the hash in the case's
 audit chain in the caller's transaction. Whatever is refused leaves nothing: no row, no audit event,
-and no stored content (the checks run before anything is written)."""
+and no stored content (the checks run before anything is written); a store that cannot take the content
+(StoreUnavailable, 503) leaves no row."""
 import hashlib
 import unicodedata
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .. import audit
 from ..errors import Conflict, InvalidData
 from ..models import EvidenceFile
 from . import kinds, scan
+from .store import ContentMismatch
 
 ATTACHED, VIEWED = "evidence_attached", "evidence_viewed"
 NAME_MAX = 255
@@ -52,13 +54,15 @@ def attach(session, store, limits: Limits, case: Case, actor, filename: str, con
     description = (description or "").strip()[:DESCRIPTION_MAX]
     row = EvidenceFile(case_key=case.key, task_id=task_id, field=field, sha256=sha, size=len(content),
                        media_type=media, filename=name, description=description, uploaded_by_id=actor.id)
+    # Stored before its row is written (a slow remote store holds no lock on it): a store that fails
+    # (StoreUnavailable) leaves no row; a row that fails leaves a content that no row names, never the reverse.
+    store.put(sha, content)
     audit.flush(session)          # events pending from before are written now, not inside the savepoint below
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:      # the same content attached at the same moment by someone else
         raise _duplicate(session, case, sha) from None
-    store.put(sha, content)
     audit.record(session, actor.username, ATTACHED, instance_id=case.instance_id, business_key=case.business_key,
                  task_id=task_id, data={"file_id": row.id, "sha256": sha, "size": len(content), "media_type": media,
                                         "field": field})
@@ -126,12 +130,14 @@ def entries(session, case_key: str, full_names: bool) -> list[dict]:
 
 def read(store, row: EvidenceFile) -> bytes:
     """The content of `row`, checked against its recorded hash (a changed or missing file is refused
-    rather than handed out as evidence)."""
+    rather than handed out as evidence); StoreUnavailable (503) when the store cannot be read."""
     try:
         content = store.get(row.sha256)
     except FileNotFoundError:
         raise Conflict("the stored content of this file is missing", code="evidence_missing") from None
-    if hashlib.sha256(content).hexdigest() != row.sha256:
+    except ContentMismatch:
+        content = None
+    if content is None or hashlib.sha256(content).hexdigest() != row.sha256:
         raise Conflict("the stored content of this file does not match its recorded hash", code="evidence_corrupt")
     return content
 

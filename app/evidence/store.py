@@ -1,14 +1,42 @@
 """Where evidence contents live, by SHA-256. The default is a directory (EVIDENCE_DIR, else
 <instance>/evidence): <dir>/ab/cdef… for the hash abcdef…, written to a temporary file and renamed, so a
 content is there whole or not at all. Another store (e.g. an S3-compatible bucket) is a class with the
-same three methods named in EVIDENCE_STORE ("package.module:Class"), built with the app's config."""
+same three methods named in EVIDENCE_STORE ("package.module:Class"), built with the app's config
+(app.evidence.s3store:S3Store is one). A store that cannot be reached or written raises StoreUnavailable
+(503: nothing was stored or handed out), a content it does not hold FileNotFoundError, and one whose
+bytes do not match their hash may raise ContentMismatch (app.evidence.files refuses both as evidence)."""
 import importlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import AppError
+
 EXTENSION_KEY = "evidence_store"
+log = logging.getLogger(__name__)
+HEX = set("0123456789abcdef")
+UNAVAILABLE = "the evidence store is unavailable: nothing was stored or handed out; try again later"
+
+
+class StoreUnavailable(AppError):
+    """The store could not be reached, or refused to read or write (the cause is in the log)."""
+    status = 503
+    code = "evidence_store_unavailable"
+
+    def __init__(self, message=UNAVAILABLE):
+        super().__init__(message, fields={"file": "the evidence store is unavailable"})
+
+
+class ContentMismatch(Exception):
+    """What the store handed back is not the content of the hash asked for."""
+
+
+def check_digest(sha256: str) -> str:
+    if len(sha256) != 64 or not set(sha256) <= HEX:
+        raise ValueError("not a SHA-256 hex digest")
+    return sha256
 
 
 class EvidenceStore(Protocol):
@@ -22,14 +50,21 @@ class FileStore:
         self.root = Path(config.get("EVIDENCE_DIR") or Path(config["INSTANCE_PATH"]) / "evidence")
 
     def _path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a SHA-256 hex digest")
+        check_digest(sha256)
         return self.root / sha256[:2] / sha256[2:]
 
     def put(self, sha256: str, content: bytes) -> None:
         path = self._path(sha256)
-        if path.exists():
-            return                      # the same content, already stored (for another case, say)
+        try:
+            if path.exists():
+                return                  # the same content, already stored (for another case, say)
+            self._write(path, content)
+        except OSError as err:          # a full disk, a directory that cannot be made or written
+            log.error("evidence store: writing %s failed: %s", sha256, err)
+            raise StoreUnavailable() from err
+
+    @staticmethod
+    def _write(path: Path, content: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
@@ -44,10 +79,20 @@ class FileStore:
             raise
 
     def get(self, sha256: str) -> bytes:
-        return self._path(sha256).read_bytes()
+        try:
+            return self._path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as err:          # unreadable: a permission, a failing disk, an unmounted share
+            log.error("evidence store: reading %s failed: %s", sha256, err)
+            raise StoreUnavailable() from err
 
     def exists(self, sha256: str) -> bool:
-        return self._path(sha256).exists()
+        try:
+            return self._path(sha256).exists()
+        except OSError as err:
+            log.error("evidence store: looking for %s failed: %s", sha256, err)
+            raise StoreUnavailable() from err
 
 
 def init_app(app):

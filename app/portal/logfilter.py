@@ -1,17 +1,20 @@
-"""Access logs never hold a customer's link: the token in /my/<token> is a key to their page for
-months. The filter rewrites it on the web servers' access loggers (werkzeug in development,
-gunicorn in production) before any handler writes the line."""
+"""Access logs never hold a link's key: the token in /my/<token> opens a customer's page for months, the one
+in /password/reset/<token> sets a staff member's password. The filter rewrites them on the web servers'
+access loggers (werkzeug in development, gunicorn in production) before any handler writes the line
+(deploy/nginx/complaints.conf does the same for nginx's log)."""
 import logging
 import re
 
-TOKEN_PATH = re.compile(r"/my/[0-9A-Za-z_-]{16,}")
-HIDDEN = "/my/<link>"
+TOKEN_PATHS = ((re.compile(r"/my/[0-9A-Za-z_-]{16,}"), "/my/<link>"),
+               (re.compile(r"/password/reset/[^\s?\"]+"), "/password/reset/<token>"))
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 
 
 def hide_tokens(value):
     if isinstance(value, str):
-        return TOKEN_PATH.sub(HIDDEN, value)
+        for path, hidden in TOKEN_PATHS:
+            value = path.sub(hidden, value)
+        return value
     if isinstance(value, dict):
         return {k: hide_tokens(v) for k, v in value.items()}
     if isinstance(value, tuple):

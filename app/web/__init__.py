@@ -1,5 +1,7 @@
 """The handlers' web UI: server-rendered pages on the same runtime verbs as the JSON API, one blueprint
-per feature, each a folder with its routes and templates/<name>/ — auth (log in and out), tasks (my
+per feature, each a folder with its routes and templates/<name>/ — auth (log in and out, the one-time
+code), sso (single sign-on), account (one's password and second factor, reset links), admin (users and
+roles), jobs (one's background jobs: progress, results, downloads), tasks (my
 work, a task), complaints (register, search, a complaint, its case file), evidence (files and notes
 of a case), notifications (what a handler is told, the digest), procedure (diagram, versions,
 traceability, changes), analysis (the analysis page, its drill-down, exports and stored reports) and
@@ -34,9 +36,10 @@ def init_app(app, exempt=()):
     login_manager.login_message = _l("Please log in to continue.")
     login_manager.login_message_category = "info"
     babel.init_app(app, locale_selector=select_locale)
-    from . import (analysis, auth, complaints, evidence, formrender_codes, health, language, notifications, procedure,
-                   tasks, team, ui)
+    from . import (account, admin, analysis, auth, complaints, evidence, formrender_codes, health, jobs, language,
+                   notifications, procedure, sso, tasks, team, ui)
     ui.init_app(app)
     app.add_template_global(formrender_codes.label, "vocab_label")     # coded values' labels in every page
-    for feature in (auth, tasks, notifications, team, complaints, evidence, procedure, analysis, language, health):
+    for feature in (auth, sso, account, admin, tasks, notifications, team, complaints, evidence, procedure, analysis,
+                    jobs, language, health):
         app.register_blueprint(feature.bp)

@@ -43,11 +43,24 @@ def refusal(err: AppError, filename: str) -> str:
         "evidence_infected": _("The virus scanner found malware in “%(name)s”. Nothing was stored."),
         "evidence_scan_failed": _("“%(name)s” could not be checked for viruses, so it was not accepted; try again "
                                   "later or tell an administrator. Nothing was stored."),
+        "evidence_store_unavailable": _("“%(name)s” was not attached: the evidence store is unavailable. Nothing "
+                                        "was stored; try again later or tell an administrator."),
     }.get(err.code)
     if message is None:
         return _("“%(name)s” was not attached: %(reason)s", name=filename, reason=err.message)
     return message % {"name": filename, "size": size_text(fields.get("size")), "max": size_text(fields.get("max_bytes")),
                       "type": fields.get("media_type", "?"), "time": fmt_datetime(fields.get("uploaded_at"))}
+
+
+def read_refusal(err: AppError) -> str | None:
+    """Why a stored file cannot be handed out (app.evidence.files.read), as a sentence; None for other errors."""
+    if err.code == "evidence_store_unavailable":
+        return _("The evidence store is unavailable, so its files cannot be handed out now. Try again later or "
+                 "tell an administrator.")
+    if err.code in ("evidence_missing", "evidence_corrupt"):
+        return _("This file cannot be handed out: its stored content is missing or does not match the hash "
+                 "recorded when it was attached. Tell an administrator.")
+    return None
 
 
 def size_text(size) -> str:

@@ -1,9 +1,14 @@
 """A logged-in session, however the user proved who they are (a password, a second factor, the insurer's
 single sign-on): the user object Flask-Login keeps, and the start and end of a session."""
+from datetime import datetime, timedelta
+
 from flask import current_app, g, session
 from flask_login import UserMixin, login_user, logout_user
 
+from ..accounts import session_mark
+from ..extensions import db
 from ..models import User
+from ..timeutil import utcnow
 
 
 class LoginUser(UserMixin):
@@ -13,7 +18,8 @@ class LoginUser(UserMixin):
         self.user = user
 
     def get_id(self):
-        return str(self.user.id)
+        """The user's id and a mark of their password: a new password ends the other sessions."""
+        return f"{self.user.id}:{session_mark(self.user)}"
 
     @property
     def is_active(self):
@@ -41,6 +47,45 @@ def start(user: User, **marks):
     login_user(LoginUser(user))
 
 
+def user_of(session_id: str):
+    """The active user a session's id names, if their password is still the one it was started with."""
+    number, _, mark = (session_id or "").partition(":")
+    user = db.session.get(User, int(number)) if number.isdigit() and len(number) < 19 else None
+    if user is None or not user.active or mark != session_mark(user):
+        return None
+    return LoginUser(user)
+
+
 def end():
     logout_user()
     fresh_session()
+
+
+# A password login waiting for its second factor: the user's id and password mark, and when and where to.
+HELD = "held_login"
+HOLD_FOR = timedelta(minutes=5)
+
+
+def hold(user: User, target: str):
+    """Start a fresh, not yet logged-in session that waits for `user`'s one-time code."""
+    fresh_session()
+    session[HELD] = {"user": user.id, "mark": session_mark(user), "at": utcnow().isoformat(), "next": target}
+
+
+def held():
+    """(user, target) of the login waiting for its code, or (None, None) when none or it waited too long."""
+    waiting = session.get(HELD)
+    if not isinstance(waiting, dict):
+        return None, None
+    try:
+        fresh = datetime.fromisoformat(waiting["at"]) + HOLD_FOR > utcnow()
+        user = db.session.get(User, int(waiting["user"]))
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    if not fresh or user is None or not user.active or session_mark(user) != waiting.get("mark"):
+        return None, None
+    return user, waiting.get("next")
+
+
+def release():
+    session.pop(HELD, None)

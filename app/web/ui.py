@@ -10,7 +10,7 @@ from sqlalchemy import select
 from .. import notifications, queues
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
-from ..permissions import ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
+from ..permissions import ADMINS, ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
 from ..timeutil import utcnow
 
 CHANNEL_LABELS = {"hotline": _l("Hotline"), "website": _l("Website"), "mobile_app": _l("Mobile app"),
@@ -287,7 +287,7 @@ def _nav_context():
         counts["notifications"] = notifications.unread_count(db.session, user, utcnow(), independent=independent)
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
-            "is_analyst": has_any(user, ANALYSTS),
+            "is_analyst": has_any(user, ANALYSTS), "is_admin": has_any(user, ADMINS),
             "step_label": step_label}
 
 

@@ -7,13 +7,13 @@ phone-03-menu.png.
 
 On SQLite only: the layout is the browser's, the same on every backend, and the pages' database paths
 are covered per backend elsewhere; running it twice would double its time for nothing."""
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app import quarterly
+from app import accounts, quarterly
 from app.analysis import quarter
 from app.extensions import db
 from app.models import AnalysisReport
@@ -33,8 +33,11 @@ NOT_PAGES = {
     "analysis.export_complaints", "analysis.export_tables", "analysis.export_report",     # CSV / Excel
     "complaints.case_file_json", "procedure.procedure_stats", "procedure.procedure_file",  # JSON, BPMN XML
     "language.switch", "portal.enter", "portal.language",                                # redirects
+    "sso.start", "sso.callback",                                                          # redirects (SSO)
     "language.favicon", "complaints.case_file_zip", "evidence.download", "complaints.export",  # files
     "health.healthz", "health.readyz", "health.scrape",                                   # probes, metrics
+    "jobs.progress", "jobs.download",                                                     # JSON, a file
+    "auth.second_factor",                  # the code step of a password login: the login box again, after a password
 }
 # endpoint -> (who, path, the test id of its main action; the page is ready when that is visible).
 #   who: the role logging in, "customer" (the portal, by a message's link) or "" (nobody logged in).
@@ -60,12 +63,20 @@ PAGES = {
     "procedure.procedure_version": ("process_owner", "/procedure/complaint_handling/v1", "diagram"),
     "procedure.procedure_migrate": ("process_owner", "/procedure/complaint_handling/migrate", "migrate-button"),
     "procedure.traceability": ("process_owner", "/traceability", "trace-table"),
+    "jobs.jobs": ("process_owner", "/jobs", "job-row"),
+    "jobs.job": ("process_owner", "/jobs/{job}", "job-cancel"),
     "api.reference_page": ("process_owner", "/api/v1/docs", "api-reference"),
     "portal.home": ("customer", "/my/", "answer-customer_confirmation"),
     "portal.answer": ("customer", "/my/answer/{confirmation}", "submit"),
     "portal.withdraw": ("customer", "/my/withdraw", "submit"),
     "portal.review": ("customer", "/my/review", "submit"),
     "portal.survey": ("customer", "/my/survey", "problem"),
+    "account.page": ("customer_service", "/account", "change-password"),
+    "account.second_factor": ("process_owner", "/account/second-factor", "confirm-code"),
+    "account.reset": ("", "/password/reset/{reset}", "set-password"),
+    "admin.users": ("admin", "/admin/users", "new-user"),
+    "admin.new": ("admin", "/admin/users/new", "save-user"),
+    "admin.edit": ("admin", "/admin/users/{user}", "save-user"),
 }
 # Page kinds without a route of their own: the error page, the home page of a role with no queue.
 OTHER_PAGES = {
@@ -110,8 +121,25 @@ def world(app, people, tmp_path):
     quarterly.start_review(app.extensions["runtime"], quarter("2026Q3"), "test")
     values["report"] = db.session.execute(select(AnalysisReport.id)).scalars().first()
     values["token"] = link_token(app, confirming)
+    values["job"] = migration_job(fresh)          # a background job (app/jobs/) waiting to move one complaint
+    someone = people["training"].user
+    values["user"] = someone.id
+    values["reset"] = accounts.reset_link_token(db.session, "admin", someone, timedelta(hours=24))
+    db.session.commit()
     db.session.remove()
     return values
+
+
+def migration_job(number) -> int:
+    from app.jobs import migration, store
+    from app.models import ProcessInstance, ProcessVersion
+    target = db.session.execute(select(ProcessVersion).order_by(ProcessVersion.id.desc())
+                                .where(ProcessVersion.process_id == "complaint_handling")).scalars().first()
+    instance_id = db.session.execute(select(ProcessInstance.id).where(ProcessInstance.business_key == number)).scalar_one()
+    job = store.create(db.session, migration.KIND, "process_owner", migration.params(target),
+                       migration.items([(instance_id, number, 1)]))
+    db.session.commit()
+    return job.id
 
 
 def problems(page: Page, test_id) -> list:

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ... import audit, login_limits
+from ... import audit, login_limits, second_factor as second_factor_codes
 from ...extensions import db
 from ...models import User
 from ...permissions import any_role, public
@@ -24,12 +24,8 @@ from . import bp
 
 
 @login_manager.user_loader
-def load_user(user_id):
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
-    return sessions.LoginUser(user) if user is not None and user.active else None
+def load_user(session_id):
+    return sessions.user_of(session_id)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -40,16 +36,22 @@ def login():
     error, status = None, 200
     username = (request.form.get("username") or "").strip()
     if request.method == "POST":
-        error, status = _attempt(username, request.form.get("password") or "")
+        target = safe_next(request.args.get("next"))
+        error, status = _attempt(username, request.form.get("password") or "", target)
         if error is None:
-            return redirect(safe_next(request.args.get("next")))
+            return redirect(target if current_user.is_authenticated else url_for("auth.second_factor"))
+    return _login_page(error, status, username)
+
+
+def _login_page(error, status, username):
     return render_template("auth/login.html", error=error, username=username,
                            max_attempts=current_app.config["LOGIN_MAX_ATTEMPTS"],
                            lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"]), status
 
 
-def _attempt(username, password):
-    """(None, 200) and the user logged in, or (message, status)."""
+def _attempt(username, password, target):
+    """(None, 200) and the user logged in (or, with a second factor, waiting for its code), or
+    (message, status)."""
     limits = login_limits.Limits.from_config(current_app.config)
     address, now = request.remote_addr, utcnow()
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none() \
@@ -58,18 +60,56 @@ def _attempt(username, password):
     if refused is not None:                  # even the right password is refused meanwhile
         return _refusal_message(refused), 429
     if _password_matches(user, password) and user.active:
-        login_limits.record_success(db.session, username)
-        user.failed_logins, user.locked_until = 0, None
-        db.session.commit()
-        sessions.start(user)
+        if user.totp_secret:                 # the failure count stands until the code is right too
+            sessions.hold(user, target)
+            return None, 200
+        _succeed(user, login_method="password")
         return None, 200
+    return _fail(limits, address, username, user, now) or (_("Wrong username or password."), 401)
+
+
+def _succeed(user, **marks):
+    login_limits.record_success(db.session, user.username)
+    user.failed_logins, user.locked_until = 0, None
+    db.session.commit()
+    sessions.start(user, **marks)
+
+
+def _fail(limits, address, username, user, now):
+    """Count a failed attempt; (message, 429) when it set a lock."""
     refusals = login_limits.record_failure(db.session, limits, address, username, now)
     if user is not None:
         _note_failure(user, refusals)
     db.session.commit()
-    if refusals:
-        return _refusal_message(refusals[0]), 429
-    return _("Wrong username or password."), 401
+    return (_refusal_message(refusals[0]), 429) if refusals else None
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public
+def second_factor():
+    """The second step of a password login with a second factor: the code from the authenticator app.
+    Wrong codes count as failed logins (the same lock); after HOLD_FOR the password is asked again."""
+    user, target = sessions.held()
+    if user is None:
+        sessions.release()
+        flash(_("Log in again: the code was not given within five minutes."), "info")
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("auth/second_factor.html", error=None)
+    limits, now = login_limits.Limits.from_config(current_app.config), utcnow()
+    refused = login_limits.refusal(db.session, limits, request.remote_addr, user.username, now) \
+        or _account_lock(user, now)
+    if refused is None and second_factor_codes.use_code(db.session, user, request.form.get("code") or "", now):
+        _succeed(user, login_method="password+code")
+        return redirect(target or url_for("tasks.home"))
+    locked = (_refusal_message(refused), 429) if refused else _fail(limits, request.remote_addr, user.username,
+                                                                    user, now)
+    if locked:                               # the password is asked again once the lock ends
+        sessions.release()
+        flash(locked[0], "error")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/second_factor.html",
+                           error=_("Wrong or already used code. Type the code your authenticator app shows now.")), 401
 
 
 @cache

@@ -5,13 +5,15 @@ its term, so a name, phone or ID number never sits in a URL or an access log; a 
 complaint, policy or claim number only."""
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from ... import audit, complaint_list, complaints
 from ...analysis.dimensions import FilterError, dimensions
 from ...analysis.periods import PeriodError
 from ...extensions import db
+from ...jobs import list_export, store as jobs
+from ...jobs.setup import setting
 from ...models import Complaint, HumanTask, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
 from ...timeutil import utcnow
@@ -148,9 +150,7 @@ def delete_filter(filter_id):
 
 
 # ---- export -------------------------------------------------------------------------------------------------
-EXPORT_COLUMNS = (Complaint.number, Complaint.received_at, Complaint.customer_name, Complaint.channel,
-                  Complaint.category, Complaint.product_line, Complaint.status, Complaint.current_step,
-                  Complaint.decision_due_at, Complaint.outcome, Complaint.closed_at)
+EXPORT_COLUMNS = list_export.COLUMNS
 
 
 @bp.route("/complaints/export.csv", methods=["GET", "POST"], defaults={"fmt": "csv"})
@@ -158,7 +158,9 @@ EXPORT_COLUMNS = (Complaint.number, Complaint.received_at, Complaint.customer_na
 @roles_required(*LIST_EXPORTERS)
 def export(fmt):
     """Every complaint of the list, streamed; names masked as on the page, no phone or ID number. The export
-    is written to the audit trail (its filters, and whether a term was given: never the term)."""
+    is written to the audit trail (its filters, and whether a term was given: never the term). A list longer
+    than JOBS_EXPORT_INLINE_MAX rows, or one asked for with background=1, is written by a background job
+    (app/jobs/list_export.py) into a file that only this user may download, for a limited time."""
     asked, error, term = _asked()
     conditions = None
     if asked is not None:
@@ -166,14 +168,45 @@ def export(fmt):
     if error:
         flash(error, "error")
         return redirect(url_for("complaints.search", **_filter_args()))
+    if request.values.get("background") == "1" or _longer_than(conditions, _inline_max()):
+        return _export_job(fmt, asked, term, conditions)
     audit.record(db.session, me().username, "complaints_exported",
                  data={"format": fmt, "filters": asked.args, "term": bool(term)})
     db.session.commit()
-    header = [_("Complaint"), _("Received"), _("Customer"), _("Channel"), _("Category"), _("Product line"),
-              _("Status"), _("Now"), _("Decision due"), _("Outcome"), _("Closed at")]
-    cells = ExportCells(has_any(me(), pii_roles()))
+    cells = list_export.Cells(_export_labels(), has_any(me(), pii_roles()))
     rows = _rows(current_app._get_current_object(), conditions, cells)
-    return download(fmt, [(_("Complaints"), header, rows)], f"complaints-{utcnow():%Y%m%d-%H%M}")
+    return download(fmt, [(_("Complaints"), _export_header(), rows)], f"complaints-{utcnow():%Y%m%d-%H%M}")
+
+
+def _inline_max() -> int:
+    return int(setting(current_app.config, "JOBS_EXPORT_INLINE_MAX"))
+
+
+def _longer_than(conditions, limit) -> bool:
+    counted = select(literal(1)).where(*conditions).limit(limit + 1).subquery()
+    return db.session.execute(select(func.count()).select_from(counted)).scalar_one() > limit
+
+
+def _export_job(fmt, asked, term, conditions):
+    """The export as a job: the complaints the list holds now (ids, newest first: the term is not kept), the
+    labels in this page's language; audited as the direct export is, with the job's id."""
+    ids = db.session.execute(select(Complaint.id).where(*conditions).order_by(*complaint_list.NEWEST_FIRST)) \
+        .scalars().all()
+    name = f"complaints-{utcnow():%Y%m%d-%H%M}.{fmt}"
+    params = list_export.params(fmt, name, str(_("Complaints")), _export_header(), _export_labels(),
+                                has_any(me(), pii_roles()), asked.args, bool(term))
+    job = jobs.create(db.session, list_export.KIND, me().username, params, list_export.items(ids))
+    audit.record(db.session, me().username, "complaints_exported",
+                 data={"format": fmt, "filters": asked.args, "term": bool(term), "job": job.id})
+    db.session.commit()
+    flash(_("The export of %(num)d complaints is written in the background; download it here when it is done.",
+            num=len(ids)), "success")
+    return redirect(url_for("jobs.job", job_id=job.id))
+
+
+def _export_header() -> list:
+    return [_("Complaint"), _("Received"), _("Customer"), _("Channel"), _("Category"), _("Product line"),
+            _("Status"), _("Now"), _("Decision due"), _("Outcome"), _("Closed at")]
 
 
 def _rows(app, conditions, cells):
@@ -183,24 +216,11 @@ def _rows(app, conditions, cells):
             yield cells.of(row)
 
 
-class ExportCells:
-    """A row's cells, with every label worked out in the request (its language, the vocabularies in force),
-    so that the stream needs no request context."""
-
-    def __init__(self, full_names: bool):
-        self.full_names = full_names
-        self.labels = {"category": dict(formrender_codes.filter_options("category") or []),
-                       "product_line": dict(formrender_codes.filter_options("product_line") or []),
-                       "channel": {code: str(channel_label(code)) for code in CHANNEL_LABELS},
-                       "status": {code: str(status_label(code, "complaint")) for code in complaint_list.STATUSES},
-                       "outcome": {code: str(outcome_label(code)) for code in OUTCOME_LABELS}}
-
-    def label(self, column, value):
-        return "" if value in (None, "") else str(self.labels[column].get(value, value))
-
-    def of(self, row) -> list:
-        name = row.customer_name if self.full_names else complaints.mask_name(row.customer_name)
-        return [row.number, row.received_at, name, self.label("channel", row.channel),
-                self.label("category", row.category), self.label("product_line", row.product_line),
-                self.label("status", row.status), row.current_step, row.decision_due_at, self.label("outcome", row.outcome),
-                row.closed_at]
+def _export_labels() -> dict:
+    """Every code's label as this request says it (its language, the vocabularies in force), so that the
+    stream, or a background job, needs no request context."""
+    return {"category": {code: str(text) for code, text in formrender_codes.filter_options("category") or []},
+            "product_line": {code: str(text) for code, text in formrender_codes.filter_options("product_line") or []},
+            "channel": {code: str(channel_label(code)) for code in CHANNEL_LABELS},
+            "status": {code: str(status_label(code, "complaint")) for code in complaint_list.STATUSES},
+            "outcome": {code: str(outcome_label(code)) for code in OUTCOME_LABELS}}

@@ -21,7 +21,7 @@ from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, RE
 from ...timeutil import utcnow
 from .. import diagram, formrender
 from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
-from ..evidence_ui import case_of_complaint, listing, size_text, store as evidence_store
+from ..evidence_ui import case_of_complaint, listing, read_refusal, size_text, store as evidence_store
 from ..timeline import HIDDEN_BY_DEFAULT, ROUTINE, timeline
 from ..ui import (error_message, fmt_datetime, forms_of_instances, forms_of_version, has_any, lang, me, message_label,
                   pii_roles, step_label)
@@ -250,7 +250,9 @@ def case_file_zip(number):
         for entry in record["evidence"]:
             try:
                 content = evidence_files.read(evidence_store(), rows[entry["id"]])
-            except AppError:
+            except AppError as err:
+                if err.status == 503:
+                    abort(503, description=read_refusal(err))
                 abort(409, description=_("The file %(name)s of this case is missing or does not match its recorded "
                                          "hash; the case file cannot be exported. Tell an administrator.",
                                          name=entry["name"]))

@@ -13,7 +13,7 @@ from ...input_guard import accepts_uploads
 from ...models import Complaint, EvidenceFile, HumanTask
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, TASK_READERS, WORKERS
 from ..common import STAND_ASIDE, attachment, readable_or_abort, roles_required, runtime, safe_next
-from ..evidence_ui import case_of_complaint, case_of_task, posted_files, store, take
+from ..evidence_ui import case_of_complaint, case_of_task, posted_files, read_refusal, store, take
 from ..ui import error_message, has_any, me, pii_roles
 from . import bp
 
@@ -78,9 +78,7 @@ def download(file_id):
     try:
         content = files.read(store(), row)
     except AppError as err:
-        flash(error_message(err) if err.code not in ("evidence_missing", "evidence_corrupt") else
-              _("This file cannot be handed out: its stored content is missing or does not match the hash "
-                "recorded when it was attached. Tell an administrator."), "error")
+        flash(read_refusal(err) or error_message(err), "error")
         return redirect(safe_next(_same_site_path(request.referrer), url_for("tasks.home")))
     files.record_view(db.session, user.username, row, case)
     db.session.commit()

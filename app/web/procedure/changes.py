@@ -2,11 +2,9 @@
 then per changed process the difference to the current version (workflow.spec_changes, with element
 names) and, per running complaint, whether it could move onto it (a dry run that writes nothing)."""
 import copy
-import re
 
 from flask import current_app
 from lxml import etree
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ... import avoidance, known_lanes
@@ -15,30 +13,8 @@ from ...extensions import db
 from ...models import Complaint, ProcessInstance, ProcessVersion
 from .. import diagram
 from ..common import runtime
+from ..migration_text import reason_text
 from ..ui import me
-
-REASONS = (
-    (re.compile(r"^its current step (.+) was removed$"), lambda m: _("its current step %(step)s was removed",
-                                                                     step=m[1])),
-    (re.compile(r"^its completed step (.+) was removed$"), lambda m: _("its completed step %(step)s was removed",
-                                                                       step=m[1])),
-    (re.compile(r"^the called process (.+) does not exist in the new version$"),
-     lambda m: _("the called process %(process)s does not exist in the new version", process=m[1])),
-    (re.compile(r"^the step (.+) has no counterpart in the new version$"),
-     lambda m: _("the step %(step)s has no counterpart in the new version", step=m[1])),
-    (re.compile(r"^it already runs on version (\d+)$"), lambda m: _("it already runs on version %(num)s", num=m[1])),
-    (re.compile(r"^it is (completed|error)$"), lambda m: _("it is no longer running (%(status)s)", status=m[1])),
-)
-
-
-def reason_text(reason: str) -> str:
-    """The engine's reason a complaint cannot be migrated, in the page's language (unknown ones as they are)."""
-    for pattern, words in REASONS:
-        found = pattern.match(reason)
-        if found:
-            return words(found)
-    return reason
-
 
 def _changed_bundles(bundles):
     """(bundle, current version or None, the older version that already holds this content or None) of

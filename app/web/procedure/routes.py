@@ -5,6 +5,7 @@ complaints onto it. Every change goes through the engine (registry.deploy, runti
 writes the audit trail; these pages only read the flat tables and the stored XML."""
 import base64
 import binascii
+from collections import Counter
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -15,6 +16,8 @@ from ...config import ROOT
 from ...engine import registry
 from ...errors import AppError
 from ...extensions import db
+from ...jobs import migration, store as jobs_store
+from ...jobs.setup import setting
 from ...models import ProcessInstance, ProcessVersion
 from ...permissions import PROCEDURE_READERS, PROCESS_OWNERS
 from ...security import cacheable
@@ -22,7 +25,8 @@ from .. import diagram
 from ..common import attachment, display_names, roles_required, runtime
 from ..ui import has_any, me
 from . import bp
-from .changes import diagram_diff, expected_key, reason_text, upload_preview
+from ..migration_text import reason_text
+from .changes import diagram_diff, expected_key, upload_preview
 from .page import decision_tables, diagram_files, element_docs, overlay_data
 from .problems import problem_text
 
@@ -264,25 +268,51 @@ def _running_elsewhere(target):
 def procedure_migrate(process_id):
     """Bulk migration, as `flask processes migrate`: GET is the dry run (runtime.migrate with
     dry_run=True per running complaint on an older version); POST moves the complaints ticked there
-    and shows what became of each."""
+    and shows what became of each. Beyond JOBS_MIGRATE_INLINE_MAX complaints both run as a background
+    job (app/jobs/migration.py) and the page links to its progress and result list."""
     versions = _versions(process_id)
     target = _target(versions)
     actor = me().username
+    elsewhere = _running_elsewhere(target)
+    inline_max = int(setting(current_app.config, "JOBS_MIGRATE_INLINE_MAX"))
     rows = []
     if request.method == "POST":
         chosen = {int(i) for i in request.form.getlist("instance") if i.isdigit()}
-        for instance_id, key, number in _running_elsewhere(target):
-            if instance_id not in chosen:
-                continue
+        picked = [row for row in elsewhere if request.form.get("all") == "1" or row[0] in chosen]
+        if request.form.get("dry_run") == "1" or len(picked) > inline_max:
+            return _migration_job(target, picked, dry_run=request.form.get("dry_run") == "1")
+        for instance_id, key, number in picked:
             rows.append(_migrate_one(instance_id, key, number, target, actor, dry_run=False))
         moved = sum(1 for r in rows if r["ok"])
         flash(_("%(moved)d of %(total)d complaints moved to version %(num)s.", moved=moved, total=len(rows),
                 num=target.version), "success" if moved == len(rows) else "error")
-    else:
-        for instance_id, key, number in _running_elsewhere(target):
+    elif len(elsewhere) <= inline_max:
+        for instance_id, key, number in elsewhere:
             rows.append(_migrate_one(instance_id, key, number, target, actor, dry_run=True))
     return render_template("procedure/migrate.html", process_id=process_id, target=target, versions=versions,
-                           rows=rows, done=request.method == "POST")
+                           rows=rows, done=request.method == "POST", many=len(elsewhere) > inline_max,
+                           waiting=len(elsewhere), by_version=Counter(number for _i, _k, number in elsewhere),
+                           jobs=_my_migration_jobs(process_id))
+
+
+def _migration_job(target, picked, dry_run):
+    """Queue the move (or the check) of the picked complaints as a background job, and show it."""
+    if not picked:
+        flash(_("No complaint is ticked that could move."), "error")
+        return redirect(url_for("procedure.procedure_migrate", process_id=target.process_id, to=target.version))
+    job = jobs_store.create(db.session, migration.KIND, me().username, migration.params(target, dry_run),
+                            migration.items(picked))
+    db.session.commit()
+    flash(_("%(num)d complaints are checked in the background.", num=len(picked)) if dry_run else
+          _("%(num)d complaints are moved in the background.", num=len(picked)), "success")
+    return redirect(url_for("jobs.job", job_id=job.id))
+
+
+def _my_migration_jobs(process_id) -> list:
+    """The current user's recent migration jobs of this process, with their progress."""
+    found = [j for j in jobs_store.of_user(db.session, me().username, migration.KIND, limit=20)
+             if j.params.get("process_id") == process_id][:5]
+    return [(j, jobs_store.progress(db.session, j)) for j in found]
 
 
 def _migrate_one(instance_id, key, number, target, actor, dry_run) -> dict:

@@ -11,7 +11,7 @@ from ...extensions import db
 from ...forms import drop_inapplicable, field_errors
 from ...input_rules import find_problems
 from ...models import AuditEvent, Complaint, HumanTask, User
-from ...permissions import READERS, TASK_READERS, WORKERS
+from ...permissions import ADMINS, READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
 from .. import formrender, formrender_codes
 from ...input_guard import accepts_uploads
@@ -59,6 +59,8 @@ def home():
     if not has_any(user, WORKERS):
         if has_any(user, READERS):
             return redirect(url_for("complaints.search"))
+        if has_any(user, ADMINS):
+            return redirect(url_for("admin.users"))
         return render_template("tasks/no_work.html")
     filters = {"step": request.args.get("step") or None, "channel": request.args.get("channel") or None,
                "category": request.args.get("category") or None,
