@@ -4,6 +4,7 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
+from sqlalchemy import text
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -13,6 +14,7 @@ config = context.config
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)  # keep the app's loggers alive
 logger = logging.getLogger('alembic.env')
+UPGRADE_LOCK = 0x636f6d70          # PostgreSQL advisory lock key of `flask db upgrade` ("comp")
 
 
 def get_engine():
@@ -110,6 +112,11 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Two hosts upgrading one database at once (every deploy runs `flask db upgrade`): the second
+                # waits here until the first commits, then finds the schema current. PostgreSQL's DDL is
+                # transactional, so the whole upgrade is one transaction and the lock lasts until its end.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
             context.run_migrations()
 
 

@@ -168,7 +168,7 @@ def set_up_second_factor(browser) -> pyotp.TOTP:
     cookie = browser.client.get_cookie("session").value
     assert secret not in cookie and secret not in _session_text(cookie)      # the cookie holds a nonce only
     r = browser.post("/account/second-factor", {"code": "000000" if totp.now() != "000000" else "111111"})
-    assert r.status_code == 401
+    assert r.status_code == 422
     r = browser.post("/account/second-factor", {"code": totp.now()})
     assert r.status_code == 302
     return totp

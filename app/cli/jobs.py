@@ -34,8 +34,9 @@ def run_once(seconds):
 
 @group.command("cancel")
 @click.argument("job_id", type=int)
-def cancel_cmd(job_id):
-    """Stop a queued or running job before its next batch."""
-    if not store.cancel(db.session, job_id):
+@click.option("--by", "actor", default="cli")
+def cancel_cmd(job_id, actor):
+    """Stop a queued or running job before its next batch (audited)."""
+    if not store.cancel(db.session, job_id, actor):
         raise click.ClickException(f"job {job_id} is not queued or running")
     click.echo(f"job {job_id} cancelled")

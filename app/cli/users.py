@@ -19,12 +19,8 @@ from ..timeutil import utcnow
 group = AppGroup("users", help="Manage users and API tokens.")
 
 
-def _user(username):
-    return db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-
-
 def _existing(username) -> User:
-    user = _user(username)
+    user = accounts.by_username(db.session, username)
     if user is None:
         raise click.ClickException(f"no user {username}")
     return user
@@ -183,7 +179,7 @@ def demo():
     created = 0
     for role, spec in current_app.config["ROLES"].items():
         username = f"demo_{role}"
-        if _user(username):
+        if accounts.by_username(db.session, username):
             continue
         password = secrets.token_urlsafe(9)
         _add(username, f"{spec['zh']}（演示）", [role], password)

@@ -5,6 +5,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import func, select, update
 
+from .. import audit
 from ..models import BackgroundJob, BackgroundJobItem
 from ..timeutil import utcnow
 from .kinds import KINDS, OUTCOMES
@@ -38,13 +39,15 @@ def create(session, kind: str, started_by: str, params: dict, items: Iterable[Ne
     return job
 
 
-def cancel(session, job_id: int) -> bool:
+def cancel(session, job_id: int, actor: str) -> bool:
     """Stop a queued or running job: its runner stops before its next batch (what a batch already did stays
-    done, and its result list says so). Commits; False when the job had finished already."""
+    done, and its result list says so). Audited; commits; False when the job had finished already."""
     now = utcnow()
     stopped = session.execute(update(BackgroundJob).where(BackgroundJob.id == job_id, BackgroundJob.state.in_(ACTIVE))
                               .values(state="cancelled", finished_at=now, claimed_by=None, lease_until=None)
                               .execution_options(synchronize_session=False)).rowcount
+    if stopped:
+        audit.record(session, actor, "job_cancelled", data={"job": job_id})
     session.commit()
     return bool(stopped)
 

@@ -14,12 +14,12 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('user') as batch:
-        batch.add_column(sa.Column('totp_secret', sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column('totp_last_counter', sa.Integer(), nullable=True))
-        batch.add_column(sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(),
-                                   nullable=False))
+    # Plain ADD / DROP COLUMN, never a batch copy of the table on SQLite: every table that names a user would
+    # block dropping it (as in 0023).
+    op.add_column('user', sa.Column('totp_secret', sa.String(length=64), nullable=True))
+    op.add_column('user', sa.Column('totp_last_counter', sa.Integer(), nullable=True))
+    op.add_column('user', sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('user', sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         'password_reset',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -39,8 +39,5 @@ def upgrade():
 def downgrade():
     op.drop_index(op.f('ix_password_reset_user_id'), table_name='password_reset')
     op.drop_table('password_reset')
-    with op.batch_alter_table('user') as batch:
-        batch.drop_column('must_change_password')
-        batch.drop_column('password_changed_at')
-        batch.drop_column('totp_last_counter')
-        batch.drop_column('totp_secret')
+    for column in ('must_change_password', 'password_changed_at', 'totp_last_counter', 'totp_secret'):
+        op.drop_column('user', column)

@@ -14,14 +14,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('user') as batch:
-        batch.add_column(sa.Column('sso_issuer', sa.String(length=255), nullable=True))
-        batch.add_column(sa.Column('sso_subject', sa.String(length=255), nullable=True))
-        batch.create_index('ix_user_sso_identity', ['sso_issuer', 'sso_subject'], unique=True)
+    # Plain ADD / DROP COLUMN, never a batch copy of the table on SQLite: every table that names a user would
+    # block dropping it (as in 0023).
+    op.add_column('user', sa.Column('sso_issuer', sa.String(length=255), nullable=True))
+    op.add_column('user', sa.Column('sso_subject', sa.String(length=255), nullable=True))
+    op.create_index('ix_user_sso_identity', 'user', ['sso_issuer', 'sso_subject'], unique=True)
 
 
 def downgrade():
-    with op.batch_alter_table('user') as batch:
-        batch.drop_index('ix_user_sso_identity')
-        batch.drop_column('sso_subject')
-        batch.drop_column('sso_issuer')
+    op.drop_index('ix_user_sso_identity', table_name='user')
+    op.drop_column('user', 'sso_subject')
+    op.drop_column('user', 'sso_issuer')

@@ -43,6 +43,7 @@ def test_attach_files_and_a_note_then_answer_a_file_field(app, people, page: Pag
     page.get_by_test_id("evidence-and-notes").screenshot(path=str(whole.with_name("evidence-02-section.png")))
 
     desk.complete(number, "initial_review")
+    page.wait_for_load_state("networkidle")     # no response still on its way to set the session again
     page.context.clear_cookies()
     login(page, "claims_specialist")
     page.goto(f"/tasks/{desk.task_id(number, 'investigate')}")

@@ -53,6 +53,7 @@ def test_the_review_diagram_and_a_measure_from_meeting_to_owner(app, people, pag
     page.get_by_test_id("submit-task").click()
     expect(page).to_have_url(re.compile(r"/$"))
 
+    page.wait_for_load_state("networkidle")     # no response still on its way to set the session again
     page.context.clear_cookies()
     login(page, "measure_owner")
     row = page.locator('[data-testid="queue-mine"] [data-testid="queue-row"][data-step="carry_out_measure"]')

@@ -109,7 +109,7 @@ def second_factor():
                   "again.")
     uri = codes.setup_uri(secret, user.username, current_app.config["TOTP_ISSUER"])
     return render_template("account/second_factor.html", qr=codes.qr_svg(uri), secret=secret, error=error), \
-        401 if error else 200
+        422 if error else 200
 
 
 @bp.post("/account/second-factor/off")

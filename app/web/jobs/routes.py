@@ -90,7 +90,7 @@ def download(job_id):
 @roles_required(*STARTERS)
 def cancel(job_id):
     found = _mine_or_404(job_id)
-    if store.cancel(db.session, found.id):
+    if store.cancel(db.session, found.id, me().username):
         flash(_("The job is cancelled. What it had done stays done; the rest is left as it was."), "success")
     else:
         flash(_("The job had finished already."), "error")
