@@ -1,7 +1,7 @@
 """The list of complaints that compliance and management work from (the web list, its exports, the API).
 
-A complaint is found by a term: its number, policy or claim number exactly or in part (from
-PARTIAL_MIN characters); with `personal` (a term sent in a request body, never in a URL) also by the
+A complaint is found by a term: its number, policy or claim number exactly or, when nothing matches exactly, in
+part (from PARTIAL_MIN characters); with `personal` (a term sent in a request body, never in a URL) also by the
 customer's phone or ID number exactly and, for the roles that see personal data (`names`), by their name in
 part (from NAME_MIN characters): a masked reader cannot use the list to learn who complained. A whole phone
 number or resident ID is looked up exactly only (by index, also on SQLite). The list is
@@ -106,20 +106,29 @@ def is_identifier(term: str) -> bool:
     return contact_rules.stored_phone(term) is not None or contact_rules.document_problem("resident_id", term) is None
 
 
-def term_condition(term: str, personal: bool, names: bool = False):
-    """Complaints the term finds (see the module's docstring); `names`: also by part of the customer's name."""
+def term_condition(session, term: str, personal: bool, names: bool = False):
+    """Complaints the term finds (see the module's docstring): its exact matches when there are any (index
+    lookups: a whole number typed finds that complaint at once, on SQLite too), else also the partial ones."""
     exact = [Complaint.number == term, Complaint.policy_number == term, Complaint.claim_number == term]
-    identifier = personal and is_identifier(term)
-    if len(term) >= PARTIAL_MIN and not identifier:
-        pattern = _like(term)
-        exact += [column.ilike(pattern, escape="\\")
-                  for column in (Complaint.number, Complaint.policy_number, Complaint.claim_number)]
     if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
         exact += [Complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
                   Complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
-        if names and len(term) >= NAME_MIN and not identifier:
-            exact.append(Complaint.customer_name.ilike(_like(term), escape="\\"))
-    return or_(*exact)
+    partial = _partial_conditions(term, personal, names)
+    if not partial or session.execute(select(Complaint.id).where(or_(*exact)).limit(1)).first() is not None:
+        return or_(*exact)
+    return or_(*exact, *partial)
+
+
+def _partial_conditions(term: str, personal: bool, names: bool) -> list:
+    if personal and is_identifier(term):     # a whole phone number or resident ID: exactly only
+        return []
+    found = []
+    if len(term) >= PARTIAL_MIN:
+        found += [column.ilike(_like(term), escape="\\")
+                  for column in (Complaint.number, Complaint.policy_number, Complaint.claim_number)]
+    if personal and names and len(term) >= NAME_MIN:
+        found.append(Complaint.customer_name.ilike(_like(term), escape="\\"))
+    return found
 
 
 def _instances_with_tasks(*conditions):
@@ -148,7 +157,7 @@ def where(session, user, q: ListQuery, dims: dict, now: datetime) -> list:
     """The SQL conditions on Complaint for `q` as `user` may see it; `dims`: app.analysis.dimensions()."""
     out = [avoidance.visible_to(user), *dimension_conditions(dims, q.dimensions)]
     if q.term:
-        out.append(term_condition(q.term, q.personal, q.names))
+        out.append(term_condition(session, q.term, q.personal, q.names))
     if q.period is not None:
         start, end = q.period.instants()
         out += [Complaint.received_at >= start, Complaint.received_at < end]

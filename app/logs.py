@@ -43,8 +43,10 @@ def started():
 
 def _username():
     """The logged-in user if this request already loaded one (never loads it: no query from a log call)."""
-    user = g.get("_login_user") or g.get("user")      # Flask-Login's web user, the API's token user
-    return getattr(user, "username", None)
+    for user in (g.get("_login_user"), g.get("user")):     # Flask-Login's web user, the API's token user
+        if getattr(user, "username", None):
+            return user.username
+    return None
 
 
 def _complaint():

@@ -56,6 +56,9 @@ def test_search_in_part_and_by_name_from_the_body_only(app, desk, client, people
     r = client.post("/api/v1/complaints/search", json={"q": "欧阳"}, headers=people["compliance"].headers)
     assert numbers(r) == []
     assert api(client, people, "/api/v1/complaints") == [second, first]          # newest first, no term needed
+    third = desk.register(customer_name="王五", policy_number="PA-7788-00011")
+    assert api(client, people, "/api/v1/complaints?q=PA-7788-0001") == [first]   # an exact match wins…
+    assert api(client, people, "/api/v1/complaints?q=PA-7788-000") == [third, first]   # …else the partial ones
 
 
 def test_filters_period_status_codes_step_overdue_and_handler(app, desk, client, people, clock):

@@ -38,8 +38,8 @@ def needs_second_factor(user) -> bool:
 
 @bp.before_app_request
 def first_things_first():
-    if not current_user.is_authenticated or request.blueprint in ("api", "portal", "health") \
-            or request.endpoint in OPEN_MEANWHILE:
+    if request.blueprint in ("api", "portal", "health") or request.endpoint in OPEN_MEANWHILE \
+            or not current_user.is_authenticated:     # (the API's user is its token's: no session user loaded)
         return None
     user = me()
     if user.must_change_password:
