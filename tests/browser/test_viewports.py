@@ -87,6 +87,7 @@ OTHER_PAGES = {
 IN_ENGLISH = {"tasks.home", "tasks.task", "complaints.register", "complaints.search", "analysis.page",
               "notifications.page"}
 SCREENSHOTS = {"tasks.home": "phone-01-home", "tasks.task": "phone-02-task", "notifications.page": "phone-04-notifications"}
+LAPTOP_SCREENSHOTS = {"admin.users": "admin-01-users", "account.second_factor": "admin-02-second-factor"}
 
 
 def test_every_web_page_is_visited(app):
@@ -178,6 +179,8 @@ def check(page: Page, pages: dict, values: dict, screenshots) -> list:
             screenshots(page, SCREENSHOTS[name])
         page.set_viewport_size(LAPTOP)
         wrong += [f"laptop {name} {url}: {p}" for p in problems(page, test_id)]
+        if name in LAPTOP_SCREENSHOTS:
+            screenshots(page, LAPTOP_SCREENSHOTS[name])
     page.set_viewport_size(PHONE)
     for name, (_who, path, test_id) in pages.items():
         if name in IN_ENGLISH:

@@ -3,16 +3,15 @@ address and per submitted username (app/login_limits.py): after LOGIN_MAX_ATTEMP
 the username is locked for LOGIN_LOCK_MINUTES (for an existing account: User.locked_until, audited,
 and its API tokens refused meanwhile). Unknown usernames take the same path, including a password
 hash check, and get the same answers at the same attempt, so the login never tells who has an account."""
-import secrets
 from functools import cache
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
-from ... import audit, login_limits, second_factor as second_factor_codes
+from ... import audit, login_limits, second_factor as second_factor_codes, sso
 from ...extensions import db
 from ...models import User
 from ...permissions import any_role, public
@@ -115,7 +114,7 @@ def second_factor():
 @cache
 def _dummy_hash() -> str:
     """A hash made the way real passwords are, checked for unknown usernames so that they take as long."""
-    return generate_password_hash(secrets.token_hex(16))
+    return sso.unusable_password_hash()
 
 
 def _password_matches(user, password) -> bool:
