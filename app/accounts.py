@@ -145,20 +145,41 @@ def keep_an_admin(session, leaving: User) -> None:
     administrators cannot each remove the other at the same moment)."""
     try:
         others = session.execute(
-            select(User.id, User.roles_csv).where(User.active.is_(True), User.id != leaving.id,
-                                                  User.roles_csv.contains(ADMIN_ROLE))
+            select(User.id).where(User.active.is_(True), User.id != leaving.id, User.holding(ADMIN_ROLE))
             .with_for_update()).all()
     except OperationalError:                 # e.g. PostgreSQL's deadlock: two admins removing each other
         raise AccountError("busy") from None
-    if not any(ADMIN_ROLE in csv.split(",") for _, csv in others):
+    if not others:
         raise AccountError("last_admin")
 
 
 def unlock(session, actor, user: User) -> None:
     """End a login lock early: the account's lock and its count of failed logins."""
+    clear_lock(session, user)
+    audit.record(session, actor, "account_unlocked", data={"username": user.username})
+
+
+def clear_lock(session, user: User) -> None:
+    """The account's lock and failure counts gone (a good login, an unlock, a new password)."""
     user.locked_until, user.failed_logins = None, 0
     login_limits.record_success(session, user.username)
-    audit.record(session, actor, "account_unlocked", data={"username": user.username})
+
+
+def count_failed_login(session, limits: login_limits.Limits, address, username, user: User | None, now) -> list:
+    """A failed login (a wrong password or code, or a wrong current password when changing it) counted per
+    address and username, and on the account's own row: its failure count, and the lock (audited) when this
+    failure set one. The refusals it set (login_limits.Refusal)."""
+    refusals = login_limits.record_failure(session, limits, address, username, now)
+    if user is None:
+        return refusals
+    lock = next((r for r in refusals if r.reason == "user"), None)
+    if lock is None:
+        session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+        return refusals
+    session.execute(update(User).where(User.id == user.id).values(failed_logins=0, locked_until=lock.until))
+    audit.record(session, user.username, "account_locked",
+                 data={"until": lock.until.isoformat(), "failed_attempts": limits.max_attempts})
+    return refusals
 
 
 def _password_kept_here(user: User) -> None:
@@ -240,8 +261,7 @@ def reset_second_factor(session, actor, user: User) -> None:
 
 
 def _after_reset(session, user) -> None:
-    user.locked_until, user.failed_logins = None, 0
-    login_limits.record_success(session, user.username)
+    clear_lock(session, user)
     end_links(session, user)
 
 

@@ -179,8 +179,7 @@ NEWEST_FIRST = (Complaint.received_at.desc(), Complaint.id.desc())
 def page(session, conditions: list, page_no: int, per_page: int, columns=None) -> dict:
     """{rows, total, capped, page, pages}: one page, newest first (Complaint objects, or rows of `columns`);
     `total` is exact up to COUNT_CAP and `capped` says there are more."""
-    counted = select(literal(1)).where(*conditions).limit(COUNT_CAP + 1).subquery()
-    total = session.execute(select(func.count()).select_from(counted)).scalar_one()
+    total = count_upto(session, conditions, COUNT_CAP + 1)
     capped = total > COUNT_CAP
     total = min(total, COUNT_CAP)
     pages = max((total + per_page - 1) // per_page, 1)
@@ -190,6 +189,12 @@ def page(session, conditions: list, page_no: int, per_page: int, columns=None) -
     rows = session.execute(stmt)
     rows = rows.all() if columns else rows.scalars().all()
     return {"rows": rows, "total": total, "capped": capped, "page": page_no, "pages": pages}
+
+
+def count_upto(session, conditions: list, limit: int) -> int:
+    """How many complaints match, counting no further than `limit` (a count reads every row it counts)."""
+    counted = select(literal(1)).where(*conditions).limit(limit).subquery()
+    return session.execute(select(func.count()).select_from(counted)).scalar_one()
 
 
 def stream(session, conditions: list, columns, batch=2000):

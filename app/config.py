@@ -109,6 +109,7 @@ class Config:
     JOBS_KEEP_HOURS = float(_env("JOBS_KEEP_HOURS", "24"))
     JOBS_MIGRATE_INLINE_MAX = int(_env("JOBS_MIGRATE_INLINE_MAX", "20"))
     JOBS_EXPORT_INLINE_MAX = int(_env("JOBS_EXPORT_INLINE_MAX", "5000"))
+    JOBS_PASS_SECONDS = 50          # a scheduler pass works jobs this long at most
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
     DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
 

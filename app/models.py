@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -49,6 +49,12 @@ class User(db.Model):
     @roles.setter
     def roles(self, value):
         self.roles_csv = ",".join(sorted(set(value)))
+
+    @staticmethod
+    def holding(role: str):
+        """The SQL condition: `role` is one of the comma-separated codes of roles_csv (a whole code)."""
+        csv = User.roles_csv
+        return or_(csv == role, csv.startswith(role + ","), csv.endswith("," + role), csv.contains(f",{role},"))
 
     def set_password(self, password: str):
         self.password_hash = generate_password_hash(password)

@@ -136,6 +136,7 @@ def test_changing_ones_password_ends_the_other_sessions(app, people):
                   page="/account")
     assert Browser(app).post("/login", {"username": "head_office", "password": "a kite over the bay"}) \
         .status_code == 429
+    assert audit_count("account_locked") == 1                   # the account's own lock, as at the login
 
 
 def test_an_administrator_gives_nobody_roles_themselves(admin):

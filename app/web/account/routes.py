@@ -14,7 +14,7 @@ from ...timeutil import utcnow
 from .. import sessions
 from ..account_messages import account_message
 from ..common import roles_required
-from ..ui import me
+from ..ui import has_any, me
 from . import bp
 
 SETUP_NONCE = "totp_setup_nonce"          # the session keeps a nonce; the secret is derived (second_factor.py)
@@ -28,7 +28,7 @@ def _policy() -> Policy:
 
 
 def role_requires_code(user) -> bool:
-    return bool(set(current_app.config["TOTP_REQUIRED_ROLES"]) & user.roles)
+    return has_any(user, current_app.config["TOTP_REQUIRED_ROLES"])
 
 
 def needs_second_factor(user) -> bool:
@@ -56,7 +56,7 @@ def first_things_first():
 def page():
     user = me()
     return render_template("account/page.html", user=user, min_length=_policy().min_length,
-                           starts_jobs=bool(user.roles & set(starter_roles())),
+                           starts_jobs=has_any(user, starter_roles()),
                            required=role_requires_code(user))
 
 
@@ -73,8 +73,8 @@ def password():
     except accounts.AccountError as err:
         db.session.rollback()
         if err.code == "wrong_password":     # guesses here count towards the login's lock, as at the login
-            login_limits.record_failure(db.session, login_limits.Limits.from_config(current_app.config),
-                                        request.remote_addr, user.username, utcnow())
+            accounts.count_failed_login(db.session, login_limits.Limits.from_config(current_app.config),
+                                        request.remote_addr, user.username, user, utcnow())
             db.session.commit()
         flash(account_message(err) + " " + _("Nothing was changed."), "error")
         return redirect(url_for("account.page"))

@@ -34,12 +34,6 @@ def _details(form) -> dict:
             "email": form.get("email", "")}
 
 
-def _has_role(role):
-    """roles_csv (sorted, comma-separated) holds `role` as a whole code."""
-    csv = User.roles_csv
-    return or_(csv == role, csv.startswith(role + ","), csv.endswith("," + role), csv.contains("," + role + ","))
-
-
 @bp.get("/admin/users")
 @roles_required(*ADMINS)
 def users():
@@ -49,7 +43,7 @@ def users():
         like = f"%{term.replace('%', '').replace('_', '')[:64]}%"
         query = query.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
     if role in current_app.config["ROLES"]:
-        query = query.where(_has_role(role))
+        query = query.where(User.holding(role))
     if state == "active":
         query = query.where(User.active.is_(True))
     elif state == "disabled":

@@ -8,12 +8,10 @@ from functools import cache
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select, update
 from werkzeug.security import check_password_hash
 
-from ... import audit, login_limits, second_factor as second_factor_codes, sso
+from ... import accounts, login_limits, second_factor as second_factor_codes, sso
 from ...extensions import db
-from ...models import User
 from ...permissions import any_role, public
 from ...timeutil import utcnow
 from .. import login_manager, sessions
@@ -53,8 +51,7 @@ def _attempt(username, password, target):
     (message, status)."""
     limits = login_limits.Limits.from_config(current_app.config)
     address, now = request.remote_addr, utcnow()
-    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none() \
-        if username else None
+    user = accounts.by_username(db.session, username) if username else None
     refused = login_limits.refusal(db.session, limits, address, username, now) or _account_lock(user, now)
     if refused is not None:                  # even the right password is refused meanwhile
         return _refusal_message(refused), 429
@@ -68,17 +65,14 @@ def _attempt(username, password, target):
 
 
 def _succeed(user, **marks):
-    login_limits.record_success(db.session, user.username)
-    user.failed_logins, user.locked_until = 0, None
+    accounts.clear_lock(db.session, user)
     db.session.commit()
     sessions.start(user, **marks)
 
 
 def _fail(limits, address, username, user, now):
     """Count a failed attempt; (message, 429) when it set a lock."""
-    refusals = login_limits.record_failure(db.session, limits, address, username, now)
-    if user is not None:
-        _note_failure(user, refusals)
+    refusals = accounts.count_failed_login(db.session, limits, address, username, user, now)
     db.session.commit()
     return (_refusal_message(refusals[0]), 429) if refusals else None
 
@@ -128,18 +122,6 @@ def _account_lock(user, now):
     if user is not None and user.locked_until is not None and user.locked_until > now:
         return login_limits.Refusal("user", user.locked_until)
     return None
-
-
-def _note_failure(user, refusals):
-    """Keep the account's own record: its failure count, and the lock (audited) when one was set."""
-    lock = next((r for r in refusals if r.reason == "user"), None)
-    if lock is None:
-        db.session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
-        return
-    db.session.execute(update(User).where(User.id == user.id).values(failed_logins=0, locked_until=lock.until))
-    audit.record(db.session, user.username, "account_locked",
-                 data={"until": lock.until.isoformat(),
-                       "failed_attempts": current_app.config["LOGIN_MAX_ATTEMPTS"]})
 
 
 def _refusal_message(refusal):

@@ -5,7 +5,7 @@ its term, so a name, phone or ID number never sits in a URL or an access log; a 
 complaint, policy or claim number only."""
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, literal, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ... import audit, complaint_list, complaints
@@ -13,7 +13,6 @@ from ...analysis.dimensions import FilterError, dimensions
 from ...analysis.periods import PeriodError
 from ...extensions import db
 from ...jobs import list_export, store as jobs
-from ...jobs.setup import setting
 from ...models import Complaint, HumanTask, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
 from ...timeutil import utcnow
@@ -168,7 +167,9 @@ def export(fmt):
     if error:
         flash(error, "error")
         return redirect(url_for("complaints.search", **_filter_args()))
-    if request.values.get("background") == "1" or _longer_than(conditions, _inline_max()):
+    inline_max = current_app.config["JOBS_EXPORT_INLINE_MAX"]
+    if request.values.get("background") == "1" \
+            or complaint_list.count_upto(db.session, conditions, inline_max + 1) > inline_max:
         return _export_job(fmt, asked, term, conditions)
     audit.record(db.session, me().username, "complaints_exported",
                  data={"format": fmt, "filters": asked.args, "term": bool(term)})
@@ -176,15 +177,6 @@ def export(fmt):
     cells = list_export.Cells(_export_labels(), has_any(me(), pii_roles()))
     rows = _rows(current_app._get_current_object(), conditions, cells)
     return download(fmt, [(_("Complaints"), _export_header(), rows)], f"complaints-{utcnow():%Y%m%d-%H%M}")
-
-
-def _inline_max() -> int:
-    return int(setting(current_app.config, "JOBS_EXPORT_INLINE_MAX"))
-
-
-def _longer_than(conditions, limit) -> bool:
-    counted = select(literal(1)).where(*conditions).limit(limit + 1).subquery()
-    return db.session.execute(select(func.count()).select_from(counted)).scalar_one() > limit
 
 
 def _export_job(fmt, asked, term, conditions):

@@ -17,7 +17,6 @@ from ...engine import registry
 from ...errors import AppError
 from ...extensions import db
 from ...jobs import migration, store as jobs_store
-from ...jobs.setup import setting
 from ...models import ProcessInstance, ProcessVersion
 from ...permissions import PROCEDURE_READERS, PROCESS_OWNERS
 from ...security import cacheable
@@ -274,7 +273,7 @@ def procedure_migrate(process_id):
     target = _target(versions)
     actor = me().username
     elsewhere = _running_elsewhere(target)
-    inline_max = int(setting(current_app.config, "JOBS_MIGRATE_INLINE_MAX"))
+    inline_max = current_app.config["JOBS_MIGRATE_INLINE_MAX"]
     rows = []
     if request.method == "POST":
         chosen = {int(i) for i in request.form.getlist("instance") if i.isdigit()}
