@@ -85,7 +85,7 @@ OTHER_PAGES = {
 }
 # Where English words are longer than the Chinese (the filters, the form labels): on the phone in English too.
 IN_ENGLISH = {"tasks.home", "tasks.task", "complaints.register", "complaints.search", "analysis.page",
-              "notifications.page"}
+              "notifications.page", "admin.users", "admin.edit", "account.page", "account.second_factor", "jobs.job"}
 SCREENSHOTS = {"tasks.home": "phone-01-home", "tasks.task": "phone-02-task", "notifications.page": "phone-04-notifications"}
 LAPTOP_SCREENSHOTS = {"admin.users": "admin-01-users", "account.second_factor": "admin-02-second-factor"}
 
