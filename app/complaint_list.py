@@ -9,15 +9,15 @@ filtered by the period received (business dates), status, the coded dimensions o
 (category, product line, channel: a group holds its sub-codes), the step a complaint waits at, overdue
 (an open task past its due time, or the regulator's decision clock run out) and who handled it (held
 an open task or completed one). Newest first. Indexed reads of complaint, process_instance and
-human_task only, never a workflow; on PostgreSQL partial matches use pg_trgm GIN indexes (migration
-0024), on SQLite they scan, newest first, until a page is full.
+human_task only, never a workflow; partial matches use trigram indexes: pg_trgm GIN indexes on PostgreSQL
+(migration 0024), the FTS5 table `complaint_search` on SQLite (migration 0030).
 
 Complaints the user must stand aside from (回避) are never in it."""
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Mapping, Optional
 
-from sqlalchemy import func, literal, or_, select, union
+from sqlalchemy import bindparam, column, func, literal, literal_column, or_, select, table, union
 
 from . import avoidance, contact_rules
 from .analysis.dimensions import conditions as dimension_conditions
@@ -113,22 +113,35 @@ def term_condition(session, term: str, personal: bool, names: bool = False):
     if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
         exact += [Complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
                   Complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
-    partial = _partial_conditions(term, personal, names)
+    partial = _partial_conditions(term, personal, names, session.get_bind().dialect.name)
     if not partial or session.execute(select(Complaint.id).where(or_(*exact)).limit(1)).first() is not None:
         return or_(*exact)
     return or_(*exact, *partial)
 
 
-def _partial_conditions(term: str, personal: bool, names: bool) -> list:
+def _partial_conditions(term: str, personal: bool, names: bool, dialect: str) -> list:
     if personal and is_identifier(term):     # a whole phone number or resident ID: exactly only
         return []
-    found = []
-    if len(term) >= PARTIAL_MIN:
-        found += [column.ilike(_like(term), escape="\\")
-                  for column in (Complaint.number, Complaint.policy_number, Complaint.claim_number)]
+    columns = [Complaint.number, Complaint.policy_number, Complaint.claim_number] if len(term) >= PARTIAL_MIN else []
     if personal and names and len(term) >= NAME_MIN:
-        found.append(Complaint.customer_name.ilike(_like(term), escape="\\"))
-    return found
+        columns.append(Complaint.customer_name)
+    if dialect == "sqlite" and len(term) >= PARTIAL_MIN and columns:
+        return [_sqlite_search(term, columns)]
+    return [column.ilike(_like(term), escape="\\") for column in columns]
+
+
+# SQLite's trigram index (migration 0030): an FTS5 table over these complaint columns, its rowid the complaint's id.
+SQLITE_SEARCH = table("complaint_search", column("rowid"))
+
+
+def _sqlite_search(term: str, columns) -> object:
+    """Complaints with `term` in any of `columns`, from SQLite's trigram index: a phrase of three or more
+    characters matches where it occurs, ignoring case, as ILIKE '%term%' does (the quoted phrase takes every
+    character literally, `%`, `_` and `*` too)."""
+    phrase = '"' + term.replace('"', '""') + '"'
+    match = "{" + " ".join(c.key for c in columns) + "} : " + phrase
+    return Complaint.id.in_(select(SQLITE_SEARCH.c.rowid).where(
+        literal_column("complaint_search").op("MATCH")(bindparam("search_match", match, unique=True))))
 
 
 def _instances_with_tasks(*conditions):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, or_
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, or_, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -143,6 +143,9 @@ class InstanceSnapshot(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+UNCLAIMED_SQL = "state = 'open' AND assignee_id IS NULL"      # an open task nobody holds
+
+
 class HumanTask(db.Model):
     """One row per user task that became READY; the queues read only this table and complaint."""
     id: Mapped[str] = mapped_column(String(36), primary_key=True)    # SpiffWorkflow task id
@@ -177,6 +180,12 @@ class HumanTask(db.Model):
         # The role queue and its count: a role's unclaimed tasks in the page's order (soonest deadline, then
         # oldest), the page's choice and the count from the index alone.
         Index("ix_human_task_role_queue", "state", "role", "assignee_id", "due_at", "created_at", "instance_id", "id"),
+        # The role queue's page and count: only the unclaimed open tasks, in the page's order within a role
+        # (the index above cannot give that order: `assignee_id IS NULL` is no equality to PostgreSQL, so
+        # it sorted every unclaimed task of the role for each page). The query must name the condition
+        # literally (queues.UNCLAIMED) for the databases to take a partial index.
+        Index("ix_human_task_unclaimed", "role", "due_at", "created_at", "instance_id", "id",
+              postgresql_where=text(UNCLAIMED_SQL), sqlite_where=text(UNCLAIMED_SQL)),
         # "My tasks" and its count (which must not take the role queue's index instead: it would read every
         # open task).
         Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at", "instance_id"),
@@ -278,7 +287,8 @@ class Complaint(db.Model):
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     # The search by a personal identifier (phone or ID number) reads every column it matches by index.
     # The complaint list finds a number, policy or claim number and a customer's name in part
-    # (app.complaint_list): on PostgreSQL through pg_trgm GIN indexes (migration 0024); SQLite scans.
+    # (app.complaint_list): on PostgreSQL through pg_trgm GIN indexes (migration 0024); on SQLite through the
+    # FTS5 trigram table complaint_search, kept by triggers (migration 0030; no model: see on_backend).
     partly_searched = ("number", "customer_name", "policy_number", "claim_number")
     __table_args__ = (Index("ix_complaint_id_number", "id_number"),
                       *(Index(f"ix_complaint_{column}", column, "received_at") for column in coded_columns),
@@ -547,8 +557,11 @@ class SavedFilter(db.Model):
 
 def on_backend(dialect: str):
     """An alembic `include_object` that leaves out what exists only on another backend (an index made with
-    ddl_if(dialect=...), such as complaint's pg_trgm ones), so that models and database compare equal on each."""
+    ddl_if(dialect=...), such as complaint's pg_trgm ones) or only in a migration (SQLite's search index),
+    so that models and database compare equal on each."""
     def include(obj, name, type_, reflected, compare_to):
+        if type_ == "table" and reflected and compare_to is None and name.startswith("complaint_search"):
+            return False        # SQLite's FTS5 search index and its shadow tables (migration 0030)
         only_on = getattr(obj, "_ddl_if", None)
         return only_on is None or only_on.dialect in (None, dialect)
     return include

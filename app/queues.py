@@ -4,7 +4,7 @@ A task belongs to the complaint whose number is its business key: the tasks of e
 runs for a complaint (its main one and those beside it) show with that complaint's columns."""
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Bundle
 
 from . import avoidance
@@ -14,6 +14,11 @@ from .models import Complaint, HumanTask
 # "unstaffed": open tasks nobody may work (flagged at creation), for the supervisors.
 QUEUES = ("mine", "available", "unstaffed")
 MAX_PAGE = 100_000      # the highest page number asked for: an OFFSET every database can hold
+
+# 'open' written into the statement, not bound: a database takes a partial index (models.UNCLAIMED_SQL) only
+# when the query's own text implies the index's condition, which a parameter does not (PostgreSQL's prepared
+# statements plan for any value).
+OPEN = literal("open", literal_execute=True)
 
 # The complaint of a task: one lookup on complaint's unique number per task row.
 COMPLAINT_OF_TASK = Complaint.number == HumanTask.business_key
@@ -42,10 +47,10 @@ def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_
     the complaint's handling (config INDEPENDENT_PROCESSES)."""
     # 回避: leave out every instance of the (few) complaints about a claim this user handled. A small
     # NOT IN keeps the queue and its count on the human_task index instead of joining every row to complaint.
-    conditions = [HumanTask.state == "open", HumanTask.instance_id.not_in(avoidance.avoided_instances(user))]
+    conditions = [HumanTask.state == OPEN, HumanTask.instance_id.not_in(avoidance.avoided_instances(user))]
     if queue == "mine":
         conditions.append(HumanTask.assignee_id == user.id)
-    elif queue == "available":
+    elif queue == "available":     # read from the partial index ix_human_task_unclaimed
         conditions += [HumanTask.assignee_id.is_(None), HumanTask.role.in_(sorted(user.roles)),
                        avoidance.not_independent_of(user, independent)]
     elif queue == "unstaffed":
@@ -75,21 +80,24 @@ def count(session, queue: Queue) -> int:
     return session.execute(_count_query(queue)).scalar_one()
 
 
-def page(session, queue: Queue, page_no, per_page, order="due", complaint_fields=None):
+def complaint_columns(names) -> Bundle:
+    """Just these columns of a task's complaint, for `page` (all None when the task has no complaint)."""
+    return Bundle("complaint", *(getattr(Complaint, name) for name in names))
+
+
+def page(session, queue: Queue, page_no, per_page, order="due", task=HumanTask, complaint=Complaint):
     """(rows of (task, complaint), total) of one page, soonest deadline first (tasks without a
     deadline last) unless `order` is "received" (oldest complaint first) or "created" (oldest task first).
-    With `complaint_fields` (names of Complaint columns), the complaint is a row of just those
-    (all None without a complaint) instead of the whole record: loading 50 complaints whole cost more
-    than the queries.
+    `task` and `complaint` are what each row holds of them: the ORM objects, or a Bundle of some columns
+    (`complaint_columns`, `api.rows.RowDump.bundle`): loading 50 complaints whole cost more than the
+    queries.
 
     When neither the filters nor the order need the complaint, the page's tasks are chosen first and
     only they are joined to their complaints: PostgreSQL otherwise joined every task of the queue
     before sorting (28 ms for a queue of 2,500 at 100,000 complaints, 10 ms so). The total comes with
     the page's rows (a subquery evaluated once), a statement of its own only for an empty page."""
     window = ((page_no - 1) * per_page, per_page)
-    complaint = Complaint if complaint_fields is None else \
-        Bundle("complaint", *(getattr(Complaint, name) for name in complaint_fields))
-    columns = (HumanTask, complaint, _count_query(queue).correlate(None).scalar_subquery())   # never per row
+    columns = (task, complaint, _count_query(queue).correlate(None).scalar_subquery())   # never per row
     if queue.complaint_conditions or order == "received":
         query = select(*columns).outerjoin(Complaint, COMPLAINT_OF_TASK) \
             .where(*queue.task_conditions, *queue.complaint_conditions) \

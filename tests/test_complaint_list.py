@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app import complaint_list
 from app.extensions import db
-from app.models import AuditEvent, SavedFilter
+from app.models import AuditEvent, Complaint, SavedFilter
 from tests.flow import Desk
 from tests.test_web import Browser, text
 
@@ -59,6 +59,26 @@ def test_search_in_part_and_by_name_from_the_body_only(app, desk, client, people
     third = desk.register(customer_name="王五", policy_number="PA-7788-00011")
     assert api(client, people, "/api/v1/complaints?q=PA-7788-0001") == [first]   # an exact match wins…
     assert api(client, people, "/api/v1/complaints?q=PA-7788-000") == [third, first]   # …else the partial ones
+
+
+def test_a_term_is_found_where_it_occurs_with_every_character_literal(app, desk, client, people):
+    """On both indexes (SQLite's FTS5 trigram table, PostgreSQL's pg_trgm): quotes, wildcards of LIKE or of
+    FTS5 and spaces are characters; a changed number is found by its new value only."""
+    odd = desk.register(customer_name="司马 相如", policy_number='PA_"9*9"%1', claim_number="CL 7 7 7")
+    plain = desk.register(customer_name="司马光", policy_number="PAX9X9X1")
+    for term, found in (('_"9*', [odd]), ('9*9"%', [odd]), ("L 7 7", [odd]), ("pa_", [odd]), ("9x9", [plain]),
+                        ('"9"', []), ("a*9", [])):
+        assert numbers(client.post(
+            "/api/v1/complaints/search", json={"q": term}, headers=people["customer_service"].headers)) == found, term
+    r = client.post("/api/v1/complaints/search", json={"q": "马 相"}, headers=people["customer_service"].headers)
+    assert numbers(r) == [odd]                                                   # a name's part, with its space
+    r = client.post("/api/v1/complaints/search", json={"q": "司马"}, headers=people["customer_service"].headers)
+    assert numbers(r) == [plain, odd]                                            # two characters: scanned
+    row = db.session.execute(select(Complaint).where(Complaint.number == plain)).scalar_one()
+    row.policy_number = "PB-1234-5678"
+    db.session.commit()
+    assert api(client, people, "/api/v1/complaints?q=1234-56") == [plain]
+    assert api(client, people, "/api/v1/complaints?q=9x9") == []
 
 
 def test_filters_period_status_codes_step_overdue_and_handler(app, desk, client, people, clock):

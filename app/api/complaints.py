@@ -9,28 +9,32 @@ from ..analysis.periods import PeriodError
 from ..errors import AppError, InvalidData, NotFound
 from ..extensions import db
 from ..models import (AuditEvent, Complaint, Deadline, ElementVisit, HumanTask, InstanceSnapshot, ProcessInstance,
-                      ProcessVersion)
+                      ProcessVersion, User)
 from ..permissions import HANDLERS, READERS, REGISTRARS, pii_roles
 from ..timeutil import utcnow
 from . import bp
 from .auth import require
 from .errors import body, form_data
+from .rows import RowDump
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
 SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
            "received_at", "status", "current_step", "outcome")
 # The reads' schemas, built once: building one costs up to a millisecond and a half (marshmallow copies its
 # fields), more than dumping a complaint's rows with it.
-COMPLAINT_OUT, SUMMARY_OUT = ComplaintOut(), ComplaintOut(only=SUMMARY, many=True)
-TASKS_OUT, DEADLINES_OUT, HISTORY_OUT = TaskOut(many=True), DeadlineOut(many=True), AuditOut(many=True)
+COMPLAINT_OUT, TASK_OUT = ComplaintOut(), TaskOut()
 
 
-def columns_of(schema, model) -> list:
-    """The model's columns a schema dumps: a read selects only those (plain rows instead of ORM objects)."""
-    return [getattr(model, f.attribute or name) for name, f in schema.fields.items()]
+def _username(user_id):
+    return select(User.username).where(User.id == user_id).scalar_subquery()
 
 
-SUMMARY_COLUMNS = tuple(columns_of(SUMMARY_OUT, Complaint))
+# Lists are read as plain rows of the columns their schema dumps, never ORM objects (api/rows.py).
+SUMMARY_ROW = RowDump(ComplaintOut(only=SUMMARY), Complaint)
+TASK_ROW = RowDump(TASK_OUT, HumanTask, computed={
+    "complaint_number": HumanTask.business_key, "assignee": _username(HumanTask.assignee_id),
+    "completed_by": _username(HumanTask.completed_by_id), "has_form": HumanTask.form.is_not(None)})
+DEADLINE_ROW, HISTORY_ROW = RowDump(DeadlineOut(), Deadline), RowDump(AuditOut(), AuditEvent)
 
 
 def complaint_view(complaint, user, tasks=None) -> dict:
@@ -50,7 +54,7 @@ def register_complaint():
                                             current_app.config["COMPLAINT_NUMBER_FORMAT"])
     missed = complaints.missed_at_registration(db.session, complaint)
     return {"number": complaint.number, "complaint": complaint_view(complaint, g.user),
-            "tasks": TaskOut(many=True).dump(change.created_tasks),
+            "tasks": TASK_OUT.dump(change.created_tasks, many=True),
             "missed_deadlines": DeadlineOut(many=True).dump(missed),
             "warnings": [f"received_at is already past the deadline {d.name} (due {d.due_at.isoformat()})"
                          for d in missed]}, 201
@@ -86,8 +90,8 @@ def _listed(term, personal):
         raise AppError(str(err), fields={err.params.get("dimension", "filter"): str(err)}, code="bad_query") from None
     per_page = _int_arg("per_page", 50, 100)
     found = complaint_list.page(db.session, conditions, _int_arg("page", 1, 100_000), per_page,
-                                columns=SUMMARY_COLUMNS)
-    items = [complaints.masked(values) for values in SUMMARY_OUT.dump(found["rows"])]
+                                columns=SUMMARY_ROW.columns)
+    items = [complaints.masked(values) for values in SUMMARY_ROW.many(found["rows"])]
     return {"q": term, "items": items, "total": found["total"], "capped": found["capped"], "page": found["page"],
             "pages": found["pages"]}
 
@@ -112,18 +116,21 @@ def search_complaints_by_body():
 @require(*READERS)
 def get_complaint(number):
     complaint = complaints.readable(db.session, g.user, number)
-    tasks = complaints.tasks_of(db.session, complaint, with_people=True)
-    deadlines = db.session.execute(select(*columns_of(DEADLINES_OUT, Deadline))
+    # The task rows carry assignee_id too, for the personal-data decision (complaints.may_see_personal_data).
+    tasks = db.session.execute(select(*TASK_ROW.columns, HumanTask.assignee_id)
+                               .where(HumanTask.instance_id.in_(complaints.instances_of(complaint)))
+                               .order_by(*complaints.TASK_ORDER)).all()
+    deadlines = db.session.execute(select(*DEADLINE_ROW.columns)
                                    .where(Deadline.instance_id.in_(complaints.instances_of(complaint)))
                                    .order_by(Deadline.created_at, Deadline.id)).all()
-    history = db.session.execute(select(*columns_of(HISTORY_OUT, AuditEvent))
+    history = db.session.execute(select(*HISTORY_ROW.columns)
                                  .where(AuditEvent.business_key == complaint.number).order_by(AuditEvent.id)).all()
     # Dumped before complaint_view: a full view of personal data commits its audit row, which expires
-    # every loaded row, and dumping them afterwards would read each again with a query of its own.
-    rest = {"current_tasks": TASKS_OUT.dump([t for t in tasks if t.state == "open"]),
-            "tasks": TASKS_OUT.dump(tasks),
-            "deadlines": DEADLINES_OUT.dump(deadlines),
-            "history": HISTORY_OUT.dump(history)}
+    # the complaint.
+    rest = {"current_tasks": TASK_ROW.many(t for t in tasks if t.state == "open"),
+            "tasks": TASK_ROW.many(tasks),
+            "deadlines": DEADLINE_ROW.many(deadlines),
+            "history": HISTORY_ROW.many(history)}
     return {"complaint": complaint_view(complaint, g.user, tasks), **rest}
 
 
@@ -144,7 +151,7 @@ def _reason(payload, required) -> str:
 def _recorded(complaint, change, status):
     db.session.refresh(complaint)
     return {"number": complaint.number, "complaint": complaint_view(complaint, g.user),
-            "tasks": TaskOut(many=True).dump(change.created_tasks)}, status
+            "tasks": TASK_OUT.dump(change.created_tasks, many=True)}, status
 
 
 @bp.post("/complaints/<number>/withdrawal")

@@ -10,15 +10,13 @@ from ..models import AuditEvent, Complaint, HumanTask, ProcessInstance, User
 from ..permissions import TASK_READERS, WORKERS
 from . import bp
 from .auth import require
-from .complaints import HISTORY_OUT, columns_of, complaint_view
+from .complaints import HISTORY_ROW, TASK_OUT, TASK_ROW, complaint_view
 from .errors import body, form_data
-from .schemas import QueueComplaintOut, TaskOut
+from .rows import RowDump
+from .schemas import QueueComplaintOut
 
-
-# Built once: building a marshmallow schema costs up to a millisecond and a half, and one per row of a
-# page cost more than its queries (about 40 ms for 50 rows).
-TASK_OUT, QUEUE_COMPLAINT_OUT = TaskOut(), QueueComplaintOut()
-QUEUE_COMPLAINT_FIELDS = tuple(field.attribute or name for name, field in QUEUE_COMPLAINT_OUT.fields.items())
+# A queue page is read as plain rows (queues.page with these bundles), never ORM objects.
+QUEUE_COMPLAINT_ROW = RowDump(QueueComplaintOut(), Complaint)
 
 
 def runtime():
@@ -37,12 +35,13 @@ def list_tasks():
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
     query = queues.queue_query(g.user, queue, independent=current_app.config["INDEPENDENT_PROCESSES"])
-    rows, total = queues.page(db.session, query, page, per_page, complaint_fields=QUEUE_COMPLAINT_FIELDS)
+    rows, total = queues.page(db.session, query, page, per_page, task=TASK_ROW.bundle("task"),
+                              complaint=QUEUE_COMPLAINT_ROW.bundle("complaint"))
     items = []
     for task, complaint in rows:
-        item = TASK_OUT.dump(task)
+        item = TASK_ROW.one(task)
         if complaint.number is not None:            # the task has a complaint (its business key is one)
-            item["complaint"] = complaints.masked(QUEUE_COMPLAINT_OUT.dump(complaint))
+            item["complaint"] = complaints.masked(QUEUE_COMPLAINT_ROW.one(complaint))
         items.append(item)
     return {"queue": queue, "page": page, "per_page": per_page, "total": total, "items": items}
 
@@ -53,7 +52,7 @@ TASK_IN_CONTEXT = avoidance.with_facts(
     select(HumanTask, ProcessInstance.version_id, Complaint, *avoidance.FACTS)
     .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)).where(HumanTask.id == bindparam("task_id"))
 # The decisions taken so far on the task's instance, the columns the page shows.
-DECISIONS = select(*columns_of(HISTORY_OUT, AuditEvent)).where(
+DECISIONS = select(*HISTORY_ROW.columns).where(
     AuditEvent.instance_id == bindparam("instance_id"), AuditEvent.action == "task_completed").order_by(AuditEvent.id)
 
 
@@ -78,7 +77,7 @@ def get_task(task_id):
     history = db.session.execute(DECISIONS, {"instance_id": task.instance_id}).all()
     # Dumped before complaint_view, whose audit commit would expire the task.
     out = {"task": TASK_OUT.dump(task), "form": runtime().form_schema(task, version_id),
-           "decisions": HISTORY_OUT.dump(history)}
+           "decisions": HISTORY_ROW.many(history)}
     # The complaint is shown with the task of its main instance (as before: a side process's task
     # stands on its own).
     mine = complaint is not None and complaint.instance_id == task.instance_id
@@ -115,4 +114,4 @@ def complete(task_id):
     change = runtime().complete(task.id, g.user, data)
     return {"completed": task_id, "complaint_number": change.instance.business_key,
             "instance_status": change.instance.status,
-            "next_tasks": TaskOut(many=True).dump(change.created_tasks)}
+            "next_tasks": TASK_OUT.dump(change.created_tasks, many=True)}

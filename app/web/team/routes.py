@@ -93,7 +93,7 @@ def page():
     lanes = _lane_roles()
     people = _workers(lanes)
     rows, total = queues.page(db.session, _team_queue(user, filters, now), page_no, per_page,
-                              complaint_fields=COMPLAINT_FIELDS)
+                              complaint=queues.complaint_columns(COMPLAINT_FIELDS))
     forms, pii = latest_forms(), has_any(user, pii_roles())
     names = {u.id: u.display_name for u in people}
     select_all = request.args.get("all") == "1"
