@@ -143,6 +143,7 @@ class InstanceSnapshot(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+OPEN_SQL = "state = 'open'"                                   # the partial indexes' conditions
 UNCLAIMED_SQL = "state = 'open' AND assignee_id IS NULL"      # an open task nobody holds
 
 
@@ -182,10 +183,15 @@ class HumanTask(db.Model):
         Index("ix_human_task_role_queue", "state", "role", "assignee_id", "due_at", "created_at", "instance_id", "id"),
         # The role queue's page and count: only the unclaimed open tasks, in the page's order within a role
         # (the index above cannot give that order: `assignee_id IS NULL` is no equality to PostgreSQL, so
-        # it sorted every unclaimed task of the role for each page). The query must name the condition
-        # literally (queues.UNCLAIMED) for the databases to take a partial index.
-        Index("ix_human_task_unclaimed", "role", "due_at", "created_at", "instance_id", "id",
+        # it sorted every unclaimed task of the role for each page), and the steps they wait at (the page's
+        # step filter, queues.open_steps). The query must name the condition literally (queues.OPEN) for the
+        # databases to take a partial index.
+        Index("ix_human_task_unclaimed", "role", "due_at", "created_at", "instance_id", "id", "element_id",
               postgresql_where=text(UNCLAIMED_SQL), sqlite_where=text(UNCLAIMED_SQL)),
+        # Open tasks by due time, with their complaint's number: the complaint list's "overdue" filter (a range of
+        # the index, not every open task).
+        Index("ix_human_task_open_due", "due_at", "business_key",
+              postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL)),
         # "My tasks" and its count (which must not take the role queue's index instead: it would read every
         # open task).
         Index("ix_human_task_assignee_queue", "state", "assignee_id", "due_at", "instance_id"),

@@ -63,11 +63,15 @@ def digest(session, user, now: datetime, *, since=None, supervisor=False, indepe
 
 
 def unread_count(session, user, now: datetime, *, independent=()) -> int:
-    """For the top bar: the tasks of the user's queues new since they last looked, or overdue (one COUNT)."""
-    queue = _mine_or_available(user, independent)
+    """For the top bar: the tasks of the user's queues new since they last looked, or overdue (one statement).
+    The two queues never share a task (held by the user / by nobody), so each is counted on its own index
+    and the counts added: one COUNT over their OR read every open task (6 ms at 100,000 complaints)."""
     news = _new_since(user, user.notifications_seen_at) if user.notifications_seen_at else True
-    query = select(func.count()).select_from(HumanTask).where(queue, or_(news, HumanTask.due_at < now))
-    return session.execute(query).scalar_one()
+    wanted = or_(news, HumanTask.due_at < now)
+    found = [queues.queue_query(user, name, independent=independent) for name in ("mine", "available")]
+    counts = [select(func.count()).select_from(HumanTask).where(*queue.task_conditions, wanted).scalar_subquery()
+              for queue in found]
+    return session.execute(select(counts[0] + counts[1])).scalar_one()
 
 
 def mark_seen(session, user, now: datetime):

@@ -24,7 +24,8 @@ from the admin URL, as benchmarks/throughput.py does), migrated with the real mi
    handler (回避). Rows are numbered in time order across complaints, as a live system writes them.
 3. Reads: p50/p95 over repeated calls through Flask's test client with real tokens and real routes, each
    call on another complaint where the read names one; SQL statements per call; the first call apart
-   (the statistics summarize the days no read needed before, once).
+   (the statistics summarize the days no read needed before, once). And the handler's landing page, the
+   HTML queue page, as a logged-in browser gets it.
 
 At 100,000 complaints the seeding writes 11 million rows: 26 minutes on SQLite and 10 on PostgreSQL on
 the shared 2-core machine. `--reuse DIR` keeps both databases, so a change is measured on the same data
@@ -652,6 +653,43 @@ def time_counts(app, username, repeat, counter) -> dict:
             "statements": statistics.fmean(statements), "totals": totals}
 
 
+QUEUE_PAGE = "the queue page (GET /, HTML: my tasks and the role queue, a page of each; claims specialist)"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def time_queue_page(app, username, repeat, counter, budget_s) -> dict:
+    """The handler's landing page as a browser gets it: logged in with a password (set here on the benchmark's
+    user), each call in an app context of its own, as in production."""
+    password = "bench-" + secrets.token_hex(8)
+    with app.app_context():
+        user = db.session.execute(select(User).where(User.username == username)).scalar_one()
+        user.set_password(password)
+        user.must_change_password = False
+        db.session.commit()
+        db.session.remove()
+    client = app.test_client()
+
+    def get(url):
+        with app.app_context():
+            return client.get(url)
+    token = CSRF_FIELD.search(get("/login").get_data(as_text=True)).group(1)
+    with app.app_context():
+        assert client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token}).status_code == 302
+    samples, statements, started = [], [], time.perf_counter()
+    for i in range(repeat + 2):
+        counter.n = 0
+        t0 = time.perf_counter()
+        assert get("/").status_code == 200
+        if i >= 2:
+            samples.append(1000 * (time.perf_counter() - t0))
+            statements.append(counter.n)
+        if len(samples) >= 5 and time.perf_counter() - started > budget_s:
+            break
+    return {"p50": tp.percentile(samples, 0.5), "p95": tp.percentile(samples, 0.95),
+            "statements": statistics.fmean(statements), "calls": len(samples), "target": None}
+
+
 def worth_explaining(statement: str) -> bool:
     """A SELECT of the read itself, not the token and user lookups every call makes."""
     head = statement.split("WHERE")[0]
@@ -768,6 +806,10 @@ def run_backend(label, url, args, reuse=False, templates=None) -> dict:
     counts["target"] = TARGET_MS
     results["queue counts (mine, available, unstaffed: the navigation's, in-process)"] = counts
     print(f"  queue counts {counts['totals']}: p50 {counts['p50']:.1f} ms, p95 {counts['p95']:.1f} ms", flush=True)
+    page = results[QUEUE_PAGE] = time_queue_page(app, people["claims_specialist"].username, args.repeat, counter,
+                                                 args.budget)
+    print(f"  {QUEUE_PAGE}: p50 {page['p50']:.1f} ms, p95 {page['p95']:.1f} ms, {page['statements']:.1f} statements",
+          flush=True)
     with app.app_context():
         db.engine.dispose()
     return {"results": results, "seeded": seeded, "wall_s": time.perf_counter() - t0}

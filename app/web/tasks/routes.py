@@ -2,7 +2,7 @@
 task with its form. Every state change goes through the runtime's verbs, exactly as the JSON API does."""
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ... import complaints, queues
@@ -66,11 +66,7 @@ def home():
                "category": request.args.get("category") or None,
                "overdue": request.args.get("overdue") == "1"}
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "due"
-    steps = db.session.execute(
-        select(HumanTask.element_id, HumanTask.name).where(
-            HumanTask.state == "open",
-            or_(HumanTask.role.in_(sorted(user.roles)), HumanTask.assignee_id == user.id))
-        .distinct().order_by(HumanTask.element_id)).all()
+    steps = queues.open_steps(db.session, user)
     categories = formrender_codes.filter_options("category") or [(c, c) for c in db.session.execute(
         select(Complaint.category).where(Complaint.status == "open").distinct()
         .order_by(Complaint.category).limit(200)).scalars()]
@@ -78,6 +74,11 @@ def home():
     return render_template("tasks/home.html", lists=_queue_lists(user, filters, sort, forms), filters=filters,
                            sort=sort, steps=[(e, step_label(e, n, forms)) for e, n in dict(steps).items()],
                            categories=categories, channels=CHANNEL_LABELS)
+
+
+# What a queue row shows of its complaint (web/_macros.html queue_table, ui.decision_clock): not the whole record.
+QUEUE_COMPLAINT_FIELDS = ("number", "customer_name", "channel", "category", "received_at", "status",
+                          "decision_due_at", "decision_clock", "decision_warning_days")
 
 
 def _queue_lists(user, filters, sort, forms) -> dict:
@@ -94,9 +95,10 @@ def _queue_lists(user, filters, sort, forms) -> dict:
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None,
                                    independent=current_app.config["INDEPENDENT_PROCESSES"])
-        rows, total = queues.page(db.session, query, page_no, per_page, order=sort)
-        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at)
-                                 for task, complaint in rows],
+        rows, total = queues.page(db.session, query, page_no, per_page, order=sort,
+                                  complaint=queues.complaint_columns(QUEUE_COMPLAINT_FIELDS))
+        lists[queue] = {"rows": [_queue_row(task, complaint if complaint.number is not None else None, pii, forms,
+                                            now, task.due_at) for task, complaint in rows],
                         "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
                         "arg": arg}
     return lists
