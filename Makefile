@@ -82,7 +82,7 @@ run: deploy translations vendor
 test: setup translations vendor
 	scripts/ensure-browser.sh
 	scripts/ensure-deploy-tools.sh
-	$(PY) -m pytest -q -n auto --maxprocesses 4
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 benchmark: setup
 	$(PY) benchmarks/throughput.py

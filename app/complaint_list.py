@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, column, func, literal, literal_column, or_, se
 from . import avoidance, contact_rules
 from .analysis.dimensions import conditions as dimension_conditions
 from .analysis.periods import Period, PeriodError, parse_date
-from .models import Complaint, HumanTask, ProcessInstance, User
+from .models import SQLITE_SEARCH_INDEX, Complaint, HumanTask, ProcessInstance, User
 from .queues import OPEN
 
 PARTIAL_MIN = 3          # a shorter number matches exactly only (a trigram index needs three characters)
@@ -132,7 +132,7 @@ def _partial_conditions(term: str, personal: bool, names: bool, dialect: str) ->
 
 
 # SQLite's trigram index (migration 0030): an FTS5 table over these complaint columns, its rowid the complaint's id.
-SQLITE_SEARCH = table("complaint_search", column("rowid"))
+SQLITE_SEARCH = table(SQLITE_SEARCH_INDEX, column("rowid"))
 
 
 def _sqlite_search(term: str, columns) -> object:
@@ -142,7 +142,7 @@ def _sqlite_search(term: str, columns) -> object:
     phrase = '"' + term.replace('"', '""') + '"'
     match = "{" + " ".join(c.key for c in columns) + "} : " + phrase
     return Complaint.id.in_(select(SQLITE_SEARCH.c.rowid).where(
-        literal_column("complaint_search").op("MATCH")(bindparam("search_match", match, unique=True))))
+        literal_column(SQLITE_SEARCH_INDEX).op("MATCH")(bindparam("search_match", match, unique=True))))
 
 
 def _instances_with_tasks(*conditions):

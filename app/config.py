@@ -1,5 +1,7 @@
 """Settings, read from the environment so that no secret lives in the code."""
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -231,6 +233,14 @@ class Config:
     WEB_HIGHLIGHT_FIELDS = ("dissatisfaction_reasons", "rejection_reason", "decision_comments")
 
 
+def _scratch_dir(prefix) -> str:
+    """A temporary folder for the tests' files, removed when this process ends (each test worker and each
+    `flask` subprocess made two that stayed behind)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
@@ -241,5 +251,5 @@ class TestConfig(Config):
     LOG_FORMAT = "text"
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
     SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http
-    EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or tempfile.mkdtemp(prefix="complaints-evidence-")   # never instance/
-    JOBS_DIR = tempfile.mkdtemp(prefix="complaints-jobs-")                                          # never instance/
+    EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or _scratch_dir("complaints-evidence-")   # never instance/
+    JOBS_DIR = _scratch_dir("complaints-jobs-")                                          # never instance/

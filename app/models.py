@@ -294,7 +294,9 @@ class Complaint(db.Model):
     # The search by a personal identifier (phone or ID number) reads every column it matches by index.
     # The complaint list finds a number, policy or claim number and a customer's name in part
     # (app.complaint_list): on PostgreSQL through pg_trgm GIN indexes (migration 0024); on SQLite through the
-    # FTS5 trigram table complaint_search, kept by triggers (migration 0030; no model: see on_backend).
+    # FTS5 trigram table complaint_search, kept by triggers (migration 0030; no model: see on_backend). A
+    # migration that rebuilds this table on SQLite (batch_alter_table) drops those triggers: it must create them
+    # again (tests/test_migrations.py checks they are there and the index agrees with the table).
     partly_searched = ("number", "customer_name", "policy_number", "claim_number")
     __table_args__ = (Index("ix_complaint_id_number", "id_number"),
                       *(Index(f"ix_complaint_{column}", column, "received_at") for column in coded_columns),
@@ -561,13 +563,22 @@ class SavedFilter(db.Model):
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_filter_user_id_name"),)
 
 
+SQLITE_SEARCH_INDEX = "complaint_search"
+
+
+def is_search_index(table_name: str) -> bool:
+    """SQLite's FTS5 search index of complaints or one of its own tables (migration 0030): made and kept by the
+    database (triggers on complaint), not a model; a new empty database has rows in two of them."""
+    return table_name == SQLITE_SEARCH_INDEX or table_name.startswith(SQLITE_SEARCH_INDEX + "_")
+
+
 def on_backend(dialect: str):
     """An alembic `include_object` that leaves out what exists only on another backend (an index made with
     ddl_if(dialect=...), such as complaint's pg_trgm ones) or only in a migration (SQLite's search index),
     so that models and database compare equal on each."""
     def include(obj, name, type_, reflected, compare_to):
-        if type_ == "table" and reflected and compare_to is None and name.startswith("complaint_search"):
-            return False        # SQLite's FTS5 search index and its shadow tables (migration 0030)
+        if type_ == "table" and reflected and compare_to is None and is_search_index(name):
+            return False
         only_on = getattr(obj, "_ddl_if", None)
         return only_on is None or only_on.dialect in (None, dialect)
     return include

@@ -163,6 +163,7 @@ def spawn(url, workers, workdir: Path) -> Server:
     env = peer.server_env(url, port, spec.processes_dir, spec.forms_dir, spec.process_id, workdir / "unused.prof")
     env[READY_DIR] = str(ready_dir)
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+               "--no-control-socket",      # two servers at once: gunicorn 27's one default socket would collide
                "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT / "benchmarks"),
                "--timeout", "300", "--graceful-timeout", "10", "concurrency:tagged_app()"]
     with log.open("w") as out:

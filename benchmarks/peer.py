@@ -226,7 +226,7 @@ def spawn(url, spec: ServerSpec, workdir: Path) -> tuple[subprocess.Popen, HttpC
     """gunicorn with one sync worker serving benchmarks/peer_server.py on a free loopback port."""
     port = free_port()
     log, profile_path = workdir / f"gunicorn-{spec.process_id}.log", workdir / f"{spec.process_id}.prof"
-    command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync",
+    command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync", "--no-control-socket",
                "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT / "benchmarks"),
                "--timeout", "300", "--graceful-timeout", "10", "peer_server:app"]
     env = server_env(url, port, spec.processes_dir, spec.forms_dir, spec.process_id, profile_path)

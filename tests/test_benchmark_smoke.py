@@ -1,6 +1,6 @@
 """The benchmarks still run: each script's `--quick` mode end to end, on SQLite and, when TEST_POSTGRES_URL is
-set, PostgreSQL (throughput.py and outbox.py on SQLite only: the bench-database helpers they share run on
-PostgreSQL in the other scripts' runs). It asserts no figure (targets live in the script
+set, PostgreSQL (throughput.py, outbox.py and peer.py on SQLite only: the bench-database helpers they share, and
+gunicorn serving the app on PostgreSQL, run in the other scripts' runs). It asserts no figure (targets live in the script
 and the README, not in timed tests); it only keeps the script from rotting."""
 import os
 import subprocess
@@ -38,7 +38,7 @@ def test_the_outbox_benchmark_runs_in_quick_mode(tmp_path):
 def test_the_peer_benchmark_runs_in_quick_mode(tmp_path):
     """benchmarks/peer.py --quick: the peer's 2-task scenario and the full procedure over gunicorn (one
     sync worker), with the SQL counts, the engine ceiling and the targets printed."""
-    out = run_quick("peer.py", tmp_path)
+    out = run_quick("peer.py", tmp_path, postgres=False)     # its gunicorn on PostgreSQL: the concurrency smoke run
     for heading in ("## Peer scenario", "## SQL statements per call", "## Full procedure over gunicorn",
                     "## Targets"):
         assert heading in out

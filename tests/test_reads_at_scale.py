@@ -248,8 +248,9 @@ def test_the_role_queue_reads_the_unclaimed_tasks_in_its_order(app, client, peop
     [(page, parameters)] = [(s, p) for s, p in seen if "FROM human_task" in s]
     assert "human_task.state = 'open'" in page and "open" not in str(parameters), page
     [plan] = plans([(page, parameters)])
-    if db.engine.dialect.name == "postgresql":
-        assert plan.count("ix_human_task_unclaimed") == 2, plan         # the count and the page's choice
+    if db.engine.dialect.name == "postgresql":      # (at 100,000 complaints too: benchmarks/reads.py --explain)
+        assert "ix_human_task_unclaimed" in plan, plan      # the page's choice: it alone gives the order (the
+        # count may take either index on a handful of rows)
     assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
 
 
@@ -334,7 +335,8 @@ def test_a_search_in_part_reads_a_trigram_index(app, client, people):
 
 def test_the_overdue_filter_reads_the_open_tasks_by_due_time(app, client, people):
     """The complaint list's "overdue" filter takes the overdue open tasks from their partial index, a range by due
-    time (SQLite with statistics had turned to a skip-scan over every open task: 160 ms at 100,000 complaints)."""
+    time, with their complaint numbers (SQLite with statistics had turned to a skip-scan over every open task:
+    160 ms at 100,000 complaints; PostgreSQL read every process instance: 40 ms)."""
     desk = Desk(client, people)
     number = desk.register(received_at=(datetime.now(timezone.utc) - timedelta(days=3)).isoformat())
     seen = statements_of(lambda: client.get("/api/v1/complaints?status=open&overdue=1",
@@ -342,9 +344,9 @@ def test_the_overdue_filter_reads_the_open_tasks_by_due_time(app, client, people
     listed = client.get("/api/v1/complaints?status=open&overdue=1", headers=people["compliance"].headers).json
     assert [c["number"] for c in listed["items"]] == [number]
     [(statement, parameters)] = [(s, p) for s, p in seen if "LIMIT" in s and "FROM complaint" in s and "count" not in s]
+    # The condition the partial index names, written out, and the complaint number from the task itself. Which
+    # index a planner takes for a handful of rows is a toss-up; at 100,000 complaints benchmarks/reads.py shows it.
     assert "human_task.state = 'open' AND human_task.due_at <" in statement, statement
+    assert "SELECT human_task.business_key" in statement and "process_instance" not in statement, statement
     [plan] = plans([(statement, parameters)])
-    if db.engine.dialect.name == "postgresql":
-        assert "ix_human_task_open_due" in plan, plan
-    else:       # no skip-scan (ANY(...)); without statistics SQLite reads the open tasks' entries, which is fine too
-        assert "ANY(" not in plan and "SCAN human_task" not in plan, plan
+    assert "ANY(" not in plan and "SCAN human_task" not in plan, plan     # SQLite: no skip-scan, no full scan

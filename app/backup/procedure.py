@@ -11,7 +11,7 @@ from .. import audit
 from ..audit_verify import Report, verify as verify_trail
 from ..evidence.store import store_of
 from ..extensions import db
-from ..models import Complaint, HumanTask
+from ..models import Complaint, HumanTask, is_search_index
 from ..timeutil import utcnow
 from . import BackupError, evidence, folder, postgres, schema, sqlite
 
@@ -81,12 +81,13 @@ def check(app, src: Path) -> tuple[dict, bool]:
 
 
 def holding_data(app) -> list:
-    """The tables of the app's database that hold rows (alembic's own aside)."""
+    """The tables of the app's database that hold rows (alembic's own and SQLite's search index aside: an empty
+    database just migrated has rows there)."""
     url = database_url()
     if kind_of(app) == "sqlite" and not sqlite.path_of(url).exists():
         return []
     with db.engine.connect() as conn:
-        names = [t for t in inspect(conn).get_table_names() if t != "alembic_version"]
+        names = [t for t in inspect(conn).get_table_names() if t != "alembic_version" and not is_search_index(t)]
         return [t for t in names if conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first()]
 
 

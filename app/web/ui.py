@@ -127,7 +127,7 @@ def fmt_datetime(value, seconds=False) -> str:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    locale = get_locale()       # looked up once (a queue page formats some 150 times): Babel directly
+    locale = get_locale()       # Babel directly, no flask_babel wrapper (a queue page formats some 150 dates)
     pattern = ("d MMM yyyy, HH:mm" if locale.language == "en" else "yyyy年M月d日 HH:mm") + (":ss" if seconds else "")
     return dates.format_datetime(value, pattern, tzinfo=get_timezone(), locale=locale)
 
