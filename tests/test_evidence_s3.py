@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import socket
+import time
 import uuid
 import zipfile
 
@@ -109,6 +110,7 @@ def download(app, file_id, who="management"):
 
 
 def test_a_file_goes_to_the_bucket_under_its_hash_and_comes_back_the_same(app, desk, people, client, bucket):
+    assert client.get("/readyz").json["checks"]["evidence"] == "ok"          # the bucket answers
     name, s3 = bucket
     number = desk.register()
     assert any("已附加 1 个文件" in m for m in attach(app, number, "发票.pdf", PDF))
@@ -171,6 +173,9 @@ def test_a_store_that_cannot_be_reached_stores_nothing_and_says_so(app, desk, pe
     r = Browser(app).login("management").get(f"/complaints/{number}/case-file.zip")
     assert r.status_code == 503 and "证据存储不可用" in r.get_data(as_text=True)
     assert versions(s3, name) == [(f"evidence/{SHA}", True)]
+    started = time.monotonic()
+    r = client.get("/readyz")        # one attempt, a short wait: a probe must not hang on the store's retries
+    assert r.status_code == 503 and r.json["failed"] == ["evidence"] and time.monotonic() - started < 10
     with pytest.raises(ValueError, match="EVIDENCE_S3_BUCKET"):
         S3Store({})                 # a store without a bucket stops the app at its start, not at the first upload
 

@@ -9,7 +9,7 @@ import time_machine
 from prometheus_client import REGISTRY
 from sqlalchemy import delete
 
-from app import logs, scheduler
+from app import evidence, logs, scheduler
 from app.extensions import db
 from app.models import ProcessVersion
 from app.timeutil import utcnow
@@ -40,7 +40,8 @@ def test_readyz_on_a_ready_app_and_with_a_scheduler_beating(app, client):
     r = client.get("/readyz")
     assert r.status_code == 200, r.json
     assert r.json == {"status": "ok", "failed": [], "checks": {"database": "ok", "migrations": "ok",
-                                                               "processes": "ok", "scheduler": "not expected"}}
+                                                               "processes": "ok", "scheduler": "not expected",
+                                                               "evidence": "ok"}}
     app.config["SCHEDULER_EXPECTED"] = True
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json["failed"] == ["scheduler"]
@@ -70,6 +71,18 @@ def test_readyz_names_a_stale_scheduler_heartbeat(app, client):
         r = client.get("/readyz")
     assert r.status_code == 503 and r.json["failed"] == ["scheduler"]
     assert r.json["checks"]["scheduler"] == "heartbeat stale"
+
+
+@sqlite
+def test_readyz_names_an_evidence_store_that_cannot_write(app, client, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    app.config["EVIDENCE_DIR"] = str(tmp_path / "a-file")
+    evidence.init_app(app)
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json["failed"] == ["evidence"] and r.json["checks"]["evidence"] == "unavailable"
+    app.config["EVIDENCE_DIR"] = str(tmp_path / "new" / "evidence")      # not there yet: made, as an upload would
+    evidence.init_app(app)
+    assert client.get("/readyz").status_code == 200 and (tmp_path / "new" / "evidence").is_dir()
 
 
 @sqlite

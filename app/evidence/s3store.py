@@ -45,9 +45,20 @@ class S3Store:
             raise ValueError("EVIDENCE_S3_BUCKET must name the bucket of the S3 evidence store")
         self.prefix = config.get("EVIDENCE_S3_PREFIX") or ""
         self.encryption = encryption_of(config)
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=config.get("EVIDENCE_S3_ENDPOINT_URL") or None,
-            region_name=config.get("EVIDENCE_S3_REGION") or None, config=client_config(config))
+        session, where = boto3.session.Session(), {"endpoint_url": config.get("EVIDENCE_S3_ENDPOINT_URL") or None,
+                                                   "region_name": config.get("EVIDENCE_S3_REGION") or None}
+        self.client = session.client("s3", config=client_config(config), **where)
+        self._probe = session.client("s3", config=client_config(config).merge(Config(
+            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 1})), **where)
+
+    def ready(self) -> bool:
+        """The bucket answers (HEAD, one attempt, a few seconds at most: a probe must not hang on retries)."""
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+            return True
+        except (ClientError, BotoCoreError) as err:
+            log.warning("evidence store: the bucket did not answer: %s", err)
+            return False
 
     def key(self, sha256: str) -> str:
         return self.prefix + check_digest(sha256)

@@ -43,6 +43,7 @@ class EvidenceStore(Protocol):
     def put(self, sha256: str, content: bytes) -> None: ...
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
+    def ready(self) -> bool: ...         # /readyz: the store can take a file now
 
 
 class FileStore:
@@ -93,6 +94,16 @@ class FileStore:
         except OSError as err:
             log.error("evidence store: looking for %s failed: %s", sha256, err)
             raise StoreUnavailable() from err
+
+
+    def ready(self) -> bool:
+        """The folder is there (made if need be, as the first upload would) and this process may write in it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            log.error("evidence store: the folder cannot be made: %s", err)
+            return False
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
 
 
 def init_app(app):

@@ -41,7 +41,7 @@ def scrape():
 
 
 def readiness(app) -> dict:
-    """{check: (ok, state)} for database, migrations, processes and scheduler."""
+    """{check: (ok, state)} for database, migrations, processes, scheduler and the evidence store."""
     session = db.session
     try:
         session.execute(text("SELECT 1"))
@@ -49,9 +49,11 @@ def readiness(app) -> dict:
         session.rollback()
         app.logger.warning("readiness: the database did not answer", exc_info=True)
         return {"database": (False, "unreachable"), "migrations": (False, "not checked"),
-                "processes": (False, "not checked"), "scheduler": (False, "not checked")}
+                "processes": (False, "not checked"), "scheduler": (False, "not checked"),
+                "evidence": (False, "not checked")}
     found = {"database": (True, "ok")}
-    for name, check in (("migrations", _migrations), ("processes", _processes), ("scheduler", _scheduler)):
+    for name, check in (("migrations", _migrations), ("processes", _processes), ("scheduler", _scheduler),
+                        ("evidence", _evidence)):
         try:
             found[name] = check(app, session)
         except Exception:      # noqa: BLE001  (e.g. a table a pending migration creates: not ready)
@@ -91,3 +93,9 @@ def _scheduler(app, session):
         return False, "no heartbeat"
     limit = timedelta(seconds=app.config["SCHEDULER_HEARTBEAT_MAX_SECONDS"])
     return (True, "ok") if utcnow() - beat <= limit else (False, "heartbeat stale")
+
+
+def _evidence(app, session):
+    """The evidence store takes a file now: its folder is writable, or its bucket answers."""
+    from ...evidence.store import store_of
+    return (True, "ok") if store_of(app).ready() else (False, "unavailable")
