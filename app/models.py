@@ -178,8 +178,8 @@ class HumanTask(db.Model):
     # Two claims racing on SQLite (which has no row locks) must not both succeed.
     __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (
-        # The role queue and its count: a role's unclaimed tasks in the page's order (soonest deadline, then
-        # oldest), the page's choice and the count from the index alone.
+        # A role's open tasks, held or not, in the queue's order: per-role counts (metrics), the team page's role
+        # filter, and the role queue on SQLite (whose planner takes it over the partial index below).
         Index("ix_human_task_role_queue", "state", "role", "assignee_id", "due_at", "created_at", "instance_id", "id"),
         # The role queue's page and count: only the unclaimed open tasks, in the page's order within a role
         # (the index above cannot give that order: `assignee_id IS NULL` is no equality to PostgreSQL, so

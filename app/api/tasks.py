@@ -40,7 +40,7 @@ def list_tasks():
     items = []
     for task, complaint in rows:
         item = TASK_ROW.one(task)
-        if complaint.number is not None:            # the task has a complaint (its business key is one)
+        if complaint is not None:
             item["complaint"] = complaints.masked(QUEUE_COMPLAINT_ROW.one(complaint))
         items.append(item)
     return {"queue": queue, "page": page, "per_page": per_page, "total": total, "items": items}

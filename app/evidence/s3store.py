@@ -47,8 +47,9 @@ class S3Store:
         self.encryption = encryption_of(config)
         session, where = boto3.session.Session(), {"endpoint_url": config.get("EVIDENCE_S3_ENDPOINT_URL") or None,
                                                    "region_name": config.get("EVIDENCE_S3_REGION") or None}
-        self.client = session.client("s3", config=client_config(config), **where)
-        self._probe = session.client("s3", config=client_config(config).merge(Config(
+        settings = client_config(config)
+        self.client = session.client("s3", config=settings, **where)
+        self._probe = session.client("s3", config=settings.merge(Config(
             connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 1})), **where)
 
     def ready(self) -> bool:

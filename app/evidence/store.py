@@ -95,7 +95,6 @@ class FileStore:
             log.error("evidence store: looking for %s failed: %s", sha256, err)
             raise StoreUnavailable() from err
 
-
     def ready(self) -> bool:
         """The folder is there (made if need be, as the first upload would) and this process may write in it."""
         try:

@@ -97,8 +97,7 @@ def _queue_lists(user, filters, sort, forms) -> dict:
                                    independent=current_app.config["INDEPENDENT_PROCESSES"])
         rows, total = queues.page(db.session, query, page_no, per_page, order=sort,
                                   complaint=queues.complaint_columns(QUEUE_COMPLAINT_FIELDS))
-        lists[queue] = {"rows": [_queue_row(task, complaint if complaint.number is not None else None, pii, forms,
-                                            now, task.due_at) for task, complaint in rows],
+        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at) for task, complaint in rows],
                         "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
                         "arg": arg}
     return lists

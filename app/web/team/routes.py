@@ -111,14 +111,13 @@ def page():
 
 
 def _row(task, complaint, names, pii, forms, now, checked) -> dict:
-    found = complaint if complaint.number is not None else None
     customer = None
-    if found is not None:
-        customer = found.customer_name if pii else complaints.mask_name(found.customer_name)
+    if complaint is not None:
+        customer = complaint.customer_name if pii else complaints.mask_name(complaint.customer_name)
     holder = None
     if task.assignee_id is not None:
         holder = names.get(task.assignee_id) or task.assignee.display_name     # e.g. a deactivated holder
-    return {"task": task, "complaint": found, "customer": customer, "holder": holder,
+    return {"task": task, "complaint": complaint, "customer": customer, "holder": holder,
             "step": step_label(task.element_id, task.name, forms), "role": role_label(task.role),
             "due": task.due_at, "left": time_left(task.due_at, now), "checked": checked}
 
