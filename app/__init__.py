@@ -23,7 +23,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
     from . import input_guard
     input_guard.init_app(app)     # first of all hooks: hostile URLs and forms never reach a view
 
-    from .avoidance import excluded_usernames
+    from .avoidance import excluded_usernames, facts_of
     from .complaints import make_record_sync
     from .engine.runtime import Runtime
     from .models import Complaint
@@ -45,6 +45,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
     passwords.check_settings(app.config)                          # the password policy's settings
     runtime.form_checks.append(check_evidence_fields)             # a form's file fields name files of the case
     runtime.exclusions = partial(excluded_usernames, independent=frozenset(app.config["INDEPENDENT_PROCESSES"]))
+    runtime.exclusion_facts = facts_of                            # the lock's row holds them (runtime.record)
     app.extensions["runtime"] = runtime
 
     from .api import bp as api_bp

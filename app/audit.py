@@ -2,14 +2,17 @@
 
 An append locks only its own chain's head (AuditChain), so changes to different complaints never wait
 on each other's audit rows. `record` only buffers the event; a transaction's events are written when it
-flushes or commits, one INSERT per flush, after one UPDATE that locks the chain's head and claims the
-positions. `seal` (run by the scheduler and by `flask audit seal`) fixes the heads of the chains that
-grew since the last seal, chained to it and signed, so that a chain removed whole shows too."""
+flushes or commits, one INSERT per flush, after one UPDATE that locks the chain's head and reads it (none
+when the change's instance lock took it already, app.engine.runtime) and one that moves it; a new chain's
+head is inserted with its first rows. `seal` (run by the scheduler and by `flask audit seal`) fixes the
+heads of the chains that grew since the last seal, chained to it and signed, so that a chain removed whole
+shows too."""
 import hashlib
 import hmac
 import json
+from typing import Optional
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import String, bindparam, cast, event, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from .extensions import upsert_insert
@@ -84,28 +87,60 @@ def _append(session, events):
     for e in events:
         chains.setdefault(e.chain, []).append(e)
     for chain, chained in chains.items():
-        seq, prev = heads.get(chain) or _claim(conn, chain)
-        for e in chained:
-            seq += 1
-            e.seq, e.prev_hash = seq, prev
-            e.hash = prev = digest(e)
+        head = heads.get(chain) or _claimed(conn, chain)
+        if head is None:                       # the chain's first events: its head is written with them
+            head = _link(chained, 0, GENESIS)
+            if _created(conn, chain, *head):
+                heads[chain] = head
+                continue
+            head = _claimed(conn, chain)       # created meanwhile by another transaction, now committed
+        heads[chain] = seq, prev = _link(chained, *head)
         conn.execute(update(AuditChain).where(AuditChain.chain == chain).values(seq=seq, hash=prev, sealed=False))
-        heads[chain] = (seq, prev)
     conn.execute(insert(AuditEvent), [{c: getattr(e, c) for c in COLUMNS} for e in events])
 
 
-def _claim(conn, chain) -> tuple[int, str]:
-    """Lock the chain's head for this transaction (creating it on the chain's first event) and read it.
-    The UPDATE takes the lock before anything is read: on SQLite it takes the database's write lock, on
+def _link(events, seq, prev) -> tuple[int, str]:
+    """Give `events` their places after the head (seq, prev); returns the new head."""
+    for e in events:
+        seq += 1
+        e.seq, e.prev_hash = seq, prev
+        e.hash = prev = digest(e)
+    return seq, prev
+
+
+def _claimed(conn, chain) -> Optional[tuple[int, str]]:
+    """Lock the chain's head for this transaction and read it; None before the chain's first event. The
+    UPDATE takes the lock before anything is read: on SQLite it takes the database's write lock, on
     PostgreSQL the row's, and a concurrent append to the same chain waits, then reads the newer head."""
-    claim = update(AuditChain).where(AuditChain.chain == chain).values(sealed=False) \
-        .returning(AuditChain.seq, AuditChain.hash)
-    head = conn.execute(claim).first()
-    if head is None:
-        conn.execute(upsert_insert(conn)(AuditChain).values(chain=chain, seq=0, hash=GENESIS, sealed=False)
-                     .on_conflict_do_nothing())
-        head = conn.execute(claim).first()
-    return head.seq, head.hash
+    head = conn.execute(claim(chain)).first()
+    return (head.seq, head.hash) if head is not None else None
+
+
+def _created(conn, chain, seq, hash_) -> bool:
+    """Write a new chain's head; False when another transaction created the chain first (this one waited for it
+    to end). The new row stays locked by this transaction."""
+    new = upsert_insert(conn)(AuditChain).values(chain=chain, seq=seq, hash=hash_, sealed=False) \
+        .on_conflict_do_nothing().returning(AuditChain.chain)
+    return conn.execute(new).first() is not None
+
+
+def claim(chain):
+    """The statement that locks a chain's head and reads it: (chain, seq, hash), no row if the chain has
+    none yet. `chain` a name or a SQL expression (e.g. `chain_sql` of the instance being changed)."""
+    return update(AuditChain).where(AuditChain.chain == chain).values(sealed=False) \
+        .returning(AuditChain.chain, AuditChain.seq, AuditChain.hash)
+
+
+def chain_sql(business_key, instance_id):
+    """`chain_of` in SQL, of these columns (e.g. ProcessInstance's)."""
+    return func.coalesce(business_key, literal("instance:") + cast(instance_id, String))
+
+
+def adopt_head(session, chain, seq, hash_):
+    """The caller read the chain's head (seq, hash) with a lock on it that this transaction holds (the
+    `claim` statement, or FOR UPDATE of its AuditChain row): this transaction's appends to the chain start
+    from it without claiming it again."""
+    session.info.setdefault(_HEADS, {})[chain] = (seq, hash_)
 
 
 # ---- seals -----------------------------------------------------------------------------------------

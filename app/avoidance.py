@@ -34,6 +34,11 @@ def _excluded_by(claim_handler) -> dict:
 FACTS = (ProcessInstance.business_key, ProcessInstance.process_id, Complaint.claim_handler)
 
 
+def facts_of(instance, complaint) -> tuple:
+    """FACTS of an instance and its complaint (None: it has none) already loaded, e.g. by the runtime's lock."""
+    return instance.business_key, instance.process_id, complaint.claim_handler if complaint is not None else None
+
+
 def with_facts(query):
     """`query` (on ProcessInstance) joined to what the rule reads: select FACTS from it."""
     return query.outerjoin(Complaint, Complaint.number == ProcessInstance.business_key)

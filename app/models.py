@@ -175,6 +175,9 @@ class HumanTask(db.Model):
     # What this one is about, in a line, from the diagram (the user task's `subject` property), e.g. which
     # improvement measure: shown in the queues beside the step (migration 0019).
     subject: Mapped[Optional[str]] = mapped_column(String(200))
+    # Someone keeps a draft of its form (app.web.tasks.drafts): the change that closes it deletes the drafts.
+    # Set without a new row_version: a saved draft does not make the form its author sees stale.
+    has_draft: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Two claims racing on SQLite (which has no row locks) must not both succeed.
     __mapper_args__ = {"version_id_col": row_version}
     __table_args__ = (

@@ -6,6 +6,7 @@ import threading
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import JSON, column, event, insert, select, table, text
+from sqlalchemy.orm import Session
 
 from app import audit, create_app
 from app.audit_verify import verify
@@ -230,17 +231,16 @@ def _old_hash(prev, row):
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def test_a_completion_writes_its_audit_rows_and_visits_in_one_statement_each(app, two, client, people):
-    """Lean writes: the audit events and the element visits of a change are batched, never a row-by-row
-    flush (the path of this step passes several elements and writes several events)."""
-    first, _ = two
-    statements = []
+def statements_of_a_completion(client, people, number) -> list[tuple[str, int]]:
+    """(statement, rows it writes or 1) of each statement a completion of the complaint's step
+    analyse_and_plan sends over the API."""
+    seen = []
 
     def capture(conn, cursor, statement, params, context, executemany):
-        statements.append((" ".join(statement.split()[:3]), len(params) if executemany else 1))
+        seen.append((" ".join(statement.split()), len(params) if executemany else 1))
 
     step = HAPPY_PATH[2]
-    task = Desk(client, people).open_tasks(first)[step]
+    task = Desk(client, people).open_tasks(number)[step]
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
         r = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": FORM_DATA[step]},
@@ -248,10 +248,111 @@ def test_a_completion_writes_its_audit_rows_and_visits_in_one_statement_each(app
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     assert r.status_code == 200, r.json
-    audit_inserts = [n for s, n in statements if s == "INSERT INTO audit_event"]
-    visit_inserts = [n for s, n in statements if s == "INSERT INTO element_visit"]
+    return seen
+
+
+def test_a_completion_writes_its_audit_rows_and_visits_in_one_statement_each(app, two, client, people):
+    """Lean writes: the audit events and the element visits of a change are batched, never a row-by-row
+    flush (the path of this step passes several elements and writes several events)."""
+    seen = statements_of_a_completion(client, people, two[0])
+    audit_inserts = [n for s, n in seen if s.startswith("INSERT INTO audit_event")]
+    visit_inserts = [n for s, n in seen if s.startswith("INSERT INTO element_visit")]
     assert len(audit_inserts) == 1 and audit_inserts[0] >= 2
     assert len(visit_inserts) == 1 and visit_inserts[0] >= 2
+
+
+def test_a_completion_claims_its_chain_with_its_lock(app, two, client, people):
+    """Lean writes: the statement that locks the instance also locks and reads its complaint's chain (on SQLite
+    the claim is the write lock; on PostgreSQL a FOR UPDATE of the chain's row after the instance's and the task's),
+    so the change's audit rows need only the head's move besides their insert. Nothing is read before the lock (the
+    user's role and 回避 are checked on the task it read), and a change looks for no drafts of its tasks when none
+    has any."""
+    statements = [statement for statement, _ in statements_of_a_completion(client, people, two[0])]
+    on_chain = [s for s in statements if "audit_chain" in s]
+    assert len(on_chain) == 2, on_chain
+    lock, move = on_chain
+    if db.engine.dialect.name == "sqlite":
+        assert lock.startswith("UPDATE audit_chain SET sealed") and "RETURNING" in lock
+    else:
+        assert lock.startswith("SELECT process_instance.id") and \
+            lock.endswith("FOR UPDATE OF process_instance, human_task, audit_chain")
+    assert move.startswith("UPDATE audit_chain SET seq")
+    assert statements.index(lock) == 1          # after the token's lookup: the task is checked as the lock read it
+    assert not [s for s in statements if "task_draft" in s]
+    assert not verify(db.session, key(app)).findings
+
+
+def waits_on_a_lock(worker) -> bool:
+    """Whether a backend of this test's PostgreSQL database comes to wait on a lock while `worker` runs (polled
+    for up to 10 s, not slept for)."""
+    for _ in range(1000):
+        waiting = db.session.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                          "AND wait_event_type = 'Lock'")).scalar_one()
+        db.session.rollback()
+        if waiting:
+            return True
+        worker.join(0.01)
+    return False
+
+
+def behind_an_open_append(app, chain, action, work):
+    """Append `action` to `chain` in a transaction of its own and leave it open; run `work()` on a thread (in the
+    app's context) until it waits on a lock; then commit the append and let `work` finish."""
+    holder = db.engine.connect()
+    appender = Session(bind=holder)
+    audit.record(appender, "tester", action, business_key=chain)
+    audit.flush(appender)                   # claims the chain (or inserts its head) and appends
+
+    def run():
+        with app.app_context():
+            try:
+                work()
+            finally:
+                db.session.remove()
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert waits_on_a_lock(worker), "the work did not wait for the open append"
+    finally:
+        appender.commit()
+        appender.close()
+        holder.close()
+    worker.join(30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_completion_waits_for_an_append_to_its_chain_and_goes_on_from_it(app, two, client, people):
+    """An append to the complaint's chain (here a probe event of another, open transaction) holds the chain's lock:
+    a completion of one of the complaint's tasks waits for it at its lock, then chains its rows after that event,
+    reading the head as the append left it."""
+    first, _ = two
+    step = HAPPY_PATH[2]
+    task = Desk(client, people).open_tasks(first)[step]
+    results = []
+    behind_an_open_append(app, first, "probe", lambda: results.append(app.test_client().post(
+        f"/api/v1/tasks/{task['id']}/complete", json={"data": FORM_DATA[step]}, headers=people[task["role"]].headers)))
+    assert results and results[0].status_code == 200, results and results[0].json
+    rows = chain_rows(first)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    probe = next(i for i, r in enumerate(rows) if r.action == "probe")
+    assert rows[probe + 1].action == "task_completed" and rows[probe + 1].prev_hash == rows[probe].hash
+    assert not verify(db.session, key(app)).findings
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_transactions_starting_the_same_chain_chain_one_after_the_other(app):
+    """A new chain's head is inserted with its first rows. A second transaction appending to the same new chain
+    meanwhile finds no head to claim, waits on the first one's insert, then chains after its rows."""
+    done = []
+
+    def second():
+        audit.record(db.session, "tester", "second", business_key="NEW-CHAIN-1")
+        db.session.commit()
+        done.append(True)
+    behind_an_open_append(app, "NEW-CHAIN-1", "first", second)     # the head inserted with "first", not committed
+    assert done
+    assert [(r.seq, r.action) for r in chain_rows("NEW-CHAIN-1")] == [(1, "first"), (2, "second")]
+    assert not verify(db.session, key(app), chain="NEW-CHAIN-1").findings
 
 
 def test_the_scheduler_seals_what_grew(app, two):

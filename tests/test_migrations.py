@@ -32,3 +32,53 @@ def test_sqlite_keeps_its_search_index_with_the_complaints(app, client, people):
                                {"q": '{policy_number customer_name} : "PZ-1"'}).scalars().all()
     assert found == db.session.execute(text("SELECT id FROM complaint WHERE number = :n"),
                                        {"n": numbers[0]}).scalars().all()
+
+
+def test_0031_marks_the_tasks_that_have_drafts_and_goes_back(backend, tmp_path):
+    """Upgrading to 0031 marks the tasks someone keeps a draft of (their drafts go with the change that closes
+    them), and it can be undone on both backends without losing human_task's partial indexes."""
+    from datetime import datetime, timezone
+
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect, select, text
+
+    from app import create_app
+    from app.config import ROOT, TestConfig
+    from app.models import HumanTask, ProcessInstance, ProcessVersion, TaskDraft, User
+    from tests.conftest import _drop_postgres_db, _postgres_test_db
+    url = f"sqlite:///{tmp_path / 'drafts.db'}" if backend == "sqlite" else _postgres_test_db("_drafts0031")
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url)
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    try:
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+            version = ProcessVersion(process_id="p", version=1, name="p", content_hash="h", bpmn_files={},
+                                     spec_json="{}", subprocess_specs_json="{}", forms={}, lanes={},
+                                     deployed_by="t", deployed_at=now)
+            user = User(username="u", display_name="u", password_hash="x", roles_csv="r")
+            db.session.add_all([version, user])
+            db.session.flush()
+            inst = ProcessInstance(version_id=version.id, process_id="p", status="running", workflow_json="{}",
+                                   row_version=1, created_at=now, updated_at=now)
+            db.session.add(inst)
+            db.session.flush()
+            for task_id in ("drafted", "plain"):
+                db.session.add(HumanTask(id=task_id, instance_id=inst.id, element_id="e", name="e", state="open",
+                                         created_at=now))
+            db.session.flush()
+            db.session.add(TaskDraft(task_id="drafted", user_id=user.id, data={"a": "b"}, saved_at=now))
+            db.session.commit()
+            downgrade(directory=str(ROOT / "migrations"), revision="0030")
+            assert "has_draft" not in {c["name"] for c in inspect(db.engine).get_columns("human_task")}
+            indexes = {i["name"] for i in inspect(db.engine).get_indexes("human_task")}
+            assert {"ix_human_task_unclaimed", "ix_human_task_open_due"} <= indexes
+            upgrade(directory=str(ROOT / "migrations"))
+            db.session.remove()
+            marked = db.session.execute(text("SELECT id, has_draft FROM human_task ORDER BY id")).all()
+            assert [(task_id, bool(has)) for task_id, has in marked] == [("drafted", True), ("plain", False)]
+            assert db.session.execute(select(TaskDraft.task_id)).scalars().all() == ["drafted"]
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if backend == "postgresql":
+            _drop_postgres_db(url)

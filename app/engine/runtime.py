@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import and_, event, func, insert, select, update
+from sqlalchemy import and_, event, func, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.orm.exc import StaleDataError
@@ -17,8 +17,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..errors import AppError, Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
-from ..models import (CalendarDay, Deadline, ElementVisit, HumanTask, InstanceSnapshot, OutboxMessage, ProcessInstance,
-                      ProcessVersion, User)
+from ..models import (AuditChain, CalendarDay, Deadline, ElementVisit, HumanTask, InstanceSnapshot, OutboxMessage,
+                      ProcessInstance, ProcessVersion, User)
 from ..timeutil import utcnow
 from . import workflow
 from .calendar import WorkCalendar
@@ -93,6 +93,9 @@ class Runtime:
         # entirely (回避, app/avoidance.py, which also decides the reads): they may not claim, complete,
         # be given, release or assign its tasks.
         self.exclusions: Callable = lambda session, instance_id, facts=None: {}
+        # (instance, its record) -> the facts `exclusions` reads (app.avoidance.facts_of), taken from the row the
+        # instance's lock read, so that a check made under the lock needs no query of its own.
+        self.exclusion_facts: Optional[Callable] = None
         self._specs: dict[int, VersionInfo] = {}
         self._start_messages: dict[int, frozenset] = {}     # version id -> messages that start it
         self._calendar, self._calendar_stamp = None, None
@@ -136,16 +139,17 @@ class Runtime:
             return self._write_back(inst, wf, actor, effects, frozenset(), initial_data=data)
 
     def complete(self, task_id, user: User, data, schema_check=True) -> Change:
-        row = self._task_row(task_id)
-        self._check_may_work(user, row)
-
-        def take(row):
+        """Complete the task as `user`, claiming it if nobody holds it. Whether they may (their role, 回避) is
+        checked on the task as its lock read it: nothing is read before."""
+        def take(inst, row):
+            self._check_may_work(user, row, self._facts(inst))
+            self._check_open(row)
             if row.assignee_id is None:
                 row.assignee, row.claimed_at = user, utcnow()
             elif row.assignee_id != user.id:
                 raise Forbidden(f"this task is assigned to {row.assignee.username}", code="not_assignee")
             row.completed_by = user
-        return self._complete(row, data, user.username, take, schema_check)
+        return self._complete(task_id, data, user.username, take, schema_check)
 
     def complete_for_customer(self, task_id, data) -> Change:
         """The customer answers a task on their own page, as a handler would (same form check, same
@@ -154,16 +158,17 @@ class Runtime:
         if not customer_may_answer(self.form_schema(row)):
             raise Forbidden("the customer cannot complete this task", code="not_for_customer")
 
-        def take(row):
-            row.completed_by_customer = True
-        return self._complete(row, data, CUSTOMER, take)
-
-    def _complete(self, row, data, actor, take, schema_check=True) -> Change:
-        """Complete the open human task `row`: `take(row)` records who does it (and may refuse)."""
-        with self._transaction():
-            inst, row = self._lock(row.instance_id, task_id=row.id)   # a racing claim or completion waits
+        def take(_inst, row):
             self._check_open(row)
-            take(row)
+            row.completed_by_customer = True
+        return self._complete(row.id, data, CUSTOMER, take)
+
+    def _complete(self, task_id, data, actor, take, schema_check=True) -> Change:
+        """Complete the human task `task_id`: `take(instance, task)` checks that it is open and may be done so,
+        and records who does it."""
+        with self._transaction():
+            inst, row = self._lock(self._instance_of(task_id), task_id=task_id)  # a racing claim or completion waits
+            take(inst, row)
             if row.form and schema_check:
                 schema = self._version(inst.version_id).forms[row.form]
                 data = validate(schema, data)       # without the answers of fields that do not apply
@@ -390,14 +395,11 @@ class Runtime:
     def _lock(self, instance_id, skip_locked=False, task_id=None):
         """Lock and (re)load the instance row; the same statement reads the calendar's stamp, so that a
         change knows whether the admins' overrides moved without a query of its own. With `task_id`, it
-        also locks and reloads that human task of the instance, and returns (instance, task)."""
-        if self.session.get_bind().dialect.name == "sqlite":
-            # SQLite has no row locks: take its write lock first, so that a concurrent change to this
-            # instance waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL;
-            # SKIP LOCKED has no meaning there: a second scheduler waits its turn, then sees it fired).
-            self.session.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id)
-                                 .values(row_version=ProcessInstance.row_version)
-                                 .execution_options(synchronize_session=False))
+        also locks and reloads that human task of the instance, and returns (instance, task).
+        The instance's audit chain is locked with it where that costs no statement of its own (on SQLite
+        always; on PostgreSQL with `task_id`), so that the change's audit rows need no claim of their own."""
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        head = self._claim_chain_first(instance_id) if sqlite else None
         stmt = select(ProcessInstance, *CALENDAR_STAMP).where(ProcessInstance.id == instance_id)
         locked = [ProcessInstance]
         if self.record is not None:
@@ -407,27 +409,70 @@ class Runtime:
             stmt = stmt.add_columns(HumanTask).join(HumanTask, and_(HumanTask.instance_id == ProcessInstance.id,
                                                                     HumanTask.id == str(task_id)))
             locked.append(HumanTask)
-        row = self.session.execute(stmt.with_for_update(of=locked, skip_locked=skip_locked)
-                                   .execution_options(populate_existing=True)).one_or_none()
+        if task_id is not None and not sqlite and not skip_locked:
+            row, head = self._read_with_chain(stmt, locked)
+        else:
+            row = self._read_locked(stmt, locked, skip_locked)
         if row is None:
             if skip_locked:
                 return None
-            raise NotFound(f"no process instance {instance_id}" + (f" with task {task_id}" if task_id else ""))
+            if task_id is not None:
+                raise NotFound(f"no task {task_id}")
+            raise NotFound(f"no process instance {instance_id}")
+        inst, rest = row[0], list(row[3:])
         self.session.info[_CALENDAR_STAMP] = (row[1], row[2])
-        rest = list(row[3:])
+        if head is not None and head[0] == audit.chain_of(inst.business_key, inst.id):
+            audit.adopt_head(self.session, *head)
         if self.record is not None:
-            self.session.info.setdefault(_RECORDS, {})[row[0].id] = rest.pop(0)
-        return (row[0], rest[0]) if task_id is not None else row[0]
+            self.session.info.setdefault(_RECORDS, {})[inst.id] = rest.pop(0)
+        return (inst, rest[0]) if task_id is not None else inst
+
+    def _claim_chain_first(self, instance_id):
+        """SQLite has no row locks: take its write lock first, so that a concurrent change to this instance
+        waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL; SKIP LOCKED has no
+        meaning there: a second scheduler waits its turn, then sees it fired). The statement that takes it is
+        the claim of the instance's audit chain: (chain, seq, hash) of its head, None before its first event."""
+        chain = select(audit.chain_sql(ProcessInstance.business_key, ProcessInstance.id)) \
+            .where(ProcessInstance.id == instance_id).scalar_subquery()
+        return self.session.execute(audit.claim(chain)).first()
+
+    def _read_locked(self, stmt, locked, skip_locked=False):
+        return self.session.execute(stmt.with_for_update(of=locked, skip_locked=skip_locked)
+                                    .execution_options(populate_existing=True)).one_or_none()
+
+    def _read_with_chain(self, stmt, locked) -> tuple:
+        """(the lock's row, (chain, seq, hash) of its audit chain's head) with the head locked and read in the
+        same statement, after the rows (PostgreSQL locks in the order of FOR UPDATE OF: a change that holds the
+        task and waits for the chain cannot be waiting on this one). An instance whose chain has no row yet is
+        read without it: (row, None)."""
+        chain = audit.chain_sql(ProcessInstance.business_key, ProcessInstance.id)
+        with_head = stmt.add_columns(AuditChain.chain, AuditChain.seq, AuditChain.hash) \
+            .join(AuditChain, AuditChain.chain == chain)
+        row = self._read_locked(with_head, [*locked, AuditChain])
+        if row is None:
+            return self._read_locked(stmt, locked), None
+        return row[:-3], tuple(row[-3:])
+
+    @staticmethod
+    def _instance_of(task_id):
+        """The id of the task's instance, as SQL: a lock by the task alone."""
+        return select(HumanTask.instance_id).where(HumanTask.id == str(task_id)).scalar_subquery()
+
+    def _facts(self, inst):
+        """What `exclusions` reads of the instance, from the row its lock read (`exclusion_facts`), else None."""
+        if self.exclusion_facts is None:
+            return None
+        return self.exclusion_facts(inst, self.session.info.get(_RECORDS, {}).get(inst.id))
 
     def _lock_task(self, task_id) -> HumanTask:
         stmt = (select(HumanTask).where(HumanTask.id == str(task_id)).with_for_update()
                 .execution_options(populate_existing=True))
         return self.session.execute(stmt).scalar_one()
 
-    def _check_may_work(self, user, row):
+    def _check_may_work(self, user, row, facts=None):
         if row.role not in user.roles:
             raise Forbidden(f"this task belongs to the role {row.role}", code="wrong_role")
-        self._check_rules(user, row)
+        self._check_rules(user, row, facts)
 
     def excluded(self, instance_id, facts=None) -> dict:
         """{username: reason} of everyone the exclusion rule (回避) keeps out of this instance; asked
@@ -459,8 +504,8 @@ class Runtime:
         found = self.session.execute(select(User.username, User.roles_csv).where(*_may_hold(role)))
         return any(role in roles.split(",") and username not in excluded for username, roles in found)
 
-    def _check_rules(self, user, row):
-        reason = self.exclusion(user, row)
+    def _check_rules(self, user, row, facts=None):
+        reason = self.exclusion(user, row, facts)
         if reason:
             raise Forbidden(reason, code="excluded", fields={"user": user.username})
 

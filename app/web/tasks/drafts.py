@@ -2,8 +2,9 @@
 attached), saved without submitting and shown again to its author only, while the task is open. Saving
 needs the rights to work the task, checks only app.input_rules and never touches the workflow. Drafts of a
 task that is completed or withdrawn go in the same transaction (a record sync of the runtime), whichever
-way it was completed (this page, the JSON API, the customer portal)."""
-from sqlalchemy import select
+way it was completed (this page, the JSON API, the customer portal); the task's `has_draft` says whether
+there are any, so that a change looks for none in vain."""
+from sqlalchemy import delete, select, update
 
 from ...models import HumanTask, TaskDraft
 from ...timeutil import utcnow
@@ -18,22 +19,25 @@ def find(session, task, user):
 
 
 def save(session, task, user, raw: dict) -> TaskDraft:
-    """Write (or overwrite) the user's draft of the task; the caller commits."""
+    """Write (or overwrite) the user's draft of the task and mark the task as having one; the caller commits."""
     draft = find(session, task, user)
-    if draft is None:
-        draft = TaskDraft(task_id=task.id, user_id=user.id)
-        session.add(draft)
-    draft.data, draft.saved_at = raw, utcnow()
+    if draft is not None:
+        draft.data, draft.saved_at = raw, utcnow()
+        return draft
+    # Not through the ORM object: that would give the task a new row_version (its form, stale).
+    session.execute(update(HumanTask).where(HumanTask.id == task.id).values(has_draft=True)
+                    .execution_options(synchronize_session=False))
+    draft = TaskDraft(task_id=task.id, user_id=user.id, data=raw, saved_at=utcnow())
+    session.add(draft)
     return draft
 
 
 def drop_finished(session, instance, change):
-    """Record sync: delete the drafts of this instance's tasks that the change completed or withdrew."""
-    drafts = session.execute(select(TaskDraft).join(HumanTask, HumanTask.id == TaskDraft.task_id)
-                             .where(HumanTask.instance_id == instance.id)).scalars().all()
-    for draft in drafts:
-        if session.get(HumanTask, draft.task_id).state != "open":     # as this change left it (not flushed yet)
-            session.delete(draft)
+    """Record sync: delete the drafts of the tasks that the change completed or withdrew (one statement,
+    only if any of them has a draft)."""
+    closed = [task.id for task in change.open_tasks if task.state != "open" and task.has_draft]
+    if closed:
+        session.execute(delete(TaskDraft).where(TaskDraft.task_id.in_(closed)))
 
 
 def register(state):
