@@ -42,11 +42,9 @@ def started():
 
 
 def _username():
-    """The logged-in user if this request already loaded one (never loads it: no query from a log call)."""
-    for user in (g.get("_login_user"), g.get("user")):     # Flask-Login's web user, the API's token user
-        if getattr(user, "username", None):
-            return user.username
-    return None
+    """The logged-in user if this request already loaded one: Flask-Login's web user, or the API's token user's
+    name kept when it was authenticated. Never a query from a log call (a commit expires the user object)."""
+    return getattr(g.get("_login_user"), "username", None) or g.get("username")
 
 
 def _complaint():

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from prometheus_client import REGISTRY
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from app import evidence, logs, scheduler
 from app.extensions import db
@@ -147,6 +147,29 @@ def test_a_request_log_line_is_json_without_query_string_or_personal_data(app, c
     assert entry["complaint"] == number and entry["duration_ms"] >= 0 and entry["level"] == "INFO"
     assert entry["time"].endswith("+00:00") and entry["logger"] == "app.requests"
     assert "13800138000" not in line and "q=" not in line and "张三" not in line
+
+
+def test_the_log_line_of_an_audited_read_names_its_user_without_loading_them_again(app, client, desk, people, caplog):
+    """A full view of personal data commits its audit row, which expires the user object: the request's log line
+    still names the user, and nothing is read after that commit (it had cost a statement and a transaction)."""
+    number = desk.register()
+    after_commit = []
+    committed = []
+
+    def seen(conn, cursor, statement, params, context, executemany):
+        if committed:
+            after_commit.append(statement)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    event.listen(db.engine, "commit", lambda conn: committed.append(True))
+    try:
+        with caplog.at_level(logging.INFO, logger="app.requests"):
+            r = client.get(f"/api/v1/complaints/{number}", headers=people["customer_service"].headers)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert r.status_code == 200 and r.json["complaint"]["personal_data"] == "full" and committed
+    assert after_commit == []
+    line = [rec for rec in caplog.records if rec.name == "app.requests"][-1]
+    assert json.loads(logs.JsonFormatter().format(line))["user"] == "customer_service"
 
 
 @sqlite

@@ -60,6 +60,7 @@ def require(*roles):
         @wraps(view)
         def wrapper(*args, **kwargs):
             g.user = current_api_user()
+            g.username = g.user.username        # for the logs, which must not load an expired user again
             if roles and not (g.user.roles & set(roles)):
                 raise Forbidden(f"requires one of the roles: {', '.join(roles)}", code="wrong_role")
             return view(*args, **kwargs)

@@ -16,6 +16,7 @@ class LoginUser(UserMixin):
 
     def __init__(self, user: User):
         self.user = user
+        self.username = user.username     # kept: a commit expires `user`, and the logs must not load it again
 
     def get_id(self):
         """The user's id and a mark of their password: a new password ends the other sessions."""
