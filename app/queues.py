@@ -85,6 +85,11 @@ def complaint_columns(names) -> Bundle:
     return Bundle("complaint", *(getattr(Complaint, name) for name in names))
 
 
+def task_columns(names) -> Bundle:
+    """Just these columns of a task, for `page`."""
+    return Bundle("task", *(getattr(HumanTask, name) for name in names))
+
+
 def page(session, queue: Queue, page_no, per_page, order="due", task=HumanTask, complaint=Complaint):
     """(rows of (task, complaint), total) of one page, soonest deadline first (tasks without a
     deadline last) unless `order` is "received" (oldest complaint first) or "created" (oldest task first).

@@ -553,6 +553,27 @@ def test_queue_rows_filters_sorting_and_pages(app, browser, desk, clock):
     assert "第 1 页，共 2 页" in text(page1) and "pa=2" in page1.text
 
 
+def test_queue_row_links_are_those_url_for_makes(app):
+    """The queue page makes each URL's shape once and puts the row's task id or complaint number in (quoted as
+    url_for quotes a path segment), for any characters a number format may give."""
+    from types import SimpleNamespace
+    from flask import url_for
+    from app.web.tasks.queue_rows import QueueRows
+    complaint = SimpleNamespace(channel="hotline", category=None, received_at=None, customer_name="张三",
+                                decision_clock=None, decision_due_at=None, status="open", decision_warning_days=None)
+    with app.test_request_context("/"):
+        rows = QueueRows(pii=False, forms={}, now=utcnow())
+        for task_id, number in (("0b3c-9f", "TS-20261201-000001"), ("a b/ü?#%", "投诉:2026/12 #1 ü%")):
+            task = SimpleNamespace(id=task_id, business_key=number, element_id="initial_review", name="初审",
+                                   subject=None, due_at=None)
+            row = rows.row(task, complaint)
+            assert row["task_url"] == url_for("tasks.task", task_id=task_id)
+            assert row["claim_url"] == url_for("tasks.claim", task_id=task_id)
+            assert row["unclaim_url"] == url_for("tasks.unclaim", task_id=task_id)
+            assert row["complaint_url"] == url_for("complaints.complaint", number=number)
+            assert row["customer"] == "张*" and row["channel"] == "电话热线" and row["due"]["state"] == "none"
+
+
 def test_management_sees_the_overdue_follow_up_in_red(browser, desk, app, clock):
     number = overdue_review(app, desk, clock)
     r = as_(browser, "management").get("/")

@@ -123,13 +123,22 @@ def lang() -> str:
 
 def fmt_datetime(value, seconds=False) -> str:
     """A UTC datetime in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE), written the locale's way."""
-    if not value:
-        return "—"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    locale = get_locale()       # Babel directly, no flask_babel wrapper (a queue page formats some 150 dates)
+    return datetime_formatter(seconds)(value)
+
+
+def datetime_formatter(seconds=False):
+    """`fmt_datetime` with the page's locale and time zone looked up once, for a page that formats many dates
+    (Babel directly, no flask_babel wrapper)."""
+    locale, tz = get_locale(), get_timezone()
     pattern = ("d MMM yyyy, HH:mm" if locale.language == "en" else "yyyy年M月d日 HH:mm") + (":ss" if seconds else "")
-    return dates.format_datetime(value, pattern, tzinfo=get_timezone(), locale=locale)
+
+    def formatted(value) -> str:
+        if not value:
+            return "—"
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return dates.format_datetime(value, pattern, tzinfo=tz, locale=locale)
+    return formatted
 
 
 def channel_label(code):

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ... import complaints, queues
+from ... import queues
 from ...errors import AppError, InvalidData
 from ...extensions import db
 from ...forms import drop_inapplicable, field_errors
@@ -19,8 +19,9 @@ from ..common import STAND_ASIDE, colleagues, page_arg, roles_required, runtime,
 from ..evidence_ui import name_kept_files, take_form_files
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
-from . import bp, drafts
+from . import bp, drafts, queue_rows
 from .context import complaint_context
+from .queue_rows import QueueRows
 
 SORTS = ("due", "received", "created")
 DRAFT_BUTTON = "_save_draft"       # the task form's second submit button: keep the input, submit nothing
@@ -76,16 +77,11 @@ def home():
                            categories=categories, channels=CHANNEL_LABELS)
 
 
-# What a queue row shows of its complaint (web/_macros.html queue_table, ui.decision_clock): not the whole record.
-QUEUE_COMPLAINT_FIELDS = ("number", "customer_name", "channel", "category", "received_at", "status",
-                          "decision_due_at", "decision_clock", "decision_warning_days")
-
-
 def _queue_lists(user, filters, sort, forms) -> dict:
     """One page of each queue the user sees: mine, available, and for management unstaffed."""
     now = utcnow()
     per_page = current_app.config["WEB_PER_PAGE"]
-    pii = has_any(user, pii_roles())
+    rows = QueueRows(has_any(user, pii_roles()), forms, now)
     lists = {}
     queues_shown = (("mine", "pm"), ("available", "pa"))
     if runtime().is_supervisor(user):
@@ -95,20 +91,13 @@ def _queue_lists(user, filters, sort, forms) -> dict:
         query = queues.queue_query(user, queue, step=filters["step"], channel=filters["channel"],
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None,
                                    independent=current_app.config["INDEPENDENT_PROCESSES"])
-        rows, total = queues.page(db.session, query, page_no, per_page, order=sort,
-                                  complaint=queues.complaint_columns(QUEUE_COMPLAINT_FIELDS))
-        lists[queue] = {"rows": [_queue_row(task, complaint, pii, forms, now, task.due_at) for task, complaint in rows],
+        found, total = queues.page(db.session, query, page_no, per_page, order=sort,
+                                   task=queues.task_columns(queue_rows.TASK_FIELDS),
+                                   complaint=queues.complaint_columns(queue_rows.COMPLAINT_FIELDS))
+        lists[queue] = {"rows": [rows.row(task, complaint) for task, complaint in found],
                         "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
                         "arg": arg}
     return lists
-
-
-def _queue_row(task, complaint, pii, forms, now, due):
-    customer = None
-    if complaint is not None:
-        customer = complaint.customer_name if pii else complaints.mask_name(complaint.customer_name)
-    return {"task": task, "complaint": complaint, "customer": customer,
-            "step": step_label(task.element_id, task.name, forms), "due": due, "left": time_left(due, now)}
 
 
 # ---- claim, unclaim, assign --------------------------------------------------------------------------
