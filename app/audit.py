@@ -126,14 +126,15 @@ def _created(conn, chain, seq, hash_) -> bool:
 
 def claim(chain):
     """The statement that locks a chain's head and reads it: (chain, seq, hash), no row if the chain has
-    none yet. `chain` a name or a SQL expression (e.g. `chain_sql` of the instance being changed)."""
-    return update(AuditChain).where(AuditChain.chain == chain).values(sealed=False) \
+    none yet. `chain` a name or a SQL expression (e.g. `chain_sql` of the instance being changed). It changes
+    nothing (a change that writes no audit row leaves the chain sealed); the append's move of the head does."""
+    return update(AuditChain).where(AuditChain.chain == chain).values(seq=AuditChain.seq) \
         .returning(AuditChain.chain, AuditChain.seq, AuditChain.hash)
 
 
 def chain_sql(business_key, instance_id):
     """`chain_of` in SQL, of these columns (e.g. ProcessInstance's)."""
-    return func.coalesce(business_key, literal("instance:") + cast(instance_id, String))
+    return func.coalesce(func.nullif(business_key, ""), literal("instance:") + cast(instance_id, String))
 
 
 def adopt_head(session, chain, seq, hash_):

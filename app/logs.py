@@ -19,6 +19,7 @@ from flask import g, has_request_context, request
 SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 HEADER = "X-Request-ID"
 ENVIRON_ID, ENVIRON_STARTED = "complaints.request_id", "complaints.started"
+ENVIRON_USER = "complaints.username"
 request_log = logging.getLogger("app.requests")
 # What a record may carry beside its message (passed as `extra=`), in the order written.
 FIELDS = ("request_id", "user", "endpoint", "method", "status", "duration_ms", "complaint")
@@ -41,10 +42,16 @@ def started():
     return request.environ.get(ENVIRON_STARTED)
 
 
+def note_user(username):
+    """The user this request authenticated (the API's token user), for its log line: kept as a name, since reading
+    the user object after a commit expired it would be a query."""
+    request.environ[ENVIRON_USER] = username
+
+
 def _username():
-    """The logged-in user if this request already loaded one: Flask-Login's web user, or the API's token user's
-    name kept when it was authenticated. Never a query from a log call (a commit expires the user object)."""
-    return getattr(g.get("_login_user"), "username", None) or g.get("username")
+    """The logged-in user if this request already loaded one: Flask-Login's web user (which keeps its name), or
+    the one `note_user` kept. Never a query from a log call."""
+    return getattr(g.get("_login_user"), "username", None) or request.environ.get(ENVIRON_USER)
 
 
 def _complaint():

@@ -201,6 +201,28 @@ def test_a_draft_is_saved_shown_again_to_its_author_only_and_goes_with_completio
     assert "第二稿" not in author.get(url).text
 
 
+def test_a_draft_is_not_kept_for_a_task_that_closed_while_it_was_saved(app, desk, people):
+    """A draft saved while a change closes its task (here: the task as the page read it was open, and is
+    completed when the draft is written) is refused, not kept: the change deleted the drafts it knew of, and
+    one kept now would never go."""
+    from app.errors import Conflict
+    from app.models import HumanTask, User
+    from app.web.tasks import drafts
+    number = desk.register()
+    shown = open_task(number, "initial_review")                    # the task as the page read it: open
+    author = db.session.get(User, people["customer_service"].user.id)
+    db.session.execute(HumanTask.__table__.update().where(HumanTask.id == shown.id).values(state="completed"))
+    with pytest.raises(Conflict):
+        drafts.save(db.session, shown, author, {"review_notes": "写了一半"})
+    db.session.rollback()
+    assert drafts_of(shown.id) == 0
+    db.session.execute(HumanTask.__table__.update().where(HumanTask.id == shown.id).values(state="open"))
+    db.session.commit()
+    drafts.save(db.session, db.session.get(HumanTask, shown.id), author, {"review_notes": "写了一半"})
+    db.session.commit()
+    assert drafts_of(shown.id) == 1 and db.session.get(HumanTask, shown.id).has_draft
+
+
 def test_a_draft_is_private_to_its_author(app, web, desk):
     from tests.conftest import make_user
     with app.app_context():

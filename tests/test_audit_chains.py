@@ -272,7 +272,7 @@ def test_a_completion_claims_its_chain_with_its_lock(app, two, client, people):
     assert len(on_chain) == 2, on_chain
     lock, move = on_chain
     if db.engine.dialect.name == "sqlite":
-        assert lock.startswith("UPDATE audit_chain SET sealed") and "RETURNING" in lock
+        assert lock.startswith("UPDATE audit_chain SET seq=audit_chain.seq") and "RETURNING" in lock
     else:
         assert lock.startswith("SELECT process_instance.id") and \
             lock.endswith("FOR UPDATE OF process_instance, human_task, audit_chain")
@@ -353,6 +353,19 @@ def test_two_transactions_starting_the_same_chain_chain_one_after_the_other(app)
     assert done
     assert [(r.seq, r.action) for r in chain_rows("NEW-CHAIN-1")] == [(1, "first"), (2, "second")]
     assert not verify(db.session, key(app), chain="NEW-CHAIN-1").findings
+
+
+def test_a_change_that_writes_no_audit_row_leaves_its_chain_sealed(app, two):
+    """The lock's claim of the chain changes nothing: a change that ends without an audit row (a timer pass with
+    nothing due, a migration's dry run) leaves a sealed chain sealed, and the next seal has nothing to do."""
+    from app.models import Complaint
+    from app.scheduler import seal_audit_trail
+    first, _ = two
+    assert seal_audit_trail(app) is not None
+    instance_id = db.session.execute(select(Complaint.instance_id).where(Complaint.number == first)).scalar_one()
+    assert app.extensions["runtime"].fire_timers(instance_id) is None         # nothing due yet
+    assert db.session.get(AuditChain, first).sealed
+    assert seal_audit_trail(app) is None
 
 
 def test_the_scheduler_seals_what_grew(app, two):

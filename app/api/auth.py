@@ -9,6 +9,7 @@ from flask import g, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from .. import logs
 from ..errors import Forbidden, Unauthorized
 from ..extensions import db
 from ..models import ApiToken
@@ -60,7 +61,7 @@ def require(*roles):
         @wraps(view)
         def wrapper(*args, **kwargs):
             g.user = current_api_user()
-            g.username = g.user.username        # for the logs, which must not load an expired user again
+            logs.note_user(g.user.username)
             if roles and not (g.user.roles & set(roles)):
                 raise Forbidden(f"requires one of the roles: {', '.join(roles)}", code="wrong_role")
             return view(*args, **kwargs)

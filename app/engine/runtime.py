@@ -140,7 +140,7 @@ class Runtime:
 
     def complete(self, task_id, user: User, data, schema_check=True) -> Change:
         """Complete the task as `user`, claiming it if nobody holds it. Whether they may (their role, 回避) is
-        checked on the task as its lock read it: nothing is read before."""
+        checked on the task as its lock read it: the runtime reads nothing before the lock."""
         def take(inst, row):
             self._check_may_work(user, row, self._facts(inst))
             self._check_open(row)
@@ -381,7 +381,8 @@ class Runtime:
             session.info[_UNEXPIRED] = True
         except Exception as exc:
             session.rollback()
-            if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError) and "locked" in str(exc).lower()):
+            if isinstance(exc, StaleDataError) or (isinstance(exc, OperationalError)
+                                                   and any(w in str(exc).lower() for w in ("locked", "deadlock"))):
                 raise Conflict("someone else changed this complaint at the same moment; reload and retry",
                                code="concurrent_change") from exc
             raise
@@ -396,8 +397,9 @@ class Runtime:
         """Lock and (re)load the instance row; the same statement reads the calendar's stamp, so that a
         change knows whether the admins' overrides moved without a query of its own. With `task_id`, it
         also locks and reloads that human task of the instance, and returns (instance, task).
-        The instance's audit chain is locked with it where that costs no statement of its own (on SQLite
-        always; on PostgreSQL with `task_id`), so that the change's audit rows need no claim of their own."""
+        The instance's audit chain is locked with it where that costs no statement of its own, so that the change's
+        audit rows need no claim of their own: on SQLite always; on PostgreSQL with `task_id` and without
+        `skip_locked` (an instance whose chain has no row yet, or a task not found, costs a second statement)."""
         sqlite = self.session.get_bind().dialect.name == "sqlite"
         head = self._claim_chain_first(instance_id) if sqlite else None
         stmt = select(ProcessInstance, *CALENDAR_STAMP).where(ProcessInstance.id == instance_id)
@@ -434,7 +436,7 @@ class Runtime:
         the claim of the instance's audit chain: (chain, seq, hash) of its head, None before its first event."""
         chain = select(audit.chain_sql(ProcessInstance.business_key, ProcessInstance.id)) \
             .where(ProcessInstance.id == instance_id).scalar_subquery()
-        return self.session.execute(audit.claim(chain)).first()
+        return self.session.execute(audit.claim(chain).execution_options(synchronize_session=False)).first()
 
     def _read_locked(self, stmt, locked, skip_locked=False):
         return self.session.execute(stmt.with_for_update(of=locked, skip_locked=skip_locked)
@@ -459,10 +461,12 @@ class Runtime:
         return select(HumanTask.instance_id).where(HumanTask.id == str(task_id)).scalar_subquery()
 
     def _facts(self, inst):
-        """What `exclusions` reads of the instance, from the row its lock read (`exclusion_facts`), else None."""
-        if self.exclusion_facts is None:
+        """What `exclusions` reads of the instance, from the row its lock read (`exclusion_facts`); None (they are
+        read by `exclusions` itself) when the lock read no business record."""
+        records = self.session.info.get(_RECORDS, {})
+        if self.exclusion_facts is None or inst.id not in records:
             return None
-        return self.exclusion_facts(inst, self.session.info.get(_RECORDS, {}).get(inst.id))
+        return self.exclusion_facts(inst, records[inst.id])
 
     def _lock_task(self, task_id) -> HumanTask:
         stmt = (select(HumanTask).where(HumanTask.id == str(task_id)).with_for_update()

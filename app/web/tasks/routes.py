@@ -280,13 +280,17 @@ def _save_draft(schema, task, user, raw, refused) -> dict:
     errors.update(refused)
     if errors:
         return errors
-    drafts.save(db.session, task, user, raw)
     try:
-        db.session.commit()
-    except IntegrityError:              # the same user's first draft saved twice at once: the other one won
-        db.session.rollback()
         drafts.save(db.session, task, user, raw)
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:          # the same user's first draft saved twice at once: the other one won
+            db.session.rollback()
+            drafts.save(db.session, task, user, raw)
+            db.session.commit()
+    except AppError as err:             # the task closed meanwhile: what was typed is shown again, not kept
+        db.session.rollback()
+        return {"_": error_message(err, task)}
     flash(_("Your draft is saved; nothing was submitted. It is here when you come back."), "success")
     return {}
 
