@@ -3,14 +3,15 @@ page shows 50 to 75 of them, and made in the template each cell had cost a macro
 locale, the time zone, the translations and the URL map (more time than the page's queries)."""
 from flask import current_app, url_for
 
-from ... import complaints
+from ... import complaints, queues
 from ..formrender_codes import label as vocab_label
 from ..ui import CHANNEL_LABELS, datetime_formatter, decision_clock, step_label, time_left
 
-# What a queue row shows of its task and of its complaint (ui.decision_clock reads the last four): not the records.
-TASK_FIELDS = ("id", "business_key", "element_id", "name", "subject", "due_at")
-COMPLAINT_FIELDS = ("number", "customer_name", "channel", "category", "received_at", "status",
-                    "decision_due_at", "decision_clock", "decision_warning_days")
+# What a queue row shows of its task and of its complaint (ui.decision_clock reads the last four), for queues.page:
+# not the records. Built once, not per request.
+TASK_COLUMNS = queues.task_columns(("id", "business_key", "element_id", "name", "subject", "due_at"))
+COMPLAINT_COLUMNS = queues.complaint_columns(("number", "customer_name", "channel", "category", "received_at",
+                                              "status", "decision_due_at", "decision_clock", "decision_warning_days"))
 _ID = "00000000-0000-0000-0000-000000000000"        # stands for a task's id in a URL made once per page
 _NUMBER = "TS-00000000-000000"
 

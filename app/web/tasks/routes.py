@@ -21,7 +21,6 @@ from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang
                   step_label, time_left)
 from . import bp, drafts, queue_rows
 from .context import complaint_context
-from .queue_rows import QueueRows
 
 SORTS = ("due", "received", "created")
 DRAFT_BUTTON = "_save_draft"       # the task form's second submit button: keep the input, submit nothing
@@ -81,7 +80,7 @@ def _queue_lists(user, filters, sort, forms) -> dict:
     """One page of each queue the user sees: mine, available, and for management unstaffed."""
     now = utcnow()
     per_page = current_app.config["WEB_PER_PAGE"]
-    rows = QueueRows(has_any(user, pii_roles()), forms, now)
+    rows = queue_rows.QueueRows(has_any(user, pii_roles()), forms, now)
     lists = {}
     queues_shown = (("mine", "pm"), ("available", "pa"))
     if runtime().is_supervisor(user):
@@ -92,8 +91,7 @@ def _queue_lists(user, filters, sort, forms) -> dict:
                                    category=filters["category"], overdue_at=now if filters["overdue"] else None,
                                    independent=current_app.config["INDEPENDENT_PROCESSES"])
         found, total = queues.page(db.session, query, page_no, per_page, order=sort,
-                                   task=queues.task_columns(queue_rows.TASK_FIELDS),
-                                   complaint=queues.complaint_columns(queue_rows.COMPLAINT_FIELDS))
+                                   task=queue_rows.TASK_COLUMNS, complaint=queue_rows.COMPLAINT_COLUMNS)
         lists[queue] = {"rows": [rows.row(task, complaint) for task, complaint in found],
                         "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1),
                         "arg": arg}

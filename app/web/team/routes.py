@@ -31,7 +31,7 @@ MAX_BULK = 200                 # tasks per request: each is a transaction of its
 MAX_REFUSAL_LINES = 12
 FILTERS = ("holder", "role", "step", "overdue")
 UNCLAIMED = "none"             # holder=none: the tasks nobody holds
-COMPLAINT_FIELDS = ("number", "customer_name", "channel", "category")
+COMPLAINT_COLUMNS = queues.complaint_columns(("number", "customer_name", "channel", "category"))  # built once
 
 
 @bp.app_context_processor
@@ -93,7 +93,7 @@ def page():
     lanes = _lane_roles()
     people = _workers(lanes)
     rows, total = queues.page(db.session, _team_queue(user, filters, now), page_no, per_page,
-                              complaint=queues.complaint_columns(COMPLAINT_FIELDS))
+                              complaint=COMPLAINT_COLUMNS)
     forms, pii = latest_forms(), has_any(user, pii_roles())
     names = {u.id: u.display_name for u in people}
     select_all = request.args.get("all") == "1"
