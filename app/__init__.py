@@ -112,14 +112,17 @@ def _sqlite_pragmas(app):
     from sqlalchemy import event
 
     with app.app_context():
-        @event.listens_for(db.engine, "connect")
-        def set_pragmas(dbapi_connection, _record):
-            cursor = dbapi_connection.cursor()
-            # WAL lets readers go on while one writer commits; busy_timeout waits for the write lock.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+        if not event.contains(db.engine, "connect", _set_sqlite_pragmas):    # once per engine
+            event.listen(db.engine, "connect", _set_sqlite_pragmas)
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one writer commits; busy_timeout waits for the write lock.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _json_errors_under_api(app):

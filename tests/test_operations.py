@@ -159,13 +159,16 @@ def test_the_log_line_of_an_audited_read_names_its_user_without_loading_them_aga
     def seen(conn, cursor, statement, params, context, executemany):
         if committed:
             after_commit.append(statement)
+    def commit(conn):
+        committed.append(True)
     event.listen(db.engine, "before_cursor_execute", seen)
-    event.listen(db.engine, "commit", lambda conn: committed.append(True))
+    event.listen(db.engine, "commit", commit)
     try:
         with caplog.at_level(logging.INFO, logger="app.requests"):
             r = client.get(f"/api/v1/complaints/{number}", headers=people["customer_service"].headers)
     finally:
         event.remove(db.engine, "before_cursor_execute", seen)
+        event.remove(db.engine, "commit", commit)
     assert r.status_code == 200 and r.json["complaint"]["personal_data"] == "full" and committed
     assert after_commit == []
     line = [rec for rec in caplog.records if rec.name == "app.requests"][-1]

@@ -3,15 +3,21 @@ browser context of their own (own cookies): customer service registers and revie
 specialist investigates and plans a compensation large enough to need management, a manager (who
 works in English) approves, the customer is dissatisfied, the specialist re-evaluates without a new
 investigation and plans again, the customer is satisfied and customer service archives. Screenshots
-of the key pages go to test-artifacts/screenshots/<backend>/."""
+of the key pages go to test-artifacts/screenshots/sqlite/.
+
+On SQLite only, as the other browser tests: the browser adds nothing that depends on the database, and the
+pages' database paths run on PostgreSQL too in test_web_backends.py (the same routes, through Flask's test
+client) and the API's in test_paths.py. The PostgreSQL walkthrough cost CI 45 s of its 15 minutes."""
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
 from tests.flow import Desk
 
 NUMBER = re.compile(r"^TS-\d{8}-\d{6}$")
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 STEPS_ZH = ("初步审核", "调查取证", "分析原因并制定方案", "管理层决策", "反馈处理结果", "客户确认", "重新评估", "案例归档")
 
 
