@@ -6,17 +6,20 @@ older schema is upgraded as it is restored."""
 import hashlib
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
+import psycopg
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
-from app import create_app, evidence
+from app import create_app, evidence, scheduler
 from app.backup import procedure, schema
 from app.config import ROOT, TestConfig
 from app.extensions import db
 from app.models import is_search_index
+from app.timeutil import utcnow
 from tests.conftest import _drop_postgres_db, _postgres_test_db
 from tests.flow import Desk
 
@@ -142,6 +145,51 @@ def test_a_damaged_or_newer_backup_and_a_database_with_data_are_refused_and_noth
         newer = flask(target, "backup", "restore", str(backup))
         assert newer.exit_code == 1 and "revision 9999" in newer.output and "Upgrade the code" in newer.output
         assert tables(url) == [] and not list((tmp_path / "evidence-target").glob("*/*"))
+        db.engine.dispose()
+
+
+def complaints_in(app) -> int:
+    with app.app_context():
+        count = db.session.execute(text("SELECT count(*) FROM complaint")).scalar_one()
+        db.session.remove()
+        return count
+
+
+def test_a_restore_over_a_database_still_in_use_is_refused_and_changes_nothing(own_store, client, people, tmp_path,
+                                                                                 new_database):
+    """README: How to restore, step 1 (stop gunicorn and the scheduler), checked: data that a running
+    scheduler (its heartbeat younger than SCHEDULER_HEARTBEAT_MAX_SECONDS) or, on PostgreSQL, any other
+    session still uses is not replaced, even with --force."""
+    Desk(client, people).register()
+    backup = tmp_path / "backup"
+    assert flask(own_store, "backup", "create", str(backup)).exit_code == 0
+    url = new_database("target")
+    target = app_on(url, tmp_path, "target")
+    with target.app_context():
+        assert flask(target, "backup", "restore", str(backup)).exit_code == 0
+        Desk(target.test_client(), people).register()                # work done since on the target
+        assert scheduler.beat(target, force=True)
+        refused = flask(target, "backup", "restore", str(backup), "--force")
+        assert refused.exit_code == 1, refused.output
+        assert "still in use by the scheduler (its heartbeat is 0 s old" in refused.output
+        assert "SCHEDULER_HEARTBEAT_MAX_SECONDS" in refused.output and "nothing was restored" in refused.output
+        assert complaints_in(target) == 2
+        limit = target.config["SCHEDULER_HEARTBEAT_MAX_SECONDS"]
+        db.session.execute(text("UPDATE scheduler_heartbeat SET beat_at = :at"),
+                           {"at": utcnow() - timedelta(seconds=limit + 1)})            # the scheduler stopped
+        db.session.commit()
+        db.session.remove()
+        if target.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            address = make_url(url)
+            with psycopg.connect(host=address.host, port=address.port, user=address.username,
+                                 dbname=address.database, application_name="psql-by-hand"):
+                refused = flask(target, "backup", "restore", str(backup), "--force")
+            assert refused.exit_code == 1, refused.output
+            assert "1 other session(s) connected to it (psql-by-hand from 127.0.0.1)" in refused.output
+            assert complaints_in(target) == 2
+        forced = flask(target, "backup", "restore", str(backup), "--force")
+        assert forced.exit_code == 0, forced.output
+        assert complaints_in(target) == 1
         db.engine.dispose()
 
 

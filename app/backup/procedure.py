@@ -13,7 +13,7 @@ from ..evidence.store import store_of
 from ..extensions import db
 from ..models import Complaint, HumanTask, is_search_index
 from ..timeutil import utcnow
-from . import BackupError, evidence, folder, postgres, schema, sqlite
+from . import BackupError, evidence, folder, in_use, postgres, schema, sqlite
 
 PARTS = {"sqlite": sqlite.PART, "postgresql": postgres.PART}
 RESTORED = "backup_restored"          # the audit event a restore writes to the system chain
@@ -119,6 +119,8 @@ def restore(app, src: Path, force: bool, by: str) -> Restored:
                           "restore into a new, empty database, or give --force to replace what it holds")
     db.session.remove()
     db.engine.dispose()                 # no connection of ours holds the old database
+    if busy:
+        _refuse_while_in_use(app)
     store, url, part = store_of(app), database_url(), src / manifest["database"]["part"]
     if manifest["database"]["kind"] == "sqlite":
         count = _restore_sqlite(app, url, part, upgrade, lambda: evidence.restore(store, src, manifest))
@@ -126,6 +128,16 @@ def restore(app, src: Path, force: bool, by: str) -> Restored:
         count = evidence.restore(store, src, manifest)
         _restore_postgres(app, url, part, upgrade, replace=bool(busy))
     return _afterwards(app, manifest, upgrade, count, src, by)
+
+
+def _refuse_while_in_use(app):
+    """Data that something still uses is not replaced (README: How to restore, step 1)."""
+    with db.engine.connect() as conn:
+        users = in_use.users_of(conn, app.config)
+    db.engine.dispose()
+    if users:
+        raise BackupError("the database is still in use by " + "; by ".join(users)
+                          + ": stop gunicorn and the scheduler first, nothing was restored")
 
 
 def _restore_sqlite(app, url, part, upgrade, restore_evidence) -> int:

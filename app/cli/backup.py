@@ -70,8 +70,9 @@ def check(src):
 @click.option("--by", default="cli", help="Who restores (written to the audit trail).")
 def restore(src, force, by):
     """Restore SRC into the configured database and evidence store. The database must be new and empty
-    unless --force; stop the app and the scheduler first. Afterwards the audit trail and the evidence are
-    checked; exit 1 on any problem."""
+    unless --force; stop the app and the scheduler first (data still in use is never replaced: refused while
+    the scheduler's heartbeat is fresh or, on PostgreSQL, another session is connected). Afterwards the audit
+    trail and the evidence are checked; exit 1 on any problem."""
     try:
         done = procedure.restore(current_app, src, force, by)
     except FAILED as exc:
