@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 from flask_migrate import upgrade
 from jinja2 import BytecodeCache
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from werkzeug.routing import Rule
 from werkzeug.security import generate_password_hash
 
@@ -170,7 +170,8 @@ def _share_engines():
     engines = {}
 
     def shared(bind_key, options, app):
-        key = (bind_key, repr(sorted(options.items(), key=lambda item: item[0])))
+        named = {k: v.render_as_string(hide_password=False) if isinstance(v, URL) else v for k, v in options.items()}
+        key = (bind_key, repr(sorted(named.items(), key=lambda item: item[0])))
         if key not in engines:
             engines[key] = make_engine(bind_key, options, app)
         return engines[key]

@@ -579,6 +579,7 @@ def check_release_switch_reload_and_restart(site):
     asking = threading.Thread(target=keep_asking)
     asking.start()
     try:
+        wait_for(lambda: answers)         # release A has answered before the switch (else a race decides)
         switch(site.current, site.folder / "release-B")
         site.gunicorn.send_signal(signal.SIGHUP)
         wait_for(lambda: answers and answers[-1][1] == "B")

@@ -1,6 +1,6 @@
-"""The handlers' web UI over real HTTP (Flask's test client, CSRF on, the real runtime), on every
-database backend: login and lockout, role checks, CSRF, masking, forms, double submission, language,
-and a complaint carried from registration to investigation through the HTML routes."""
+"""The handlers' web UI over real HTTP (Flask's test client, CSRF on, the real runtime), on SQLite: login and
+lockout, role checks, CSRF, masking, forms, double submission, language. The walk of a complaint through the
+HTML routes, on every backend, is in test_web_backends.py."""
 import html
 import re
 from datetime import timedelta
