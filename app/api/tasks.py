@@ -15,8 +15,9 @@ from .errors import body, form_data
 from .rows import RowDump
 from .schemas import QueueComplaintOut
 
-# A queue page is read as plain rows (queues.page with these bundles), never ORM objects.
+# A queue page is read as plain rows (queues.page with these bundles, built once), never ORM objects.
 QUEUE_COMPLAINT_ROW = RowDump(QueueComplaintOut(), Complaint)
+QUEUE_COLUMNS = {"task": TASK_ROW.bundle("task"), "complaint": QUEUE_COMPLAINT_ROW.bundle("complaint")}
 
 
 def runtime():
@@ -35,8 +36,7 @@ def list_tasks():
     except ValueError:
         raise AppError("page and per_page must be integers", code="bad_query")
     query = queues.queue_query(g.user, queue, independent=current_app.config["INDEPENDENT_PROCESSES"])
-    rows, total = queues.page(db.session, query, page, per_page, task=TASK_ROW.bundle("task"),
-                              complaint=QUEUE_COMPLAINT_ROW.bundle("complaint"))
+    rows, total = queues.page(db.session, query, page, per_page, **QUEUE_COLUMNS)
     items = []
     for task, complaint in rows:
         item = TASK_ROW.one(task)
