@@ -56,6 +56,9 @@ class Config:
     METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
     # json: one JSON object per log line (app/logs.py); text: Python's plain lines (development and tests).
     LOG_FORMAT = _env("LOG_FORMAT", "text" if development() else "json")
+    # SpiffWorkflow's own loggers ("spiff.*") write a line at INFO for every task's change of state (some 30 per
+    # change); they say what our audit trail and element visits already hold. WARNING keeps their problems only.
+    SPIFF_LOG_LEVEL = _env("SPIFF_LOG_LEVEL", "WARNING").upper()
     # The audit trail's seals: how often the scheduler seals the chains that grew, and the key that signs
     # the seals (unset: derived from SECRET_KEY). Keep it outside the database and never change it
     # without keeping the old one: the seals it signed are checked with it.

@@ -77,8 +77,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def init_app(app):
-    """The log format (LOG_FORMAT), the request id and the one line per request."""
+    """The log format (LOG_FORMAT), SpiffWorkflow's level (SPIFF_LOG_LEVEL), the request id and the one line per
+    request."""
     _configure_root(app.config.get("LOG_FORMAT", "text"))
+    logging.getLogger("spiff").setLevel(app.config.get("SPIFF_LOG_LEVEL", "WARNING"))
 
     def start():
         request.environ[ENVIRON_STARTED] = time.perf_counter()

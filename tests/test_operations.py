@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask import Flask
 import time_machine
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, event
@@ -147,6 +148,25 @@ def test_a_request_log_line_is_json_without_query_string_or_personal_data(app, c
     assert entry["complaint"] == number and entry["duration_ms"] >= 0 and entry["level"] == "INFO"
     assert entry["time"].endswith("+00:00") and entry["logger"] == "app.requests"
     assert "13800138000" not in line and "q=" not in line and "张三" not in line
+
+
+@sqlite
+def test_the_engine_logs_its_problems_only_unless_asked_for_more(app, desk, caplog):
+    """SpiffWorkflow writes a line at INFO for every task's change of state (some 30 per change): by default
+    (SPIFF_LOG_LEVEL=WARNING) none reaches the log, though the app logs at INFO; SPIFF_LOG_LEVEL=INFO lets them."""
+    with caplog.at_level(logging.INFO):
+        desk.complete(desk.register(), "initial_review")
+    assert [r.name for r in caplog.records if r.name.startswith("spiff")] == []
+    assert any(r.name == "app.requests" for r in caplog.records)
+    asking = Flask(__name__)
+    asking.config["SPIFF_LOG_LEVEL"] = "INFO"
+    try:
+        logs.init_app(asking)
+        with caplog.at_level(logging.INFO):
+            desk.complete(desk.register(), "initial_review")
+        assert any(r.name == "spiff.task" and r.getMessage().startswith("State changed") for r in caplog.records)
+    finally:
+        logging.getLogger("spiff").setLevel(app.config["SPIFF_LOG_LEVEL"])
 
 
 def test_the_log_line_of_an_audited_read_names_its_user_without_loading_them_again(app, client, desk, people, caplog):
