@@ -121,7 +121,8 @@ class DatabaseCollector:
         from sqlalchemy import func, select
 
         from .extensions import db
-        from .models import Delivery, HumanTask, ProcessInstance, SchedulerHeartbeat
+        from . import scheduler
+        from .models import Delivery, HumanTask, ProcessInstance
         from .timeutil import utcnow
         now, session = utcnow(), db.session
         up = GaugeMetricFamily("complaints_metrics_database_up", "1 when the database answered this scrape's counts")
@@ -134,7 +135,7 @@ class DatabaseCollector:
                 HumanTask.state == "open").group_by(HumanTask.role)).all()
             overdue = session.execute(select(HumanTask.role, func.count()).where(
                 HumanTask.state == "open", HumanTask.due_at < now).group_by(HumanTask.role)).all()
-            beat = session.execute(select(func.max(SchedulerHeartbeat.beat_at))).scalar_one()
+            age = scheduler.heartbeat_age(session)
             session.rollback()        # a read: end the scrape's transaction
         except Exception:      # noqa: BLE001  (a scrape must answer, saying the database did not)
             session.rollback()
@@ -151,9 +152,9 @@ class DatabaseCollector:
                      outbox.get("failed", 0))
         yield _by_role("complaints_open_tasks", "Open human tasks by role (lane)", open_tasks)
         yield _by_role("complaints_overdue_open_tasks", "Open human tasks past their due time, by role", overdue)
-        if beat is not None:
+        if age is not None:
             yield _gauge("complaints_scheduler_heartbeat_age_seconds", "Seconds since the scheduler's last heartbeat",
-                         max(0.0, (now - beat).total_seconds()))
+                         max(0.0, age.total_seconds()))
 
 
 def _gauge(name, documentation, value):

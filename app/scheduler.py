@@ -96,6 +96,22 @@ def beat(app, force=False) -> bool:
     return True
 
 
+def heartbeat_age(session):
+    """How long ago a scheduler last beat (the newest heartbeat row; a Session or a Connection), None if none ever
+    did: what /readyz, /metrics and a restore's in-use check read."""
+    from sqlalchemy import func, select
+
+    from .models import SchedulerHeartbeat
+    from .timeutil import utcnow
+    beat = session.execute(select(func.max(SchedulerHeartbeat.beat_at))).scalar_one()
+    return None if beat is None else utcnow() - beat
+
+
+def is_alive(age, config) -> bool:
+    """A heartbeat of this age (heartbeat_age) says a scheduler runs: younger than SCHEDULER_HEARTBEAT_MAX_SECONDS."""
+    return age is not None and age.total_seconds() <= config["SCHEDULER_HEARTBEAT_MAX_SECONDS"]
+
+
 def beat_and_fire_due_timers(app) -> int:
     """The timer job: the heartbeat (if a minute has passed), then a pass over the due timers."""
     beat(app)

@@ -9,12 +9,11 @@ firing timers in the middle of the copy: the README's first step of a restore is
   after this check and before the restore is not seen.
 - SQLite keeps no list of the processes that have the file open."""
 import time
-from datetime import timedelta
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import inspect, text
 
+from .. import scheduler
 from ..models import SchedulerHeartbeat
-from ..timeutil import utcnow
 
 # Other roles' sessions show with their backend type and address hidden unless the app's role has
 # pg_read_all_stats; those without a user (autovacuum and other background workers) are no session.
@@ -31,12 +30,11 @@ def users_of(conn, config) -> list[str]:
     nothing does."""
     found = []
     if SchedulerHeartbeat.__tablename__ in inspect(conn).get_table_names():
-        beat = conn.execute(select(func.max(SchedulerHeartbeat.beat_at))).scalar_one()
-        age = utcnow() - beat if beat is not None else None
-        if age is not None and age <= timedelta(seconds=config["SCHEDULER_HEARTBEAT_MAX_SECONDS"]):
-            limit = config["SCHEDULER_HEARTBEAT_MAX_SECONDS"]
+        age = scheduler.heartbeat_age(conn)
+        if scheduler.is_alive(age, config):
             found.append(f"the scheduler (its heartbeat is {int(age.total_seconds())} s old; once it is stopped, "
-                         f"its heartbeat counts as stale after {limit} s, SCHEDULER_HEARTBEAT_MAX_SECONDS)")
+                         f"its heartbeat counts as stale after {config['SCHEDULER_HEARTBEAT_MAX_SECONDS']} s, "
+                         "SCHEDULER_HEARTBEAT_MAX_SECONDS)")
     if conn.dialect.name == "postgresql":
         sessions = _other_sessions(conn)
         if sessions:

@@ -1,9 +1,7 @@
 """/healthz, /readyz and /metrics. Their answers name checks and counts, never a person, a complaint,
 a version or a revision: they are open without login (/metrics to METRICS_ALLOWED_IPS only)."""
-from datetime import timedelta
-
 from flask import Response, current_app, jsonify, request
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from ... import metrics
 from ...extensions import db
@@ -86,13 +84,11 @@ def _processes(app, session):
 def _scheduler(app, session):
     if not app.config.get("SCHEDULER_EXPECTED", True):
         return True, "not expected"          # a web-only setup or a test: no scheduler runs beside it
-    from ...models import SchedulerHeartbeat
-    from ...timeutil import utcnow
-    beat = session.execute(select(func.max(SchedulerHeartbeat.beat_at))).scalar_one()
-    if beat is None:
+    from ... import scheduler
+    age = scheduler.heartbeat_age(session)
+    if age is None:
         return False, "no heartbeat"
-    limit = timedelta(seconds=app.config["SCHEDULER_HEARTBEAT_MAX_SECONDS"])
-    return (True, "ok") if utcnow() - beat <= limit else (False, "heartbeat stale")
+    return (True, "ok") if scheduler.is_alive(age, app.config) else (False, "heartbeat stale")
 
 
 def _evidence(app, session):
