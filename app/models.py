@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, or_, text
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false,
+                        inspect, or_, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -40,6 +41,9 @@ class User(db.Model):
     # subject there, set at the first SSO login (both or neither). Such a user's password hash is unusable.
     sso_issuer: Mapped[Optional[str]] = mapped_column(String(255))
     sso_subject: Mapped[Optional[str]] = mapped_column(String(255))
+    # Counts the changes to what the user may work (roles, active; migration 0032): the runtime reads the count
+    # of users and the sum of this with each change's lock, to know whether who may work a role changed.
+    access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (Index("ix_user_sso_identity", "sso_issuer", "sso_subject", unique=True),)
 
     @property
@@ -62,6 +66,14 @@ class User(db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+@event.listens_for(User.roles_csv, "set")
+@event.listens_for(User.active, "set")
+def _count_access_change(user, value, old, _initiator):
+    """A change of a stored user's roles or activity counts in their access_version (in the same UPDATE)."""
+    if old is not value and old != value and inspect(user).persistent:
+        user.access_version = User.access_version + 1
 
 
 class PasswordReset(db.Model):

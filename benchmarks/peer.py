@@ -286,10 +286,11 @@ def snapshot(server: Server) -> Snapshot:
 
 
 def statement_delta(before: dict, after: dict) -> dict:
-    """Statements by verb (SELECT, INSERT, UPDATE, DELETE, other) and COMMIT between two counter reads."""
+    """Statements by verb (SELECT, INSERT, UPDATE, DELETE, other), BEGIN and COMMIT between two counter reads."""
     verbs = set(before["statements"]) | set(after["statements"])
     spent = {v: after["statements"].get(v, 0) - before["statements"].get(v, 0) for v in verbs}
     out = {v: spent.pop(v, 0) for v in VERBS}
+    out["begins"] = spent.pop("BEGIN", 0)       # SQLite's BEGIN IMMEDIATE: transaction control, as COMMIT
     out["other"] = sum(spent.values())
     out["other_verbs"] = {v: n for v, n in spent.items() if n}
     for key in ("commits", "rollbacks", "checkouts"):
@@ -543,7 +544,7 @@ def print_peer(r):
     print(f"  peer scenario: {r['n']} instances in {r['seconds']:.1f} s = {r['per_s']:.2f}/s; server CPU "
           f"{r['worker_cpu_ms']:.1f} ms per instance (master {r['master_cpu_ms']:.2f}); SQL per instance "
           f"{s['SELECT']:.0f} SELECT, {s['INSERT']:.0f} INSERT, {s['UPDATE']:.0f} UPDATE, {s['DELETE']:.0f} DELETE, "
-          f"{s['other']:.0f} other, {s['commits']:.0f} COMMIT", flush=True)
+          f"{s['other']:.0f} other, {s['commits']:.0f} COMMIT, {s['begins']:.0f} BEGIN IMMEDIATE", flush=True)
 
 
 def run_backend(label, url, args, workdir: Path) -> dict:
@@ -630,6 +631,8 @@ def peer_table(results) -> str:
     row("COMMIT per instance", lambda r: f"{r['peer']['statements']['commits']:.1f}" + (
         f" (+ {r['peer']['statements']['rollbacks']:.1f} ROLLBACK)" if r['peer']['statements']['rollbacks'] else ""),
         str(PEER["commits"]))
+    row("BEGIN IMMEDIATE per instance (SQLite's write lock; PostgreSQL's BEGIN is not seen)",
+        lambda r: f"{r['peer']['statements']['begins']:.1f}")
     row("SQL statements per instance, total (without COMMIT)", lambda r: f"{total_statements(r['peer']):.1f}",
         str(sum(PEER["sql"].values())))
     row("pool checkouts per instance (each a pre-ping)", lambda r: f"{r['peer']['statements']['checkouts']:.1f}")

@@ -21,7 +21,8 @@ Wave 1, one scheduler: the clock moves one second past the first cohort's initia
 app.scheduler.fire_due_timers until a pass fires nothing. Figures: seconds for the whole backlog
 (wall clock, first pass to last), instances/s, ms per instance, CPU s of that process
 (time.process_time) and CPU ms per instance, SQL statements per fired instance (a
-before_cursor_execute counter; an executemany counts once).
+before_cursor_execute counter; an executemany counts once; SQLite's BEGIN IMMEDIATE, the write lock each
+firing's transaction begins with, is transaction control as COMMIT is, and not counted).
 
 Wave 2, two schedulers: the clock moves past the second cohort's review deadline (the same work
 again); two scheduler processes start together on the same database and run passes until nothing

@@ -263,7 +263,8 @@ def test_a_completion_writes_its_audit_rows_and_visits_in_one_statement_each(app
 
 def test_a_completion_claims_its_chain_with_its_lock(app, two, client, people):
     """Lean writes: the statement that locks the instance also locks and reads its complaint's chain (on SQLite
-    the claim is the write lock; on PostgreSQL a FOR UPDATE of the chain's row after the instance's and the task's),
+    under the write lock its transaction began with; on PostgreSQL a FOR UPDATE of the chain's row after the
+    instance's and the task's),
     so the change's audit rows need only the head's move besides their insert. Nothing is read before the lock (the
     user's role and 回避 are checked on the task it read), and a change looks for no drafts of its tasks when none
     has any."""
@@ -271,13 +272,15 @@ def test_a_completion_claims_its_chain_with_its_lock(app, two, client, people):
     on_chain = [s for s in statements if "audit_chain" in s]
     assert len(on_chain) == 2, on_chain
     lock, move = on_chain
+    assert lock.startswith("SELECT process_instance.id")
     if db.engine.dialect.name == "sqlite":
-        assert lock.startswith("UPDATE audit_chain SET seq=audit_chain.seq") and "RETURNING" in lock
+        assert "LEFT OUTER JOIN audit_chain" in lock
+        assert statements[1] == "BEGIN IMMEDIATE"       # the database's write lock, before the lock's read
     else:
-        assert lock.startswith("SELECT process_instance.id") and \
-            lock.endswith("FOR UPDATE OF process_instance, human_task, audit_chain")
+        assert lock.endswith("FOR UPDATE OF process_instance, human_task, audit_chain")
+        statements.insert(1, "BEGIN")                    # sent by the driver, unseen here
     assert move.startswith("UPDATE audit_chain SET seq")
-    assert statements.index(lock) == 1          # after the token's lookup: the task is checked as the lock read it
+    assert statements.index(lock) == 2          # after the token's lookup: the task is checked as the lock read it
     assert not [s for s in statements if "task_draft" in s]
     assert not verify(db.session, key(app)).findings
 

@@ -15,7 +15,7 @@ from ..timeutil import utcnow
 from . import bp
 from .auth import require
 from .errors import body, form_data
-from .rows import RowDump
+from .rows import RowDump, side_by_side
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
 SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
@@ -116,15 +116,15 @@ def search_complaints_by_body():
 @require(*READERS)
 def get_complaint(number):
     complaint = complaints.readable(db.session, g.user, number)
-    # The task rows carry assignee_id too, for the personal-data decision (complaints.may_see_personal_data).
-    tasks = db.session.execute(select(*TASK_ROW.columns, HumanTask.assignee_id)
-                               .where(HumanTask.instance_id.in_(complaints.instances_of(complaint)))
-                               .order_by(*complaints.TASK_ORDER)).all()
-    deadlines = db.session.execute(select(*DEADLINE_ROW.columns)
-                                   .where(Deadline.instance_id.in_(complaints.instances_of(complaint)))
-                                   .order_by(Deadline.created_at, Deadline.id)).all()
-    history = db.session.execute(select(*HISTORY_ROW.columns)
-                                 .where(AuditEvent.business_key == complaint.number).order_by(AuditEvent.id)).all()
+    instances = complaints.instances_of(complaint)
+    # One statement for the three lists. The task rows carry assignee_id too, for the personal-data decision
+    # (complaints.may_see_personal_data).
+    tasks, deadlines, history = side_by_side(
+        db.session,
+        (select(*TASK_ROW.columns, HumanTask.assignee_id.label("assignee_id"))
+         .where(HumanTask.instance_id.in_(instances)), complaints.TASK_ORDER),
+        (select(*DEADLINE_ROW.columns).where(Deadline.instance_id.in_(instances)), (Deadline.created_at, Deadline.id)),
+        (select(*HISTORY_ROW.columns).where(AuditEvent.business_key == complaint.number), (AuditEvent.id,)))
     # Dumped before complaint_view: a full view of personal data commits its audit row, which expires
     # the complaint.
     rest = {"current_tasks": TASK_ROW.many(t for t in tasks if t.state == "open"),

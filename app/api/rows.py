@@ -9,7 +9,10 @@ a string's text). A field computed from the object (`fields.Function`/`Method`) 
 SQL expression of its own, given by name in `computed`; a schema field without one is an error at
 import, so that a field added to a schema is never left out of the rows silently."""
 from marshmallow import fields
+from sqlalchemy import func, select
 from sqlalchemy.orm import Bundle
+
+from ..extensions import disjoint
 
 
 class RowDump:
@@ -43,3 +46,21 @@ class RowDump:
 
     def many(self, rows) -> list[dict]:
         return [self.one(row) for row in rows]
+
+
+def side_by_side(session, *parts) -> list[list]:
+    """The rows of several unrelated queries read in one statement (extensions.disjoint), each list in its own
+    order. `parts`: (a SELECT of labelled columns, the columns that order it). A row of a part has its columns in
+    the SELECT's order, by position and by label."""
+    numbered = [query.add_columns(func.row_number().over(order_by=order).label("_n")).subquery()
+                for query, order in parts]
+    bundles = [Bundle(f"part{i}", *[c for c in sub.c if c.name != "_n"]) for i, sub in enumerate(numbered)]
+    rows = session.execute(select(*bundles, *(sub.c._n for sub in numbered)).select_from(disjoint(*numbered))
+                           .order_by(*(sub.c._n for sub in numbered))).all()
+    out = [[] for _ in numbered]
+    for row in rows:
+        numbers = row[len(numbered):]
+        part = next(i for i, n in enumerate(numbers) if n is not None)
+        out[part].append(row[part])
+    return out
+

@@ -11,10 +11,11 @@ from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import and_, event, func, insert, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session, aliased, scoped_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
+from ..extensions import disjoint
 from ..errors import AppError, Conflict, Forbidden, InvalidData, NotFound, ProcessError
 from ..forms import validate
 from ..models import (AuditChain, CalendarDay, Deadline, ElementVisit, HumanTask, InstanceSnapshot, OutboxMessage,
@@ -24,18 +25,22 @@ from . import workflow
 from .calendar import WorkCalendar
 from .registry import latest_version
 from .scripting import HELPER_NAMES, InputRejected, make_script_engine
+from .upsert import upsert
 
 MISSING = object()
 USER_ROLE_KEY = "x-user-role"  # a form field that names a user with this role (see _check_user_fields)
 CUSTOMER = "customer"          # the actor of what a customer does on their own page
-# What changes whenever an admin sets or removes a calendar override.
-CALENDAR_STAMP = (select(func.count(CalendarDay.day)).scalar_subquery(),
-                  select(func.max(CalendarDay.set_at)).scalar_subquery())
+# What changes whenever an admin sets or removes a calendar override (the first two), and whenever a user is added
+# or their roles or activity change (the last two: models.User.access_version): read with each change's lock.
+STAMPS = (select(func.count(CalendarDay.day)).scalar_subquery(),
+          select(func.max(CalendarDay.set_at)).scalar_subquery(),
+          select(func.count(User.id)).scalar_subquery(),
+          select(func.coalesce(func.sum(User.access_version), 0)).scalar_subquery())
 
 # session.info keys
 _EXCLUSIONS = "runtime_exclusions"           # instance id -> excluded(), until the next write
 _UNEXPIRED = "runtime_unexpired"             # a change committed without expiring what it loaded
-_CALENDAR_STAMP = "runtime_calendar_stamp"   # the stamp read with this transaction's instance lock
+_STAMPS = "runtime_stamps"                   # STAMPS as read with this transaction's instance lock
 _RECORDS = "runtime_records"                 # instance id -> its business record, read with its lock
 
 
@@ -46,9 +51,9 @@ def _forget_exclusions(session, *_):
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_calendar_stamp(session, transaction):
+def _forget_stamps(session, transaction):
     if transaction.parent is None:
-        session.info.pop(_CALENDAR_STAMP, None)
+        session.info.pop(_STAMPS, None)
         session.info.pop(_RECORDS, None)
 
 
@@ -71,6 +76,9 @@ class Change:
     # Every human task of the instances with its business key that was open before it or that it opened
     # (the objects: those it closed show their new state).
     open_tasks: list = field(default_factory=list)
+    # Writes that need the ids the change's flush gives (e.g. a message's deliveries, in one statement with its
+    # id): each (session) -> None, added by a record sync and run once the change is flushed.
+    after_flush: list = field(default_factory=list)
 
 
 class Runtime:
@@ -99,6 +107,7 @@ class Runtime:
         self._specs: dict[int, VersionInfo] = {}
         self._start_messages: dict[int, frozenset] = {}     # version id -> messages that start it
         self._calendar, self._calendar_stamp = None, None
+        self._holders: tuple = (None, {})        # (users' part of STAMPS, {role: usernames who may hold it})
 
     # ---- verbs -------------------------------------------------------------------------------------
     def start(self, process_id, data, actor: str, business_key=None, on_created=None) -> Change:
@@ -394,15 +403,17 @@ class Runtime:
         return row
 
     def _lock(self, instance_id, skip_locked=False, task_id=None):
-        """Lock and (re)load the instance row; the same statement reads the calendar's stamp, so that a
-        change knows whether the admins' overrides moved without a query of its own. With `task_id`, it
+        """Lock and (re)load the instance row; the same statement reads STAMPS, so that a change knows whether the
+        admins' calendar overrides or the users moved without a query of its own. With `task_id`, it
         also locks and reloads that human task of the instance, and returns (instance, task).
-        The instance's audit chain is locked with it where that costs no statement of its own, so that the change's
-        audit rows need no claim of their own: on SQLite always; on PostgreSQL with `task_id` and without
-        `skip_locked` (an instance whose chain has no row yet, or a task not found, costs a second statement)."""
+        The instance's audit chain's head is read (and on PostgreSQL locked) with it where that costs no statement
+        of its own, so that the change's audit rows need no claim of their own: on SQLite always; on PostgreSQL
+        with `task_id` and without `skip_locked` (an instance whose chain has no row yet, or a task not found,
+        costs a second statement)."""
         sqlite = self.session.get_bind().dialect.name == "sqlite"
-        head = self._claim_chain_first(instance_id) if sqlite else None
-        stmt = select(ProcessInstance, *CALENDAR_STAMP).where(ProcessInstance.id == instance_id)
+        if sqlite:
+            self._take_write_lock()
+        stmt = select(ProcessInstance, *STAMPS).where(ProcessInstance.id == instance_id)
         locked = [ProcessInstance]
         if self.record is not None:
             model, key = self.record
@@ -411,49 +422,51 @@ class Runtime:
             stmt = stmt.add_columns(HumanTask).join(HumanTask, and_(HumanTask.instance_id == ProcessInstance.id,
                                                                     HumanTask.id == str(task_id)))
             locked.append(HumanTask)
-        if task_id is not None and not sqlite and not skip_locked:
-            row, head = self._read_with_chain(stmt, locked)
+        if sqlite or (task_id is not None and not skip_locked):
+            row, head = self._read_with_chain(stmt, locked, outer=sqlite)
         else:
-            row = self._read_locked(stmt, locked, skip_locked)
+            row, head = self._read_locked(stmt, locked, skip_locked), None
         if row is None:
             if skip_locked:
                 return None
             if task_id is not None:
                 raise NotFound(f"no task {task_id}")
             raise NotFound(f"no process instance {instance_id}")
-        inst, rest = row[0], list(row[3:])
-        self.session.info[_CALENDAR_STAMP] = (row[1], row[2])
+        inst, rest = row[0], list(row[1 + len(STAMPS):])
+        self.session.info[_STAMPS] = tuple(row[1:1 + len(STAMPS)])
         if head is not None and head[0] == audit.chain_of(inst.business_key, inst.id):
             audit.adopt_head(self.session, *head)
         if self.record is not None:
             self.session.info.setdefault(_RECORDS, {})[inst.id] = rest.pop(0)
         return (inst, rest[0]) if task_id is not None else inst
 
-    def _claim_chain_first(self, instance_id):
-        """SQLite has no row locks: take its write lock first, so that a concurrent change to this instance
-        waits here and then reads what that one wrote (as FOR UPDATE does on PostgreSQL; SKIP LOCKED has no
-        meaning there: a second scheduler waits its turn, then sees it fired). The statement that takes it is
-        the claim of the instance's audit chain: (chain, seq, hash) of its head, None before its first event."""
-        chain = select(audit.chain_sql(ProcessInstance.business_key, ProcessInstance.id)) \
-            .where(ProcessInstance.id == instance_id).scalar_subquery()
-        return self.session.execute(audit.claim(chain).execution_options(synchronize_session=False)).first()
+    def _take_write_lock(self):
+        """SQLite has no row locks: a change begins its transaction with the database's write lock (BEGIN
+        IMMEDIATE), so that a concurrent change to this instance waits here and then reads what that one wrote
+        (as FOR UPDATE does on PostgreSQL; SKIP LOCKED has no meaning there: a second scheduler waits its turn,
+        then sees it fired). A transaction that already wrote holds the lock."""
+        connection = self.session.connection()
+        if not connection.connection.dbapi_connection.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _read_locked(self, stmt, locked, skip_locked=False):
         return self.session.execute(stmt.with_for_update(of=locked, skip_locked=skip_locked)
                                     .execution_options(populate_existing=True)).one_or_none()
 
-    def _read_with_chain(self, stmt, locked) -> tuple:
+    def _read_with_chain(self, stmt, locked, outer=False) -> tuple:
         """(the lock's row, (chain, seq, hash) of its audit chain's head) with the head locked and read in the
         same statement, after the rows (PostgreSQL locks in the order of FOR UPDATE OF: a change that holds the
         task and waits for the chain cannot be waiting on this one). An instance whose chain has no row yet is
-        read without it: (row, None)."""
+        read without it: (row, None); on PostgreSQL with a second statement, as it cannot lock the nullable side
+        of an outer join (`outer` for SQLite, whose write lock is the database's)."""
         chain = audit.chain_sql(ProcessInstance.business_key, ProcessInstance.id)
         with_head = stmt.add_columns(AuditChain.chain, AuditChain.seq, AuditChain.hash) \
-            .join(AuditChain, AuditChain.chain == chain)
-        row = self._read_locked(with_head, [*locked, AuditChain])
+            .join(AuditChain, AuditChain.chain == chain, isouter=outer)
+        row = self._read_locked(with_head, locked if outer else [*locked, AuditChain])
         if row is None:
-            return self._read_locked(stmt, locked), None
-        return row[:-3], tuple(row[-3:])
+            return (None, None) if outer else (self._read_locked(stmt, locked), None)
+        head = tuple(row[-3:])
+        return row[:-3], (head if head[0] is not None else None)
 
     @staticmethod
     def _instance_of(task_id):
@@ -501,12 +514,18 @@ class Runtime:
         return [u for u in users if role in u.roles and u.username not in excluded]
 
     def anyone_eligible(self, role, excluded: dict) -> bool:
-        """Whether an active user with `role` who is not among `excluded` exists (their names and roles
-        only: no user objects loaded)."""
+        """Whether an active user with `role` who is not among `excluded` exists. Who holds a role is kept
+        until a user is added or changes roles or activity (STAMPS), so that a change that opens a task
+        usually asks nothing."""
         if role is None:
             return False
-        found = self.session.execute(select(User.username, User.roles_csv).where(*_may_hold(role)))
-        return any(role in roles.split(",") and username not in excluded for username, roles in found)
+        stamp = self._stamps()[2:]
+        holders = self._holders if self._holders[0] == stamp else (stamp, {})
+        if role not in holders[1]:
+            found = self.session.execute(select(User.username, User.roles_csv).where(*_may_hold(role)))
+            holders[1][role] = frozenset(username for username, roles in found if role in roles.split(","))
+        self._holders = holders
+        return any(username not in excluded for username in holders[1][role])
 
     def _check_rules(self, user, row, facts=None):
         reason = self.exclusion(user, row, facts)
@@ -614,14 +633,20 @@ class Runtime:
     def calendar(self) -> WorkCalendar:
         """The working-day calendar with the admins' overrides; rebuilt only when they change (the stamp
         read with this transaction's instance lock, else one small query)."""
-        stamp = self.session.info.get(_CALENDAR_STAMP) or \
-            tuple(self.session.execute(select(*CALENDAR_STAMP)).one())
+        stamp = self._stamps()[:2]
         if self._calendar is None or stamp != self._calendar_stamp:
             days = self.session.execute(select(CalendarDay.day, CalendarDay.working)).all()
             self._calendar = WorkCalendar(extra_holidays={d for d, working in days if not working},
                                           extra_workdays={d for d, working in days if working})
             self._calendar_stamp = stamp
         return self._calendar
+
+    def _stamps(self) -> tuple:
+        """STAMPS as this transaction's instance lock read them, else read now (one small query) for the rest of
+        the transaction."""
+        if _STAMPS not in self.session.info:
+            self.session.info[_STAMPS] = tuple(self.session.execute(select(*STAMPS)).one())
+        return self.session.info[_STAMPS]
 
     # ---- write back --------------------------------------------------------------------------------
     def _write_back(self, inst, wf, actor, effects, before, initial_data=None) -> Change:
@@ -634,7 +659,8 @@ class Runtime:
         inst.awaits = fit(workflow.awaited_messages(wf), ProcessInstance.awaits.type.length)
         provisional = {e["due_at"] for e in effects if e["kind"] == "provisional_due"}
         done = workflow.newly_completed(wf, before)
-        deadlines = self._sync_deadlines(inst, wf, actor, now, done, provisional)
+        deadlines, change.open_tasks = self._open_rows(inst)
+        deadlines = self._sync_deadlines(inst, wf, deadlines, actor, now, done, provisional)
         change.deadlines = deadlines
         dues = [d.due_at for d in deadlines if d.state == "open"]
         inst.next_timer_at = min(dues) if dues else None
@@ -660,16 +686,32 @@ class Runtime:
         inst.workflow_json = workflow.dump(workflow.compact(wf))
         for sync in self.record_syncs:
             sync(self.session, inst, change)
+        # The instance's tasks in one statement (new and changed), not the flush's INSERT and UPDATE.
+        mine = [row for row in change.open_tasks if row.instance_id == inst.id]
+        upsert(self.session, mine)
         self.session.flush()
+        for write in change.after_flush:
+            write(self.session)
         return change
 
-    def _sync_deadlines(self, inst, wf, actor, now, done, provisional) -> list[Deadline]:
+    def _open_rows(self, inst) -> tuple[list, list]:
+        """(the instance's open and missed deadlines, the open tasks of every instance with its business key) in
+        one statement (extensions.disjoint)."""
+        siblings = select(ProcessInstance.id).where(ProcessInstance.business_key == inst.business_key) \
+            if inst.business_key is not None else [inst.id]
+        deadline = aliased(Deadline, select(Deadline).where(
+            Deadline.instance_id == inst.id, Deadline.state.in_(("open", "missed"))).subquery())
+        task = aliased(HumanTask, select(HumanTask).where(
+            HumanTask.instance_id.in_(siblings), HumanTask.state == "open").subquery())
+        rows = self.session.execute(select(deadline, task).select_from(disjoint(deadline, task))).all()
+        return [r[0] for r in rows if r[0] is not None], [r[1] for r in rows if r[1] is not None]
+
+    def _sync_deadlines(self, inst, wf, read, actor, now, done, provisional) -> list[Deadline]:
         """Deadline rows follow the timer tasks: open while waiting, met when their task finished
         first, missed when they fired. A provisional row whose timer was evaluated again to the same
-        time, now on a published (or pinned) calendar, is confirmed. Returns the deadlines that still
-        bind a task (open or missed)."""
-        rows = {d.timer_task_id: d for d in self.session.execute(select(Deadline).where(
-            Deadline.instance_id == inst.id, Deadline.state.in_(("open", "missed")))).scalars()}
+        time, now on a published (or pinned) calendar, is confirmed. `read`: the instance's open and
+        missed rows. Writes them (one statement) and returns those that still bind a task (open or missed)."""
+        rows = {d.timer_task_id: d for d in read}
         waiting = {t.id: t for t in workflow.waiting_timers(wf)}
         confirmed = wf.script_engine.confirmed_dues() - provisional
 
@@ -711,12 +753,11 @@ class Runtime:
                            name=timer.name, host_task_id=timer.host_id, host_element_id=timer.host_element_id,
                            due_at=timer.due_at, provisional=timer.due_at in provisional, state=state,
                            created_at=now, closed_at=now if state == "missed" else None)
-            self.session.add(row)
             rows[timer.id] = row
             log("deadline_set", row, provisional=row.provisional)
             if state == "missed":
                 log("deadline_missed", row)
-        return [r for r in rows.values() if r.state in ("open", "missed")]
+        return [r for r in upsert(self.session, list(rows.values())) if r.state in ("open", "missed")]
 
     @staticmethod
     def _rearmed_timers(wf, rows, waiting) -> dict:
@@ -734,12 +775,9 @@ class Runtime:
                 and row.element_id in fresh and not workflow.timer_fired(wf, timer_id)}
 
     def _sync_tasks(self, inst, wf, deadlines, actor, now, change):
-        # The open tasks of every instance with this business key (the record syncs show them all),
-        # of which this instance's are synced here.
-        siblings = select(ProcessInstance.id).where(ProcessInstance.business_key == inst.business_key) \
-            if inst.business_key is not None else [inst.id]
-        change.open_tasks = self.session.execute(select(HumanTask).where(
-            HumanTask.instance_id.in_(siblings), HumanTask.state == "open")).scalars().all()
+        """`change.open_tasks`: the open tasks of every instance with this business key (the record syncs show
+        them all), of which this instance's are synced here; the new ones join them, written with them (not
+        added to the session: _write_back writes them in one statement)."""
         rows = {r.id: r for r in change.open_tasks if r.instance_id == inst.id}
         ready = workflow.ready_human_tasks(wf)
         ready_ids = {t.id for t in ready}
@@ -773,7 +811,6 @@ class Runtime:
                             role=self.lane_roles.get(task.lane), form=task.element_id if task.has_form else None,
                             due_at=due_for(task.scope_ids), created_at=now,
                             subject=drawn.get(workflow.SUBJECT, "")[:HumanTask.subject.type.length] or None)
-            self.session.add(row)
             change.created_tasks.append(row)
             change.open_tasks.append(row)
             audit.record(self.session, actor, "task_created", instance_id=inst.id, business_key=inst.business_key,

@@ -4,7 +4,7 @@ channel the customer registered and did not opt out of. A message with no channe
 delivery saying so at once; the dispatcher's next pass turns it into work like any failure."""
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from .. import audit, portal_links
 from ..messages import render
@@ -42,7 +42,7 @@ def make_queue_sync(config):
             if version.messages:
                 cached[inst.version_id] = templates     # a fallback to a newer version's may change
         for message in change.messages:
-            queue(session, config, complaint, templates, message)
+            queue(session, config, complaint, templates, message, change.after_flush)
     return queue_messages
 
 
@@ -57,9 +57,11 @@ def templates_of(session, version: ProcessVersion) -> dict:
     return next((messages for messages in newer if messages), {})
 
 
-def queue(session, config, complaint, templates: dict, message):
-    """Render `message`, give it a key and a link, and create its deliveries. A template that does not
-    render raises messages.MessageError (a ProcessError): the whole change fails, saying which and why."""
+def queue(session, config, complaint, templates: dict, message, after_flush: list):
+    """Render `message`, give it a key and a link, and create its deliveries: one INSERT of them all, added to
+    `after_flush` (the change's writes once the message has its id; the ORM's flush would insert them one by one
+    on SQLite, which cannot return the ids of a multi-row INSERT in order). A template that does not render
+    raises messages.MessageError (a ProcessError): the whole change fails, saying which and why."""
     message.key = uuid.uuid4().hex
     message.language = complaint.language if complaint else "zh"
     rendered = render(templates, message.template, message.language,
@@ -71,18 +73,16 @@ def queue(session, config, complaint, templates: dict, message):
     content = {"sms": rendered.sms, "email": rendered.body}      # an empty block: not sent on that channel
     channels = [channel for channel in channels_for(complaint) if content[channel]]
     now = utcnow()
-    for channel in channels:
-        session.add(Delivery(message=message, channel=channel, status="queued", attempts=0,
-                             next_attempt_at=now, created_at=now))
-    if not channels:
-        _no_channel(session, message, now)
+    rows = [dict(channel=channel, status="queued", attempts=0, next_attempt_at=now, created_at=now)
+            for channel in channels] or [_no_channel(session, message, now)]
+    after_flush.append(lambda s: s.execute(insert(Delivery), [{"message_id": message.id, **row} for row in rows]))
 
 
-def _no_channel(session, message, now):
-    """A message nobody can be sent: a failed delivery saying so, which the dispatcher turns into work
-    like any other failure (undelivered.py)."""
-    session.add(Delivery(message=message, channel=NO_CHANNEL, status="failed", attempts=0,
-                         next_attempt_at=now, created_at=now, last_error="no channel"))
+def _no_channel(session, message, now) -> dict:
+    """A message nobody can be sent: a failed delivery saying so (the row returned), which the dispatcher turns
+    into work like any other failure (undelivered.py)."""
     audit.record(session, "outbox", "customer_message_failed", instance_id=message.instance_id,
                  business_key=message.business_key,
                  data={"template": message.template, "channel": None, "attempts": 0, "error": "no channel"})
+    return dict(channel=NO_CHANNEL, status="failed", attempts=0, next_attempt_at=now, created_at=now,
+                last_error="no channel")

@@ -1,0 +1,200 @@
+"""Lean writes (issue 10, target 2): a completion reads what it changes with its lock and one more statement, and
+writes each table it changes in one statement; who may work a new task is known without asking each time, and
+still follows every change to the users."""
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.engine.upsert import upsert
+from app.extensions import db
+from app.models import AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, User
+from tests.conftest import make_user
+from tests.flow import FORM_DATA, Desk
+
+
+@pytest.fixture
+def desk(client, people):
+    return Desk(client, people)
+
+
+def statements_of(work) -> list[str]:
+    """The statements `work()` sends, one line each (an executemany once); SQLite's BEGIN IMMEDIATE left out."""
+    seen = []
+
+    def capture(conn, cursor, statement, params, context, executemany):
+        seen.append(" ".join(statement.split()))
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    return [s for s in seen if s != "BEGIN IMMEDIATE"]
+
+
+def completion(desk, number, step):
+    """The API call that completes the complaint's open task `step`, to be made."""
+    task = desk.open_tasks(number)[step]
+    db.session.remove()         # as a request in production starts: with a session of its own
+
+    def call():
+        r = desk.client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": FORM_DATA[step]},
+                             headers=desk.people[task["role"]].headers)
+        assert r.status_code == 200, r.json
+    return call
+
+
+def test_a_completion_reads_once_and_writes_each_table_once(app, desk):
+    """The investigation closes its task and its deadline and opens the analysis with its own: the tasks and the
+    deadlines are each one INSERT … ON CONFLICT, read together in one statement after the lock, and no user is
+    looked up to know that someone may work the new task (an earlier change asked already)."""
+    warm = desk.register()
+    desk.walk(warm, ["initial_review", "investigate"])
+    number = desk.register()
+    desk.complete(number, "initial_review")
+    investigation = desk.task_id(number, "investigate")
+    instance_id = db.session.get(HumanTask, investigation).instance_id
+    was_open = set(db.session.execute(select(Deadline.id).where(Deadline.instance_id == instance_id,
+                                                                Deadline.state == "open")).scalars())
+    seen = statements_of(completion(desk, number, "investigate"))
+    reads = [s for s in seen if s.startswith("SELECT")]
+    assert len(reads) == 3 and reads[0].startswith("SELECT api_token") and "FULL OUTER JOIN" in reads[2], reads
+    for table in ("human_task", "deadline"):
+        writes = [s for s in seen if s.startswith((f"INSERT INTO {table} ", f"UPDATE {table} "))]
+        assert len(writes) == 1 and writes[0].startswith(f"INSERT INTO {table} ") and "ON CONFLICT" in writes[0]
+    assert not [s for s in seen if s.replace('"', "").startswith("SELECT user.")], seen
+    assert len(seen) <= 12, seen
+    db.session.expire_all()
+    assert db.session.execute(select(Deadline.state).where(Deadline.host_task_id == investigation)).scalars().all() \
+        == ["met"]
+    done = db.session.get(HumanTask, investigation)
+    assert done.state == "completed" and done.completed_by_id and done.row_version == 2
+    task = db.session.get(HumanTask, desk.task_id(number, "analyse_and_plan"))
+    assert task.state == "open" and task.row_version == 1 and not task.unstaffed and task.due_at is not None
+    now_open = set(db.session.execute(select(Deadline.id).where(Deadline.instance_id == instance_id,
+                                                                Deadline.state == "open")).scalars())
+    assert now_open - was_open, "no deadline set"
+
+
+def test_a_message_writes_its_deliveries_in_one_statement(app, desk):
+    number = desk.register()
+    seen = statements_of(completion(desk, number, "initial_review"))
+    assert len([s for s in seen if s.startswith("INSERT INTO delivery")]) == 1, seen
+    channels = db.session.execute(select(Delivery.channel).join(OutboxMessage).where(
+        OutboxMessage.business_key == number, OutboxMessage.template == "accepted")).scalars().all()
+    assert sorted(channels) == ["email", "sms"]
+
+
+def flagged(desk, handler="claims_specialist") -> HumanTask:
+    """A new complaint whose claim `handler` stands aside, now waiting for its investigation: its task."""
+    number = desk.register(claim_handler=handler)
+    desk.complete(number, "initial_review")
+    db.session.expire_all()
+    return db.session.get(HumanTask, desk.task_id(number, "investigate"))
+
+
+def test_who_may_work_a_task_follows_every_change_to_the_users(app, desk, people):
+    """The runtime keeps who holds a role between changes; a user deactivated or back, a role taken, a user added:
+    the next task of that role is (or is no longer) flagged as nobody's, with no request in between to refresh it."""
+    def other():
+        return db.session.get(User, people["claims_specialist_2"].user.id)
+    assert not flagged(desk).unstaffed            # claims_specialist_2 may work it: kept from now on
+    other().active = False
+    db.session.commit()
+    task = flagged(desk)
+    assert task.unstaffed
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "task_unstaffed",
+                                                        AuditEvent.task_id == task.id)).scalar_one()
+    assert event.data["excluded"] == ["claims_specialist"]
+    other().active = True
+    db.session.commit()
+    assert not flagged(desk).unstaffed
+    other().roles = {"management"}
+    db.session.commit()
+    assert flagged(desk).unstaffed
+    make_user("claims_specialist_3", "claims_specialist")
+    assert not flagged(desk).unstaffed
+
+
+def test_a_users_access_version_counts_changes_to_roles_and_activity_only(app, people):
+    user = db.session.get(User, people["claims_specialist_2"].user.id)
+    start = user.access_version
+    user.roles = user.roles                       # the same roles: no change
+    user.display_name = "改名"
+    db.session.commit()
+    assert user.access_version == start
+    user.roles = {"claims_specialist", "management"}
+    db.session.commit()
+    user.active = False
+    db.session.commit()
+    assert user.access_version == start + 2
+
+
+# ---- the upsert itself ----------------------------------------------------------------------------
+def open_task(desk, number, step) -> HumanTask:
+    db.session.expire_all()
+    return db.session.get(HumanTask, desk.task_id(number, step))
+
+
+def test_an_upsert_of_a_row_changed_meanwhile_is_refused(app, desk):
+    """As the flush's UPDATE … WHERE row_version = …: a row another transaction changed since it was read is not
+    overwritten."""
+    number = desk.register()
+    task = open_task(desk, number, "initial_review")
+    with db.engine.connect() as other:
+        other.execute(text("UPDATE human_task SET row_version = row_version + 1, subject = 'meanwhile' WHERE id = :id"),
+                      {"id": task.id})
+        other.commit()
+    task.subject = "mine"
+    with pytest.raises(StaleDataError):
+        upsert(db.session, [task])
+    db.session.rollback()
+    assert open_task(desk, number, "initial_review").subject == "meanwhile"
+
+
+def test_an_upsert_leaves_its_objects_as_a_flush_would(app, desk, people):
+    """New objects become persistent (a key the database assigns comes back on a returned object), changed ones
+    clean with their next row version, a relationship set is written as its foreign key, an unchanged object is
+    not written; nothing is left for the flush."""
+    number = desk.register()
+    task = open_task(desk, number, "initial_review")
+    new = Deadline(instance_id=task.instance_id, timer_task_id="t-new", element_id="e", name="n",
+                   due_at=task.created_at)
+    (written,) = upsert(db.session, [new])
+    assert written is not new and written.id and written.state == "open" and written.provisional is False
+    assert statements_of(lambda: upsert(db.session, [written])) == []
+    specialist = db.session.get(User, people["claims_specialist"].user.id)
+    task.assignee = specialist
+    version = task.row_version
+    assert len(statements_of(lambda: upsert(db.session, [task]))) == 1
+    assert task.assignee_id == specialist.id and task.row_version == version + 1
+    assert not db.session.dirty and not db.session.new
+    assert statements_of(db.session.flush) == []
+    db.session.commit()
+    db.session.expire_all()
+    assert open_task(desk, number, "initial_review").assignee_id == specialist.id
+
+
+# ---- reads ------------------------------------------------------------------------------------------
+def test_the_complaint_json_reads_its_lists_in_one_statement_in_their_order(app, desk, people):
+    """The complaint's tasks, deadlines and history come from one statement (besides the token and the complaint;
+    a full view of personal data writes its audit row besides), each list in its own order."""
+    number = desk.register()
+    desk.walk(number, ["initial_review", "investigate"])
+    headers = people["customer_service"].headers
+    db.session.remove()
+    answers = []
+    seen = statements_of(lambda: answers.append(desk.client.get(f"/api/v1/complaints/{number}", headers=headers)))
+    body = answers[0].json
+    assert answers[0].status_code == 200 and body["complaint"]["personal_data"] == "full"
+    assert len([s for s in seen if s.startswith("SELECT")]) == 3, seen
+    instances = select(ProcessInstance.id).where(ProcessInstance.business_key == number)
+    tasks = db.session.execute(select(HumanTask.id).where(HumanTask.instance_id.in_(instances))
+                               .order_by(HumanTask.created_at, HumanTask.instance_id, HumanTask.id)).scalars().all()
+    assert [t["id"] for t in body["tasks"]] == tasks and len(tasks) == 3
+    assert [t["id"] for t in body["current_tasks"]] == tasks[-1:]
+    deadlines = db.session.execute(select(Deadline.name).where(Deadline.instance_id.in_(instances))
+                                   .order_by(Deadline.created_at, Deadline.id)).scalars().all()
+    assert [d["name"] for d in body["deadlines"]] == deadlines and len(deadlines) >= 3
+    history = db.session.execute(select(AuditEvent.action).where(AuditEvent.business_key == number)
+                                 .order_by(AuditEvent.id)).scalars().all()
+    assert [h["action"] for h in body["history"]] == history[:len(body["history"])] and len(body["history"]) > 10
