@@ -13,6 +13,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates,
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from . import avoidance, contact_rules, vocab_store
 from .errors import InvalidData, NotFound
@@ -232,9 +233,10 @@ TASK_ORDER = (HumanTask.created_at, HumanTask.instance_id, HumanTask.id)
 
 
 def instances_of(complaint):
-    """The ids of every process instance of `complaint` (main and beside it), as a subquery on the
-    process_instance.business_key index."""
-    return select(ProcessInstance.id).where(ProcessInstance.business_key == complaint.number)
+    """The ids of every process instance of `complaint` (main and beside it; or of the complaint number given as a
+    bind parameter), as a subquery on the process_instance.business_key index."""
+    number = complaint if isinstance(complaint, BindParameter) else complaint.number
+    return select(ProcessInstance.id).where(ProcessInstance.business_key == number)
 
 
 def tasks_of(session, complaint, open_only=False) -> list[HumanTask]:

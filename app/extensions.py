@@ -25,9 +25,10 @@ migrate = Migrate()
 
 
 def upsert_insert(bind):
-    """The INSERT construct of `bind`'s dialect (an engine or connection), which has ON CONFLICT on both
-    databases the app runs on."""
-    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    """The INSERT construct of `bind`'s dialect (an engine or connection, or the dialect's name), which has ON
+    CONFLICT on both databases the app runs on."""
+    name = bind if isinstance(bind, str) else bind.dialect.name
+    return pg_insert if name == "postgresql" else sqlite_insert
 
 
 def disjoint(*subqueries):

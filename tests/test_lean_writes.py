@@ -152,26 +152,28 @@ def test_an_upsert_of_a_row_changed_meanwhile_is_refused(app, desk):
 
 
 def test_an_upsert_leaves_its_objects_as_a_flush_would(app, desk, people):
-    """New objects become persistent (a key the database assigns comes back on a returned object), changed ones
-    clean with their next row version, a relationship set is written as its foreign key, an unchanged object is
-    not written; nothing is left for the flush."""
+    """A new object becomes persistent with the key the database gave it, a changed one clean with its next row
+    version, a relationship set is written as its foreign key, an unchanged object is not written; nothing is left
+    for the flush, and nothing to load."""
     number = desk.register()
     task = open_task(desk, number, "initial_review")
     new = Deadline(instance_id=task.instance_id, timer_task_id="t-new", element_id="e", name="n",
                    due_at=task.created_at)
-    (written,) = upsert(db.session, [new])
-    assert written is not new and written.id and written.state == "open" and written.provisional is False
-    assert statements_of(lambda: upsert(db.session, [written])) == []
+    assert upsert(db.session, [new], key="timer_task_id") == [new]
+    assert new.id and new.state == "open" and new.provisional is False and new.closed_at is None
+    assert statements_of(lambda: (new.id, new.closed_at, new.created_at)) == []
+    assert statements_of(lambda: upsert(db.session, [new])) == []
     specialist = db.session.get(User, people["claims_specialist"].user.id)
     task.assignee = specialist
     version = task.row_version
     assert len(statements_of(lambda: upsert(db.session, [task]))) == 1
     assert task.assignee_id == specialist.id and task.row_version == version + 1
-    assert not db.session.dirty and not db.session.new
+    assert not db.session.is_modified(task) and not db.session.is_modified(new) and not db.session.new
     assert statements_of(db.session.flush) == []
     db.session.commit()
     db.session.expire_all()
     assert open_task(desk, number, "initial_review").assignee_id == specialist.id
+    assert db.session.get(Deadline, new.id).timer_task_id == "t-new"
 
 
 # ---- reads ------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import json
 
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .. import case_events, complaint_list, complaints, customer_requests
 from ..analysis.dimensions import FilterError, dimensions
@@ -15,7 +15,7 @@ from ..timeutil import utcnow
 from . import bp
 from .auth import require
 from .errors import body, form_data
-from .rows import RowDump, side_by_side
+from .rows import RowDump, SideBySide
 from .schemas import AuditOut, ComplaintOut, DeadlineOut, TaskOut
 
 SUMMARY = ("number", "channel", "customer_name", "phone", "policy_number", "claim_number", "category",
@@ -35,6 +35,14 @@ TASK_ROW = RowDump(TASK_OUT, HumanTask, computed={
     "complaint_number": HumanTask.business_key, "assignee": _username(HumanTask.assignee_id),
     "completed_by": _username(HumanTask.completed_by_id), "has_form": HumanTask.form.is_not(None)})
 DEADLINE_ROW, HISTORY_ROW = RowDump(DeadlineOut(), Deadline), RowDump(AuditOut(), AuditEvent)
+_INSTANCES = complaints.instances_of(bindparam("number"))
+# A complaint's tasks, deadlines and history in one statement (its page). The task rows carry assignee_id too, for
+# the personal-data decision (complaints.may_see_personal_data).
+CASE_LISTS = SideBySide(
+    (select(*TASK_ROW.columns, HumanTask.assignee_id.label("assignee_id")).where(HumanTask.instance_id.in_(_INSTANCES)),
+     complaints.TASK_ORDER),
+    (select(*DEADLINE_ROW.columns).where(Deadline.instance_id.in_(_INSTANCES)), (Deadline.created_at, Deadline.id)),
+    (select(*HISTORY_ROW.columns).where(AuditEvent.business_key == bindparam("number")), (AuditEvent.id,)))
 
 
 def complaint_view(complaint, user, tasks=None) -> dict:
@@ -116,15 +124,7 @@ def search_complaints_by_body():
 @require(*READERS)
 def get_complaint(number):
     complaint = complaints.readable(db.session, g.user, number)
-    instances = complaints.instances_of(complaint)
-    # One statement for the three lists. The task rows carry assignee_id too, for the personal-data decision
-    # (complaints.may_see_personal_data).
-    tasks, deadlines, history = side_by_side(
-        db.session,
-        (select(*TASK_ROW.columns, HumanTask.assignee_id.label("assignee_id"))
-         .where(HumanTask.instance_id.in_(instances)), complaints.TASK_ORDER),
-        (select(*DEADLINE_ROW.columns).where(Deadline.instance_id.in_(instances)), (Deadline.created_at, Deadline.id)),
-        (select(*HISTORY_ROW.columns).where(AuditEvent.business_key == complaint.number), (AuditEvent.id,)))
+    tasks, deadlines, history = CASE_LISTS.read(db.session, number=complaint.number)
     # Dumped before complaint_view: a full view of personal data commits its audit row, which expires
     # the complaint.
     rest = {"current_tasks": TASK_ROW.many(t for t in tasks if t.state == "open"),

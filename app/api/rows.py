@@ -48,19 +48,23 @@ class RowDump:
         return [self.one(row) for row in rows]
 
 
-def side_by_side(session, *parts) -> list[list]:
-    """The rows of several unrelated queries read in one statement (extensions.disjoint), each list in its own
-    order. `parts`: (a SELECT of labelled columns, the columns that order it). A row of a part has its columns in
-    the SELECT's order, by position and by label."""
-    numbered = [query.add_columns(func.row_number().over(order_by=order).label("_n")).subquery()
-                for query, order in parts]
-    bundles = [Bundle(f"part{i}", *[c for c in sub.c if c.name != "_n"]) for i, sub in enumerate(numbered)]
-    rows = session.execute(select(*bundles, *(sub.c._n for sub in numbered)).select_from(disjoint(*numbered))
-                           .order_by(*(sub.c._n for sub in numbered))).all()
-    out = [[] for _ in numbered]
-    for row in rows:
-        numbers = row[len(numbered):]
-        part = next(i for i, n in enumerate(numbers) if n is not None)
-        out[part].append(row[part])
-    return out
+class SideBySide:
+    """Several unrelated queries read in one statement (extensions.disjoint), built once: `read` returns each
+    query's rows in its own order. `parts`: (a SELECT of labelled columns, the columns that order it), with
+    bind parameters for what `read` is given. A row of a part has its columns in the SELECT's order, by position
+    and by label."""
 
+    def __init__(self, *parts):
+        numbered = [query.add_columns(func.row_number().over(order_by=order).label("_n")).subquery()
+                    for query, order in parts]
+        bundles = [Bundle(f"part{i}", *[c for c in sub.c if c.name != "_n"]) for i, sub in enumerate(numbered)]
+        numbers = [sub.c._n for sub in numbered]
+        self.statement = select(*bundles, *numbers).select_from(disjoint(*numbered)).order_by(*numbers)
+        self.parts = len(parts)
+
+    def read(self, session, **params) -> list[list]:
+        out = [[] for _ in range(self.parts)]
+        for row in session.execute(self.statement, params):
+            part = next(i for i, n in enumerate(row[self.parts:]) if n is not None)
+            out[part].append(row[part])
+        return out

@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from SpiffWorkflow import TaskState
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import and_, event, func, insert, select
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased, scoped_session
 from sqlalchemy.orm.exc import StaleDataError
@@ -36,6 +36,21 @@ STAMPS = (select(func.count(CalendarDay.day)).scalar_subquery(),
           select(func.max(CalendarDay.set_at)).scalar_subquery(),
           select(func.count(User.id)).scalar_subquery(),
           select(func.coalesce(func.sum(User.access_version), 0)).scalar_subquery())
+
+
+def _open_rows():
+    """An instance's open and missed deadlines and the open tasks of every instance with its business key (or of
+    it alone, without one), side by side in one statement (extensions.disjoint), built once."""
+    instances = select(ProcessInstance.id).where(or_(ProcessInstance.business_key == bindparam("business_key"),
+                                                     ProcessInstance.id == bindparam("instance_id")))
+    deadline = aliased(Deadline, select(Deadline).where(
+        Deadline.instance_id == bindparam("instance_id"), Deadline.state.in_(("open", "missed"))).subquery())
+    task = aliased(HumanTask, select(HumanTask).where(
+        HumanTask.instance_id.in_(instances), HumanTask.state == "open").subquery())
+    return select(deadline, task).select_from(disjoint(deadline, task))
+
+
+OPEN_ROWS = _open_rows()
 
 # session.info keys
 _EXCLUSIONS = "runtime_exclusions"           # instance id -> excluded(), until the next write
@@ -696,14 +711,8 @@ class Runtime:
 
     def _open_rows(self, inst) -> tuple[list, list]:
         """(the instance's open and missed deadlines, the open tasks of every instance with its business key) in
-        one statement (extensions.disjoint)."""
-        siblings = select(ProcessInstance.id).where(ProcessInstance.business_key == inst.business_key) \
-            if inst.business_key is not None else [inst.id]
-        deadline = aliased(Deadline, select(Deadline).where(
-            Deadline.instance_id == inst.id, Deadline.state.in_(("open", "missed"))).subquery())
-        task = aliased(HumanTask, select(HumanTask).where(
-            HumanTask.instance_id.in_(siblings), HumanTask.state == "open").subquery())
-        rows = self.session.execute(select(deadline, task).select_from(disjoint(deadline, task))).all()
+        one statement (OPEN_ROWS)."""
+        rows = self.session.execute(OPEN_ROWS, {"instance_id": inst.id, "business_key": inst.business_key}).all()
         return [r[0] for r in rows if r[0] is not None], [r[1] for r in rows if r[1] is not None]
 
     def _sync_deadlines(self, inst, wf, read, actor, now, done, provisional) -> list[Deadline]:
@@ -757,7 +766,8 @@ class Runtime:
             log("deadline_set", row, provisional=row.provisional)
             if state == "missed":
                 log("deadline_missed", row)
-        return [r for r in upsert(self.session, list(rows.values())) if r.state in ("open", "missed")]
+        written = upsert(self.session, list(rows.values()), key="timer_task_id")
+        return [r for r in written if r.state in ("open", "missed")]
 
     @staticmethod
     def _rearmed_timers(wf, rows, waiting) -> dict:

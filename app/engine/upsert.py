@@ -1,54 +1,67 @@
-"""Write the new and changed ORM objects of one table in one statement: INSERT … ON CONFLICT (primary key) DO
-UPDATE … RETURNING, where the ORM's flush would send an UPDATE and an INSERT (each with its own round trip).
-The objects stay the session's, as a flush would leave them: new ones persistent, changed ones clean, each
-holding what the database now holds (its id, its new row version)."""
-from sqlalchemy import inspect, literal_column
-from sqlalchemy.orm import make_transient_to_detached
+"""Write the new and changed ORM objects of one table in one statement: INSERT … ON CONFLICT (key) DO UPDATE …
+RETURNING, where the ORM's flush would send an UPDATE and an INSERT (each with its own round trip). The objects
+stay the session's, as a flush would leave them: new ones persistent, changed ones clean, each holding what the
+database now holds (its id, its new row version)."""
+from functools import lru_cache
+
+from sqlalchemy import event, inspect, literal
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import upsert_insert
 
+_ATTACHED = "upsert_attached"       # session.info: the new objects this transaction's upserts made persistent
 
-def upsert(session, objects: list) -> list:
-    """Write `objects` (of one mapped class; new, changed or unchanged) and return them as persistent objects,
-    in the same order. A new object whose primary key is set stays the same object; one whose key the database
-    assigns comes back as another (the caller keeps the returned one). An object changed since it was read is
-    written only if its row version is still the one read (as the flush's UPDATE … WHERE row_version = …),
-    else StaleDataError (and the caller's transaction rolls back)."""
+
+@event.listens_for(Session, "after_soft_rollback")
+def _expunge_attached(session, _previous):
+    """A rollback takes their rows back: the objects made persistent for them leave the session, as the flush's
+    new objects do (else a row inserted later with the same key could not be attached)."""
+    for obj in session.info.pop(_ATTACHED, ()):
+        if obj in session:
+            session.expunge(obj)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_attached(session):
+    session.info.pop(_ATTACHED, None)
+
+
+def upsert(session, objects: list, key: str = None) -> list:
+    """Write `objects` (of one mapped class; new, changed or unchanged), which are then persistent and clean.
+    `key`: the unique column the rows are found by (default the primary key); an object whose `key` changed is
+    left to the flush. An object changed since it was read is written only if its row version is still the one
+    read (as the flush's UPDATE … WHERE row_version = …), else StaleDataError (and the caller's transaction rolls
+    back). Returns `objects`."""
     if not objects:
         return []
     mapper = inspect(type(objects[0]))
-    (pk,) = mapper.primary_key
-    bind = session.get_bind()
-    dialect = bind.dialect.name
+    key = key or mapper.primary_key[0].key
     rows, changed, to_write = [], set(), []
     for obj in objects:
         state = inspect(obj)
         if state.pending:           # added to the session: written here, not by the flush
             session.expunge(obj)
         _sync_foreign_keys(mapper, obj, state)
-        if state.key is None:
-            rows.append(_new_row(mapper, pk, obj, dialect))
-        elif session.is_modified(obj, include_collections=False):
-            rows.append({prop.columns[0].key: getattr(obj, prop.key) for prop in mapper.column_attrs})
-            changed |= {attr.key for attr in state.attrs if attr.history.added and attr.key in mapper.columns}
+        if state.key is not None:
+            if not session.is_modified(obj, include_collections=False) or state.attrs[key].history.deleted:
+                continue            # unchanged, or found by another key than the row has: the flush's
+            changed |= {a.key for a in state.attrs if a.history.added and a.key in mapper.columns}
         else:
-            continue                # unchanged: nothing to write
+            _set_defaults(mapper, obj)
+        rows.append(_values(mapper, obj, key))
         to_write.append(obj)
     if not to_write:
         return list(objects)
-    stmt = upsert_insert(bind)(mapper).values(rows)
-    stmt = _on_conflict(stmt, mapper, pk, changed)
-    for obj in to_write:            # new rows of a known key become the objects the RETURNING refreshes
-        if inspect(obj).key is None and getattr(obj, pk.key) is not None:
-            make_transient_to_detached(obj)
-            session.add(obj)
+    stmt = _statement(session.get_bind().dialect.name, mapper.class_, key, frozenset(changed))
     with session.no_autoflush:      # the flush would write these objects first, the ORM's way
-        written = session.execute(stmt.returning(mapper.class_),
-                                  execution_options={"populate_existing": True}).scalars().all()
+        written = {row[1]: row for row in session.execute(stmt, rows)}     # key -> (primary key, key, version)
     if len(written) != len(to_write):
         raise StaleDataError(f"{mapper.local_table.name}: {len(to_write) - len(written)} row(s) changed meanwhile")
-    return [obj if inspect(obj).key is not None else _match(obj, written, mapper) for obj in objects]
+    for obj in to_write:
+        _as_written(session, mapper, obj, written[getattr(obj, key)])
+    return list(objects)
 
 
 def _sync_foreign_keys(mapper, obj, state):
@@ -63,49 +76,77 @@ def _sync_foreign_keys(mapper, obj, state):
             setattr(obj, mapper.get_property_by_column(local).key, value)
 
 
-def _new_row(mapper, pk, obj, dialect) -> dict:
-    """Every column of a new object: its value, else the column's default (set on the object too), else the
-    server's default as SQL; a key the database assigns is NULL on SQLite (its rowid) and DEFAULT elsewhere."""
-    row = {}
+def _set_defaults(mapper, obj):
+    """A new object's empty columns take their Python defaults (the first row version: 1), as the flush does, and
+    every column is set, so that none is left to load once the object is persistent."""
+    state = inspect(obj)
     for prop in mapper.column_attrs:
         column = prop.columns[0]
-        value = getattr(obj, prop.key)
-        if value is None and column is mapper.version_id_col:
+        if getattr(obj, prop.key) is not None:
+            continue
+        value = None
+        if column is mapper.version_id_col:
             value = 1
+        elif column.default is not None and column.default.is_scalar:
+            value = column.default.arg
+        elif column.default is not None and column.default.is_callable:
+            value = column.default.arg(None)
+        if value is not None or prop.key not in state.dict:
             setattr(obj, prop.key, value)
-        elif value is None and column.default is not None:
-            value = column.default.arg(None) if column.default.is_callable else column.default.arg
-            setattr(obj, prop.key, value)
-        elif value is None and column is pk:
-            value = None if dialect == "sqlite" else literal_column("DEFAULT")
-        elif value is None and column.server_default is not None and not column.nullable:
-            value = column.server_default.arg
-        row[column.key] = value
-    return row
 
 
-def _on_conflict(stmt, mapper, pk, changed):
-    """An existing row takes the columns changed on any of the objects (the others keep what the database
-    holds); a versioned row only if its version is still the one read, and then the next version."""
-    table = mapper.local_table
-    version = mapper.version_id_col
-    columns = {mapper.get_property(key).columns[0].key for key in changed}
-    set_ = {name: stmt.excluded[name] for name in sorted(columns) if name != pk.key}
+def _values(mapper, obj, key) -> dict:
+    """The object's columns by column name."""
+    return {column: getattr(obj, attribute) for attribute, column in _written(mapper.class_, key)}
+
+
+@lru_cache(maxsize=64)
+def _written(model, key) -> tuple:
+    """(attribute, column) of what an upsert of `model` found by `key` writes: all its columns but a primary key
+    the database assigns (when the rows are found by another key)."""
+    mapper = inspect(model)
+    primary = {column.key for column in mapper.primary_key}
+    return tuple((prop.key, prop.columns[0].key) for prop in mapper.column_attrs
+                 if prop.key == key or prop.columns[0].key not in primary)
+
+
+def _as_written(session, mapper, obj, row):
+    """Leave the object as the flush would have: a new one persistent with its primary key (history reset, as
+    if loaded), a changed one with its changes committed and its next row version."""
+    primary, _, version = row
+    state = inspect(obj)
+    if state.key is None:
+        setattr(obj, mapper.primary_key[0].key, primary)
+        if mapper.version_id_col is not None:
+            setattr(obj, mapper.get_property_by_column(mapper.version_id_col).key, version)
+        make_transient_to_detached(obj)
+        session.add(obj)
+        session.info.setdefault(_ATTACHED, []).append(obj)
+        return
+    for attr in state.attrs:
+        if attr.history.added or attr.history.deleted:
+            set_committed_value(obj, attr.key, attr.value)
+    if mapper.version_id_col is not None:
+        set_committed_value(obj, mapper.get_property_by_column(mapper.version_id_col).key, version)
+
+
+@lru_cache(maxsize=64)
+def _statement(dialect, model, key, changed: frozenset):
+    """The upsert of `model`'s rows found by `key`: an existing row takes the columns changed on any of the
+    objects (the others keep what the database holds); a versioned row only if its version is still the one
+    read, and then the next version. Built once per shape, so that its SQL is compiled once."""
+    mapper = inspect(model)
+    table, version = mapper.local_table, mapper.version_id_col
+    stmt = upsert_insert(dialect)(table)
+    set_ = {mapper.get_property(name).columns[0].key: stmt.excluded[mapper.get_property(name).columns[0].key]
+            for name in sorted(changed) if name != key}
+    key_column = mapper.get_property(key).columns[0]
     if version is not None:
         set_[version.key] = table.c[version.key] + 1
-        return stmt.on_conflict_do_update(index_elements=[pk], set_=set_,
+        stmt = stmt.on_conflict_do_update(index_elements=[key_column], set_=set_,
                                           where=table.c[version.key] == stmt.excluded[version.key])
-    if not set_:
-        set_ = {pk.key: stmt.excluded[pk.key]}      # nothing changed: the row is returned as it is
-    return stmt.on_conflict_do_update(index_elements=[pk], set_=set_)
+    else:
+        set_ = set_ or {key_column.key: stmt.excluded[key_column.key]}   # nothing changed: returned as it is
+        stmt = stmt.on_conflict_do_update(index_elements=[key_column], set_=set_)
+    return stmt.returning(mapper.primary_key[0], key_column, version if version is not None else literal(None))
 
-
-def _match(obj, written, mapper):
-    """The returned object for a new one whose key the database assigned: the one with its unique columns (e.g.
-    a deadline's timer task id); for a table without any, the one with every value the object holds."""
-    props = [p for p in mapper.column_attrs if p.columns[0].unique] or \
-        [p for p in mapper.column_attrs if p.columns[0] not in mapper.primary_key and getattr(obj, p.key) is not None]
-    for candidate in written:
-        if all(getattr(candidate, p.key) == getattr(obj, p.key) for p in props):
-            return candidate
-    raise StaleDataError(f"{mapper.local_table.name}: a new row was not returned")
