@@ -1,7 +1,7 @@
 """Extension objects, created unbound and wired up in create_app()."""
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, false
+from sqlalchemy import MetaData, literal_column, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, join
@@ -32,10 +32,14 @@ def upsert_insert(bind):
 
 
 def disjoint(*subqueries):
-    """The FROM of several unrelated row sets read in one statement: the subqueries (or ORM entities aliased to
-    them) full-joined on false, so that each row of the result holds one subquery's row and NULL for the others
-    (one round trip instead of one each; each subquery is planned on its own indexes)."""
-    joined = subqueries[0]
-    for subquery in subqueries[1:]:
-        joined = join(joined, subquery, false(), full=True)
+    """The FROM of several unrelated row sets read in one statement: one row per set from a list of their numbers,
+    each left-joined to its own set only, so that a row of the result holds one set's row and NULL for the others
+    (a set with no rows leaves one row of NULLs). One round trip instead of one per set; each subquery (or ORM
+    entity aliased to one) is planned on its own indexes. LEFT JOINs, not a FULL JOIN, which SQLite has only
+    since 3.39."""
+    numbers = [literal_column(str(i)) for i in range(len(subqueries))]     # written into the SQL: seen by the planner
+    parts = union_all(*(select(number.label("part")) for number in numbers)).subquery("part")
+    joined = parts
+    for number, subquery in zip(numbers, subqueries):
+        joined = join(joined, subquery, parts.c.part == number, isouter=True)
     return joined

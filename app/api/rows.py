@@ -65,6 +65,7 @@ class SideBySide:
     def read(self, session, **params) -> list[list]:
         out = [[] for _ in range(self.parts)]
         for row in session.execute(self.statement, params):
-            part = next(i for i, n in enumerate(row[self.parts:]) if n is not None)
-            out[part].append(row[part])
+            part = next((i for i, n in enumerate(row[self.parts:]) if n is not None), None)
+            if part is not None:            # None: the row of a part that has no rows
+                out[part].append(row[part])
         return out

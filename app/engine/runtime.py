@@ -38,15 +38,20 @@ STAMPS = (select(func.count(CalendarDay.day)).scalar_subquery(),
           select(func.coalesce(func.sum(User.access_version), 0)).scalar_subquery())
 
 
+# What held for every deadline and task a change writes when OPEN_ROWS read it (upsert's `read_as`; no IN, whose
+# expanding parameter an executemany cannot take).
+DEADLINE_OPEN = or_(Deadline.state == "open", Deadline.state == "missed")
+TASK_OPEN = HumanTask.state == "open"
+
+
 def _open_rows():
     """An instance's open and missed deadlines and the open tasks of every instance with its business key (or of
     it alone, without one), side by side in one statement (extensions.disjoint), built once."""
     instances = select(ProcessInstance.id).where(or_(ProcessInstance.business_key == bindparam("business_key"),
                                                      ProcessInstance.id == bindparam("instance_id")))
     deadline = aliased(Deadline, select(Deadline).where(
-        Deadline.instance_id == bindparam("instance_id"), Deadline.state.in_(("open", "missed"))).subquery())
-    task = aliased(HumanTask, select(HumanTask).where(
-        HumanTask.instance_id.in_(instances), HumanTask.state == "open").subquery())
+        Deadline.instance_id == bindparam("instance_id"), DEADLINE_OPEN).subquery())
+    task = aliased(HumanTask, select(HumanTask).where(HumanTask.instance_id.in_(instances), TASK_OPEN).subquery())
     return select(deadline, task).select_from(disjoint(deadline, task))
 
 
@@ -703,7 +708,7 @@ class Runtime:
             sync(self.session, inst, change)
         # The instance's tasks in one statement (new and changed), not the flush's INSERT and UPDATE.
         mine = [row for row in change.open_tasks if row.instance_id == inst.id]
-        upsert(self.session, mine)
+        upsert(self.session, mine, read_as=TASK_OPEN)
         self.session.flush()
         for write in change.after_flush:
             write(self.session)
@@ -766,7 +771,7 @@ class Runtime:
             log("deadline_set", row, provisional=row.provisional)
             if state == "missed":
                 log("deadline_missed", row)
-        written = upsert(self.session, list(rows.values()), key="timer_task_id")
+        written = upsert(self.session, list(rows.values()), key="timer_task_id", read_as=DEADLINE_OPEN)
         return [r for r in written if r.state in ("open", "missed")]
 
     @staticmethod

@@ -4,7 +4,7 @@ stay the session's, as a flush would leave them: new ones persistent, changed on
 database now holds (its id, its new row version)."""
 from functools import lru_cache
 
-from sqlalchemy import event, inspect, literal
+from sqlalchemy import and_, event, inspect, literal
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -14,54 +14,65 @@ from ..extensions import upsert_insert
 _ATTACHED = "upsert_attached"       # session.info: the new objects this transaction's upserts made persistent
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _expunge_attached(session, _previous):
-    """A rollback takes their rows back: the objects made persistent for them leave the session, as the flush's
-    new objects do (else a row inserted later with the same key could not be attached)."""
-    for obj in session.info.pop(_ATTACHED, ()):
-        if obj in session:
-            session.expunge(obj)
+@event.listens_for(Session, "after_rollback")
+def _expunge_attached(session):
+    """A rollback of the whole transaction takes their rows back: the objects made persistent for them leave the
+    session, as the flush's new objects do (else a row inserted later with the same key could not be attached).
+    A savepoint's end changes nothing here: the runtime writes none inside one."""
+    if not session.in_nested_transaction():
+        for obj in session.info.pop(_ATTACHED, ()):
+            if obj in session:
+                session.expunge(obj)
 
 
 @event.listens_for(Session, "after_commit")
 def _forget_attached(session):
-    session.info.pop(_ATTACHED, None)
+    if not session.in_nested_transaction():
+        session.info.pop(_ATTACHED, None)
 
 
-def upsert(session, objects: list, key: str = None) -> list:
+def upsert(session, objects: list, key: str = None, read_as=None) -> list:
     """Write `objects` (of one mapped class; new, changed or unchanged), which are then persistent and clean.
     `key`: the unique column the rows are found by (default the primary key); an object whose `key` changed is
-    left to the flush. An object changed since it was read is written only if its row version is still the one
-    read (as the flush's UPDATE … WHERE row_version = …), else StaleDataError (and the caller's transaction rolls
-    back). Returns `objects`."""
-    if not objects:
-        return []
-    mapper = inspect(type(objects[0]))
-    key = key or mapper.primary_key[0].key
-    rows, changed, to_write = [], set(), []
+    left to the flush. `read_as`: what held for every existing row when the caller read it (e.g. `state = 'open'`):
+    an existing row is updated only if it still holds, and only if its row version is still the one read (as the
+    flush's UPDATE … WHERE row_version = …). A row not written (changed meanwhile, or a "new" object whose row
+    exists) raises StaleDataError, and the caller's transaction rolls back. Each row takes only the columns changed
+    on it: objects changed in different columns are written by one statement per set of columns (new ones go with
+    the first). Returns `objects`."""
+    mapper = inspect(type(objects[0])) if objects else None
+    key = key or (mapper.primary_key[0].key if mapper else None)
+    batches: dict[frozenset, list] = {}
+    new = []
     for obj in objects:
         state = inspect(obj)
         if state.pending:           # added to the session: written here, not by the flush
             session.expunge(obj)
         _sync_foreign_keys(mapper, obj, state)
-        if state.key is not None:
-            if not session.is_modified(obj, include_collections=False) or state.attrs[key].history.deleted:
-                continue            # unchanged, or found by another key than the row has: the flush's
-            changed |= {a.key for a in state.attrs if a.history.added and a.key in mapper.columns}
-        else:
+        if state.key is None:
             _set_defaults(mapper, obj)
-        rows.append(_values(mapper, obj, key))
-        to_write.append(obj)
-    if not to_write:
-        return list(objects)
-    stmt = _statement(session.get_bind().dialect.name, mapper.class_, key, frozenset(changed))
+            new.append(obj)
+        elif session.is_modified(obj, include_collections=False) and not state.attrs[key].history.deleted:
+            changed = frozenset(a.key for a in state.attrs if a.history.added and a.key in mapper.columns)
+            batches.setdefault(changed, []).append(obj)
+        # else unchanged, or found by another key than its row has: the flush's
+    if new:
+        first = next(iter(batches), frozenset())
+        batches[first] = batches.get(first, []) + new
+    for changed, batch in batches.items():
+        _write(session, mapper, key, changed, read_as, batch)
+    return list(objects)
+
+
+def _write(session, mapper, key, changed, read_as, batch):
+    stmt = _statement(session.get_bind().dialect.name, mapper.class_, key, changed, read_as)
+    rows = [_values(mapper, obj, key) for obj in batch]
     with session.no_autoflush:      # the flush would write these objects first, the ORM's way
         written = {row[1]: row for row in session.execute(stmt, rows)}     # key -> (primary key, key, version)
-    if len(written) != len(to_write):
-        raise StaleDataError(f"{mapper.local_table.name}: {len(to_write) - len(written)} row(s) changed meanwhile")
-    for obj in to_write:
+    if len(written) != len(batch):
+        raise StaleDataError(f"{mapper.local_table.name}: {len(batch) - len(written)} row(s) not as read")
+    for obj in batch:
         _as_written(session, mapper, obj, written[getattr(obj, key)])
-    return list(objects)
 
 
 def _sync_foreign_keys(mapper, obj, state):
@@ -131,22 +142,24 @@ def _as_written(session, mapper, obj, row):
 
 
 @lru_cache(maxsize=64)
-def _statement(dialect, model, key, changed: frozenset):
-    """The upsert of `model`'s rows found by `key`: an existing row takes the columns changed on any of the
-    objects (the others keep what the database holds); a versioned row only if its version is still the one
-    read, and then the next version. Built once per shape, so that its SQL is compiled once."""
+def _statement(dialect, model, key, changed: frozenset, read_as):
+    """The upsert of `model`'s rows found by `key`: an existing row takes the `changed` columns (the others keep
+    what the database holds), only if `read_as` still holds for it, and for a versioned row only if its version is
+    still the one read, and then the next version. Built once per shape, so that its SQL is compiled once."""
     mapper = inspect(model)
     table, version = mapper.local_table, mapper.version_id_col
     stmt = upsert_insert(dialect)(table)
     set_ = {mapper.get_property(name).columns[0].key: stmt.excluded[mapper.get_property(name).columns[0].key]
             for name in sorted(changed) if name != key}
     key_column = mapper.get_property(key).columns[0]
-    if version is not None:
-        set_[version.key] = table.c[version.key] + 1
-        stmt = stmt.on_conflict_do_update(index_elements=[key_column], set_=set_,
-                                          where=table.c[version.key] == stmt.excluded[version.key])
+    if not set_:                    # only new rows: one that exists already is not returned
+        stmt = stmt.on_conflict_do_nothing(index_elements=[key_column])
     else:
-        set_ = set_ or {key_column.key: stmt.excluded[key_column.key]}   # nothing changed: returned as it is
-        stmt = stmt.on_conflict_do_update(index_elements=[key_column], set_=set_)
+        where = [table.c[version.key] == stmt.excluded[version.key]] if version is not None else []
+        if version is not None:
+            set_[version.key] = table.c[version.key] + 1
+        if read_as is not None:
+            where.append(read_as)
+        stmt = stmt.on_conflict_do_update(index_elements=[key_column], set_=set_, where=and_(*where) if where else None)
     return stmt.returning(mapper.primary_key[0], key_column, version if version is not None else literal(None))
 
