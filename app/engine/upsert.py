@@ -40,8 +40,10 @@ def upsert(session, objects: list, key: str = None, read_as=None) -> list:
     exists) raises StaleDataError, and the caller's transaction rolls back. Each row takes only the columns changed
     on it: objects changed in different columns are written by one statement per set of columns (new ones go with
     the first). Returns `objects`."""
-    mapper = inspect(type(objects[0])) if objects else None
-    key = key or (mapper.primary_key[0].key if mapper else None)
+    if not objects:
+        return []
+    mapper = inspect(type(objects[0]))
+    key = key or mapper.primary_key[0].key
     batches: dict[frozenset, list] = {}
     new = []
     for obj in objects:
