@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 
 from .config import DEV_PUBLIC_BASE_URL, Config, development
+from . import db_connections
 from .extensions import db, migrate
 
 
@@ -15,11 +16,11 @@ def create_app(config_object=Config, **overrides) -> Flask:
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("SECRET_KEY is not set: export it in the environment (see README)")
     _public_base_url(app)
-    _engine_options(app)
+    db_connections.engine_options(app)
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"))
-    _sqlite_pragmas(app)
+    db_connections.init_app(app)
     from . import input_guard
     input_guard.init_app(app)     # first of all hooks: hostile URLs and forms never reach a view
 
@@ -97,32 +98,6 @@ def _absolute_http(url: str) -> bool:
 
 def known_lanes(app) -> set:
     return {spec["lane"] for spec in app.config["ROLES"].values() if spec.get("lane")}
-
-
-def _engine_options(app):
-    """No pre-ping on SQLite: a file cannot drop the connection, and the ping is a statement on every
-    request (PostgreSQL keeps it: a restarted server or a dropped connection costs one retry, not an error)."""
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
-
-
-def _sqlite_pragmas(app):
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        return
-    from sqlalchemy import event
-
-    with app.app_context():
-        if not event.contains(db.engine, "connect", _set_sqlite_pragmas):    # once per engine
-            event.listen(db.engine, "connect", _set_sqlite_pragmas)
-
-
-def _set_sqlite_pragmas(dbapi_connection, _record):
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers go on while one writer commits; busy_timeout waits for the write lock.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def _json_errors_under_api(app):

@@ -1,0 +1,76 @@
+"""How each database backend's connections are set up: engine options, SQLite's pragmas, and on PostgreSQL the
+end of a transaction that only read.
+
+PostgreSQL: psycopg prepares a statement on the server once it has run it five times on a connection, and from
+then on sends only its parameters: the server no longer parses it (and with a generic plan, no longer plans it).
+But psycopg forgets every prepared statement on a ROLLBACK, since one may undo DDL a plan depends on, and every
+request's session ends with a rollback. So a read request threw away what every earlier request had prepared,
+and the app's statements were parsed afresh each time (the role queue's: 2–3 ms of parsing at 100,000
+complaints). A transaction that ran nothing but SELECTs now ends with COMMIT, which for it does the same as a
+rollback: nothing to undo, its locks released. Any other statement, or a failed one, keeps the ROLLBACK."""
+from sqlalchemy import event
+
+from .extensions import db
+
+
+def init_app(app):
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        _listen_once(engine, "connect", _set_sqlite_pragmas)
+    elif engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        _listen_once(engine, "begin", _transaction_begins)
+        _listen_once(engine, "before_cursor_execute", _statement_runs)
+        _listen_once(engine, "rollback", _commit_if_only_read)
+
+
+def engine_options(app):
+    """No pre-ping on SQLite: a file cannot drop the connection, and the ping is a statement on every
+    request (PostgreSQL keeps it: a restarted server or a dropped connection costs one retry, not an error)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+
+
+def _listen_once(engine, name, listener):
+    """Apps made on one engine (tests, benchmarks) add each listener once."""
+    if not event.contains(engine, name, listener):
+        event.listen(engine, name, listener)
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one writer commits; busy_timeout waits for the write lock.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+# ---- PostgreSQL: a transaction that only read ends with COMMIT -------------------------------------------
+ONLY_READ = "only_read"         # key in the pooled connection's info: this transaction ran only SELECTs so far
+
+
+def _transaction_begins(connection):
+    connection.info[ONLY_READ] = True
+
+
+def _statement_runs(connection, _cursor, statement, _parameters, _context, _executemany):
+    if connection.info.get(ONLY_READ) and not statement.lstrip()[:6].upper() == "SELECT":
+        connection.info[ONLY_READ] = False
+
+
+def _commit_if_only_read(connection):
+    """Runs before SQLAlchemy's rollback; after a COMMIT here, psycopg's rollback finds no transaction and
+    sends nothing."""
+    from psycopg import Error
+    from psycopg.pq import TransactionStatus
+
+    if not connection.info.pop(ONLY_READ, False) or connection.invalidated:
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is None or dbapi_connection.info.transaction_status != TransactionStatus.INTRANS:
+        return              # failed (INERROR), idle, or gone: the rollback does what is needed
+    try:
+        dbapi_connection.commit()
+    except Error:
+        pass                # e.g. a dropped connection: the rollback that follows meets it and handles it
