@@ -108,6 +108,10 @@ class Config:
     OIDC_LINK_LOCAL_ACCOUNTS = _env("OIDC_LINK_LOCAL_ACCOUNTS", "0") == "1"
     OIDC_BUTTON_LABEL = _env("OIDC_BUTTON_LABEL", "")        # default: 使用公司统一身份登录 / Sign in with company SSO
     OIDC_TIMEOUT_SECONDS = float(_env("OIDC_TIMEOUT_SECONDS", "10"))
+    # Logging out here also ends the session at the provider when its discovery document names an
+    # end_session_endpoint (RP-initiated logout); the browser then comes back to OIDC_POST_LOGOUT_REDIRECT_URI.
+    OIDC_LOGOUT_AT_PROVIDER = _env("OIDC_LOGOUT_AT_PROVIDER", "1") == "1"
+    OIDC_POST_LOGOUT_REDIRECT_URI = _env("OIDC_POST_LOGOUT_REDIRECT_URI")   # default: this app's /login
     # Background jobs (app/jobs/, README "Background jobs"): where an export's file is kept (default
     # <instance>/jobs) and for how long, and from how many complaints a migration (rows an export) is a job.
     JOBS_DIR = _env("JOBS_DIR")

@@ -5,8 +5,10 @@ HTTP on 127.0.0.1 (werkzeug, in a thread); the app under test fetches its discov
 tokens over real HTTP like from any provider.
 
 Its "login" asks nothing: /authorize approves at once as `provider.account` (set by the test), or answers
-access_denied when that is None. ID tokens carry sub, name, preferred_username and email; the groups come
-only from the userinfo endpoint (as with many providers). Knobs for what the app must refuse:
+access_denied when that is None. Its end-session endpoint (/logout, RP-initiated logout) keeps each query
+in `logout_requests` and sends the browser back to a post_logout_redirect_uri registered for the client.
+ID tokens carry sub, name, preferred_username and email; the groups come only from the userinfo endpoint
+(as with many providers). Knobs for what the app must refuse:
 `signing_key` (sign ID tokens with another key, under the published key's id), `id_token_overrides` (e.g.
 another iss, aud or nonce) and `discovery_overrides`. `authorize_requests` keeps each /authorize query."""
 import secrets
@@ -19,7 +21,7 @@ from authlib.oauth2.rfc6749 import AuthorizationCodeGrant, ClientMixin, TokenMix
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode, UserInfo, UserInfoEndpoint
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, redirect, request
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.serving import make_server
 
@@ -131,8 +133,12 @@ class Token(TokenMixin):
 
 
 class Provider:
-    def __init__(self, client_id="complaints-app", client_secret=None, redirect_uris=("http://localhost/login/sso/callback",)):
+    def __init__(self, client_id="complaints-app", client_secret=None,
+                 redirect_uris=("http://localhost/login/sso/callback",),
+                 post_logout_redirect_uris=("http://localhost/login",)):
         self.client = Client(client_id, client_secret or secrets.token_urlsafe(24), list(redirect_uris))
+        self.post_logout_redirect_uris = list(post_logout_redirect_uris)
+        self.logout_requests: list = []
         self.key = RSAKey.generate_key(2048, parameters={"kid": KEY_ID, "use": "sig", "alg": "RS256"})
         self.signing_key = self.key
         self.account: Account | None = None
@@ -179,6 +185,7 @@ class Provider:
                 "grant_types_supported": ["authorization_code"], "id_token_signing_alg_values_supported": ["RS256"],
                 "scopes_supported": ["openid", "profile", "email", "groups"], "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "end_session_endpoint": f"{base}/logout?tenant=main",
                 **self.discovery_overrides})
 
         @app.get("/jwks")
@@ -190,6 +197,14 @@ class Provider:
             self.authorize_requests.append(request.args.to_dict())
             grant = server.get_consent_grant(end_user=self.account)
             return server.create_authorization_response(grant_user=self.account, grant=grant)
+
+        @app.get("/logout")
+        def end_session():
+            self.logout_requests.append(request.args.to_dict())
+            back = request.args.get("post_logout_redirect_uri")
+            if request.args.get("client_id") != self.client.client_id or back not in self.post_logout_redirect_uris:
+                return "unknown client or post_logout_redirect_uri", 400
+            return redirect(back)
 
         @app.post("/token")
         def token():

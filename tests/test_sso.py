@@ -37,6 +37,7 @@ def idp(app, provider):
     provider.account, provider.signing_key = None, provider.key
     provider.id_token_overrides, provider.discovery_overrides = {}, {}
     provider.authorize_requests.clear()
+    provider.logout_requests.clear()
     app.config.update(provider.app_config(OIDC_GROUP_ROLES=GROUP_ROLES))
     return provider
 
@@ -241,6 +242,75 @@ def test_the_provider_denied_unreachable_or_not_our_issuer(app, idp):
     assert refused(browser, browser.get("/login/sso")) == unreachable
 
 
+# ---- logout at the provider (RP-initiated logout) ----------------------------------------------------
+STILL_SIGNED_IN = "您在公司统一身份认证服务可能仍处于登录状态。在公用电脑上，请也在那里退出登录。"
+
+
+def logged_out(browser, r) -> list:
+    """The messages of the login page `r` leads to, and that nobody is logged in any more."""
+    assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login", r.headers
+    shown = flashes(browser.get("/login"))
+    assert browser.get("/").status_code == 302
+    return shown
+
+
+def test_logging_out_of_a_single_sign_on_session_logs_out_at_the_provider_too(app, idp):
+    browser = Browser(app)
+    sso_login(browser, idp, WANG)
+    r = browser.post("/logout", page="/")
+    assert r.status_code == 302 and r.headers["Location"] == "/logout/sso"
+    r = browser.get("/logout/sso")
+    to = urlsplit(r.headers["Location"])
+    assert r.status_code == 302 and f"{to.scheme}://{to.netloc}{to.path}" == f"{idp.issuer}/logout"
+    assert parse_qs(to.query) == {"tenant": ["main"], "client_id": ["complaints-app"],
+                                  "post_logout_redirect_uri": ["http://localhost/login"], "ui_locales": ["zh-Hans-CN"]}
+    back = requests.get(r.headers["Location"], allow_redirects=False, timeout=5)     # the provider ends its session
+    assert back.status_code == 302 and back.headers["Location"] == "http://localhost/login"
+    assert idp.logout_requests == [{"tenant": "main", "client_id": "complaints-app",
+                                    "post_logout_redirect_uri": "http://localhost/login", "ui_locales": "zh-Hans-CN"}]
+    assert flashes(browser.get("/login")) == ["您已退出登录。"]
+    assert browser.get("/").status_code == 302                   # logged out here
+    assert browser.get("/logout/sso").headers["Location"] == "/login"      # once: a second visit goes nowhere
+    assert len(idp.logout_requests) == 1
+
+
+def test_the_provider_is_left_alone_unless_the_session_was_a_single_sign_on_one(app, idp, people):
+    browser = Browser(app)
+    browser.login("customer_service")
+    assert logged_out(browser, browser.post("/logout", page="/")) == ["您已退出登录。"]
+    stranger = Browser(app)                               # a bare link does not log anyone out at the provider
+    assert stranger.get("/logout/sso").headers["Location"] == "/login"
+    assert idp.logout_requests == []
+
+    app.config["OIDC_LOGOUT_AT_PROVIDER"] = False         # turned off: logging out ends the session here only
+    sso_login(browser, idp, WANG)
+    r = browser.post("/logout", page="/")
+    assert logged_out(browser, browser.get(r.headers["Location"])) == ["您已退出登录。"]
+    assert idp.logout_requests == []
+
+
+def test_a_provider_without_logout_or_out_of_reach_leaves_the_user_logged_out_here_and_told(app, idp):
+    browser = Browser(app)
+    idp.discovery_overrides = {"end_session_endpoint": None}
+    sso_login(browser, idp, WANG)
+    r = browser.post("/logout", page="/")
+    assert logged_out(browser, browser.get(r.headers["Location"])) == ["您已退出登录。", STILL_SIGNED_IN]
+
+    idp.discovery_overrides = {}
+    app.extensions.pop("sso_client")                    # its discovery document, with no logout, was cached
+    sso_login(browser, idp, WANG)
+    browser.get("/language/en")
+    app.config["OIDC_TIMEOUT_SECONDS"] = 0.5
+    down = Provider()                                   # a provider that is not listening any more
+    app.config.update(down.start().app_config(OIDC_GROUP_ROLES=GROUP_ROLES, OIDC_TIMEOUT_SECONDS=0.5))
+    down.stop()
+    r = browser.post("/logout", page="/")
+    assert logged_out(browser, browser.get(r.headers["Location"])) == [
+        "You have been logged out.", "You may still be signed in at the company sign-in service. On a shared "
+        "computer, log out there too."]
+    assert idp.logout_requests == []
+
+
 def test_sso_off_shows_no_button(app):
     browser = Browser(app)
     assert 'data-testid="sso-login"' not in browser.get("/login").text
@@ -262,6 +332,10 @@ def test_the_settings(app):
             "OIDC_CLIENT_SECRET": "s", "OIDC_GROUP_ROLES": "a=training", "ROLES": roles}
     assert sso.settings(base).discovery_url == "https://sso.insurer.example/realms/staff/.well-known/openid-configuration"
     assert sso.settings({**base, "OIDC_ISSUER": ""}) is None
+    assert sso.end_session_url("https://sso.insurer.example/logout?realm=a+b", sso.settings(base),
+                               "https://complaints.insurer.example/login", "en") == (
+        "https://sso.insurer.example/logout?realm=a+b&client_id=complaints&post_logout_redirect_uri="
+        "https%3A%2F%2Fcomplaints.insurer.example%2Flogin&ui_locales=en")
     for wrong in ({"OIDC_CLIENT_SECRET": ""}, {"OIDC_ISSUER": "http://sso.insurer.example"}, {"OIDC_SCOPES": "profile"}):
         with pytest.raises(sso.ConfigError):
             sso.settings({**base, **wrong})

@@ -57,9 +57,18 @@ def user_of(session_id: str):
     return LoginUser(user)
 
 
+# Set by end() when the session had begun with single sign-on: the sso blueprint's /logout/sso then sends the
+# browser on to the provider's logout (only right after such a logout, never by a bare link).
+ENDED_SSO = "ended_sso"
+
+
 def end():
+    """Log out; a session begun with single sign-on leaves the mark ENDED_SSO in the fresh one."""
+    method = session.get("login_method")
     logout_user()
     fresh_session()
+    if method == "sso":
+        session[ENDED_SSO] = True
 
 
 # A password login waiting for its second factor: the user's id and password mark, and when and where to.

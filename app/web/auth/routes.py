@@ -5,7 +5,7 @@ and its API tokens refused meanwhile). Unknown usernames take the same path, inc
 hash check, and get the same answers at the same attempt, so the login never tells who has an account."""
 from functools import cache
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.security import check_password_hash
@@ -138,4 +138,6 @@ def _refusal_message(refusal):
 def logout():
     sessions.end()
     flash(_("You have been logged out."), "info")
+    if session.get(sessions.ENDED_SSO):
+        return redirect(url_for("sso.logout"))       # on to the provider's logout
     return redirect(url_for("auth.login"))

@@ -36,6 +36,16 @@ def client(config: sso.Settings):
     return remote
 
 
+def end_session_endpoint(config: sso.Settings) -> str | None:
+    """The provider's end-session endpoint (RP-initiated logout), None when its discovery document names
+    none, or none at an https address (http only on this machine)."""
+    endpoint = client(config).server_metadata.get("end_session_endpoint")
+    if endpoint and not sso.secure_url(endpoint):
+        current_app.logger.error("single sign-on: the provider's end_session_endpoint is not https; not used")
+        return None
+    return endpoint or None
+
+
 def claims_options(config: sso.Settings) -> dict:
     """What the ID token must say besides its signature and nonce (Authlib checks only the issuer unless
     told): issued by our provider, to us, about someone."""

@@ -2,7 +2,12 @@
 Authlib); /login/sso/callback exchanges the code, verifies the ID token (signature with the provider's
 published keys, issuer, audience, nonce, expiry), reads the userinfo endpoint if the provider has one, and
 logs the user in with login_method="sso" (no second factor here: the provider asks for its own). Whatever
-goes wrong ends on the login page with a message in the user's language, and nobody logged in."""
+goes wrong ends on the login page with a message in the user's language, and nobody logged in.
+
+/logout/sso comes right after such a session's logout here (auth.logout) and sends the browser on to the
+provider's end-session endpoint, which ends the user's session there too and sends them back to the login
+page. A provider without one, or one that cannot be reached, leaves the user logged out here with a word
+that the provider's session is still open."""
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import current_app, flash, redirect, request, session, url_for
@@ -85,6 +90,27 @@ def callback():
         return _back(_refusal_message(refusal))
     sessions.start(user, login_method="sso")
     return redirect(target or url_for("tasks.home"))
+
+
+@bp.get("/logout/sso")
+@public
+def logout():
+    if not session.pop(sessions.ENDED_SSO, False) or current_user.is_authenticated:
+        return redirect(url_for("auth.login"))         # only right after a single sign-on session's logout
+    config = sso.settings(current_app.config)
+    if config is None or not config.logout_at_provider:
+        return redirect(url_for("auth.login"))
+    try:
+        endpoint = provider.end_session_endpoint(config)
+    except (provider.IssuerMismatch, *UNREACHABLE) as err:
+        current_app.logger.warning("single sign-on: the provider's logout cannot be reached (%s)", type(err).__name__)
+        endpoint = None
+    if endpoint is None:
+        flash(_("You may still be signed in at the company sign-in service. On a shared computer, log out there "
+                "too."), "info")
+        return redirect(url_for("auth.login"))
+    back_to = config.post_logout_redirect_uri or url_for("auth.login", _external=True)
+    return redirect(sso.end_session_url(endpoint, config, back_to, str(get_locale() or "").replace("_", "-")))
 
 
 class MissingIdToken(Exception):
