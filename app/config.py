@@ -1,5 +1,6 @@
 """Settings, read from the environment so that no secret lives in the code."""
 import atexit
+import math
 import os
 import shutil
 import tempfile
@@ -11,6 +12,47 @@ ROOT = Path(__file__).resolve().parent.parent
 def _env(name, default=None):
     value = os.environ.get(name)
     return default if value in (None, "") else value
+
+
+class SettingError(ValueError):
+    """A setting in the environment that cannot work: the app does not start, and the message names it."""
+
+
+def _number(name, default, kind=int, least=0, most=None):
+    """A number from the environment, at least `least` (and at most `most`); unset: `default`."""
+    raw = _env(name)
+    if raw is None:
+        return kind(default)
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: not a {'whole number' if kind is int else 'number'}") from None
+    if not math.isfinite(value) or value < least or (most is not None and value > most):
+        bounds = f"from {least} to {most}" if most is not None else f"at least {least}"
+        raise SettingError(f"{name}={raw!r}: must be {bounds}")
+    return value
+
+
+FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _flag(name, default: bool) -> bool:
+    """1/0 (also true/false, yes/no, on/off) from the environment; anything else is an error, not a silent no."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() not in FLAGS:
+        raise SettingError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
+    return FLAGS[raw.strip().lower()]
+
+
+def _choice(name, default, choices):
+    """One of `choices` (compared ignoring case, returned as listed)."""
+    raw = _env(name, default)
+    for choice in choices:
+        if raw.strip().lower() == choice.lower():
+            return choice
+    raise SettingError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
 
 
 def development(environ=os.environ) -> bool:
@@ -45,32 +87,32 @@ class Config:
     COMPLAINT_PROCESS = _env("COMPLAINT_PROCESS", "complaint_handling")
     # {date} is the business-day date of registration, {seq} a per-day counter.
     COMPLAINT_NUMBER_FORMAT = _env("COMPLAINT_NUMBER_FORMAT", "TS-{date:%Y%m%d}-{seq:06d}")
-    API_TOKEN_DAYS = int(_env("API_TOKEN_DAYS", "90"))
-    SCHEDULER_INTERVAL_SECONDS = int(_env("SCHEDULER_INTERVAL_SECONDS", "15"))
+    API_TOKEN_DAYS = _number("API_TOKEN_DAYS", 90, least=1)
+    SCHEDULER_INTERVAL_SECONDS = _number("SCHEDULER_INTERVAL_SECONDS", 15, least=1)
     # Operations (/healthz, /readyz, /metrics; README "Operating it"). SCHEDULER_EXPECTED=0: no scheduler runs
     # beside this app (a test, a demo without timers), so /readyz does not ask for its heartbeat; else the
     # heartbeat (written at most once a minute) must be younger than SCHEDULER_HEARTBEAT_MAX_SECONDS.
-    SCHEDULER_EXPECTED = _env("SCHEDULER_EXPECTED", "1") == "1"
-    SCHEDULER_HEARTBEAT_MAX_SECONDS = int(_env("SCHEDULER_HEARTBEAT_MAX_SECONDS", "300"))
+    SCHEDULER_EXPECTED = _flag("SCHEDULER_EXPECTED", True)
+    SCHEDULER_HEARTBEAT_MAX_SECONDS = _number("SCHEDULER_HEARTBEAT_MAX_SECONDS", 300, least=1)
     # /metrics answers only these addresses or networks (comma-separated), without login; others get 403.
     METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
     # json: one JSON object per log line (app/logs.py); text: Python's plain lines (development and tests).
-    LOG_FORMAT = _env("LOG_FORMAT", "text" if development() else "json")
+    LOG_FORMAT = _choice("LOG_FORMAT", "text" if development() else "json", ("json", "text"))
     # SpiffWorkflow's own loggers ("spiff.*") write a line at INFO for every task's change of state (some 30 per
     # change); they say what our audit trail and element visits already hold. WARNING keeps their problems only.
-    SPIFF_LOG_LEVEL = _env("SPIFF_LOG_LEVEL", "WARNING").upper()
+    SPIFF_LOG_LEVEL = _choice("SPIFF_LOG_LEVEL", "WARNING", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # The audit trail's seals: how often the scheduler seals the chains that grew, and the key that signs
     # the seals (unset: derived from SECRET_KEY). Keep it outside the database and never change it
     # without keeping the old one: the seals it signed are checked with it.
-    AUDIT_SEAL_MINUTES = int(_env("AUDIT_SEAL_MINUTES", "10"))
+    AUDIT_SEAL_MINUTES = _number("AUDIT_SEAL_MINUTES", 10, least=1)
     AUDIT_SEAL_KEY = _env("AUDIT_SEAL_KEY")
     # No request body (form, JSON, diagram upload) beyond this is read at all.
-    MAX_CONTENT_LENGTH = int(_env("MAX_CONTENT_LENGTH", str(5 * 1024 * 1024)))
+    MAX_CONTENT_LENGTH = _number("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, least=1024)
     # Evidence files (app/evidence/): the largest file accepted (the pages that take uploads read bodies up
     # to this plus 1 MiB), where contents are kept (EVIDENCE_DIR, default <instance>/evidence; or another
     # store class, "module:Class"), and the virus scanner run on each upload (content on stdin; exit 0
     # clean, 1 infected, else refused as unchecked), e.g. "clamdscan --no-summary --stream -".
-    EVIDENCE_MAX_BYTES = int(_env("EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024)))
+    EVIDENCE_MAX_BYTES = _number("EVIDENCE_MAX_BYTES", 20 * 1024 * 1024, least=1)
     EVIDENCE_DIR = _env("EVIDENCE_DIR")
     EVIDENCE_STORE = _env("EVIDENCE_STORE", "app.evidence.store:FileStore")
     # EVIDENCE_STORE=app.evidence.s3store:S3Store keeps them in an S3-compatible bucket (README "Evidence and
@@ -85,10 +127,10 @@ class Config:
     EVIDENCE_S3_SSE = _env("EVIDENCE_S3_SSE", "")
     EVIDENCE_S3_SSE_KMS_KEY_ID = _env("EVIDENCE_S3_SSE_KMS_KEY_ID")
     EVIDENCE_S3_ADDRESSING_STYLE = _env("EVIDENCE_S3_ADDRESSING_STYLE", "auto")
-    EVIDENCE_S3_TIMEOUT_SECONDS = float(_env("EVIDENCE_S3_TIMEOUT_SECONDS", "30"))
-    EVIDENCE_S3_MAX_ATTEMPTS = int(_env("EVIDENCE_S3_MAX_ATTEMPTS", "3"))
+    EVIDENCE_S3_TIMEOUT_SECONDS = _number("EVIDENCE_S3_TIMEOUT_SECONDS", 30, float, least=0.1)
+    EVIDENCE_S3_MAX_ATTEMPTS = _number("EVIDENCE_S3_MAX_ATTEMPTS", 3, least=1)
     EVIDENCE_SCAN_COMMAND = _env("EVIDENCE_SCAN_COMMAND", "")
-    EVIDENCE_SCAN_TIMEOUT = float(_env("EVIDENCE_SCAN_TIMEOUT", "60"))
+    EVIDENCE_SCAN_TIMEOUT = _number("EVIDENCE_SCAN_TIMEOUT", 60, float, least=0.1)
     # Single sign-on through the insurer's OpenID Connect provider (app/sso.py, app/web/sso/; README "Single
     # sign-on"). Off unless OIDC_ISSUER is set; then OIDC_CLIENT_ID, OIDC_CLIENT_SECRET (environment only) and
     # OIDC_GROUP_ROLES are required. OIDC_GROUP_ROLES maps the provider's groups to role codes: a JSON object
@@ -105,22 +147,22 @@ class Config:
     OIDC_EMAIL_CLAIM = _env("OIDC_EMAIL_CLAIM", "email")
     OIDC_GROUPS_CLAIM = _env("OIDC_GROUPS_CLAIM", "groups")
     OIDC_GROUP_ROLES = _env("OIDC_GROUP_ROLES", "")
-    OIDC_LINK_LOCAL_ACCOUNTS = _env("OIDC_LINK_LOCAL_ACCOUNTS", "0") == "1"
+    OIDC_LINK_LOCAL_ACCOUNTS = _flag("OIDC_LINK_LOCAL_ACCOUNTS", False)
     OIDC_BUTTON_LABEL = _env("OIDC_BUTTON_LABEL", "")        # default: 使用公司统一身份登录 / Sign in with company SSO
-    OIDC_TIMEOUT_SECONDS = float(_env("OIDC_TIMEOUT_SECONDS", "10"))
+    OIDC_TIMEOUT_SECONDS = _number("OIDC_TIMEOUT_SECONDS", 10, float, least=0.1)
     # Logging out here also ends the session at the provider when its discovery document names an
     # end_session_endpoint (RP-initiated logout); the browser then comes back to OIDC_POST_LOGOUT_REDIRECT_URI.
-    OIDC_LOGOUT_AT_PROVIDER = _env("OIDC_LOGOUT_AT_PROVIDER", "1") == "1"
+    OIDC_LOGOUT_AT_PROVIDER = _flag("OIDC_LOGOUT_AT_PROVIDER", True)
     OIDC_POST_LOGOUT_REDIRECT_URI = _env("OIDC_POST_LOGOUT_REDIRECT_URI")   # default: this app's /login
     # Background jobs (app/jobs/, README "Background jobs"): where an export's file is kept (default
     # <instance>/jobs) and for how long, and from how many complaints a migration (rows an export) is a job.
     JOBS_DIR = _env("JOBS_DIR")
-    JOBS_KEEP_HOURS = float(_env("JOBS_KEEP_HOURS", "24"))
-    JOBS_MIGRATE_INLINE_MAX = int(_env("JOBS_MIGRATE_INLINE_MAX", "20"))
-    JOBS_EXPORT_INLINE_MAX = int(_env("JOBS_EXPORT_INLINE_MAX", "5000"))
+    JOBS_KEEP_HOURS = _number("JOBS_KEEP_HOURS", 24, float, least=0.1)
+    JOBS_MIGRATE_INLINE_MAX = _number("JOBS_MIGRATE_INLINE_MAX", 20)
+    JOBS_EXPORT_INLINE_MAX = _number("JOBS_EXPORT_INLINE_MAX", 5000)
     JOBS_PASS_SECONDS = 50          # a scheduler pass works jobs this long at most
     # Deploy processes/ when the app starts (a broken file is refused; the last good version keeps serving).
-    DEPLOY_ON_START = _env("DEPLOY_ON_START", "1") == "1"
+    DEPLOY_ON_START = _flag("DEPLOY_ON_START", True)
 
     # Roles. `lane` is the lane name a BPMN diagram uses for the role; roles without a lane hold no tasks.
     ROLES = {
@@ -143,9 +185,9 @@ class Config:
     }
     # Passwords (app/passwords.py): the minimum length, and an optional sorted file of SHA-1 hashes of
     # breached passwords (the offline Pwned Passwords list). One-time reset links last RESET_LINK_HOURS.
-    PASSWORD_MIN_LENGTH = int(_env("PASSWORD_MIN_LENGTH", "12"))
+    PASSWORD_MIN_LENGTH = _number("PASSWORD_MIN_LENGTH", 12, least=8, most=128)
     PASSWORD_BREACHED_FILE = _env("PASSWORD_BREACHED_FILE", "")
-    RESET_LINK_HOURS = int(_env("RESET_LINK_HOURS", "24"))
+    RESET_LINK_HOURS = _number("RESET_LINK_HOURS", 24, least=1)
     # The second factor (app/second_factor.py): any user may set one up; users with these roles (comma-
     # separated; "admin" by default, none on a developer's machine; e.g. "admin,process_owner"; "-" for none)
     # must, before anything else, at their next password login.
@@ -181,31 +223,31 @@ class Config:
     # The key of the customers' link tokens; unset, SECRET_KEY. A separate one lets SECRET_KEY (the
     # session key) be rotated without breaking every link customers hold.
     PORTAL_LINK_SECRET = _env("PORTAL_LINK_SECRET")
-    PORTAL_LINK_DAYS = int(_env("PORTAL_LINK_DAYS", "90"))
+    PORTAL_LINK_DAYS = _number("PORTAL_LINK_DAYS", 90, least=1)
     # E-mail over SMTP; SMTP_SECURITY: starttls | ssl | none. Unset SMTP_HOST = no e-mail channel.
     SMTP_HOST = _env("SMTP_HOST")
-    SMTP_PORT = int(_env("SMTP_PORT", "587"))
+    SMTP_PORT = _number("SMTP_PORT", 587, least=1, most=65535)
     SMTP_SECURITY = _env("SMTP_SECURITY", "starttls")
     SMTP_USER = _env("SMTP_USER")
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
-    SMTP_TIMEOUT_SECONDS = float(_env("SMTP_TIMEOUT_SECONDS", "10"))
+    SMTP_TIMEOUT_SECONDS = _number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1)
     MAIL_FROM = _env("MAIL_FROM", "complaints@example.com")
     # The handlers' morning digest of their tasks (app/digest_mail.py): sent from this hour (Beijing time) on
     # working days to the users who turned it on.
-    DIGEST_HOUR = int(_env("DIGEST_HOUR", "8"))
+    DIGEST_HOUR = _number("DIGEST_HOUR", 8, most=23)
     # SMS through an HTTP gateway (app/outbox/sms.py). Unset SMS_GATEWAY_URL = no SMS channel.
     SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
     SMS_GATEWAY_KEY = _env("SMS_GATEWAY_KEY")
-    SMS_TIMEOUT_SECONDS = float(_env("SMS_TIMEOUT_SECONDS", "10"))
+    SMS_TIMEOUT_SECONDS = _number("SMS_TIMEOUT_SECONDS", 10, float, least=0.1)
     # Delivery: tries per channel before a message counts as failed, and the back-off between them.
-    OUTBOX_MAX_ATTEMPTS = int(_env("OUTBOX_MAX_ATTEMPTS", "6"))
+    OUTBOX_MAX_ATTEMPTS = _number("OUTBOX_MAX_ATTEMPTS", 6, least=1)
     OUTBOX_BACKOFF_SECONDS = (60, 300, 900, 3600, 3 * 3600)
-    OUTBOX_BATCH = int(_env("OUTBOX_BATCH", "100"))
-    OUTBOX_INTERVAL_SECONDS = float(_env("OUTBOX_INTERVAL_SECONDS", "10"))
+    OUTBOX_BATCH = _number("OUTBOX_BATCH", 100, least=1)
+    OUTBOX_INTERVAL_SECONDS = _number("OUTBOX_INTERVAL_SECONDS", 10, float, least=0.1)
     # How long a dispatcher holds the deliveries it claimed; after that another may resend them.
-    OUTBOX_LEASE_SECONDS = int(_env("OUTBOX_LEASE_SECONDS", "300"))
+    OUTBOX_LEASE_SECONDS = _number("OUTBOX_LEASE_SECONDS", 300, least=1)
     # Sending pace: at full speed the dispatcher slows the handlers' requests on SQLite (see README).
-    OUTBOX_MAX_PER_SECOND = float(_env("OUTBOX_MAX_PER_SECOND", "20"))
+    OUTBOX_MAX_PER_SECOND = _number("OUTBOX_MAX_PER_SECOND", 20, float, least=0.1)
 
     # Web UI. Chinese by default, English on request; every displayed time in Asia/Shanghai.
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
@@ -225,16 +267,16 @@ class Config:
     # existing or not: LOGIN_MAX_ATTEMPTS wrong passwords for one username within LOGIN_ATTEMPT_WINDOW_MINUTES
     # (with no successful login in between) lock it for LOGIN_LOCK_MINUTES; LOGIN_IP_MAX_ATTEMPTS failures
     # from one address within LOGIN_IP_WINDOW_MINUTES refuse every login from it until they age out.
-    LOGIN_MAX_ATTEMPTS = int(_env("LOGIN_MAX_ATTEMPTS", "5"))
-    LOGIN_LOCK_MINUTES = int(_env("LOGIN_LOCK_MINUTES", "15"))
-    LOGIN_ATTEMPT_WINDOW_MINUTES = int(_env("LOGIN_ATTEMPT_WINDOW_MINUTES", str(24 * 60)))
-    LOGIN_IP_MAX_ATTEMPTS = int(_env("LOGIN_IP_MAX_ATTEMPTS", "30"))
-    LOGIN_IP_WINDOW_MINUTES = int(_env("LOGIN_IP_WINDOW_MINUTES", "15"))
+    LOGIN_MAX_ATTEMPTS = _number("LOGIN_MAX_ATTEMPTS", 5, least=1)
+    LOGIN_LOCK_MINUTES = _number("LOGIN_LOCK_MINUTES", 15, least=1)
+    LOGIN_ATTEMPT_WINDOW_MINUTES = _number("LOGIN_ATTEMPT_WINDOW_MINUTES", 24 * 60, least=1)
+    LOGIN_IP_MAX_ATTEMPTS = _number("LOGIN_IP_MAX_ATTEMPTS", 30, least=1)
+    LOGIN_IP_WINDOW_MINUTES = _number("LOGIN_IP_WINDOW_MINUTES", 15, least=1)
     # Behind nginx or another reverse proxy: how many proxy hops' X-Forwarded-For/-Proto to believe
     # (0 = none: the address the connection comes from is the client's).
-    TRUSTED_PROXIES = int(_env("TRUSTED_PROXIES", "0"))
+    TRUSTED_PROXIES = _number("TRUSTED_PROXIES", 0)
     # Strict-Transport-Security max-age in seconds; 0 (default) sends none (let the TLS proxy decide).
-    HSTS_SECONDS = int(_env("HSTS_SECONDS", "0"))
+    HSTS_SECONDS = _number("HSTS_SECONDS", 0)
     WEB_PER_PAGE = 25
     # Fields of earlier decisions shown prominently on a task page (e.g. why the customer was dissatisfied).
     WEB_HIGHLIGHT_FIELDS = ("dissatisfaction_reasons", "rejection_reason", "decision_comments")

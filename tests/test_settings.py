@@ -1,0 +1,68 @@
+"""Settings from the environment: a value that cannot work stops the app with a message that names the setting
+and says what it takes, instead of Python's own error (or, for a switch, a silent "off")."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app import config
+from app.config import ROOT, SettingError
+
+
+def test_numbers(monkeypatch):
+    monkeypatch.delenv("DIGEST_HOUR", raising=False)
+    assert config._number("DIGEST_HOUR", 8, most=23) == 8
+    monkeypatch.setenv("DIGEST_HOUR", " 7 ")
+    assert config._number("DIGEST_HOUR", 8, most=23) == 7
+    for raw, message in (("25", "DIGEST_HOUR='25': must be from 0 to 23"), ("-1", "must be from 0 to 23"),
+                         ("8am", "DIGEST_HOUR='8am': not a whole number"), ("8.5", "not a whole number")):
+        monkeypatch.setenv("DIGEST_HOUR", raw)
+        with pytest.raises(SettingError, match=message):
+            config._number("DIGEST_HOUR", 8, most=23)
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "2.5")
+    assert config._number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1) == 2.5
+    for raw, message in (("nan", "must be at least 0.1"), ("inf", "must be at least 0.1"), ("0", "at least 0.1"),
+                         ("ten", "not a number")):
+        monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", raw)
+        with pytest.raises(SettingError, match=message):
+            config._number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1)
+
+
+def test_switches_take_the_usual_words_and_refuse_others(monkeypatch):
+    for raw, value in (("1", True), ("true", True), ("Yes", True), ("on", True),
+                       ("0", False), ("false", False), ("NO", False), ("off", False)):
+        monkeypatch.setenv("OIDC_LINK_LOCAL_ACCOUNTS", raw)
+        assert config._flag("OIDC_LINK_LOCAL_ACCOUNTS", False) is value
+    monkeypatch.setenv("OIDC_LINK_LOCAL_ACCOUNTS", "2")
+    with pytest.raises(SettingError, match=r"OIDC_LINK_LOCAL_ACCOUNTS='2': use 1 \(on\) or 0 \(off\)"):
+        config._flag("OIDC_LINK_LOCAL_ACCOUNTS", False)
+    monkeypatch.delenv("OIDC_LINK_LOCAL_ACCOUNTS")
+    assert config._flag("OIDC_LINK_LOCAL_ACCOUNTS", False) is False
+
+
+def test_choices(monkeypatch):
+    monkeypatch.setenv("SPIFF_LOG_LEVEL", "info")
+    assert config._choice("SPIFF_LOG_LEVEL", "WARNING", ("INFO", "WARNING")) == "INFO"
+    monkeypatch.setenv("SPIFF_LOG_LEVEL", "LOUD")
+    with pytest.raises(SettingError, match="SPIFF_LOG_LEVEL='LOUD': must be one of INFO, WARNING"):
+        config._choice("SPIFF_LOG_LEVEL", "WARNING", ("INFO", "WARNING"))
+
+
+def start_with(**env) -> subprocess.CompletedProcess:
+    """A process that reads the settings as the app's do (gunicorn, the CLI, the scheduler)."""
+    return subprocess.run([sys.executable, "-c", "from app.config import Config as C; "
+                           "print(C.SPIFF_LOG_LEVEL, C.OIDC_LINK_LOCAL_ACCOUNTS, C.SMTP_PORT)"],
+                          cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_the_app_does_not_start_with_a_setting_that_cannot_work():
+    done = start_with(SPIFF_LOG_LEVEL="debug", OIDC_LINK_LOCAL_ACCOUNTS="true", SMTP_PORT="2525")
+    assert done.returncode == 0 and done.stdout.split() == ["DEBUG", "True", "2525"], done.stderr
+    for name, raw, message in (
+            ("SPIFF_LOG_LEVEL", "LOUD", "SPIFF_LOG_LEVEL='LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+            ("SMTP_PORT", "smtp", "SMTP_PORT='smtp': not a whole number"),
+            ("OIDC_LINK_LOCAL_ACCOUNTS", "ja", "OIDC_LINK_LOCAL_ACCOUNTS='ja': use 1 (on) or 0 (off)")):
+        done = start_with(**{name: raw})
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines()[-1] == f"app.config.SettingError: {message}"
