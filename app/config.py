@@ -26,8 +26,10 @@ def _number(name, default, kind=int, least=0, most=None):
     try:
         value = kind(raw.strip())
     except ValueError:
-        raise SettingError(f"{name}={raw!r}: not a {'whole number' if kind is int else 'number'}") from None
-    if not math.isfinite(value) or value < least or (most is not None and value > most):
+        value = None
+    if value is None or (kind is float and not math.isfinite(value)):         # nan, inf, 1e999
+        raise SettingError(f"{name}={raw!r}: not a {'whole number' if kind is int else 'number'}")
+    if value < least or (most is not None and value > most):
         bounds = f"from {least} to {most}" if most is not None else f"at least {least}"
         raise SettingError(f"{name}={raw!r}: must be {bounds}")
     return value
@@ -36,10 +38,10 @@ def _number(name, default, kind=int, least=0, most=None):
 FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def _flag(name, default: bool) -> bool:
+def _flag(name, default: bool, environ=os.environ) -> bool:
     """1/0 (also true/false, yes/no, on/off) from the environment; anything else is an error, not a silent no."""
-    raw = _env(name)
-    if raw is None:
+    raw = environ.get(name)
+    if raw in (None, ""):
         return default
     if raw.strip().lower() not in FLAGS:
         raise SettingError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
@@ -64,10 +66,7 @@ def development(environ=os.environ) -> bool:
 def secure_cookies(environ=os.environ) -> bool:
     """Session cookies are Secure (sent over HTTPS only) unless SESSION_COOKIE_SECURE=0 says otherwise
     or this is development."""
-    explicit = environ.get("SESSION_COOKIE_SECURE", "")
-    if explicit != "":
-        return explicit == "1"
-    return not development(environ)
+    return _flag("SESSION_COOKIE_SECURE", not development(environ), environ)
 
 
 # Where links point on a developer's machine or in the tests when PUBLIC_BASE_URL is not set.
@@ -247,7 +246,7 @@ class Config:
     # How long a dispatcher holds the deliveries it claimed; after that another may resend them.
     OUTBOX_LEASE_SECONDS = _number("OUTBOX_LEASE_SECONDS", 300, least=1)
     # Sending pace: at full speed the dispatcher slows the handlers' requests on SQLite (see README).
-    OUTBOX_MAX_PER_SECOND = _number("OUTBOX_MAX_PER_SECOND", 20, float, least=0.1)
+    OUTBOX_MAX_PER_SECOND = _number("OUTBOX_MAX_PER_SECOND", 20, float)     # 0: no pacing
 
     # Web UI. Chinese by default, English on request; every displayed time in Asia/Shanghai.
     BABEL_DEFAULT_LOCALE = "zh_Hans_CN"

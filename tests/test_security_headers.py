@@ -6,7 +6,7 @@ import re
 import pytest
 
 from app import create_app
-from app.config import TestConfig, secure_cookies
+from app.config import SettingError, TestConfig, secure_cookies
 from tests.flow import COMPLAINT, Desk
 from tests.test_web import Browser
 
@@ -108,9 +108,16 @@ def test_hsts_only_when_configured(app):
     ({"FLASK_DEBUG": "0"}, True),
     ({"SESSION_COOKIE_SECURE": "0"}, False),                      # the explicit override wins
     ({"SESSION_COOKIE_SECURE": "1", "APP_ENV": "development"}, True),
+    ({"SESSION_COOKIE_SECURE": "true", "APP_ENV": "development"}, True),   # not read as off
+    ({"SESSION_COOKIE_SECURE": "off"}, False),
 ])
 def test_session_cookie_is_secure_outside_development(environ, secure):
     assert secure_cookies(environ) is secure
+
+
+def test_a_session_cookie_setting_that_means_nothing_is_refused():
+    with pytest.raises(SettingError, match="SESSION_COOKIE_SECURE='secure': use 1 \\(on\\) or 0 \\(off\\)"):
+        secure_cookies({"SESSION_COOKIE_SECURE": "secure"})
 
 
 def test_the_default_cookie_is_sent_with_the_secure_flag(app):

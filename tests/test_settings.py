@@ -22,11 +22,17 @@ def test_numbers(monkeypatch):
             config._number("DIGEST_HOUR", 8, most=23)
     monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "2.5")
     assert config._number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1) == 2.5
-    for raw, message in (("nan", "must be at least 0.1"), ("inf", "must be at least 0.1"), ("0", "at least 0.1"),
-                         ("ten", "not a number")):
+    for raw, message in (("nan", "not a number"), ("inf", "not a number"), ("9" * 400, "not a number"),
+                         ("0", "must be at least 0.1"), ("ten", "'ten': not a number")):
         monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", raw)
         with pytest.raises(SettingError, match=message):
             config._number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1)
+
+
+def test_zero_where_it_means_something():
+    done = start_with("C.OUTBOX_MAX_PER_SECOND, C.TRUSTED_PROXIES, C.HSTS_SECONDS",     # 0: no pacing, none, none
+                      OUTBOX_MAX_PER_SECOND="0", TRUSTED_PROXIES="0", HSTS_SECONDS="0")
+    assert done.returncode == 0 and done.stdout.split() == ["0.0", "0", "0"], done.stderr
 
 
 def test_switches_take_the_usual_words_and_refuse_others(monkeypatch):
@@ -49,10 +55,9 @@ def test_choices(monkeypatch):
         config._choice("SPIFF_LOG_LEVEL", "WARNING", ("INFO", "WARNING"))
 
 
-def start_with(**env) -> subprocess.CompletedProcess:
-    """A process that reads the settings as the app's do (gunicorn, the CLI, the scheduler)."""
-    return subprocess.run([sys.executable, "-c", "from app.config import Config as C; "
-                           "print(C.SPIFF_LOG_LEVEL, C.OIDC_LINK_LOCAL_ACCOUNTS, C.SMTP_PORT)"],
+def start_with(shown="C.SPIFF_LOG_LEVEL, C.OIDC_LINK_LOCAL_ACCOUNTS, C.SMTP_PORT", **env):
+    """A process that reads the settings as the app's do (gunicorn, the CLI, the scheduler) and prints `shown`."""
+    return subprocess.run([sys.executable, "-c", f"from app.config import Config as C; print({shown})"],
                           cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
 
 

@@ -57,18 +57,17 @@ def user_of(session_id: str):
     return LoginUser(user)
 
 
-# Set by end() when the session had begun with single sign-on: the sso blueprint's /logout/sso then sends the
-# browser on to the provider's logout (only right after such a logout, never by a bare link).
+# Set by the logout (auth.logout) when the session had begun with single sign-on: the sso blueprint's
+# /logout/sso then sends the browser on to the provider's logout (only right after it, never by a bare link).
 ENDED_SSO = "ended_sso"
 
 
-def end():
-    """Log out; a session begun with single sign-on leaves the mark ENDED_SSO in the fresh one."""
+def end() -> str | None:
+    """Log out; returns how the session had begun (its login_method), e.g. "sso"."""
     method = session.get("login_method")
     logout_user()
     fresh_session()
-    if method == "sso":
-        session[ENDED_SSO] = True
+    return method
 
 
 # A password login waiting for its second factor: the user's id and password mark, and when and where to.

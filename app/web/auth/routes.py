@@ -136,8 +136,9 @@ def _refusal_message(refusal):
 @any_role
 @login_required
 def logout():
-    sessions.end()
+    ended = sessions.end()
     flash(_("You have been logged out."), "info")
-    if session.get(sessions.ENDED_SSO):
+    if ended == "sso":
+        session[sessions.ENDED_SSO] = True
         return redirect(url_for("sso.logout"))       # on to the provider's logout
     return redirect(url_for("auth.login"))
