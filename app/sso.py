@@ -13,7 +13,7 @@ import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -88,18 +88,6 @@ def settings(config) -> Settings | None:
         button_label=config.get("OIDC_BUTTON_LABEL") or "",
         logout_at_provider=bool(config.get("OIDC_LOGOUT_AT_PROVIDER", True)),
         post_logout_redirect_uri=config.get("OIDC_POST_LOGOUT_REDIRECT_URI") or None)
-
-
-def end_session_url(endpoint: str, config: Settings, back_to: str, locale: str = "") -> str:
-    """Where to send the browser of a user who just logged out here, so that the provider ends their session
-    too (OpenID Connect RP-Initiated Logout 1.0): its end-session endpoint (keeping the endpoint's own query)
-    with our client id, the address to come back to (registered at the provider) and the user's language. No
-    ID token is kept to hint with, so the provider may ask the user to confirm."""
-    parts = urlsplit(endpoint)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [
-        ("client_id", config.client_id), ("post_logout_redirect_uri", back_to)] + (
-        [("ui_locales", locale)] if locale else [])
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def secure_url(url: str) -> bool:

@@ -6,7 +6,8 @@ tokens over real HTTP like from any provider.
 
 Its "login" asks nothing: /authorize approves at once as `provider.account` (set by the test), or answers
 access_denied when that is None. Its end-session endpoint (/logout, RP-initiated logout) keeps each query
-in `logout_requests` and sends the browser back to a post_logout_redirect_uri registered for the client.
+in `logout_requests`, checks an id_token_hint's signature and audience, and sends the browser back (with the
+state) to a post_logout_redirect_uri registered for the client.
 ID tokens carry sub, name, preferred_username and email; the groups come only from the userinfo endpoint
 (as with many providers). Knobs for what the app must refuse:
 `signing_key` (sign ID tokens with another key, under the published key's id), `id_token_overrides` (e.g.
@@ -15,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import AuthorizationCodeGrant, ClientMixin, TokenMixin
@@ -22,6 +24,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode, UserInfo, UserInfoEndpoint
 from flask import Flask, jsonify, redirect, request
+from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from werkzeug.serving import make_server
 
@@ -201,10 +204,13 @@ class Provider:
         @app.get("/logout")
         def end_session():
             self.logout_requests.append(request.args.to_dict())
-            back = request.args.get("post_logout_redirect_uri")
+            back, hint = request.args.get("post_logout_redirect_uri"), request.args.get("id_token_hint")
             if request.args.get("client_id") != self.client.client_id or back not in self.post_logout_redirect_uris:
                 return "unknown client or post_logout_redirect_uri", 400
-            return redirect(back)
+            if hint and self.client.client_id not in jwt.decode(hint, self.key).claims["aud"]:
+                return "an ID token issued to another client", 400
+            state = request.args.get("state")
+            return redirect(f"{back}?{urlencode({'state': state})}" if state else back)
 
         @app.post("/token")
         def token():

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
@@ -262,16 +263,30 @@ def test_logging_out_of_a_single_sign_on_session_logs_out_at_the_provider_too(ap
     r = browser.get("/logout/sso")
     to = urlsplit(r.headers["Location"])
     assert r.status_code == 302 and f"{to.scheme}://{to.netloc}{to.path}" == f"{idp.issuer}/logout"
-    assert parse_qs(to.query) == {"tenant": ["main"], "client_id": ["complaints-app"],
-                                  "post_logout_redirect_uri": ["http://localhost/login"], "ui_locales": ["zh-Hans-CN"]}
+    asked = {key: values[0] for key, values in parse_qs(to.query).items()}
+    assert asked.pop("state") and asked.pop("tenant") == "main"        # the endpoint's own query is kept
+    hint = jwt.decode(asked.pop("id_token_hint"), idp.key).claims        # the login's ID token
+    assert (hint["sub"], hint["aud"]) == (WANG.sub, ["complaints-app"])
+    assert asked == {"client_id": "complaints-app", "post_logout_redirect_uri": "http://localhost/login",
+                     "ui_locales": "zh-Hans-CN"}
     back = requests.get(r.headers["Location"], allow_redirects=False, timeout=5)     # the provider ends its session
-    assert back.status_code == 302 and back.headers["Location"] == "http://localhost/login"
-    assert idp.logout_requests == [{"tenant": "main", "client_id": "complaints-app",
-                                    "post_logout_redirect_uri": "http://localhost/login", "ui_locales": "zh-Hans-CN"}]
+    assert back.status_code == 302 and back.headers["Location"].startswith("http://localhost/login?state=")
+    assert len(idp.logout_requests) == 1
     assert flashes(browser.get("/login")) == ["您已退出登录。"]
     assert browser.get("/").status_code == 302                   # logged out here
     assert browser.get("/logout/sso").headers["Location"] == "/login"      # once: a second visit goes nowhere
     assert len(idp.logout_requests) == 1
+
+
+def test_an_id_token_too_big_for_the_cookie_is_not_kept_and_the_logout_goes_without_its_hint(app, idp):
+    browser = Browser(app)
+    idp.id_token_overrides = {"padding": "x" * 2500}
+    sso_login(browser, idp, WANG)
+    with browser.client.session_transaction() as session:
+        assert session["login_method"] == "sso" and "sso_id_token" not in session
+    r = browser.get(browser.post("/logout", page="/").headers["Location"])
+    asked = parse_qs(urlsplit(r.headers["Location"]).query)
+    assert "id_token_hint" not in asked and asked["client_id"] == ["complaints-app"]
 
 
 def test_the_provider_is_left_alone_unless_the_session_was_a_single_sign_on_one(app, idp, people):
@@ -332,10 +347,6 @@ def test_the_settings(app):
             "OIDC_CLIENT_SECRET": "s", "OIDC_GROUP_ROLES": "a=training", "ROLES": roles}
     assert sso.settings(base).discovery_url == "https://sso.insurer.example/realms/staff/.well-known/openid-configuration"
     assert sso.settings({**base, "OIDC_ISSUER": ""}) is None
-    assert sso.end_session_url("https://sso.insurer.example/logout?realm=a+b", sso.settings(base),
-                               "https://complaints.insurer.example/login", "en") == (
-        "https://sso.insurer.example/logout?realm=a+b&client_id=complaints&post_logout_redirect_uri="
-        "https%3A%2F%2Fcomplaints.insurer.example%2Flogin&ui_locales=en")
     for wrong in ({"OIDC_CLIENT_SECRET": ""}, {"OIDC_ISSUER": "http://sso.insurer.example"}, {"OIDC_SCOPES": "profile"}):
         with pytest.raises(sso.ConfigError):
             sso.settings({**base, **wrong})

@@ -57,17 +57,20 @@ def user_of(session_id: str):
     return LoginUser(user)
 
 
-# Set by the logout (auth.logout) when the session had begun with single sign-on: the sso blueprint's
-# /logout/sso then sends the browser on to the provider's logout (only right after it, never by a bare link).
+# Set by the logout (auth.logout) when the session had begun with single sign-on, to the login's ID token if
+# it was kept (else True): the sso blueprint's /logout/sso then sends the browser on to the provider's logout
+# (only right after it, never by a bare link).
 ENDED_SSO = "ended_sso"
+# A single sign-on session's ID token (set by the sso blueprint at the login when short enough to keep).
+SSO_ID_TOKEN = "sso_id_token"
 
 
-def end() -> str | None:
-    """Log out; returns how the session had begun (its login_method), e.g. "sso"."""
-    method = session.get("login_method")
+def end() -> dict:
+    """Log out; returns what the ended session held (e.g. its login_method)."""
+    ended = dict(session)
     logout_user()
     fresh_session()
-    return method
+    return ended
 
 
 # A password login waiting for its second factor: the user's id and password mark, and when and where to.

@@ -138,7 +138,7 @@ def _refusal_message(refusal):
 def logout():
     ended = sessions.end()
     flash(_("You have been logged out."), "info")
-    if ended == "sso":
-        session[sessions.ENDED_SSO] = True
-        return redirect(url_for("sso.logout"))       # on to the provider's logout
+    if ended.get("login_method") == "sso":         # on to the provider's logout, with the login's ID token
+        session[sessions.ENDED_SSO] = ended.get(sessions.SSO_ID_TOKEN) or True
+        return redirect(url_for("sso.logout"))
     return redirect(url_for("auth.login"))

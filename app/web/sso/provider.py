@@ -36,14 +36,20 @@ def client(config: sso.Settings):
     return remote
 
 
-def end_session_endpoint(config: sso.Settings) -> str | None:
-    """The provider's end-session endpoint (RP-initiated logout), None when its discovery document names
-    none, or none at an https address (http only on this machine)."""
-    endpoint = client(config).server_metadata.get("end_session_endpoint")
+def logout_url(config: sso.Settings, back_to: str, locale: str, id_token: str | None) -> str | None:
+    """Where the browser of a user who just logged out here goes so that the provider ends their session too
+    (OpenID Connect RP-Initiated Logout, Authlib's create_logout_url): its end-session endpoint with the ID
+    token of the login as a hint (when it was kept), our client id, the address to come back to and the
+    user's language. None when the discovery document names no endpoint, or none at an https address."""
+    remote = client(config)
+    endpoint = remote.server_metadata.get("end_session_endpoint")
     if endpoint and not sso.secure_url(endpoint):
         current_app.logger.error("single sign-on: the provider's end_session_endpoint is not https; not used")
         return None
-    return endpoint or None
+    if not endpoint:
+        return None
+    return remote.create_logout_url(post_logout_redirect_uri=back_to, id_token_hint=id_token,
+                                    client_id=config.client_id, ui_locales=locale)["url"]
 
 
 def claims_options(config: sso.Settings) -> dict:

@@ -23,6 +23,10 @@ from ..common import safe_next
 from . import bp, provider
 
 NEXT = "sso_next"              # session: where to go after the login
+# The login's ID token is kept in the session (sessions.SSO_ID_TOKEN) as the hint of the logout, only when
+# short enough for the session cookie (4 KB in all; a token with many claims can take 3). Without it the
+# provider may ask the user to confirm the logout, and some providers (e.g. Okta) refuse one without the hint.
+ID_TOKEN_MAX = 2000
 # What a provider that is down, slow or answering nonsense raises through Authlib and requests.
 UNREACHABLE = (requests.RequestException, ValueError, KeyError, RuntimeError)
 
@@ -66,7 +70,7 @@ def callback():
         return _back(_("Single sign-on is not set up here: log in with your username and password."))
     target = session.get(NEXT)
     try:
-        claims, userinfo = _verified_login(config)
+        claims, userinfo, id_token = _verified_login(config)
     except MismatchingStateError:
         return _back(_("This sign-in has expired or was already used. Start again with the company SSO button."))
     except OAuthError as err:
@@ -88,29 +92,32 @@ def callback():
         user = sso.sign_in(db.session, config, claims, userinfo)
     except sso.Refused as refusal:
         return _back(_refusal_message(refusal))
-    sessions.start(user, login_method="sso")
+    kept = {sessions.SSO_ID_TOKEN: id_token} if len(id_token) <= ID_TOKEN_MAX else {}
+    sessions.start(user, login_method="sso", **kept)
     return redirect(target or url_for("tasks.home"))
 
 
 @bp.get("/logout/sso")
 @public
 def logout():
-    if not session.pop(sessions.ENDED_SSO, False) or current_user.is_authenticated:
+    ended = session.pop(sessions.ENDED_SSO, None)
+    if not ended or current_user.is_authenticated:
         return redirect(url_for("auth.login"))         # only right after a single sign-on session's logout
     config = sso.settings(current_app.config)
     if config is None or not config.logout_at_provider:
         return redirect(url_for("auth.login"))
+    back_to = config.post_logout_redirect_uri or url_for("auth.login", _external=True)
     try:
-        endpoint = provider.end_session_endpoint(config)
+        to = provider.logout_url(config, back_to, str(get_locale() or "").replace("_", "-"),
+                                 ended if isinstance(ended, str) else None)
     except (provider.IssuerMismatch, *UNREACHABLE) as err:
         current_app.logger.warning("single sign-on: the provider's logout cannot be reached (%s)", type(err).__name__)
-        endpoint = None
-    if endpoint is None:
+        to = None
+    if to is None:
         flash(_("You may still be signed in at the company sign-in service. On a shared computer, log out there "
                 "too."), "info")
         return redirect(url_for("auth.login"))
-    back_to = config.post_logout_redirect_uri or url_for("auth.login", _external=True)
-    return redirect(sso.end_session_url(endpoint, config, back_to, str(get_locale() or "").replace("_", "-")))
+    return redirect(to)
 
 
 class MissingIdToken(Exception):
@@ -118,13 +125,13 @@ class MissingIdToken(Exception):
 
 
 def _verified_login(config):
-    """(the ID token's verified claims, the userinfo endpoint's answer or None)."""
+    """(the ID token's verified claims, the userinfo endpoint's answer or None, the ID token itself)."""
     remote = provider.client(config)
     token = remote.authorize_access_token(claims_options=provider.claims_options(config))
     if not token.get("userinfo"):
         raise MissingIdToken()
     userinfo = remote.userinfo(token=token) if remote.server_metadata.get("userinfo_endpoint") else None
-    return dict(token["userinfo"]), (dict(userinfo) if userinfo is not None else None)
+    return dict(token["userinfo"]), (dict(userinfo) if userinfo is not None else None), token["id_token"]
 
 
 def _refusal_message(refusal):
