@@ -23,7 +23,7 @@ def copy_out(store, wanted, writer) -> dict:
                "scope": "all" if wanted is None else "referenced"}
     if not isinstance(store, FileStore):
         return {**summary, "scope": "none", "files": 0, "note": NOT_COPIED}
-    hashes = sorted(_all(store) if wanted is None else wanted)
+    hashes = sorted(stored.sha256 for stored in store.contents()) if wanted is None else sorted(wanted)
     missing, damaged = [], []
     for sha in hashes:
         try:
@@ -39,13 +39,6 @@ def copy_out(store, wanted, writer) -> dict:
             writer.drop(name)
             damaged.append(sha)
     return {**summary, "files": len(hashes) - len(missing) - len(damaged), "missing": missing, "damaged": damaged}
-
-
-def _all(store: FileStore):
-    if not store.root.is_dir():
-        return []
-    return [d.name + f.name for d in store.root.iterdir() if d.is_dir() and len(d.name) == 2
-            for f in d.iterdir() if HEX64.fullmatch(d.name + f.name)]
 
 
 def parts(manifest) -> dict:

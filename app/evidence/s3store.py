@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .store import ContentMismatch, StoreUnavailable, check_digest
+from .store import ContentMismatch, Stored, StoreUnavailable, check_digest, is_digest
 
 log = logging.getLogger(__name__)
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -103,6 +103,17 @@ class S3Store:
         except BotoCoreError as err:
             raise unavailable("head", sha256, err) from err
         return True
+
+    def contents(self, stored_before=None):
+        """The objects under the prefix whose names are hashes (ListBucket, a page of 1,000 at a time)."""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for item in page.get("Contents", []):
+                    sha = item["Key"][len(self.prefix):]
+                    if is_digest(sha) and (stored_before is None or item["LastModified"] < stored_before):
+                        yield Stored(sha, item["Size"], item["LastModified"])
+        except (ClientError, BotoCoreError) as err:
+            raise unavailable("list", self.prefix or "the bucket", err) from err
 
 
 def encryption_of(config) -> dict:

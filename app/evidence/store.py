@@ -1,7 +1,7 @@
 """Where evidence contents live, by SHA-256. The default is a directory (EVIDENCE_DIR, else
 <instance>/evidence): <dir>/ab/cdef… for the hash abcdef…, written to a temporary file and renamed, so a
 content is there whole or not at all. Another store (e.g. an S3-compatible bucket) is a class with the
-same three methods named in EVIDENCE_STORE ("package.module:Class"), built with the app's config
+same methods named in EVIDENCE_STORE ("package.module:Class"), built with the app's config
 (app.evidence.s3store:S3Store is one). A store that cannot be reached or written raises StoreUnavailable
 (503: nothing was stored or handed out), a content it does not hold FileNotFoundError, and one whose
 bytes do not match their hash may raise ContentMismatch (app.evidence.files refuses both as evidence)."""
@@ -9,8 +9,9 @@ import importlib
 import logging
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, NamedTuple, Optional, Protocol
 
 from ..errors import AppError
 
@@ -39,11 +40,24 @@ def check_digest(sha256: str) -> str:
     return sha256
 
 
+def is_digest(name: str) -> bool:
+    return len(name) == 64 and set(name) <= HEX
+
+
+class Stored(NamedTuple):
+    """A content the store holds: its hash, its size in bytes and when it was written (UTC)."""
+    sha256: str
+    size: int
+    stored_at: datetime
+
+
 class EvidenceStore(Protocol):
     def put(self, sha256: str, content: bytes) -> None: ...
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
     def ready(self) -> bool: ...         # /readyz: the store can take a file now
+    # Every content written before `stored_before` (all when None), in no particular order.
+    def contents(self, stored_before: Optional[datetime] = None) -> Iterator[Stored]: ...
 
 
 class FileStore:
@@ -93,6 +107,22 @@ class FileStore:
             return self._path(sha256).exists()
         except OSError as err:
             log.error("evidence store: looking for %s failed: %s", sha256, err)
+            raise StoreUnavailable() from err
+
+    def contents(self, stored_before: Optional[datetime] = None) -> Iterator[Stored]:
+        """The files <dir>/ab/cdef… (a half-written upload's temporary file is no content)."""
+        try:
+            folders = [d for d in self.root.iterdir() if d.is_dir() and len(d.name) == 2] if self.root.is_dir() else []
+            for folder in folders:
+                for path in folder.iterdir():
+                    if not is_digest(folder.name + path.name):
+                        continue
+                    stat = path.stat()
+                    at = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+                    if stored_before is None or at < stored_before:
+                        yield Stored(folder.name + path.name, stat.st_size, at)
+        except OSError as err:
+            log.error("evidence store: listing the folder failed: %s", err)
             raise StoreUnavailable() from err
 
     def ready(self) -> bool:
