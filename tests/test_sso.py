@@ -2,6 +2,8 @@
 server components): the app fetches its discovery document, keys, tokens and userinfo over HTTP; the browser's
 trip through the provider is a `requests` call to its /authorize, which approves at once as the test's
 account. SQLite only: the columns' migration is checked on both backends by test_migrations."""
+import html
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -247,6 +249,14 @@ def test_the_provider_denied_unreachable_or_not_our_issuer(app, idp):
 STILL_SIGNED_IN = "您在公司统一身份认证服务可能仍处于登录状态。在公用电脑上，请也在那里退出登录。"
 
 
+def to_provider_logout(r) -> str:
+    """The provider's logout address of /logout/sso's page (a refresh to it, and a link)."""
+    assert r.status_code == 200, r.headers
+    link = re.search(r'href="([^"]+)" data-testid="sso-logout-continue"', r.get_data(as_text=True)).group(1)
+    assert f"<meta http-equiv=\"refresh\" content=\"0; url='{link}'\">" in r.get_data(as_text=True)
+    return html.unescape(link)
+
+
 def logged_out(browser, r) -> list:
     """The messages of the login page `r` leads to, and that nobody is logged in any more."""
     assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login", r.headers
@@ -260,16 +270,16 @@ def test_logging_out_of_a_single_sign_on_session_logs_out_at_the_provider_too(ap
     sso_login(browser, idp, WANG)
     r = browser.post("/logout", page="/")
     assert r.status_code == 302 and r.headers["Location"] == "/logout/sso"
-    r = browser.get("/logout/sso")
-    to = urlsplit(r.headers["Location"])
-    assert r.status_code == 302 and f"{to.scheme}://{to.netloc}{to.path}" == f"{idp.issuer}/logout"
+    address = to_provider_logout(browser.get("/logout/sso"))
+    to = urlsplit(address)
+    assert f"{to.scheme}://{to.netloc}{to.path}" == f"{idp.issuer}/logout"
     asked = {key: values[0] for key, values in parse_qs(to.query).items()}
     assert asked.pop("state") and asked.pop("tenant") == "main"        # the endpoint's own query is kept
     hint = jwt.decode(asked.pop("id_token_hint"), idp.key).claims        # the login's ID token
     assert (hint["sub"], hint["aud"]) == (WANG.sub, ["complaints-app"])
     assert asked == {"client_id": "complaints-app", "post_logout_redirect_uri": "http://localhost/login",
                      "ui_locales": "zh-Hans-CN"}
-    back = requests.get(r.headers["Location"], allow_redirects=False, timeout=5)     # the provider ends its session
+    back = requests.get(address, allow_redirects=False, timeout=5)     # the provider ends its session
     assert back.status_code == 302 and back.headers["Location"].startswith("http://localhost/login?state=")
     assert len(idp.logout_requests) == 1
     assert flashes(browser.get("/login")) == ["您已退出登录。"]
@@ -285,7 +295,7 @@ def test_an_id_token_too_big_for_the_cookie_is_not_kept_and_the_logout_goes_with
     with browser.client.session_transaction() as session:
         assert session["login_method"] == "sso" and "sso_id_token" not in session
     r = browser.get(browser.post("/logout", page="/").headers["Location"])
-    asked = parse_qs(urlsplit(r.headers["Location"]).query)
+    asked = parse_qs(urlsplit(to_provider_logout(r)).query)
     assert "id_token_hint" not in asked and asked["client_id"] == ["complaints-app"]
 
 

@@ -5,12 +5,13 @@ logs the user in with login_method="sso" (no second factor here: the provider as
 goes wrong ends on the login page with a message in the user's language, and nobody logged in.
 
 /logout/sso comes right after such a session's logout here (auth.logout) and sends the browser on to the
-provider's end-session endpoint, which ends the user's session there too and sends them back to the login
+provider's end-session endpoint (by a page that refreshes to it: the browser would hold a redirect to the CSP's
+form-action), which ends the user's session there too and sends them back to the login
 page. A provider without one, or one that cannot be reached, leaves the user logged out here with a word
 that the provider's session is still open."""
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from joserfc.errors import JoseError
@@ -117,7 +118,7 @@ def logout():
         flash(_("You may still be signed in at the company sign-in service. On a shared computer, log out there "
                 "too."), "info")
         return redirect(url_for("auth.login"))
-    return redirect(to)
+    return render_template("sso/leaving.html", to=to)      # not a redirect: see the template
 
 
 class MissingIdToken(Exception):
