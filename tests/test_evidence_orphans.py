@@ -47,14 +47,39 @@ def test_the_directory_store_lists_contents_no_file_names(app, desk, tmp_path):
     two_hours_ago = time.time() - 2 * 3600
     for sha in (SHA, LETTER_SHA):
         os.utime(tmp_path / "evidence" / sha[:2] / sha[2:], (two_hours_ago, two_hours_ago))
-    (tmp_path / "evidence" / LETTER_SHA[:2] / ".upload-half-written").write_bytes(b"x")   # no content
+    half = tmp_path / "evidence" / LETTER_SHA[:2] / ".upload-half-written"        # a killed upload's file
+    half.write_bytes(b"x")
+    os.utime(half, (two_hours_ago, two_hours_ago))
     stored_at = datetime.fromtimestamp(two_hours_ago, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     assert listed(app) == [f"{LETTER_SHA}\t{len(LETTER)}\t{stored_at}Z",   # the recording may still get its row
-                           f"1 content(s) no evidence file names, {len(LETTER):,} bytes"]
+                           f"{LETTER_SHA[:2]}/.upload-half-written\t1\t{stored_at}Z",
+                           f"1 content(s) no evidence file names, {len(LETTER):,} bytes; 1 unfinished upload(s)"]
+    checked = app.test_cli_runner().invoke(args=["evidence", "orphans", "--check"])
+    assert checked.exit_code == 2 and checked.output.splitlines() == listed(app)
     assert [c.sha256 for c in orphans.unreferenced(db.session, store, utcnow(), timedelta(0))] == [
         LETTER_SHA, RECORDING_SHA]
-    assert len(listed(app, "--older-than-hours", "0")) == 3
+    assert len(listed(app, "--older-than-hours", "0")) == 4           # two contents, the upload, the total
     assert {c.sha256 for c in store.contents()} == {SHA, LETTER_SHA, RECORDING_SHA}       # nothing deleted
+    half.unlink()
+    store.put(LETTER_SHA, LETTER)                    # stored again (a retry of the failed upload): its grace again
+    assert listed(app, "--check") == ["0 content(s) no evidence file names, 0 bytes"]
+    for wrong in ("nan", "-1", "1e9"):
+        result = app.test_cli_runner().invoke(args=["evidence", "orphans", "--older-than-hours", wrong])
+        assert result.exit_code == 2 and "--older-than-hours" in result.output
+
+
+def test_a_backup_of_every_content_takes_the_orphans_and_passes_over_a_file_gone_meanwhile(app, desk, tmp_path):
+    app.config["EVIDENCE_DIR"] = str(tmp_path / "evidence")
+    evidence.init_app(app)
+    attach(app, desk.register(), "发票.pdf", PDF)
+    store_of(app).put(LETTER_SHA, LETTER)
+    gone = "f" * 64                                     # deleted between the folder's listing and its stat
+    (tmp_path / "evidence" / "ff").mkdir()
+    (tmp_path / "evidence" / "ff" / gone[2:]).symlink_to(tmp_path / "nowhere")
+    made = app.test_cli_runner().invoke(args=["backup", "create", str(tmp_path / "backup"), "--all-evidence"])
+    assert made.exit_code == 0, made.output
+    assert "2 evidence files (all)" in made.output
+    assert {p.name for p in (tmp_path / "backup" / "evidence").glob("*/*")} == {SHA[2:], LETTER_SHA[2:]}
 
 
 def test_an_s3_bucket_lists_the_objects_no_file_names(app, desk, bucket):

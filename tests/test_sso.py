@@ -288,6 +288,16 @@ def test_logging_out_of_a_single_sign_on_session_logs_out_at_the_provider_too(ap
     assert len(idp.logout_requests) == 1
 
 
+def test_an_id_token_just_small_enough_is_kept_and_the_cookie_stays_within_what_browsers_keep(app, idp):
+    browser = Browser(app)
+    idp.id_token_overrides = {"padding": "x" * 880}
+    r = sso_login(browser, idp, WANG)
+    cookie = next(h for h in r.headers.getlist("Set-Cookie") if h.startswith("session="))
+    with browser.client.session_transaction() as session:
+        assert 1900 < len(session["sso_id_token"]) <= 2000
+    assert len(cookie) < 3000                           # browsers keep 4,096 bytes: room for a few messages
+
+
 def test_an_id_token_too_big_for_the_cookie_is_not_kept_and_the_logout_goes_without_its_hint(app, idp):
     browser = Browser(app)
     idp.id_token_overrides = {"padding": "x" * 2500}

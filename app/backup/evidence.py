@@ -3,7 +3,7 @@ checked against their hash on the way; restored into whatever store the app is c
 not a directory (an S3 bucket) is not copied: the bucket's own versioning and replication keep it."""
 import re
 
-from ..evidence.store import FileStore
+from ..evidence.store import FileStore, StoreUnavailable
 from . import BackupError
 
 PREFIX = "evidence/"
@@ -23,7 +23,10 @@ def copy_out(store, wanted, writer) -> dict:
                "scope": "all" if wanted is None else "referenced"}
     if not isinstance(store, FileStore):
         return {**summary, "scope": "none", "files": 0, "note": NOT_COPIED}
-    hashes = sorted(stored.sha256 for stored in store.contents()) if wanted is None else sorted(wanted)
+    try:
+        hashes = sorted(stored.sha256 for stored in store.contents()) if wanted is None else sorted(wanted)
+    except StoreUnavailable as exc:     # the folder cannot be read (the cause is in the log)
+        raise BackupError(f"the evidence folder could not be listed ({exc.message}); no backup was written") from exc
     missing, damaged = [], []
     for sha in hashes:
         try:

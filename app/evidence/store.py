@@ -56,7 +56,7 @@ class EvidenceStore(Protocol):
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
     def ready(self) -> bool: ...         # /readyz: the store can take a file now
-    # Every content written before `stored_before` (all when None), in no particular order.
+    # Every content written before `stored_before` (an aware UTC datetime; all when None), in no order.
     def contents(self, stored_before: Optional[datetime] = None) -> Iterator[Stored]: ...
 
 
@@ -71,12 +71,22 @@ class FileStore:
     def put(self, sha256: str, content: bytes) -> None:
         path = self._path(sha256)
         try:
-            if path.exists():
-                return                  # the same content, already stored (for another case, say)
+            if path.exists():           # the same content, already stored (for another case, or a failed try)
+                self._touch(path)
+                return
             self._write(path, content)
         except OSError as err:          # a full disk, a directory that cannot be made or written
             log.error("evidence store: writing %s failed: %s", sha256, err)
             raise StoreUnavailable() from err
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        """Stored again now: `flask evidence orphans` gives the content its grace again (the row that names
+        it may be on its way). Best effort: a file this process may not touch is still the content."""
+        try:
+            os.utime(path)
+        except OSError as err:
+            log.warning("evidence store: could not touch %s: %s", path.name, err)
 
     @staticmethod
     def _write(path: Path, content: bytes) -> None:
@@ -110,17 +120,32 @@ class FileStore:
             raise StoreUnavailable() from err
 
     def contents(self, stored_before: Optional[datetime] = None) -> Iterator[Stored]:
-        """The files <dir>/ab/cdef… (a half-written upload's temporary file is no content)."""
+        """The files <dir>/ab/cdef… (a half-written upload's temporary file is no content: see leftovers)."""
+        for name, stored in self._files(stored_before):
+            if is_digest(name):
+                yield stored
+
+    def leftovers(self, stored_before: Optional[datetime] = None) -> Iterator[Stored]:
+        """Temporary files of uploads that never finished (a process killed while writing), by their path
+        under the folder instead of a hash: they may hold personal data as a content does."""
+        for name, stored in self._files(stored_before):
+            if not is_digest(name):
+                yield stored._replace(sha256=f"{name[:2]}/{name[2:]}")
+
+    def _files(self, stored_before):
+        """(folder name + file name, Stored) of the files in the two-letter folders; one deleted meanwhile is
+        skipped, any other error makes the store unavailable."""
         try:
             folders = [d for d in self.root.iterdir() if d.is_dir() and len(d.name) == 2] if self.root.is_dir() else []
             for folder in folders:
                 for path in folder.iterdir():
-                    if not is_digest(folder.name + path.name):
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:
                         continue
-                    stat = path.stat()
                     at = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
                     if stored_before is None or at < stored_before:
-                        yield Stored(folder.name + path.name, stat.st_size, at)
+                        yield folder.name + path.name, Stored(folder.name + path.name, stat.st_size, at)
         except OSError as err:
             log.error("evidence store: listing the folder failed: %s", err)
             raise StoreUnavailable() from err
