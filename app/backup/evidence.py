@@ -1,15 +1,12 @@
 """Evidence files in a backup: the contents of a directory store (FileStore), copied under evidence/ab/cdef… and
 checked against their hash on the way; restored into whatever store the app is configured with. A store that is
 not a directory (an S3 bucket) is not copied: the bucket's own versioning and replication keep it."""
-import re
-
-from ..evidence.store import FileStore, StoreUnavailable
+from ..evidence.store import FileStore, StoreUnavailable, is_digest
 from . import BackupError
 
 PREFIX = "evidence/"
 NOT_COPIED = ("the evidence store is not a directory (e.g. an S3 bucket): its contents are not in this backup; "
               "the bucket's own versioning and replication keep them (README: Backups and restore)")
-HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def part_name(sha: str) -> str:
@@ -49,7 +46,7 @@ def parts(manifest) -> dict:
     not its name (a content would go into the store under another content's key)."""
     found = {name: part["sha256"] for name, part in manifest["files"].items() if name.startswith(PREFIX)}
     for name, sha in found.items():
-        if not HEX64.fullmatch(sha) or name != part_name(sha):
+        if not is_digest(sha) or name != part_name(sha):
             raise BackupError(f"{name}: its recorded SHA-256 is not its name: the backup was altered")
     return found
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from .. import audit
 from ..errors import InvalidData
 from ..models import EvidenceFile
+from .store import is_digest
 
 MEDIA_KEY = "contentMediaType"
-HEX = set("0123456789abcdef")
 
 
 def file_fields(schema: dict) -> dict:
@@ -48,7 +48,7 @@ def check_form(session, schema, data, instance):
     wrong = {}
     for name, (accept, multiple) in fields.items():
         values = values_of(data.get(name), multiple)
-        if not all(isinstance(v, str) and len(v) == 64 and set(v) <= HEX for v in values):
+        if not all(isinstance(v, str) and is_digest(v) for v in values):
             wrong[name] = "must be the SHA-256 of a file attached to this case"
             continue
         media = dict(session.execute(select(EvidenceFile.sha256, EvidenceFile.media_type).where(

@@ -34,14 +34,15 @@ class ContentMismatch(Exception):
     """What the store handed back is not the content of the hash asked for."""
 
 
+def is_digest(name: str) -> bool:
+    """A SHA-256 as the store names its contents: 64 lowercase hex digits."""
+    return len(name) == 64 and set(name) <= HEX
+
+
 def check_digest(sha256: str) -> str:
-    if len(sha256) != 64 or not set(sha256) <= HEX:
+    if not is_digest(sha256):
         raise ValueError("not a SHA-256 hex digest")
     return sha256
-
-
-def is_digest(name: str) -> bool:
-    return len(name) == 64 and set(name) <= HEX
 
 
 class Stored(NamedTuple):
