@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name, default=None):
-    value = os.environ.get(name)
+def _env(name, default=None, environ=os.environ):
+    value = environ.get(name)
     return default if value in (None, "") else value
 
 
@@ -40,12 +40,13 @@ FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": 
 
 def _flag(name, default: bool, environ=os.environ) -> bool:
     """1/0 (also true/false, yes/no, on/off) from the environment; anything else is an error, not a silent no."""
-    raw = environ.get(name)
-    if raw in (None, ""):
+    raw = _env(name, environ=environ)
+    if raw is None:
         return default
-    if raw.strip().lower() not in FLAGS:
+    word = raw.strip().lower()
+    if word not in FLAGS:
         raise SettingError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
-    return FLAGS[raw.strip().lower()]
+    return FLAGS[word]
 
 
 def _choice(name, default, choices):
