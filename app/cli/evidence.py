@@ -25,11 +25,10 @@ def orphans_cmd(older_than_hours, check):
     directory store, the temporary files of uploads that never finished. Nothing is deleted."""
     if older_than_hours != older_than_hours:       # nan passes the range
         raise click.BadParameter("not a number", param_hint="--older-than-hours")
-    store, since = store_of(current_app), timedelta(hours=older_than_hours)
+    store, now, grace = store_of(current_app), utcnow(), timedelta(hours=older_than_hours)
     try:
-        found = orphans.unreferenced(db.session, store, utcnow(), since)
-        leftovers = sorted(store.leftovers(utcnow() - since), key=lambda c: c.stored_at) \
-            if hasattr(store, "leftovers") else []
+        found = orphans.unreferenced(db.session, store, now, grace)
+        leftovers = orphans.unfinished(store, now, grace)
     except StoreUnavailable as err:          # the cause is in the log (app.evidence.*)
         raise click.ClickException(err.message) from err
     for content in [*found, *leftovers]:

@@ -14,6 +14,13 @@ from .store import Stored
 GRACE = timedelta(hours=1)
 
 
+def unfinished(store, now, grace=GRACE) -> list[Stored]:
+    """The temporary files of uploads that never finished, written before now - grace, oldest first (a store
+    that keeps none, e.g. an S3 bucket, has no `leftovers`)."""
+    leftovers = getattr(store, "leftovers", None)
+    return sorted(leftovers(now - grace), key=lambda c: c.stored_at) if leftovers else []
+
+
 def unreferenced(session, store, now, grace=GRACE) -> list[Stored]:
     """The contents written before now - grace that no evidence_file row names, oldest first."""
     named = set(session.execute(select(EvidenceFile.sha256).distinct()).scalars())
