@@ -40,7 +40,8 @@ STAMPS = (select(func.count(CalendarDay.day)).scalar_subquery(),
 
 # What held for every deadline and task a change writes when OPEN_ROWS read it (upsert's `read_as`; no IN, whose
 # expanding parameter an executemany cannot take).
-DEADLINE_OPEN = or_(Deadline.state == "open", Deadline.state == "missed")
+DEADLINE_OPEN_STATES = ("open", "missed")
+DEADLINE_OPEN = or_(*(Deadline.state == state for state in DEADLINE_OPEN_STATES))
 TASK_OPEN = HumanTask.state == "open"
 
 
@@ -772,7 +773,7 @@ class Runtime:
             if state == "missed":
                 log("deadline_missed", row)
         written = upsert(self.session, list(rows.values()), key="timer_task_id", read_as=DEADLINE_OPEN)
-        return [r for r in written if r.state in ("open", "missed")]
+        return [r for r in written if r.state in DEADLINE_OPEN_STATES]
 
     @staticmethod
     def _rearmed_timers(wf, rows, waiting) -> dict:

@@ -43,10 +43,10 @@ def logout_url(config: sso.Settings, back_to: str, locale: str, id_token: str | 
     user's language. None when the discovery document names no endpoint, or none at an https address."""
     remote = client(config)
     endpoint = remote.server_metadata.get("end_session_endpoint")
-    if endpoint and not sso.secure_url(endpoint):
-        current_app.logger.error("single sign-on: the provider's end_session_endpoint is not https; not used")
-        return None
     if not endpoint:
+        return None
+    if not sso.secure_url(endpoint):
+        current_app.logger.error("single sign-on: the provider's end_session_endpoint is not https; not used")
         return None
     return remote.create_logout_url(post_logout_redirect_uri=back_to, id_token_hint=id_token,
                                     client_id=config.client_id, ui_locales=locale)["url"]
