@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import aliased
 
 from .errors import Forbidden
+from .extensions import constant
 from .models import AuditEvent, Complaint, HumanTask, ProcessInstance, User
 
 ACTION_SENT = "case_event_sent"     # app.case_events.SENT: a handler told the procedure something
@@ -89,40 +90,44 @@ def visible_to(user):
     return or_(Complaint.claim_handler.is_(None), Complaint.claim_handler != user.username)
 
 
-def avoided_instances(user):
-    """The ids of every instance of the complaints `user` must stay out of, as a subquery (a handful
-    of rows: complaint by claim_handler, then process_instance by business_key, both indexed)."""
+def avoided_instances(username):
+    """The ids of every instance of the complaints the user `username` (a value or a bind parameter) must stay
+    out of, as a subquery (a handful of rows: complaint by claim_handler, then process_instance by business_key,
+    both indexed)."""
     return select(ProcessInstance.id).join(Complaint, Complaint.number == ProcessInstance.business_key) \
-        .where(Complaint.claim_handler == user.username)
+        .where(Complaint.claim_handler == username)
 
 
 # Built once: an alias made per call costs SQLAlchemy a copy of every column on every request.
 _OTHER_INSTANCE, _DONE_TASK = aliased(ProcessInstance), aliased(HumanTask)
 
 
-def not_independent_of(user, independent):
+def not_independent_of(user_id, username, independent):
     """A condition on HumanTask for the queues: leave out the tasks of the running instances of an
-    `independent` process (e.g. a review) of a complaint on whose other instances `user` completed a
-    task or sent an action (R-AVOID, as `_handlers`): the runtime refuses them that task, so the queue
-    does not offer it. A small NOT IN, driven by the few running instances of those processes (indexed
-    by process and status): each is checked with EXISTS on its complaint's other instances (by business
-    key) and their tasks (by instance), so that the filter never reads the user's history — a join that
-    let the database start from the user's completed tasks took 3.3 s per queue page on SQLite at 100,000
-    complaints with 300 running reviews (benchmarks/reads.py).
+    `independent` process (e.g. a review) of a complaint on whose other instances the user (`user_id`,
+    `username`: values or bind parameters) completed a task or sent an action (R-AVOID, as `_handlers`): the
+    runtime refuses them that task, so the queue does not offer it. A small NOT IN, driven by the few running
+    instances of those processes (indexed by process and status): each is checked with EXISTS on its complaint's
+    other instances (by business key) and their tasks (by instance), so that the filter never reads the user's
+    history — a join that let the database start from the user's completed tasks took 3.3 s per queue page on
+    SQLite at 100,000 complaints with 300 running reviews (benchmarks/reads.py).
     Those checks (a few index reads per running review, 3 ms for 300 reviews) are made only if the
     queue holds a task of such an instance at all: a task of any other instance passes on the cheap
     first test (e.g. every task of a claims specialist's queue, which holds no review)."""
     if not independent:
         return and_(True)
     others, done = _OTHER_INSTANCE, _DONE_TASK
-    running = (ProcessInstance.process_id.in_(sorted(independent)), ProcessInstance.status == "running")
-    completed_one = select(done.id).where(done.instance_id == others.id, done.state == "completed",
-                                          done.completed_by_id == user.id).exists()
+    # The constants are written into the SQL: planned for any status, PostgreSQL's generic plan of the role queue
+    # read every instance (a sequential scan, 100 ms, and a JIT compilation of 1.5 s).
+    running = (ProcessInstance.process_id.in_([constant(name) for name in sorted(independent)]),
+               ProcessInstance.status == constant("running"))
+    completed_one = select(done.id).where(done.instance_id == others.id, done.state == constant("completed"),
+                                          done.completed_by_id == user_id).exists()
     took_part = select(others.id).where(others.business_key == ProcessInstance.business_key,
                                         others.id != ProcessInstance.id, completed_one).exists()
     sent_an_action = select(AuditEvent.id).where(
-        AuditEvent.business_key == ProcessInstance.business_key, AuditEvent.actor == user.username,
-        AuditEvent.action == ACTION_SENT).exists()
+        AuditEvent.business_key == ProcessInstance.business_key, AuditEvent.actor == username,
+        AuditEvent.action == constant(ACTION_SENT)).exists()
     closed_to_user = select(ProcessInstance.id).where(*running, or_(took_part, sent_an_action))
     return or_(HumanTask.instance_id.not_in(select(ProcessInstance.id).where(*running)),
                HumanTask.instance_id.not_in(closed_to_user))

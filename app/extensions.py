@@ -1,7 +1,7 @@
 """Extension objects, created unbound and wired up in create_app()."""
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, literal_column, select, union_all
+from sqlalchemy import MetaData, literal, literal_column, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, join
@@ -29,6 +29,13 @@ def upsert_insert(bind):
     CONFLICT on both databases the app runs on."""
     name = bind if isinstance(bind, str) else bind.dialect.name
     return pg_insert if name == "postgresql" else sqlite_insert
+
+
+def constant(value):
+    """`value` written into the SQL, not bound: the planner sees it, also in a prepared statement's generic plan
+    (PostgreSQL), which plans for any value of a parameter. Needed where a partial index applies only to one
+    value, and where the value decides the plan (a status that few rows have)."""
+    return literal(value, literal_execute=True)
 
 
 def disjoint(*subqueries):

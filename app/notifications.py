@@ -31,15 +31,15 @@ class Digest:
                 ("new", "due_soon", "overdue", "unassigned_overdue", "unstaffed")}
 
 
-def _tasks(session, *conditions) -> list:
-    return session.execute(select(HumanTask).where(*conditions).order_by(HumanTask.due_at.asc().nulls_last(),
-                                                                         HumanTask.created_at).limit(LIMIT)).scalars().all()
+def _tasks(session, params, *conditions) -> list:
+    query = select(HumanTask).where(*conditions).order_by(HumanTask.due_at.asc().nulls_last(), HumanTask.created_at)
+    return session.execute(query.limit(LIMIT), params).scalars().all()
 
 
 def _mine_or_available(user, independent):
-    mine = queues.queue_query(user, "mine", independent=independent).task_conditions
-    available = queues.queue_query(user, "available", independent=independent).task_conditions
-    return or_(and_(*mine), and_(*available))
+    """The condition of the user's two queues, and the values of its bind parameters."""
+    mine, available = (queues.queue_query(user, name, independent=independent) for name in ("mine", "available"))
+    return or_(and_(*mine.task_conditions), and_(*available.task_conditions)), {**mine.params, **available.params}
 
 
 def _new_since(user, since):
@@ -49,16 +49,17 @@ def _new_since(user, since):
 
 def digest(session, user, now: datetime, *, since=None, supervisor=False, independent=()) -> Digest:
     """The lists for `user` at `now`; `since`: when they last looked (None: everything open is new)."""
-    queue = _mine_or_available(user, independent)
+    queue, params = _mine_or_available(user, independent)
     found = Digest(
-        new=_tasks(session, queue, *([_new_since(user, since)] if since else [])),
-        due_soon=_tasks(session, queue, HumanTask.due_at >= now, HumanTask.due_at < now + DUE_SOON),
-        overdue=_tasks(session, queue, HumanTask.due_at < now))
+        new=_tasks(session, params, queue, *([_new_since(user, since)] if since else [])),
+        due_soon=_tasks(session, params, queue, HumanTask.due_at >= now, HumanTask.due_at < now + DUE_SOON),
+        overdue=_tasks(session, params, queue, HumanTask.due_at < now))
     if supervisor:
-        found.unassigned_overdue = _tasks(session, HumanTask.state == "open", HumanTask.assignee_id.is_(None),
-                                          HumanTask.instance_id.not_in(avoidance.avoided_instances(user)),
+        found.unassigned_overdue = _tasks(session, {}, HumanTask.state == "open", HumanTask.assignee_id.is_(None),
+                                          HumanTask.instance_id.not_in(avoidance.avoided_instances(user.username)),
                                           HumanTask.due_at < now)
-        found.unstaffed = _tasks(session, *queues.queue_query(user, "unstaffed").task_conditions)
+        unstaffed = queues.queue_query(user, "unstaffed")
+        found.unstaffed = _tasks(session, unstaffed.params, *unstaffed.task_conditions)
     return found
 
 
@@ -71,7 +72,7 @@ def unread_count(session, user, now: datetime, *, independent=()) -> int:
     found = [queues.queue_query(user, name, independent=independent) for name in ("mine", "available")]
     counts = [select(func.count()).select_from(HumanTask).where(*queue.task_conditions, wanted).scalar_subquery()
               for queue in found]
-    return session.execute(select(counts[0] + counts[1])).scalar_one()
+    return session.execute(select(counts[0] + counts[1]), {**found[0].params, **found[1].params}).scalar_one()
 
 
 def mark_seen(session, user, now: datetime):

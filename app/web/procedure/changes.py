@@ -56,7 +56,7 @@ def _preview_migration(bundle) -> list[dict]:
     rows = db.session.execute(select(ProcessInstance, Complaint.number).outerjoin(
         Complaint, Complaint.instance_id == ProcessInstance.id).where(
         ProcessInstance.process_id == bundle.process_id, ProcessInstance.status == "running",
-        ProcessInstance.id.not_in(avoidance.avoided_instances(me())))
+        ProcessInstance.id.not_in(avoidance.avoided_instances(me().username)))
         .order_by(ProcessInstance.id)).all()
     out = []
     for inst, number in rows:

@@ -258,7 +258,7 @@ def _running_elsewhere(target):
                               .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
                               .where(ProcessInstance.process_id == target.process_id,
                                      ProcessInstance.status == "running", ProcessInstance.version_id != target.id,
-                                     ProcessInstance.id.not_in(avoidance.avoided_instances(me())))
+                                     ProcessInstance.id.not_in(avoidance.avoided_instances(me().username)))
                               .order_by(ProcessInstance.id)).all()
 
 

@@ -58,8 +58,8 @@ def _filters() -> dict:
 def _team_queue(user, filters, now) -> queues.Queue:
     """Open tasks of every lane, less those 回避 keeps the supervisor out of, with the filters: all on
     human_task (its indexes), none on the complaint."""
-    conditions = [HumanTask.state == "open", HumanTask.instance_id.not_in(avoidance.avoided_instances(user)),
-                  avoidance.not_independent_of(user, current_app.config["INDEPENDENT_PROCESSES"])]
+    conditions = [HumanTask.state == "open", HumanTask.instance_id.not_in(avoidance.avoided_instances(user.username)),
+                  avoidance.not_independent_of(user.id, user.username, current_app.config["INDEPENDENT_PROCESSES"])]
     if filters["holder"] == UNCLAIMED:
         conditions.append(HumanTask.assignee_id.is_(None))
     elif filters["holder"]:
