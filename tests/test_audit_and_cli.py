@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import User
+from app.models import AuditEvent, User
 from tests.flow import Desk
 
 
@@ -24,6 +24,13 @@ def test_users_tokens_and_demo_users_from_the_cli(app, client):
     assert demo.exit_code == 0 and demo.output.count("password:") == len(app.config["ROLES"])
     again = runner.invoke(args=["users", "demo"])
     assert "exist already" in again.output
+    # Made as `users create` makes a user: active, audited, and able to log in with the printed password.
+    audited = db.session.execute(select(AuditEvent.data).where(AuditEvent.action == "user_created",
+                                                               AuditEvent.actor == "cli")).scalars().all()
+    assert {d["username"] for d in audited} == {"li.si"} | {f"demo_{role}" for role in app.config["ROLES"]}
+    line = next(line for line in demo.output.splitlines() if line.startswith("demo_claims_specialist "))
+    demo_user = db.session.execute(select(User).where(User.username == "demo_claims_specialist")).scalar_one()
+    assert demo_user.active and demo_user.check_password(line.rsplit("password: ", 1)[1].strip())
 
 
 def test_scheduler_once_command_fires_due_timers(app, client, people):

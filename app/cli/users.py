@@ -26,14 +26,6 @@ def _existing(username) -> User:
     return user
 
 
-def _add(username, display_name, roles, password) -> User:
-    user = User(username=username, display_name=display_name)
-    user.roles = roles
-    user.set_password(password)
-    db.session.add(user)
-    return user
-
-
 def _policy() -> Policy:
     return Policy.from_config(current_app.config)
 
@@ -175,16 +167,17 @@ def notify(username, email, digest):
 
 @group.command("demo")
 def demo():
-    """Create one demo user per role (development only); passwords are printed once."""
-    created = 0
-    for role, spec in current_app.config["ROLES"].items():
+    """Create one demo user per role (development only); passwords are printed once. Made as `create` makes a
+    user: the password policy applies, and each is audited (user_created, by "cli")."""
+    created, policy, known = 0, _policy(), current_app.config["ROLES"]
+    for role, spec in known.items():
         username = f"demo_{role}"
         if accounts.by_username(db.session, username):
             continue
-        password = secrets.token_urlsafe(9)
-        _add(username, f"{spec['zh']}（演示）", [role], password)
+        password = secrets.token_urlsafe(policy.min_length)       # at least min_length characters
+        _apply(lambda: accounts.create(db.session, "cli", policy, known, username=username,
+                                       display_name=f"{spec['zh']}（演示）", roles=[role], password=password))
         created += 1
         click.echo(f"{username:28} {role:20} password: {password}")
-    db.session.commit()
     if not created:
         click.echo("demo users exist already (passwords were printed when they were created)")
