@@ -39,7 +39,7 @@ def _tasks(session, params, *conditions) -> list:
 def _mine_or_available(user, independent):
     """The condition of the user's two queues, and the values of its bind parameters."""
     mine, available = (queues.queue_query(user, name, independent=independent) for name in ("mine", "available"))
-    return or_(and_(*mine.task_conditions), and_(*available.task_conditions)), {**mine.params, **available.params}
+    return or_(and_(*mine.task_conditions), and_(*available.task_conditions)), queues.joint_params(mine, available)
 
 
 def _new_since(user, since):
@@ -72,7 +72,7 @@ def unread_count(session, user, now: datetime, *, independent=()) -> int:
     found = [queues.queue_query(user, name, independent=independent) for name in ("mine", "available")]
     counts = [select(func.count()).select_from(HumanTask).where(*queue.task_conditions, wanted).scalar_subquery()
               for queue in found]
-    return session.execute(select(counts[0] + counts[1]), {**found[0].params, **found[1].params}).scalar_one()
+    return session.execute(select(counts[0] + counts[1]), queues.joint_params(*found)).scalar_one()
 
 
 def mark_seen(session, user, now: datetime):

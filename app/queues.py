@@ -64,7 +64,8 @@ def queue_query(user, queue, *, step=None, channel=None, category=None, overdue_
     if queue not in QUEUES:
         raise AppError("queue must be one of: " + ", ".join(QUEUES), fields={"queue": "unknown queue"},
                        code="bad_query")
-    shape = (queue, bool(step), bool(channel), bool(category), overdue_at is not None, tuple(sorted(independent)))
+    independent = tuple(sorted(independent or ())) if queue == "available" else ()     # only the role queue reads it
+    shape = (queue, bool(step), bool(channel), bool(category), overdue_at is not None, independent)
     params = {"queue_user_id": user.id, "queue_username": user.username, "queue_roles": sorted(user.roles),
               "queue_step": step, "queue_channel": channel, "queue_category": category,
               "queue_overdue_at": overdue_at}
@@ -99,15 +100,33 @@ def _count_query(queue: Queue):
     return query
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def _kept_count_query(shape):
     return _count_query(Queue(*_conditions(*shape)))
+
+
+def _kept(queue: Queue) -> bool:
+    """Whether statements kept for the queue's shape hold its conditions (not a Queue changed after queue_query)."""
+    if queue.shape is None:
+        return False
+    task_conditions, complaint_conditions = _conditions(*queue.shape)
+    return queue.task_conditions is task_conditions and queue.complaint_conditions is complaint_conditions
+
+
+def joint_params(*found: Queue) -> dict:
+    """The bind values of several queues whose conditions one statement combines: they must agree on each name."""
+    joint = {}
+    for queue in found:
+        for name, value in queue.params.items():
+            if joint.setdefault(name, value) != value:
+                raise ValueError(f"queues combined in one statement bind {name} to different values")
+    return joint
 
 
 def count(session, queue: Queue) -> int:
     """How many tasks a queue holds, exactly; joins complaint only when a filter needs it (the nav shows
     these counts on every page). The role queue's and "my tasks"' are read from their index alone."""
-    query = _count_query(queue) if queue.shape is None else _kept_count_query(queue.shape)
+    query = _kept_count_query(queue.shape) if _kept(queue) else _count_query(queue)
     return session.execute(query, queue.params).scalar_one()
 
 
@@ -127,8 +146,8 @@ def page(session, queue: Queue, page_no, per_page, order="due", task=HumanTask, 
     `task` and `complaint` are what each row holds of them: the ORM objects, or a Bundle of some columns
     (`complaint_columns`, `api.rows.RowDump.bundle`), made once: loading 50 complaints whole cost more than the
     queries. The complaint is None for a task without one (its business key names no complaint)."""
-    query = _page_query(queue, order, task, complaint) if queue.shape is None else \
-        _kept_page_query(queue.shape, order, task, complaint)
+    query = _kept_page_query(queue.shape, order, task, complaint) if _kept(queue) else \
+        _page_query(queue, order, task, complaint)
     window = {"queue_offset": (page_no - 1) * per_page, "queue_limit": per_page}
     rows = session.execute(query, {**queue.params, **window}).all()
     total = rows[0][3] if rows else count(session, queue)

@@ -1,5 +1,5 @@
 """The user / token / scheduler commands an operator runs (the audit chains: test_audit_chains.py)."""
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.models import AuditEvent, User
@@ -44,3 +44,15 @@ def test_scheduler_once_command_fires_due_timers(app, client, people):
         result = app.test_cli_runner().invoke(args=["scheduler", "once"])
         assert "fired timers on 1 instance(s)" in result.output
         assert "initial_review_overdue" in desk.open_tasks(number)
+
+
+def test_demo_users_get_passwords_within_the_policy(app):
+    """The demo passwords are as long as the policy asks, and never longer than it allows (128)."""
+    for least in (8, 100, 128):
+        app.config["PASSWORD_MIN_LENGTH"] = least
+        db.session.execute(delete(User).where(User.username.like("demo_%")))
+        db.session.commit()
+        demo = app.test_cli_runner().invoke(args=["users", "demo"])
+        assert demo.exit_code == 0, demo.output
+        lengths = {len(line.rsplit("password: ", 1)[1].strip()) for line in demo.output.splitlines()}
+        assert lengths == {max(least, 16)}, (least, lengths)

@@ -2,6 +2,7 @@
 statistics from daily summaries (exact counts, a median within 1%, marked approximate), the review
 filter of the queues driven by the running reviews, the complaint page in a bounded number of queries,
 the personal search by index. benchmarks/reads.py measures them; these tests hold their meaning."""
+import dataclasses
 import math
 import random
 import re
@@ -9,6 +10,7 @@ import statistics
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import time_machine
 from sqlalchemy import func, select
 
@@ -289,6 +291,15 @@ def test_a_queue_statement_is_built_once_and_bound_for_each_user(app, client, pe
     assert [len(queues.page(db.session, found, n, 1)[0]) for n in (1, 2, 3)] == [1, 1, 0]   # the window is bound too
     assert queues.count(db.session, found) == 2
     assert queues.count(db.session, queues.queue_query(people["claims_specialist_2"].user, "available")) == 1
+    # A queue whose conditions were changed after queue_query is not read with the statements kept for its shape.
+    narrowed = dataclasses.replace(found, task_conditions=found.task_conditions + (HumanTask.business_key == other,))
+    assert queues.count(db.session, narrowed) == 1
+    assert [task.business_key for task, _ in queues.page(db.session, narrowed, 1, 10)[0]] == [other]
+    # Queues combined in one statement must bind the same values.
+    mine, theirs = (queues.queue_query(people[who].user, "mine") for who in ("claims_specialist", "management"))
+    assert queues.joint_params(mine, found) == {**mine.params, **found.params}
+    with pytest.raises(ValueError, match="queue_user_id"):
+        queues.joint_params(mine, theirs)
 
 
 def test_the_step_filter_offers_the_steps_of_the_users_own_queues(app, client, people):

@@ -174,7 +174,7 @@ def demo():
         username = f"demo_{role}"
         if accounts.by_username(db.session, username):
             continue
-        password = secrets.token_urlsafe(policy.min_length)       # at least min_length characters
+        password = secrets.token_urlsafe(policy.max_length)[:max(policy.min_length, 16)]     # within the policy
         _apply(lambda: accounts.create(db.session, "cli", policy, known, username=username,
                                        display_name=f"{spec['zh']}（演示）", roles=[role], password=password))
         created += 1
