@@ -154,9 +154,8 @@ class Config:
     # end_session_endpoint (RP-initiated logout); the browser then comes back to OIDC_POST_LOGOUT_REDIRECT_URI.
     OIDC_LOGOUT_AT_PROVIDER = _flag("OIDC_LOGOUT_AT_PROVIDER", True)
     OIDC_POST_LOGOUT_REDIRECT_URI = _env("OIDC_POST_LOGOUT_REDIRECT_URI")   # default: this app's /login
-    # Background jobs (app/jobs/, README "Background jobs"): where an export's file is kept (default
-    # <instance>/jobs) and for how long, and from how many complaints a migration (rows an export) is a job.
-    JOBS_DIR = _env("JOBS_DIR")
+    # Background jobs (app/jobs/, README "Background jobs"): how long an export's file is kept (in the database), and
+    # from how many complaints a migration (rows an export) is a job.
     JOBS_KEEP_HOURS = _number("JOBS_KEEP_HOURS", 24, float, least=0.1)
     JOBS_MIGRATE_INLINE_MAX = _number("JOBS_MIGRATE_INLINE_MAX", 20)
     JOBS_EXPORT_INLINE_MAX = _number("JOBS_EXPORT_INLINE_MAX", 5000)
@@ -301,4 +300,3 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = True       # the web tests send the token like a browser does
     SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = False    # the test client and browser tests use http
     EVIDENCE_DIR = _env("TEST_EVIDENCE_DIR") or _scratch_dir("complaints-evidence-")   # never instance/
-    JOBS_DIR = _scratch_dir("complaints-jobs-")                                          # never instance/

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, false,
-                        inspect, or_, text)
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
+                        event, false, inspect, or_, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -612,7 +612,7 @@ class BackgroundJob(db.Model):
     queries, and a runner that takes it over skips what is done. A runner holds it by a lease (claimed_by,
     lease_until) renewed after every batch; once the lease has run out another runner takes the job over.
     `params` never holds personal data (an export's search term is resolved to complaint ids when it is asked for);
-    the result file (an export's) lives in the job's folder until expires_at."""
+    the result file (an export's, a BackgroundJobFile) is kept until expires_at."""
     __tablename__ = "background_job"
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -628,10 +628,22 @@ class BackgroundJob(db.Model):
     lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     takeovers: Mapped[int] = mapped_column(Integer, default=0)           # leases that ran out while held
     error: Mapped[Optional[str]] = mapped_column(String(500))
-    result_file: Mapped[Optional[str]] = mapped_column(String(100))      # in the job's folder; None once deleted
+    result_file: Mapped[Optional[str]] = mapped_column(String(100))      # its BackgroundJobFile; None once deleted
     expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     __table_args__ = (Index("ix_background_job_state", "state", "lease_until"),
                       Index("ix_background_job_started_by", "started_by", "id"))
+
+
+class BackgroundJobFile(db.Model):
+    """A file of a job (app/jobs/files.py): what an item wrote (an export's slice) or its result (the export's CSV
+    or Excel file). In the database, so that whichever web worker, on whichever host, answers the download hands
+    out the file the scheduler wrote, and a file is written in the same transaction as the item or the job's end
+    that it belongs to."""
+    __tablename__ = "background_job_file"
+    job_id: Mapped[int] = mapped_column(ForeignKey("background_job.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BackgroundJobItem(db.Model):

@@ -103,8 +103,7 @@ def test_units_run_as_the_app_with_its_secrets_and_hardening():
             assert settings[key] == value, (name, key)
         # Every folder the app writes is under the one writable path.
         example = env_example()
-        for folder in (example["EVIDENCE_DIR"], example["JOBS_DIR"]):
-            assert folder.startswith(settings["ReadWritePaths"] + "/")
+        assert example["EVIDENCE_DIR"].startswith(settings["ReadWritePaths"] + "/")
 
 
 def test_migrations_run_once_before_the_web_and_the_scheduler():
@@ -382,7 +381,7 @@ class Site:
         for assignment in values("complaints-web.service", "Environment"):
             env.update(item.split("=", 1) for item in shlex.split(assignment.replace(PREFIX, str(self.current))))
         env.update(SECRET_KEY="deploy-test", DATABASE_URL=database_url, EVIDENCE_DIR=str(self.folder / "evidence"),
-                   JOBS_DIR=str(self.folder / "jobs"), DEPLOY_ON_START="0", WEB_CONCURRENCY="1")
+                   DEPLOY_ON_START="0", WEB_CONCURRENCY="1")
         return env
 
     def start_gunicorn(self, database_url=None):

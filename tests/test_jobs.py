@@ -14,10 +14,12 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.jobs import KINDS, claim, migration, run_batch, store
+from app.jobs import KINDS, claim, list_export, migration, run_batch, store
 from app.jobs.runner import LEASE_SECONDS, LOST
 from app.jobs.setup import context, run_pass
-from app.models import AuditEvent, BackgroundJob, BackgroundJobItem, ProcessInstance, ProcessVersion
+from app.jobs.files import JobFiles
+from app.models import (AuditEvent, BackgroundJob, BackgroundJobFile, BackgroundJobItem, ProcessInstance,
+                        ProcessVersion)
 from app.timeutil import utcnow
 from tests.conftest import make_user
 from tests.flow import HAPPY_PATH, Desk
@@ -29,8 +31,8 @@ JOB_URL = re.compile(r"^/jobs/(\d+)$")
 
 
 @pytest.fixture
-def jobs_app(app, tmp_path):
-    app.config.update(JOBS_DIR=str(tmp_path / "jobs"), JOBS_MIGRATE_INLINE_MAX=2)
+def jobs_app(app):
+    app.config.update(JOBS_MIGRATE_INLINE_MAX=2)
     return app
 
 
@@ -177,6 +179,11 @@ def test_a_list_export_job_gives_the_direct_exports_rows_to_its_starter_only(job
 
     r = manager.get(f"/jobs/{job_id}/download")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment; filename=complaints-")
+    # The file is in the database (any web worker on any host hands it out), and the slices are gone.
+    fresh()
+    kept = db.session.execute(select(BackgroundJobFile.job_id, BackgroundJobFile.name, BackgroundJobFile.content)
+                              .order_by(BackgroundJobFile.job_id)).all()
+    assert [(j, n) for j, n, _ in kept] == [(job_id, "result.csv"), (xlsx_id, "result.xlsx")] and kept[0][2] == r.data
     assert csv_rows(r.data) == csv_rows(direct.data) and len(csv_rows(r.data)) == 4   # masked, newest first
     sheet = load_workbook(io.BytesIO(manager.get(f"/jobs/{xlsx_id}/download").data)).active
     assert sorted(row[0] for row in sheet.iter_rows(min_row=2, values_only=True)) == sorted(made)
@@ -198,3 +205,63 @@ def test_a_list_export_job_gives_the_direct_exports_rows_to_its_starter_only(job
         manager = Browser(jobs_app).login("management")                        # a day later: logged in again
         assert manager.get(f"/jobs/{job_id}/download").status_code == 404
         assert "文件已在保存期满后删除" in text(manager.get(f"/jobs/{job_id}"))
+
+
+class Stopped(BaseException):
+    """The runner's process ends (not an error the runner handles)."""
+
+
+def test_an_export_stopped_while_finishing_is_finished_by_the_next_pass(jobs_app, desk, monkeypatch):
+    """The result file and the removal of the slices are written with the job's end, in one transaction: a runner
+    that stops after writing the result but before recording the end leaves the slices for the next one."""
+    made = [desk.register() for _ in range(3)]
+    manager = Browser(jobs_app).login("management")
+    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
+    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    kind = KINDS[list_export.KIND]
+
+    def finish_then_stop(ctx, job):
+        kind.finish(ctx, job)
+        raise Stopped
+
+    with monkeypatch.context() as patched:
+        patched.setitem(KINDS, list_export.KIND, replace(kind, finish=finish_then_stop))
+        with pytest.raises(Stopped):
+            run_pass(jobs_app, 30)
+    db.session.rollback()                                                       # what the process had not committed
+    fresh()
+    names = db.session.execute(select(BackgroundJobFile.name).where(BackgroundJobFile.job_id == job_id)).scalars()
+    assert list(names) == ["part-000000.jsonl"]                                  # the slice, not the result
+    with time_machine.travel(utcnow() + timedelta(seconds=LEASE_SECONDS + 1)):
+        assert run_pass(jobs_app, 30)["jobs"] == 1
+        rows = csv_rows(Browser(jobs_app).login("management").get(f"/jobs/{job_id}/download").data)
+    assert sorted(row[0] for row in rows[1:]) == sorted(made)
+
+
+def test_the_files_no_job_needs_are_purged(app):
+    """Every file of a failed or cancelled job goes at once; a done job's leftovers too, its result when it expires;
+    a queued or running job keeps its own. A file written again replaces the one of that name."""
+    now = utcnow()
+    states = {"running": None, "failed": None, "cancelled": None, "done": "result.csv", "expired": "result.csv"}
+    ids = {}
+    for name, result in states.items():
+        job = BackgroundJob(kind="list_export", started_by="x", params={}, state="done" if name == "expired" else name,
+                            result_file=result, expires_at=now + timedelta(hours=-1 if name == "expired" else 1))
+        db.session.add(job)
+        db.session.flush()
+        ids[name] = job.id
+    files = JobFiles(db.session)
+    for job_id in ids.values():
+        files.write_lines(job_id, "part-000000.jsonl", [["old"]])
+        files.write_lines(job_id, "part-000000.jsonl", [["a", 1], ["b", None]])
+        files.write(job_id, "result.csv", b"number\n")
+    db.session.commit()
+    assert list(files.read_lines(ids["running"], "part-000000.jsonl")) == [["a", 1], ["b", None]]
+    assert files.purge(now) == 7
+    left = db.session.execute(select(BackgroundJobFile.job_id, BackgroundJobFile.name)).all()
+    assert sorted(left) == sorted([(ids["running"], "part-000000.jsonl"), (ids["running"], "result.csv"),
+                                   (ids["done"], "result.csv")])
+    assert db.session.get(BackgroundJob, ids["expired"]).result_file is None
+    assert files.read(ids["done"], "result.csv") == b"number\n" and files.read(ids["failed"], "result.csv") is None
+    with pytest.raises(ValueError):
+        files.write(ids["running"], "../x", b"")

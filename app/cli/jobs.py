@@ -27,9 +27,9 @@ def list_cmd(everyone):
 @group.command("run-once")
 @click.option("--seconds", type=float, default=None, help="Work for at most this long (default JOBS_PASS_SECONDS).")
 def run_once(seconds):
-    """Work the queued jobs (and carry on those whose runner stopped) once, then delete expired files."""
+    """Work the queued jobs (and carry on those whose runner stopped) once, then delete the files no job needs."""
     done = run_pass(current_app._get_current_object(), seconds)
-    click.echo(f"worked {done['jobs']} job(s); deleted {done['purged']} expired folder(s)")
+    click.echo(f"worked {done['jobs']} job(s); deleted {done['purged']} file(s) no job needs")
 
 
 @group.command("cancel")

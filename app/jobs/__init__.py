@@ -6,10 +6,10 @@ run-once`), never by the request that asked for it.
               renewed), finish it; a runner that dies is replaced once its lease has run out
 - kinds.py    the registry of job kinds: what an item does, what the job does when every item is done
 - migration.py, list_export.py   the kinds: a bulk migration onto a process version, a complaint-list export
-- files.py    the jobs' folder (an export's parts and result), deleted after expiry
-- setup.py    the wiring to the Flask app: its runtime, its folder, one bounded pass
+- files.py    the jobs' files in the database (an export's parts and result), deleted after expiry
+- setup.py    the wiring to the Flask app: its runtime, the jobs' files, one bounded pass
 
-No Flask in the machinery: it takes a session (and the runtime, the folder) in a Context."""
+No Flask in the machinery: it takes a session (and the runtime, the files) in a Context."""
 from . import list_export, migration      # the kinds register on import
 from .kinds import KINDS, Kind
 from .runner import Context, claim, release, run_batch, work

@@ -1,69 +1,66 @@
-"""The jobs' folder (JOBS_DIR, default <instance>/jobs; never served by the web server): one folder per job,
-named by its id, holding what its items wrote and its result file. A result is kept until the job's
-expires_at; purge() deletes it then, and at once the folder of a job that failed, was cancelled or is gone."""
+"""A job's files (BackgroundJobFile), in the database: what its items wrote (an export's slices, as JSON lines) and
+its result file. Any web worker on any host reads the file the scheduler wrote. A file is written whole, in one
+statement, and a slice done again replaces its file. A result is kept until the job's expires_at; purge() deletes
+it then, and at once every file of a job that failed or was cancelled and the leftover slices of a job that is
+done."""
 import json
-import os
-import shutil
 from datetime import datetime
-from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, or_, select, update
 
-from ..models import BackgroundJob
+from ..extensions import upsert_insert
+from ..models import BackgroundJob, BackgroundJobFile
+from ..timeutil import utcnow
 
-PURGED_STATES = ("failed", "cancelled")
+WORKING = ("queued", "running")       # a job whose files may still be read
 
 
 class JobFiles:
-    def __init__(self, root):
-        self.root = Path(root)
+    """The files of jobs, through `session` (the caller commits)."""
 
-    def folder(self, job_id: int) -> Path:
-        return self.root / str(int(job_id))
+    def __init__(self, session):
+        self.session = session
 
-    def path(self, job_id: int, name: str) -> Path:
+    def write(self, job_id: int, name: str, content: bytes):
+        """Write a file whole (again: it replaces the one of that name)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"not a file name of a job: {name!r}")
-        return self.folder(job_id) / name
+        insert = upsert_insert(self.session.get_bind())(BackgroundJobFile).values(
+            job_id=int(job_id), name=name, content=content, written_at=utcnow())
+        self.session.execute(insert.on_conflict_do_update(
+            index_elements=["job_id", "name"], set_={"content": insert.excluded.content,
+                                                     "written_at": insert.excluded.written_at}))
+
+    def read(self, job_id: int, name: str):
+        """The file's content, or None when there is none."""
+        return self.session.execute(select(BackgroundJobFile.content).where(
+            BackgroundJobFile.job_id == int(job_id), BackgroundJobFile.name == name)).scalar_one_or_none()
 
     def write_lines(self, job_id: int, name: str, lines):
-        """Write a file of JSON lines whole (a temporary file renamed: a half-written one never stays)."""
-        target = self.path(job_id, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            for line in lines:
-                out.write(json.dumps(line, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
+        """A file of JSON lines."""
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        self.write(job_id, name, text.encode("utf-8"))
 
     def read_lines(self, job_id: int, name: str):
-        with self.path(job_id, name).open(encoding="utf-8") as lines:
-            for line in lines:
-                yield json.loads(line)
+        content = self.read(job_id, name)
+        if content is None:
+            raise FileNotFoundError(f"job {job_id} has no file {name}")
+        for line in content.decode("utf-8").splitlines():
+            yield json.loads(line)
 
     def remove(self, job_id: int, name: str):
-        self.path(job_id, name).unlink(missing_ok=True)
+        self.session.execute(delete(BackgroundJobFile).where(BackgroundJobFile.job_id == int(job_id),
+                                                             BackgroundJobFile.name == name))
 
-    def purge(self, session, now: datetime) -> int:
-        """Forget results past their time and delete the folders no job needs; how many folders went."""
-        session.execute(update(BackgroundJob).where(BackgroundJob.result_file.is_not(None),
-                                                    BackgroundJob.expires_at <= now)
-                        .values(result_file=None).execution_options(synchronize_session=False))
-        session.commit()
-        if not self.root.is_dir():
-            return 0
-        folders = {int(p.name): p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()}
-        if not folders:
-            return 0
-        live = dict(session.execute(select(BackgroundJob.id, BackgroundJob.state)
-                                    .where(BackgroundJob.id.in_(folders))).all())
-        kept = set(session.execute(select(BackgroundJob.id).where(BackgroundJob.id.in_(folders),
-                                                                  BackgroundJob.result_file.is_not(None))).scalars())
-        session.rollback()
-        gone = 0
-        for job_id, folder in folders.items():
-            state = live.get(job_id)
-            if state is None or state in PURGED_STATES or (state == "done" and job_id not in kept):
-                shutil.rmtree(folder, ignore_errors=True)
-                gone += 1
+    def purge(self, now: datetime) -> int:
+        """Forget results past their time and delete the files no job needs; how many files went."""
+        self.session.execute(update(BackgroundJob).where(BackgroundJob.result_file.is_not(None),
+                                                         BackgroundJob.expires_at <= now)
+                             .values(result_file=None).execution_options(synchronize_session=False))
+        needed = select(BackgroundJob.id).where(BackgroundJob.id == BackgroundJobFile.job_id, or_(
+            BackgroundJob.state.in_(WORKING),
+            and_(BackgroundJob.state == "done", BackgroundJob.result_file == BackgroundJobFile.name)))
+        gone = self.session.execute(delete(BackgroundJobFile).where(~needed.exists())
+                                    .execution_options(synchronize_session=False)).rowcount
+        self.session.commit()
         return gone

@@ -5,7 +5,7 @@ for the result list (no personal data). It must be safe to run again for an item
 committed but whose outcome was not (a runner that died between the two): either the item's effect and
 nothing else happen in it, or the verb checks that it is done already (a migration finds the complaint on
 the target version: "already"). `finish(ctx, job)` runs once every item has an outcome (again after a
-crash: make it idempotent) and returns the result file's name in the job's folder, or None."""
+crash: make it idempotent) and returns the name of the result file it wrote (files.JobFiles), or None."""
 from dataclasses import dataclass
 from typing import Callable, Optional
 

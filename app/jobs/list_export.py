@@ -75,6 +75,7 @@ def run(ctx, job, item):
     cells = Cells(job.params["labels"], job.params["full_names"])
     rows = [[_encode(v) for v in cells.of(found[i])] for i in ids if i in found]     # a deleted one is left out
     ctx.files.write_lines(job.id, _part(item.seq), rows)
+    ctx.session.commit()        # the slice is kept even if a later item of the batch fails (and rolls back)
     return DONE, str(len(rows))
 
 
@@ -85,20 +86,15 @@ def _rows(ctx, job, parts):
 
 
 def finish(ctx, job):
-    """The parts, in order, into the result file (written under a temporary name, then renamed)."""
+    """The parts, in order, into the result file; the parts deleted. Not committed here: the runner commits it with
+    the job's end, so that a runner stopped in between leaves the parts for the next one."""
     parts = ctx.session.execute(select(BackgroundJobItem.seq).where(BackgroundJobItem.job_id == job.id)
                                 .order_by(BackgroundJobItem.seq)).scalars().all()
-    ctx.session.rollback()
     p = job.params
     name = f"result.{p['format']}"
-    target = ctx.files.path(job.id, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(name + ".tmp")
     chunks = FORMATS[p["format"]]([(p["title"], p["header"], _rows(ctx, job, parts))])
-    with tmp.open("wb") as out:
-        for chunk in chunks:
-            out.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
-    tmp.replace(target)
+    ctx.files.write(job.id, name, b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                                           for chunk in chunks))
     for seq in parts:
         ctx.files.remove(job.id, _part(seq))
     return name

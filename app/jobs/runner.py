@@ -29,7 +29,8 @@ MORE, DONE, LOST, FAILED_JOB = "more", "done", "lost", "failed"
 
 @dataclass
 class Context:
-    """What the kinds may use: the session (committed per batch), the engine runtime, the jobs' folder."""
+    """What the kinds may use: the session (committed per batch), the engine runtime, the jobs' files
+    (files.JobFiles)."""
     session: Any
     runtime: Any = None
     files: Any = None
@@ -173,8 +174,11 @@ def _finish(ctx, job, kind, worker) -> str:
                                        BackgroundJob.state == "running").values(
         state="done", finished_at=now, claimed_by=None, lease_until=None, result_file=result,
         expires_at=now + ctx.keep if result else None)).rowcount
-    ctx.session.commit()
-    return DONE if done else LOST
+    if not done:                # cancelled or taken over meanwhile: its result and its parts stay as they were
+        ctx.session.rollback()
+        return LOST
+    ctx.session.commit()        # the result file (kind.finish) with the job's end
+    return DONE
 
 
 def _fail(session, job_id, error, worker=None):

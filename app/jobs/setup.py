@@ -1,21 +1,16 @@
-"""The jobs wired to the Flask app: its settings (JOBS_* in app/config.py), its runtime and folder in a
+"""The jobs wired to the Flask app: its settings (JOBS_* in app/config.py), its runtime and the jobs' files in a
 Context, and one bounded pass (what the scheduler's interval job and `flask jobs run-once` run)."""
 import os
 import socket
 from datetime import timedelta
-from pathlib import Path
 
 from ..extensions import db
 from ..timeutil import utcnow
 from .files import JobFiles
 from .runner import Context, work
 
-def files_of(app) -> JobFiles:
-    return JobFiles(app.config.get("JOBS_DIR") or Path(app.instance_path) / "jobs")
-
-
 def context(app) -> Context:
-    return Context(db.session, app.extensions["runtime"], files_of(app),
+    return Context(db.session, app.extensions["runtime"], JobFiles(db.session),
                    keep=timedelta(hours=float(app.config["JOBS_KEEP_HOURS"])))
 
 
@@ -29,5 +24,5 @@ def run_pass(app, seconds=None) -> dict:
     with app.app_context():
         ctx = context(app)
         worked = work(ctx, worker_name(), seconds)
-        purged = ctx.files.purge(db.session, utcnow())
+        purged = ctx.files.purge(utcnow())
     return {"jobs": worked, "purged": purged}

@@ -1,6 +1,8 @@
 """/jobs: the user's own background jobs. A job is seen, followed, downloaded and cancelled by the user who
 started it only (someone else's is as good as none: 404), and only while they hold a role of its kind."""
-from flask import abort, current_app, flash, redirect, render_template, send_file, url_for
+import io
+
+from flask import abort, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -8,7 +10,7 @@ from ...analysis import export
 from ...extensions import db
 from ...jobs import store
 from ...jobs.kinds import KINDS, starter_roles
-from ...jobs.setup import files_of
+from ...jobs.files import JobFiles
 from ...models import BackgroundJob, BackgroundJobItem
 from ..common import page_arg, roles_required
 from ..ui import has_any, me
@@ -79,11 +81,11 @@ def download(job_id):
     if found.state != "done" or not found.result_file:
         abort(404, description=_("This job has no file to download: it is not done, or its file was deleted "
                                  "after the time it is kept. Export again."))
-    path = files_of(current_app).path(found.id, found.result_file)
-    if not path.is_file():
+    content = JobFiles(db.session).read(found.id, found.result_file)
+    if content is None:
         abort(404, description=_("This job's file is gone. Export again."))
-    return send_file(path, as_attachment=True, download_name=found.params.get("name") or found.result_file,
-                     mimetype=MIMETYPES.get(found.params.get("format"), "application/octet-stream"), max_age=0)
+    return send_file(io.BytesIO(content), as_attachment=True,
+                     download_name=found.params.get("name") or found.result_file, mimetype=MIMETYPES.get(found.params.get("format"), "application/octet-stream"), max_age=0)
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
