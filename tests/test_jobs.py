@@ -12,6 +12,8 @@ import pytest
 import time_machine
 from openpyxl import load_workbook
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.jobs import KINDS, claim, list_export, migration, run_batch, store
@@ -235,6 +237,66 @@ def test_an_export_stopped_while_finishing_is_finished_by_the_next_pass(jobs_app
     with time_machine.travel(utcnow() + timedelta(seconds=LEASE_SECONDS + 1)):
         assert run_pass(jobs_app, 30)["jobs"] == 1
         rows = csv_rows(Browser(jobs_app).login("management").get(f"/jobs/{job_id}/download").data)
+    assert sorted(row[0] for row in rows[1:]) == sorted(made)
+
+
+def test_an_export_of_several_slices_keeps_every_slice(jobs_app, desk, monkeypatch):
+    """Each slice is committed as it is written: a later item of the same batch (which rolls back its own read)
+    cannot take an earlier one with it. A name with a line separator (U+2028, which JSON leaves as it is) stays one
+    row."""
+    monkeypatch.setattr(list_export, "SLICE", 1)
+    made = [desk.register(customer_name=f"\u2028王{n}") for n in range(5)]     # masked, the name keeps its first
+    manager = Browser(jobs_app).login("management")
+    direct = csv_rows(manager.get("/complaints/export.csv?status=open").data)
+    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
+    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    assert run_pass(jobs_app, 30)["jobs"] == 1
+    fresh()
+    assert db.session.get(BackgroundJob, job_id).state == "done" and db.session.get(BackgroundJob, job_id).total == 5
+    rows = csv_rows(manager.get(f"/jobs/{job_id}/download").data)
+    assert sorted(row[0] for row in rows[1:]) == sorted(made) and rows == direct
+
+
+def test_an_export_taken_over_while_finishing_keeps_nothing_of_the_loser(jobs_app, desk, monkeypatch):
+    """A runner that lost the job (taken over, cancelled) while it wrote the result commits nothing of it."""
+    desk.register(), desk.register(), desk.register()
+    manager = Browser(jobs_app).login("management")
+    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
+    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    kind = KINDS[list_export.KIND]
+
+    def finish_then_lose(ctx, job):
+        with db.engine.begin() as other:                 # another runner takes the job over meanwhile
+            other.execute(sql("UPDATE background_job SET claimed_by = 'other:1' WHERE id = :id"), {"id": job_id})
+        return kind.finish(ctx, job)
+
+    monkeypatch.setitem(KINDS, list_export.KIND, replace(kind, finish=finish_then_lose))
+    run_pass(jobs_app, 30)
+    fresh()
+    names = db.session.execute(select(BackgroundJobFile.name).where(BackgroundJobFile.job_id == job_id)).scalars()
+    assert list(names) == ["part-000000.jsonl"] and db.session.get(BackgroundJob, job_id).state == "running"
+
+
+def test_a_busy_database_lets_the_job_go_for_the_next_pass(jobs_app, desk, monkeypatch):
+    """A database error in a batch (SQLite's write lock held past its timeout) is no failure of the item or the
+    job: the pass ends, the job is let go, and the next pass finishes it."""
+    made = [desk.register() for _ in range(3)]
+    manager = Browser(jobs_app).login("management")
+    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
+    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    real = JobFiles.write_lines
+
+    def busy(self, *args):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(JobFiles, "write_lines", busy)
+    assert run_pass(jobs_app, 30)["jobs"] == 1
+    fresh()
+    job = db.session.get(BackgroundJob, job_id)
+    assert (job.state, job.claimed_by, job.done_count, job.takeovers) == ("running", None, 0, 0)
+    monkeypatch.setattr(JobFiles, "write_lines", real)
+    assert run_pass(jobs_app, 30)["jobs"] == 1
+    rows = csv_rows(manager.get(f"/jobs/{job_id}/download").data)
     assert sorted(row[0] for row in rows[1:]) == sorted(made)
 
 

@@ -82,3 +82,48 @@ def test_0031_marks_the_tasks_that_have_drafts_and_goes_back(backend, tmp_path):
     finally:
         if backend == "postgresql":
             _drop_postgres_db(url)
+
+
+def test_0033_starts_the_slices_of_an_export_under_way_again(backend, tmp_path):
+    """The jobs' files move into the database: an export still under way at the upgrade starts its slices again
+    (those it wrote were in the old folder); a finished one and another kind of job are left as they were."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from app import create_app
+    from app.config import ROOT, TestConfig
+    from tests.conftest import _drop_postgres_db, _postgres_test_db
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if backend == "sqlite" else _postgres_test_db("_jobs0033")
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=url)
+    jobs = {1: ("list_export", "running"), 2: ("list_export", "done"), 3: ("migrate", "running"),
+            4: ("list_export", "queued")}
+    try:
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0032")
+            for job_id, (kind, state) in jobs.items():
+                db.session.execute(text(
+                    "INSERT INTO background_job (id, kind, started_by, params, state, total, done_count, created_at,"
+                    " takeovers) VALUES (:id, :kind, 'u', '{}', :state, 2, 1, CURRENT_TIMESTAMP, 0)"),
+                    {"id": job_id, "kind": kind, "state": state})
+                for seq, outcome in ((0, "done"), (1, None)):
+                    db.session.execute(text(
+                        "INSERT INTO background_job_item (job_id, seq, key, outcome, message, done_at) "
+                        "VALUES (:job, :seq, :key, :outcome, :message, :at)"),
+                        {"job": job_id, "seq": seq, "key": str(seq), "outcome": outcome, "message": outcome and "5",
+                         "at": None if outcome is None else "2026-12-01 00:00:00"})
+            db.session.commit()
+            upgrade(directory=str(ROOT / "migrations"))
+            rows = db.session.execute(text("SELECT job_id, seq, outcome, message FROM background_job_item "
+                                           "ORDER BY job_id, seq")).all()
+            counts = dict(db.session.execute(text("SELECT id, done_count FROM background_job")).all())
+            db.session.remove()
+            assert [tuple(r) for r in rows] == [
+                (1, 0, None, None), (1, 1, None, None), (2, 0, "done", "5"), (2, 1, None, None),
+                (3, 0, "done", "5"), (3, 1, None, None), (4, 0, None, None), (4, 1, None, None)]
+            assert counts == {1: 0, 2: 1, 3: 1, 4: 0}
+            downgrade(directory=str(ROOT / "migrations"), revision="0032")
+            assert "background_job_file" not in db.inspect(db.engine).get_table_names()
+            db.engine.dispose()
+    finally:
+        if backend == "postgresql":
+            _drop_postgres_db(url)

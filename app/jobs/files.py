@@ -21,8 +21,8 @@ class JobFiles:
     def __init__(self, session):
         self.session = session
 
-    def write(self, job_id: int, name: str, content: bytes):
-        """Write a file whole (again: it replaces the one of that name)."""
+    def write(self, job_id: int, name: str, content):
+        """Write a file whole (again: it replaces the one of that name); `content`: bytes or a bytearray."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"not a file name of a job: {name!r}")
         insert = upsert_insert(self.session.get_bind())(BackgroundJobFile).values(
@@ -45,8 +45,9 @@ class JobFiles:
         content = self.read(job_id, name)
         if content is None:
             raise FileNotFoundError(f"job {job_id} has no file {name}")
-        for line in content.decode("utf-8").splitlines():
-            yield json.loads(line)
+        for line in content.split(b"\n"):      # not splitlines(): a text may hold U+2028, which JSON leaves as it is
+            if line:
+                yield json.loads(line)
 
     def remove(self, job_id: int, name: str):
         self.session.execute(delete(BackgroundJobFile).where(BackgroundJobFile.job_id == int(job_id),

@@ -92,9 +92,10 @@ def finish(ctx, job):
                                 .order_by(BackgroundJobItem.seq)).scalars().all()
     p = job.params
     name = f"result.{p['format']}"
-    chunks = FORMATS[p["format"]]([(p["title"], p["header"], _rows(ctx, job, parts))])
-    ctx.files.write(job.id, name, b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-                                           for chunk in chunks))
+    content = bytearray()           # the file once in memory (a join of the chunks would hold it twice)
+    for chunk in FORMATS[p["format"]]([(p["title"], p["header"], _rows(ctx, job, parts))]):
+        content += chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+    ctx.files.write(job.id, name, content)
     for seq in parts:
         ctx.files.remove(job.id, _part(seq))
     return name

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Optional
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from ..models import BackgroundJob, BackgroundJobItem
 from ..timeutil import utcnow
@@ -140,6 +141,9 @@ def run_batch(ctx: Context, job_id: int, worker: str) -> str:
 def _run_item(ctx, kind, job, item):
     try:
         outcome, message = kind.run(ctx, job, item)
+    except OperationalError:      # the database is busy or gone: not the item's failure (work() lets the job go)
+        ctx.session.rollback()
+        raise
     except Exception as exc:      # noqa: BLE001  (one item's failure is its own; the others go on)
         ctx.session.rollback()
         log.exception("job %s (%s): item %s failed", job.id, job.kind, item.key)
@@ -164,6 +168,9 @@ def _record(session, job_id, results):
 def _finish(ctx, job, kind, worker) -> str:
     try:
         result = kind.finish(ctx, job) if kind.finish else None
+    except OperationalError:      # the database is busy or gone: not the job's failure (work() lets it go)
+        ctx.session.rollback()
+        raise
     except Exception as exc:      # noqa: BLE001  (the job fails, the runner goes on with the next)
         ctx.session.rollback()
         log.exception("job %s (%s): finishing failed", job.id, job.kind)
@@ -192,15 +199,31 @@ def _fail(session, job_id, error, worker=None):
 
 def work(ctx: Context, worker: str, seconds: float, clock=time.monotonic) -> int:
     """Work jobs, oldest first, for about `seconds` (a batch started is finished); the jobs touched. A job not
-    finished when the time is up is let go, for the next pass (of any runner) to carry on."""
+    finished when the time is up is let go, for the next pass (of any runner) to carry on; so is one whose batch
+    met a busy database (e.g. SQLite's write lock held past its timeout), and the pass ends there."""
     began, touched = clock(), 0
     while clock() - began < seconds:
         job_id = claim(ctx.session, worker, ctx.lease_seconds)
         if job_id is None:
             break
         touched += 1
-        while run_batch(ctx, job_id, worker) == MORE:
-            if clock() - began >= seconds:
-                release(ctx.session, job_id, worker)
-                return touched
+        try:
+            while run_batch(ctx, job_id, worker) == MORE:
+                if clock() - began >= seconds:
+                    release(ctx.session, job_id, worker)
+                    return touched
+        except OperationalError as exc:
+            log.warning("job %s: the database refused a batch (%s); let go for the next pass", job_id,
+                        type(getattr(exc, "orig", exc)).__name__)
+            _let_go(ctx.session, job_id, worker)
+            return touched
     return touched
+
+
+def _let_go(session, job_id, worker):
+    """Release the job after a database error; if even that fails, its lease runs out and it is taken over."""
+    session.rollback()
+    try:
+        release(session, job_id, worker)
+    except OperationalError:
+        session.rollback()

@@ -9,6 +9,7 @@ from ..timeutil import utcnow
 from .files import JobFiles
 from .runner import Context, work
 
+
 def context(app) -> Context:
     return Context(db.session, app.extensions["runtime"], JobFiles(db.session),
                    keep=timedelta(hours=float(app.config["JOBS_KEEP_HOURS"])))

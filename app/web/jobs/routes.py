@@ -84,8 +84,12 @@ def download(job_id):
     content = JobFiles(db.session).read(found.id, found.result_file)
     if content is None:
         abort(404, description=_("This job's file is gone. Export again."))
-    return send_file(io.BytesIO(content), as_attachment=True,
-                     download_name=found.params.get("name") or found.result_file, mimetype=MIMETYPES.get(found.params.get("format"), "application/octet-stream"), max_age=0)
+    # Wrapped, so that send_file streams the content instead of copying it to learn its size (BytesIO.getbuffer).
+    response = send_file(io.BufferedReader(io.BytesIO(content)), as_attachment=True,
+                         download_name=found.params.get("name") or found.result_file,
+                         mimetype=MIMETYPES.get(found.params.get("format"), "application/octet-stream"), max_age=0)
+    response.content_length = len(content)
+    return response
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
