@@ -181,6 +181,7 @@ def test_a_list_export_job_gives_the_direct_exports_rows_to_its_starter_only(job
 
     r = manager.get(f"/jobs/{job_id}/download")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment; filename=complaints-")
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8" and r.headers["Content-Length"] == str(len(r.data))
     # The file is in the database (any web worker on any host hands it out), and the slices are gone.
     fresh()
     kept = db.session.execute(select(BackgroundJobFile.job_id, BackgroundJobFile.name, BackgroundJobFile.content)

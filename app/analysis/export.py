@@ -16,7 +16,7 @@ from ..timeutil import BUSINESS_TZ
 BOM = "\ufeff"
 CHUNK = 64 * 1024
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_MIME = "text/csv; charset=utf-8"
+CSV_MIME = "text/csv"                     # werkzeug adds "; charset=utf-8" to a text type
 SHEET_NAME = re.compile(r"[\[\]:*?/\\]")
 
 
