@@ -320,6 +320,19 @@ def test_the_step_filter_offers_the_steps_of_the_users_own_queues(app, client, p
     assert steps(first) == [] and steps(second) == [("investigate", name)]
 
 
+def test_the_team_page_offers_the_steps_open_tasks_wait_at_read_by_index(app, client, people):
+    """Every step an open task waits at, whoever holds it, once each and in order; not a step whose tasks are done.
+    Read by one index probe per step (a GROUP BY had read every open task)."""
+    desk = Desk(client, people)
+    numbers = [desk.register() for _ in range(3)]
+    desk.complete(numbers[0], "initial_review")
+    expected = sorted({(t["element_id"], t["name"]) for n in numbers for t in desk.open_tasks(n).values()})
+    assert queues.waiting_steps(db.session) == expected and len(expected) >= 2
+    seen = statements_of(lambda: queues.waiting_steps(db.session))
+    [plan] = plans(seen)
+    assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
+
+
 def test_a_queue_page_brings_its_total_on_every_path(app, client, people):
     """The total comes with the page's rows (one statement), and by itself for a page past the end."""
     desk = Desk(client, people)

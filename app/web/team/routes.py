@@ -9,7 +9,7 @@ hold for each, and a refused task changes nothing but is named in the answer."""
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, ngettext
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ... import avoidance, complaints, queues
 from ...config import Config
@@ -99,9 +99,7 @@ def page():
     select_all = request.args.get("all") == "1"
     listed = {"rows": [_row(task, complaint, names, pii, forms, now, select_all) for task, complaint in rows],
               "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1), "arg": "page"}
-    steps = db.session.execute(select(HumanTask.element_id, func.min(HumanTask.name))
-                               .where(HumanTask.state == "open").group_by(HumanTask.element_id)
-                               .order_by(HumanTask.element_id)).all()
+    steps = queues.waiting_steps(db.session)
     kept = {k: request.args[k] for k in (*FILTERS, "page") if request.args.get(k)}
     return render_template("team/page.html", list=listed, filters=filters, people=people,
                            roles=[(code, role_label(code)) for code in lanes],
