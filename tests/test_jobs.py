@@ -210,6 +210,12 @@ def test_a_list_export_job_gives_the_direct_exports_rows_to_its_starter_only(job
         assert "文件已在保存期满后删除" in text(manager.get(f"/jobs/{job_id}"))
 
 
+def export_as_job(jobs_app, manager) -> int:
+    """The open complaints' CSV export, made a job (more rows than JOBS_EXPORT_INLINE_MAX): its id."""
+    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
+    return job_id_of(manager.get("/complaints/export.csv?status=open"))
+
+
 class Stopped(BaseException):
     """The runner's process ends (not an error the runner handles)."""
 
@@ -219,8 +225,7 @@ def test_an_export_stopped_while_finishing_is_finished_by_the_next_pass(jobs_app
     that stops after writing the result but before recording the end leaves the slices for the next one."""
     made = [desk.register() for _ in range(3)]
     manager = Browser(jobs_app).login("management")
-    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
-    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    job_id = export_as_job(jobs_app, manager)
     kind = KINDS[list_export.KIND]
 
     def finish_then_stop(ctx, job):
@@ -249,8 +254,7 @@ def test_an_export_of_several_slices_keeps_every_slice(jobs_app, desk, monkeypat
     made = [desk.register(customer_name=f"\u2028王{n}") for n in range(5)]     # masked, the name keeps its first
     manager = Browser(jobs_app).login("management")
     direct = csv_rows(manager.get("/complaints/export.csv?status=open").data)
-    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
-    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    job_id = export_as_job(jobs_app, manager)
     assert run_pass(jobs_app, 30)["jobs"] == 1
     fresh()
     assert db.session.get(BackgroundJob, job_id).state == "done" and db.session.get(BackgroundJob, job_id).total == 5
@@ -262,8 +266,7 @@ def test_an_export_taken_over_while_finishing_keeps_nothing_of_the_loser(jobs_ap
     """A runner that lost the job (taken over, cancelled) while it wrote the result commits nothing of it."""
     desk.register(), desk.register(), desk.register()
     manager = Browser(jobs_app).login("management")
-    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
-    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    job_id = export_as_job(jobs_app, manager)
     kind = KINDS[list_export.KIND]
 
     def finish_then_lose(ctx, job):
@@ -283,8 +286,7 @@ def test_a_busy_database_lets_the_job_go_for_the_next_pass(jobs_app, desk, monke
     job: the pass ends, the job is let go, and the next pass finishes it."""
     made = [desk.register() for _ in range(3)]
     manager = Browser(jobs_app).login("management")
-    jobs_app.config["JOBS_EXPORT_INLINE_MAX"] = 2
-    job_id = job_id_of(manager.get("/complaints/export.csv?status=open"))
+    job_id = export_as_job(jobs_app, manager)
     real = JobFiles.write_lines
 
     def busy(self, *args):

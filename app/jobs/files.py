@@ -11,8 +11,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from ..extensions import upsert_insert
 from ..models import BackgroundJob, BackgroundJobFile
 from ..timeutil import utcnow
-
-WORKING = ("queued", "running")       # a job whose files may still be read
+from .store import ACTIVE             # a job in these states may still read its files
 
 
 class JobFiles:
@@ -59,7 +58,7 @@ class JobFiles:
                                                          BackgroundJob.expires_at <= now)
                              .values(result_file=None).execution_options(synchronize_session=False))
         needed = select(BackgroundJob.id).where(BackgroundJob.id == BackgroundJobFile.job_id, or_(
-            BackgroundJob.state.in_(WORKING),
+            BackgroundJob.state.in_(ACTIVE),
             and_(BackgroundJob.state == "done", BackgroundJob.result_file == BackgroundJobFile.name)))
         gone = self.session.execute(delete(BackgroundJobFile).where(~needed.exists())
                                     .execution_options(synchronize_session=False)).rowcount

@@ -27,11 +27,10 @@ def upgrade():
     # The result of a job finished before this version stays in JOBS_DIR and is not carried over: its download
     # says the file is gone, and the user exports again. An export still under way starts its slices again (those
     # it wrote are in JOBS_DIR), so that its end finds every slice in the database.
-    under_way = ("SELECT id FROM background_job WHERE kind = 'list_export' AND state IN ('queued', 'running')")
-    op.execute(f"UPDATE background_job_item SET outcome = NULL, message = NULL, done_at = NULL "
-               f"WHERE job_id IN ({under_way})")
-    op.execute("UPDATE background_job SET done_count = 0 WHERE kind = 'list_export' "
-               "AND state IN ('queued', 'running')")
+    under_way = "kind = 'list_export' AND state IN ('queued', 'running')"
+    op.execute("UPDATE background_job_item SET outcome = NULL, message = NULL, done_at = NULL "
+               f"WHERE job_id IN (SELECT id FROM background_job WHERE {under_way})")
+    op.execute(f"UPDATE background_job SET done_count = 0 WHERE {under_way}")
 
 
 def downgrade():
