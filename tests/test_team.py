@@ -96,6 +96,29 @@ def test_the_list_shows_every_lane_and_leaves_out_what_the_manager_must_stand_as
     assert 'data-testid="complaint-link"' in r.text and "团队任务" in text(r)
 
 
+
+@SQLITE_ONLY
+def test_a_rows_cells_and_the_colleagues_to_give_tasks_to(app, backend, world):
+    """Each cell of a row says what the queue page's says (the same app/web/queue_rows.py), plus the task's role
+    and holder; a colleague in the "give to" list shows with their roles' names."""
+    review = task_of(world["fresh"], "initial_review")
+    r = as_(app, "management").get("/team")
+    row = re.search(rf'<tr data-testid="team-row" data-task-id="{review.id}".*?</tr>', r.text, re.S).group(0)
+    cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert f'href="/complaints/{world["fresh"]}" data-testid="complaint-link"' in row
+    assert f'href="/tasks/{review.id}" data-testid="task-link"' in row
+    assert cells[2:7] == [["客服人员"], ["无人（待领取）"], ["张*"], ["电话热线"], ["理赔纠纷", "›", "理赔时效"]]
+    assert re.search(r'data-testid="time-left" data-state="soon">剩余 2[34] 小时</span><br><small class="muted">'
+                     r'\d{4}年\d+月\d+日 \d\d:\d\d</small>', row)                      # the 24-hour review
+    assert 'class="row-soon"' in row
+    assert '<option value="claims_specialist">claims_specialist · 理赔专员</option>' in r.text
+    assert '<option value="management_2">management_2 · 管理层</option>' in r.text
+    english = as_(app, "management")
+    english.get("/language/en?next=/")
+    r = english.get("/team")
+    row = re.search(rf'<tr data-testid="team-row" data-task-id="{review.id}".*?</tr>', r.text, re.S).group(0)
+    assert ">Customer service<" in row and ">Hotline<" in row and "Claim settlement too slow<" in row
+    assert '<option value="claims_specialist">claims_specialist · Claims specialist</option>' in r.text
 @SQLITE_ONLY
 def test_the_filters_holder_role_step_overdue_and_pages(app, backend, world, desk):
     investigate = task_of(world["investigating"], "investigate")

@@ -558,7 +558,7 @@ def test_queue_row_links_are_those_url_for_makes(app):
     url_for quotes a path segment), for any characters a number format may give."""
     from types import SimpleNamespace
     from flask import url_for
-    from app.web.tasks.queue_rows import QueueRows
+    from app.web.queue_rows import QueueRows
     complaint = SimpleNamespace(channel="hotline", category=None, received_at=None, customer_name="张三",
                                 decision_clock=None, decision_due_at=None, status="open", decision_warning_days=None)
     with app.test_request_context("/"):

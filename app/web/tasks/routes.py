@@ -13,13 +13,13 @@ from ...input_rules import find_problems
 from ...models import AuditEvent, Complaint, HumanTask, User
 from ...permissions import ADMINS, READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
-from .. import formrender, formrender_codes
+from .. import formrender, formrender_codes, queue_rows
 from ...input_guard import accepts_uploads
 from ..common import STAND_ASIDE, colleagues, page_arg, roles_required, runtime, safe_next
 from ..evidence_ui import name_kept_files, take_form_files
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
-from . import bp, drafts, queue_rows
+from . import bp, drafts
 from .context import complaint_context
 
 SORTS = ("due", "received", "created")

@@ -11,14 +11,15 @@ from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
-from ... import avoidance, complaints, queues
+from ... import avoidance, queues
 from ...config import Config
 from ...errors import AppError
 from ...extensions import db
 from ...models import HumanTask, User
 from ...timeutil import utcnow
 from ..common import page_arg, roles_required, runtime
-from ..ui import error_message, has_any, latest_forms, me, pii_roles, role_label, step_label, time_left
+from ..queue_rows import COMPLAINT_COLUMNS, QueueRows
+from ..ui import error_message, has_any, latest_forms, me, pii_roles, role_label, step_label
 from . import bp
 
 # The roles the configuration marks as supervisors (ROLES[…]["supervisor"]), as the runtime's
@@ -31,7 +32,6 @@ MAX_BULK = 200                 # tasks per request: each is a transaction of its
 MAX_REFUSAL_LINES = 12
 FILTERS = ("holder", "role", "step", "overdue")
 UNCLAIMED = "none"             # holder=none: the tasks nobody holds
-COMPLAINT_COLUMNS = queues.complaint_columns(("number", "customer_name", "channel", "category"))  # built once
 
 
 @bp.app_context_processor
@@ -94,30 +94,34 @@ def page():
     people = _workers(lanes)
     rows, total = queues.page(db.session, _team_queue(user, filters, now), page_no, per_page,
                               complaint=COMPLAINT_COLUMNS)
-    forms, pii = latest_forms(), has_any(user, pii_roles())
+    forms, roles = latest_forms(), {code: role_label(code) for code in current_app.config["ROLES"]}
+    make = QueueRows(has_any(user, pii_roles()), forms, now)
     names = {u.id: u.display_name for u in people}
     select_all = request.args.get("all") == "1"
-    listed = {"rows": [_row(task, complaint, names, pii, forms, now, select_all) for task, complaint in rows],
+    listed = {"rows": [_row(make, task, complaint, names, roles, select_all) for task, complaint in rows],
               "total": total, "page": page_no, "pages": max((total + per_page - 1) // per_page, 1), "arg": "page"}
     steps = queues.waiting_steps(db.session)
     kept = {k: request.args[k] for k in (*FILTERS, "page") if request.args.get(k)}
     return render_template("team/page.html", list=listed, filters=filters, people=people,
-                           roles=[(code, role_label(code)) for code in lanes],
+                           colleagues=[(u.username, _colleague(u, roles)) for u in people],
+                           roles=[(code, roles[code]) for code in lanes],
                            steps=[(e, step_label(e, n, forms)) for e, n in steps], kept=kept,
                            unknown_holder=filters["holder"] not in (None, UNCLAIMED, *(u.username for u in people)),
                            max_bulk=MAX_BULK)
 
 
-def _row(task, complaint, names, pii, forms, now, checked) -> dict:
-    customer = None
-    if complaint is not None:
-        customer = complaint.customer_name if pii else complaints.mask_name(complaint.customer_name)
+def _row(make, task, complaint, names, roles, checked) -> dict:
+    """A queue row's cells (app/web/queue_rows.py), and the task's role and holder."""
     holder = None
     if task.assignee_id is not None:
         holder = names.get(task.assignee_id) or task.assignee.display_name     # e.g. a deactivated holder
-    return {"task": task, "complaint": complaint, "customer": customer, "holder": holder,
-            "step": step_label(task.element_id, task.name, forms), "role": role_label(task.role),
-            "due": task.due_at, "left": time_left(task.due_at, now), "checked": checked}
+    return {**make.row(task, complaint), "holder": holder, "checked": checked,
+            "role": roles.get(task.role) or task.role or "—"}
+
+
+def _colleague(user, roles) -> str:
+    """A "give to" option: the colleague's name and roles, e.g. 张三 · 客服人员、管理层."""
+    return f"{user.display_name} · " + "、".join(roles.get(r, r) for r in sorted(user.roles))
 
 
 # ---- bulk: give the selected tasks to a colleague, or release them ---------------------------------------

@@ -1,11 +1,12 @@
-"""The rows of the queue page's tables (web/_macros.html queue_table), every cell made here once per row: the
-page shows 50 to 75 of them, and made in the template each cell had cost a macro call and its own lookups of the
-locale, the time zone, the translations and the URL map (more time than the page's queries)."""
+"""The rows of the task tables (the queue page's web/_macros.html queue_table, and the team page), every cell
+made here once per row: a page shows 25 to 75 of them, and made in the template each cell had cost a macro call
+and its own lookups of the locale, the time zone, the translations and the URL map (more time than the page's
+queries)."""
 from flask import current_app, url_for
 
-from ... import complaints, queues
-from ..formrender_codes import label as vocab_label
-from ..ui import CHANNEL_LABELS, datetime_formatter, decision_clock, step_label, time_left
+from .. import complaints, queues
+from .formrender_codes import label as vocab_label
+from .ui import CHANNEL_LABELS, datetime_formatter, decision_clock, step_label, time_left
 
 # What a queue row shows of its task and of its complaint (ui.decision_clock reads the last four), for queues.page:
 # not the records. Built once, not per request.
