@@ -4,6 +4,7 @@ customer's name only from a request body, filtered by period, status, codes, ste
 backends (PostgreSQL reads the pg_trgm indexes); the page's own checks on SQLite."""
 import csv
 import io
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -93,6 +94,9 @@ def test_filters_period_status_codes_step_overdue_and_handler(app, desk, client,
     assert api(client, people, base + "category=claims") == [today, late_evening]     # a group holds its codes
     assert api(client, people, base + "channel=website") == [next_morning]
     assert api(client, people, base + "step=investigate") == [today]
+    page = Browser(app).login("compliance").get("/complaints").text               # the steps complaints wait at
+    offered = re.search(r'data-testid="filter-step">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="(\w+)"', offered) == ["initial_review", "initial_review_overdue", "investigate"]
     assert api(client, people, base + "handler=customer_service") == [today]
     assert api(client, people, base + "handler=nobody") == []
     assert api(client, people, base + "status=closed") == []

@@ -8,12 +8,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ... import audit, complaint_list, complaints
+from ... import audit, complaint_list, complaints, queues
 from ...analysis.dimensions import FilterError, dimensions
 from ...analysis.periods import PeriodError
 from ...extensions import db
 from ...jobs import list_export, store as jobs
-from ...models import Complaint, HumanTask, SavedFilter
+from ...models import Complaint, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
 from ...timeutil import utcnow
 from .. import formrender_codes
@@ -79,12 +79,10 @@ def search():
 def _options() -> dict:
     """The choices of the filter form: codes of the vocabularies, channels, the steps complaints wait at, handlers."""
     forms = latest_forms()
-    steps = db.session.execute(select(HumanTask.element_id, HumanTask.name).where(HumanTask.state == "open")
-                               .distinct().order_by(HumanTask.element_id)).all()
     return {"category": formrender_codes.filter_options("category") or [],
             "product_line": formrender_codes.filter_options("product_line") or [],
             "channel": list(CHANNEL_LABELS.items()),
-            "step": [(e, step_label(e, n, forms)) for e, n in dict(steps).items()],
+            "step": [(e, step_label(e, n, forms)) for e, n in queues.waiting_steps(db.session)],
             "handler": [(u.username, u.display_name) for u in complaints.claim_handlers(db.session)]}
 
 
