@@ -176,9 +176,9 @@ def _kept_page_query(shape, order, task, complaint):
 
 def waiting_steps(session) -> list:
     """(element id, task name) of every step an open task waits at (the name of one of its tasks), in element order,
-    for the step filters of the team page and the complaint list: a loose scan of ix_human_task_element (state, element_id, …), one index probe per
-    step, instead of a GROUP BY over every open task (13 ms for 10,000 open tasks at 100,000 complaints on
-    PostgreSQL)."""
+    for the step filters of the team page and the complaint list: a loose scan of ix_human_task_element (state,
+    element_id, …), one index probe per step, instead of a GROUP BY over every open task (13 ms for 10,000 open
+    tasks at 100,000 complaints on PostgreSQL)."""
     return session.execute(_waiting_steps_query()).all()
 
 

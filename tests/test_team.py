@@ -96,7 +96,6 @@ def test_the_list_shows_every_lane_and_leaves_out_what_the_manager_must_stand_as
     assert 'data-testid="complaint-link"' in r.text and "团队任务" in text(r)
 
 
-
 @SQLITE_ONLY
 def test_a_rows_cells_and_the_colleagues_to_give_tasks_to(app, backend, world):
     """Each cell of a row says what the queue page's says (the same app/web/queue_rows.py), plus the task's role
@@ -119,6 +118,8 @@ def test_a_rows_cells_and_the_colleagues_to_give_tasks_to(app, backend, world):
     row = re.search(rf'<tr data-testid="team-row" data-task-id="{review.id}".*?</tr>', r.text, re.S).group(0)
     assert ">Customer service<" in row and ">Hotline<" in row and "Claim settlement too slow<" in row
     assert '<option value="claims_specialist">claims_specialist · Claims specialist</option>' in r.text
+
+
 @SQLITE_ONLY
 def test_the_filters_holder_role_step_overdue_and_pages(app, backend, world, desk):
     investigate = task_of(world["investigating"], "investigate")

@@ -9,10 +9,11 @@ from .formrender_codes import label as vocab_label
 from .ui import CHANNEL_LABELS, datetime_formatter, decision_clock, step_label, time_left
 
 # What a queue row shows of its task and of its complaint (ui.decision_clock reads the last four), for queues.page:
-# not the records. Built once, not per request.
+# not the records. Built once, not per request. The team page's rows (`cells`) need only the complaint's first four.
 TASK_COLUMNS = queues.task_columns(("id", "business_key", "element_id", "name", "subject", "due_at"))
 COMPLAINT_COLUMNS = queues.complaint_columns(("number", "customer_name", "channel", "category", "received_at",
                                               "status", "decision_due_at", "decision_clock", "decision_warning_days"))
+CELL_COMPLAINT_COLUMNS = queues.complaint_columns(("number", "customer_name", "channel", "category"))
 _ID = "00000000-0000-0000-0000-000000000000"        # stands for a task's id in a URL made once per page
 _NUMBER = "TS-00000000-000000"
 
@@ -23,22 +24,30 @@ class QueueRows:
     def __init__(self, pii: bool, forms: dict, now):
         self.pii, self.forms, self.now = pii, forms, now
         self.fmt = datetime_formatter()
-        self.urls = {name: url_for(endpoint, task_id=_ID) for name, endpoint in
-                     (("task_url", "tasks.task"), ("claim_url", "tasks.claim"), ("unclaim_url", "tasks.unclaim"))}
+        self.task_url = url_for("tasks.task", task_id=_ID)
+        self.actions = {name: url_for(endpoint, task_id=_ID) for name, endpoint in
+                        (("claim_url", "tasks.claim"), ("unclaim_url", "tasks.unclaim"))}
         self.complaint_url = url_for("complaints.complaint", number=_NUMBER)
         self.segment = current_app.url_map.converters["default"](current_app.url_map).to_url   # url_for's quoting
         self.channels = {code: str(text) for code, text in CHANNEL_LABELS.items()}
         self.categories, self.steps = {}, {}
 
     def row(self, task, complaint) -> dict:
+        """A queue page's row: the cells, when the complaint came in, the regulator's clock and the task's actions."""
+        c = complaint
+        return {**self.cells(task, c), "received": self.fmt(c.received_at) if c else "—", "clock": self._clock(c),
+                **{name: url.replace(_ID, self.segment(task.id)) for name, url in self.actions.items()}}
+
+    def cells(self, task, complaint) -> dict:
+        """What every task table shows: the step and its time left, the complaint's number, customer (masked unless
+        `pii`), channel and category, and the links to the task and the complaint."""
         c = complaint
         due = {**time_left(task.due_at, self.now), "at": self.fmt(task.due_at) if task.due_at else None}
-        urls = {name: url.replace(_ID, self.segment(task.id)) for name, url in self.urls.items()}
-        return {"task": task, "complaint": c, "step": self._step(task), "due": due, **urls,
+        return {"task": task, "complaint": c, "step": self._step(task), "due": due,
+                "task_url": self.task_url.replace(_ID, self.segment(task.id)),
                 "complaint_url": self.complaint_url.replace(_NUMBER, self.segment(task.business_key)) if c else None,
                 "customer": self._customer(c), "channel": self.channels.get(c.channel, c.channel) if c else "—",
-                "category": self._category(c.category) if c else "—",
-                "received": self.fmt(c.received_at) if c else "—", "clock": self._clock(c)}
+                "category": self._category(c.category) if c else "—"}
 
     def _customer(self, c):
         if c is None:

@@ -18,7 +18,7 @@ from ...extensions import db
 from ...models import HumanTask, User
 from ...timeutil import utcnow
 from ..common import page_arg, roles_required, runtime
-from ..queue_rows import COMPLAINT_COLUMNS, QueueRows
+from ..queue_rows import CELL_COMPLAINT_COLUMNS, QueueRows
 from ..ui import error_message, has_any, latest_forms, me, pii_roles, role_label, step_label
 from . import bp
 
@@ -93,7 +93,7 @@ def page():
     lanes = _lane_roles()
     people = _workers(lanes)
     rows, total = queues.page(db.session, _team_queue(user, filters, now), page_no, per_page,
-                              complaint=COMPLAINT_COLUMNS)
+                              complaint=CELL_COMPLAINT_COLUMNS)
     forms, roles = latest_forms(), {code: role_label(code) for code in current_app.config["ROLES"]}
     make = QueueRows(has_any(user, pii_roles()), forms, now)
     names = {u.id: u.display_name for u in people}
@@ -111,11 +111,11 @@ def page():
 
 
 def _row(make, task, complaint, names, roles, checked) -> dict:
-    """A queue row's cells (app/web/queue_rows.py), and the task's role and holder."""
+    """The cells of a task table (app/web/queue_rows.py), and the task's role and holder."""
     holder = None
     if task.assignee_id is not None:
         holder = names.get(task.assignee_id) or task.assignee.display_name     # e.g. a deactivated holder
-    return {**make.row(task, complaint), "holder": holder, "checked": checked,
+    return {**make.cells(task, complaint), "holder": holder, "checked": checked,
             "role": roles.get(task.role) or task.role or "—"}
 
 
