@@ -23,14 +23,23 @@ class CaseEvent:
     schema: dict                   # its form
 
 
+_BY_CONTENT: dict = {}        # content hash -> {message: form} of a version; a deployed version never changes
+
+
 def _main_instance(session, complaint: Complaint):
-    return session.execute(select(ProcessInstance.awaits, ProcessInstance.version_id, ProcessInstance.status)
+    """What the main instance waits for, its status and version, and its version's content hash."""
+    return session.execute(select(ProcessInstance.awaits, ProcessInstance.version_id, ProcessInstance.status,
+                                  ProcessVersion.content_hash)
+                           .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
                            .where(ProcessInstance.id == complaint.instance_id)).one_or_none()
 
 
-def _event_forms(session, version_id) -> dict:
-    forms = session.execute(select(ProcessVersion.forms).where(ProcessVersion.id == version_id)).scalar_one()
-    return {name: schema for name, schema in forms.items() if sent_by(schema)}
+def _event_forms(session, main) -> dict:
+    """The forms of the events `main`'s version offers, read the first time a version is asked about."""
+    if main.content_hash not in _BY_CONTENT:
+        forms = session.execute(select(ProcessVersion.forms).where(ProcessVersion.id == main.version_id)).scalar_one()
+        _BY_CONTENT[main.content_hash] = {name: schema for name, schema in forms.items() if sent_by(schema)}
+    return _BY_CONTENT[main.content_hash]
 
 
 def available(session, user, complaint: Complaint) -> list[CaseEvent]:
@@ -40,7 +49,7 @@ def available(session, user, complaint: Complaint) -> list[CaseEvent]:
     if main is None or main.status != "running" or complaint.status != "open":
         return []
     awaited = set((main.awaits or "").split(","))
-    return [CaseEvent(name, schema) for name, schema in sorted(_event_forms(session, main.version_id).items())
+    return [CaseEvent(name, schema) for name, schema in sorted(_event_forms(session, main).items())
             if name in awaited and user.roles & sent_by(schema)]
 
 
@@ -48,7 +57,7 @@ def find(session, user, complaint: Complaint, name: str) -> CaseEvent:
     """The event `name` for this user and complaint: NotFound when the procedure has no such event,
     Forbidden when the user's roles may not send it, Conflict when the diagram does not wait for it now."""
     main = _main_instance(session, complaint)
-    schema = _event_forms(session, main.version_id).get(name) if main is not None else None
+    schema = _event_forms(session, main).get(name) if main is not None else None
     if schema is None:
         raise NotFound(f"the procedure has no action {name!r}")
     if not user.roles & sent_by(schema):

@@ -34,7 +34,8 @@ def message_entries(session, messages) -> list[dict]:
 
 def case_file(session, complaint, complaint_values: dict) -> dict:
     """`complaint_values` is the complaint as the reader may see it (personal data masked or not)."""
-    inst = session.get(ProcessInstance, complaint.instance_id)
+    inst = session.execute(select(ProcessInstance.process_id, ProcessInstance.status)     # not its workflow
+                           .where(ProcessInstance.id == complaint.instance_id)).one()
     events = session.execute(select(AuditEvent).where(AuditEvent.business_key == complaint.number)
                              .order_by(AuditEvent.id)).scalars().all()
     # Creation order: by time, and by the audit row that recorded it where times are equal.
@@ -50,9 +51,10 @@ def case_file(session, complaint, complaint_values: dict) -> dict:
         .scalar_one_or_none()
     version_numbers = [e.data.get("version") for e in events if e.action == "instance_started"]
     version_numbers += [e.data.get("to_version") for e in events if e.action == "instance_migrated"]
-    versions = session.execute(select(ProcessVersion).where(
+    versions = session.execute(select(ProcessVersion.version, ProcessVersion.content_hash, ProcessVersion.deployed_at,
+                                      ProcessVersion.deployed_by).where(   # not their BPMN, spec and forms
         ProcessVersion.process_id == inst.process_id, ProcessVersion.version.in_(version_numbers))
-        .order_by(ProcessVersion.version)).scalars().all()
+        .order_by(ProcessVersion.version)).all()
     completions = {e.task_id: e for e in events if e.action == "task_completed"}
     return {
         "complaint": complaint_values,

@@ -40,7 +40,8 @@ def withdrawable(complaint: Complaint, main: Optional[ProcessInstance]) -> bool:
 
 
 def may_withdraw(session, complaint: Complaint) -> bool:
-    return withdrawable(complaint, session.get(ProcessInstance, complaint.instance_id))
+    main = session.execute(select(ProcessInstance.awaits).where(ProcessInstance.id == complaint.instance_id)).first()
+    return withdrawable(complaint, main)
 
 
 def withdraw(runtime, session, complaint: Complaint, reason: str, by: str, actor: str):

@@ -78,3 +78,31 @@ def test_a_closed_complaint_opens_on_the_end_it_reached_and_loads_no_workflow(ap
     data = diagram_data(r)
     assert data["marks"]["current"] == [] and data["focus"] == ["complaint_finished"]
     assert data["labels"]["focus"] == "结束处" and data["labels"]["whole"] == "全图"
+
+
+def test_the_complaint_page_reads_no_workflow_text_and_no_version_content_once_warm(app, people, browser, backend):
+    """The page reads the complaint's rows, not the instance's workflow (some 20 KB) nor its version's BPMN, spec
+    and forms (some 250 KB): those are parsed once per version and kept. The case file page likewise."""
+    from sqlalchemy import event
+    from app.extensions import db
+    desk = Desk(app.test_client(), people)
+    number = desk.register()
+    desk.walk(number, ["initial_review"])
+    b = as_(browser, "claims_specialist")
+    for path in (f"/complaints/{number}", f"/complaints/{number}/case-file"):
+        assert b.get(path).status_code == 200                     # the first view fills the caches
+    sent = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda conn, cursor, statement, *rest: sent.append(statement)   # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for path in (f"/complaints/{number}", f"/complaints/{number}/case-file"):
+            r = b.get(path)
+            assert r.status_code == 200 and 'data-testid="complaint-diagram"' in r.text or "case-file" in path
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    read = " ".join(s for s in sent if s.lstrip().upper().startswith("SELECT"))
+    assert sent and "FROM complaint" in read
+    for column in ("workflow_json", "bpmn_files", "spec_json", "subprocess_specs_json", "process_version.forms"):
+        assert column not in read, column

@@ -214,14 +214,16 @@ def get_path(number):
     """What to mark on the complaint's own diagram: the elements it passed through in order (every
     round), where it is now, and the deadlines it missed."""
     complaint = complaints.readable(db.session, g.user, number)
-    inst = db.session.get(ProcessInstance, complaint.instance_id)
+    inst = db.session.execute(select(ProcessInstance.id, ProcessInstance.process_id, ProcessVersion.version)
+                              .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
+                              .where(ProcessInstance.id == complaint.instance_id)).one()
     visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == inst.id)
                                 .order_by(ElementVisit.id)).scalars().all()
     current = db.session.execute(select(HumanTask.element_id).where(
         HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars().all()
     missed = db.session.execute(select(Deadline.element_id).where(
         Deadline.instance_id == inst.id, Deadline.state == "missed")).scalars().all()
-    return {"number": number, "process_id": inst.process_id, "version": inst.version.version,
+    return {"number": number, "process_id": inst.process_id, "version": inst.version,
             "visits": [{"process": v.process_id, "element_id": v.element_id, "at": v.at.isoformat()} for v in visits],
             "current": sorted(set(current)), "missed_deadlines": sorted(set(missed))}
 

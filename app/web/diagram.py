@@ -12,8 +12,11 @@ from collections import Counter
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from lxml import etree
+from sqlalchemy import select
 
 from ..engine.registry import NS
+from ..extensions import db
+from ..models import ProcessInstance, ProcessVersion
 from ..trace import CLAUSE
 
 BPMN = NS["bpmn"]
@@ -125,11 +128,22 @@ def parse(files: dict, main_process: str) -> dict:
 
 
 def of_version(version) -> dict:
-    """parse() of a ProcessVersion, cached for good (versions are immutable)."""
+    """parse() of a ProcessVersion, or of a row with its id and process_id (`version_row`), cached for good
+    (versions are immutable): a row's BPMN files are read only the first time."""
     cache = current_app.extensions.setdefault("web_diagrams", {})
     if version.id not in cache:
-        cache[version.id] = parse(version.bpmn_files, version.process_id)
+        files = version.bpmn_files if isinstance(version, ProcessVersion) else db.session.execute(
+            select(ProcessVersion.bpmn_files).where(ProcessVersion.id == version.id)).scalar_one()
+        cache[version.id] = parse(files, version.process_id)
     return cache[version.id]
+
+
+def version_row(instance_id):
+    """(id, process_id, version) of the version an instance runs on, or None: what the diagram of a complaint
+    needs, without the instance's workflow or the version's BPMN, spec and forms (some 250 KB a page)."""
+    return db.session.execute(select(ProcessVersion.id, ProcessVersion.process_id, ProcessVersion.version)
+                              .join(ProcessInstance, ProcessInstance.version_id == ProcessVersion.id)
+                              .where(ProcessInstance.id == instance_id)).first() if instance_id else None
 
 
 # ---- deadlines in words ------------------------------------------------------------------------------

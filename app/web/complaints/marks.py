@@ -6,26 +6,25 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Deadline, ElementVisit, HumanTask, ProcessInstance
+from ...models import Deadline, ElementVisit, HumanTask
 from .. import diagram
 
 
 def complaint_diagram(complaint) -> dict:
     """The complaint's own version's diagram and what to mark on it ({} without a process instance)."""
-    inst = db.session.get(ProcessInstance, complaint.instance_id) if complaint.instance_id else None
-    if inst is None:
+    version = diagram.version_row(complaint.instance_id)
+    if version is None:
         return {}
-    version = inst.version
     parsed = diagram.of_version(version)
-    visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == inst.id)
+    visits = db.session.execute(select(ElementVisit).where(ElementVisit.instance_id == complaint.instance_id)
                                 .order_by(ElementVisit.id)).scalars().all()
     current = set(db.session.execute(select(HumanTask.element_id).where(
-        HumanTask.instance_id == inst.id, HumanTask.state == "open")).scalars())
+        HumanTask.instance_id == complaint.instance_id, HumanTask.state == "open")).scalars())
     walked = diagram.path(parsed, visits, current)
     opens_on = focus(parsed, walked["steps"], current)
     current |= diagram.containing_calls(parsed, current)
     deadlines = db.session.execute(select(Deadline.element_id, Deadline.state).where(
-        Deadline.instance_id == inst.id)).all()
+        Deadline.instance_id == complaint.instance_id)).all()
     missed = sorted({e for e, state in deadlines if state == "missed"})
     waiting = sorted({e for e, state in deadlines if state == "open"})
     known = parsed["elements"]

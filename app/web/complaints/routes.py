@@ -15,7 +15,7 @@ from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
-from ...models import AuditEvent, Deadline, OutboxMessage, ProcessInstance
+from ...models import AuditEvent, Deadline, OutboxMessage
 from ...evidence import files as evidence_files
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, REGISTRARS
 from ...timeutil import utcnow
@@ -220,9 +220,9 @@ def case_file_json(number):
 def case_file_page(number):
     found = readable_or_abort(number)
     record = _case_file(found)
-    inst = db.session.get(ProcessInstance, found.instance_id)
-    forms = forms_of_version(inst.version_id)
-    names = diagram.of_version(inst.version)["elements"]
+    version = diagram.version_row(found.instance_id)
+    forms = forms_of_version(version.id)
+    names = diagram.of_version(version)["elements"]
     label = lambda eid: step_label(eid, (names.get(eid) or {}).get("name"), forms) if eid else "—"  # noqa: E731
     decisions = [{**d, "label": step_label(d["element_id"], d["step"], forms),
                   "rows": formrender.describe_data(forms.get(d["element_id"]) or {}, d["data"] or {}, lang())}
