@@ -102,7 +102,13 @@ def _count_query(queue: Queue):
 
 @lru_cache(maxsize=128)
 def _kept_count_query(shape):
-    return _count_query(Queue(*_conditions(*shape)))
+    return _count_query(of_shape(shape))
+
+
+def of_shape(shape) -> Queue:
+    """The queue `queue_query` builds for `shape` (its conditions, without a user's values): for statements that
+    combine queues and are kept per shape, as `count` and `page` keep theirs."""
+    return Queue(*_conditions(*shape), shape=shape)
 
 
 def _kept(queue: Queue) -> bool:

@@ -64,7 +64,7 @@ from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import JSON, MetaData, event, func, insert, inspect, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app import create_app, queues  # noqa: E402
+from app import create_app, notifications  # noqa: E402
 from app.api.auth import issue_token  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
@@ -633,8 +633,8 @@ def reads(sample) -> list[Read]:
 
 
 def time_counts(app, username, repeat, counter) -> dict:
-    """The three queue counts the navigation shows on every page (queues.count, in-process: no route of
-    their own)."""
+    """The counts the top bar shows on every page, as a supervisor sees them: my tasks, the role queue, the tasks
+    nobody may work and the notifications (notifications.top_bar_counts, in-process: no route of their own)."""
     with app.app_context():
         user = db.session.execute(select(User).where(User.username == username)).scalar_one()
         independent = app.config["INDEPENDENT_PROCESSES"]
@@ -642,8 +642,7 @@ def time_counts(app, username, repeat, counter) -> dict:
         for i in range(repeat + 3):
             counter.n = 0
             t0 = time.perf_counter()
-            totals = {q: queues.count(db.session, queues.queue_query(user, q, independent=independent))
-                      for q in queues.QUEUES}
+            totals = notifications.top_bar_counts(db.session, user, utcnow(), independent=independent, supervisor=True)
             if i >= 3:
                 samples.append(1000 * (time.perf_counter() - t0))
                 statements.append(counter.n)
@@ -804,8 +803,8 @@ def run_backend(label, url, args, reuse=False, templates=None) -> dict:
             print("\n".join(explain(app, client, people[read.who], read, counter)), flush=True)
     counts = time_counts(app, people["claims_specialist"].username, args.repeat, counter)
     counts["target"] = TARGET_MS
-    results["queue counts (mine, available, unstaffed: the navigation's, in-process)"] = counts
-    print(f"  queue counts {counts['totals']}: p50 {counts['p50']:.1f} ms, p95 {counts['p95']:.1f} ms", flush=True)
+    results["the top bar's counts (mine, available, unstaffed, notifications; in-process)"] = counts
+    print(f"  the top bar's counts {counts['totals']}: p50 {counts['p50']:.1f} ms, p95 {counts['p95']:.1f} ms", flush=True)
     page = results[QUEUE_PAGE] = time_queue_page(app, people["claims_specialist"].username, args.repeat, counter,
                                                  args.budget)
     print(f"  {QUEUE_PAGE}: p50 {page['p50']:.1f} ms, p95 {page['p95']:.1f} ms, {page['statements']:.1f} statements",

@@ -165,3 +165,47 @@ def test_a_task_given_to_me_is_new_to_me(app, client, people):
                         json={"username": "claims_specialist_2"})
         assert r.status_code == 200, r.json
         assert ids(specialist.get("/notifications"), "notify-new") == [task_id]
+
+
+def test_the_top_bar_counts_agree_with_the_queues_and_the_notifications_lists(app, client, people):
+    """The top bar's one statement gives what counting each queue gives, and for the notifications the tasks the
+    notifications page lists as new or overdue (each once): before the first look, and after it with a task opened
+    since, one given to the user since, one they held before, and one overdue."""
+    from app import queues
+    from app.timeutil import utcnow
+    desk = Desk(client, people)
+    cs_headers = people["customer_service"].headers
+
+    def agree(name, supervisor=False):
+        who, now = user(name), utcnow()
+        independent = app.config["INDEPENDENT_PROCESSES"]
+        counted = notifications.top_bar_counts(db.session, who, now, independent=independent, supervisor=supervisor)
+        listed = notifications.digest(db.session, who, now, since=who.notifications_seen_at, independent=independent)
+        expected = {q: queues.count(db.session, queues.queue_query(who, q, independent=independent))
+                    for q in (queues.QUEUES if supervisor else ("mine", "available"))}
+        expected["notifications"] = len({t.id for t in listed.new} | {t.id for t in listed.overdue})
+        assert counted == expected, (name, counted, expected)
+        return counted
+
+    with time_machine.travel(MONDAY_9, tick=False) as clock:
+        held_before = desk.register(received_at=MONDAY_9.isoformat())
+        given_later = desk.register(received_at=MONDAY_9.isoformat())
+        client.post(f"/api/v1/tasks/{desk.task_id(held_before, 'initial_review')}/claim", headers=cs_headers)
+        assert agree("customer_service") == {"mine": 1, "available": 1, "notifications": 2}     # never looked
+        assert agree("management", supervisor=True)["unstaffed"] == 0
+        clock.shift(timedelta(hours=1))
+        notifications.mark_seen(db.session, user("customer_service"), utcnow())
+        db.session.commit()
+        assert agree("customer_service") == {"mine": 1, "available": 1, "notifications": 0}
+        clock.shift(timedelta(hours=1))
+        opened_since = desk.register(received_at=utcnow().isoformat())
+        r = client.post(f"/api/v1/tasks/{desk.task_id(given_later, 'initial_review')}/assign",
+                        json={"username": "customer_service"}, headers=people["management"].headers)
+        assert r.status_code == 200, r.json
+        assert agree("customer_service") == {"mine": 2, "available": 1, "notifications": 2}
+        clock.shift(timedelta(hours=21, minutes=59))     # nothing is overdue yet: the reviews take 24 hours
+        assert agree("customer_service") == {"mine": 2, "available": 1, "notifications": 2}
+        clock.shift(timedelta(minutes=2))                # the one held before the look is overdue now: told again
+        assert agree("customer_service") == {"mine": 2, "available": 1, "notifications": 3}
+        assert agree("management", supervisor=True)["mine"] == 0
+        assert opened_since

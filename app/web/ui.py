@@ -8,7 +8,7 @@ from flask_babel import get_locale, get_timezone, gettext as _, lazy_gettext as 
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import notifications, queues
+from .. import notifications
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
 from ..permissions import ADMINS, ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
@@ -300,10 +300,9 @@ def _nav_context():
     user = me()
     counts = None
     if has_any(user, WORKERS):
-        shown = queues.QUEUES if current_app.extensions["runtime"].is_supervisor(user) else ("mine", "available")
-        independent = current_app.config["INDEPENDENT_PROCESSES"]
-        counts = {q: queues.count(db.session, queues.queue_query(user, q, independent=independent)) for q in shown}
-        counts["notifications"] = notifications.unread_count(db.session, user, utcnow(), independent=independent)
+        counts = notifications.top_bar_counts(db.session, user, utcnow(),
+                                              independent=current_app.config["INDEPENDENT_PROCESSES"],
+                                              supervisor=current_app.extensions["runtime"].is_supervisor(user))
     return {"nav_counts": counts, "is_worker": has_any(user, WORKERS), "is_reader": has_any(user, READERS),
             "is_registrar": has_any(user, REGISTRARS), "is_procedure_reader": has_any(user, PROCEDURE_READERS),
             "is_analyst": has_any(user, ANALYSTS), "is_admin": has_any(user, ADMINS),
