@@ -32,10 +32,11 @@ def clean_reason(raw: str, required: bool) -> tuple[str, Optional[str]]:
 
 
 # ---- withdrawal ------------------------------------------------------------------------------------------
-def withdrawable(complaint: Complaint, main: Optional[ProcessInstance]) -> bool:
-    """Whether the complaint may be withdrawn now: it is open and its main instance waits for the
-    withdrawal. A closed (archived) complaint is decided: its diagram may still wait while a late
-    deadline follow-up runs, but there is nothing left to withdraw."""
+def withdrawable(complaint: Complaint, main) -> bool:
+    """Whether the complaint may be withdrawn now: it is open and its main instance (anything with its `awaits`:
+    the ProcessInstance, or a row of that column) waits for the withdrawal. A closed (archived) complaint is
+    decided: its diagram may still wait while a late deadline follow-up runs, but there is nothing left to
+    withdraw."""
     return complaint.status == "open" and main is not None and WITHDRAWAL in (main.awaits or "").split(",")
 
 

@@ -71,7 +71,7 @@ def top_bar_counts(session, user, now: datetime, *, independent=(), supervisor=F
     (FILTER), where they had been a second count over the same queues (5 ms of a page's 60 at 100,000 complaints on
     PostgreSQL). The statement is built once per shape, as the queues' are."""
     found = [queues.queue_query(user, name, independent=independent)
-             for name in (queues.QUEUES if supervisor else ("mine", "available"))]
+             for name in (("mine", "available", "unstaffed") if supervisor else ("mine", "available"))]
     seen = user.notifications_seen_at
     params = {**queues.joint_params(*found), "top_bar_now": now, "top_bar_seen_at": seen}
     row = session.execute(_top_bar_query(tuple(queue.shape for queue in found), seen is not None), params).one()
@@ -85,8 +85,9 @@ _NOW, _SEEN_AT = bindparam("top_bar_now"), bindparam("top_bar_seen_at")
 def _top_bar_query(shapes, seen: bool):
     mine, available, *unstaffed = (queues.of_shape(shape) for shape in shapes)
     # New to the user: a task of the role queue since it opened (nobody holds it); one of theirs also since it was
-    # given to them (assignee_id is theirs by the queue's condition). Written per queue so that each is counted from
-    # its own index's columns.
+    # given to them (assignee_id is theirs by the queue's condition). Written per queue so that the role queue's is
+    # counted from its index alone (ix_human_task_unclaimed holds created_at and due_at); "my tasks", a handful per
+    # user, reads its rows.
     new_mine = or_(HumanTask.created_at > _SEEN_AT, HumanTask.claimed_at > _SEEN_AT) if seen else true()
     new_available = HumanTask.created_at > _SEEN_AT if seen else true()
     counted = [select(func.count().label("n"), func.count().filter(or_(new, HumanTask.due_at < _NOW)).label("told"))

@@ -130,8 +130,9 @@ def joint_params(*found: Queue) -> dict:
 
 
 def count(session, queue: Queue) -> int:
-    """How many tasks a queue holds, exactly; joins complaint only when a filter needs it (the nav shows
-    these counts on every page). The role queue's and "my tasks"' are read from their index alone."""
+    """How many tasks a queue holds, exactly; joins complaint only when a filter needs it. The role queue's and
+    "my tasks"' are read from their index alone. (The top bar counts its queues in one statement of its own:
+    notifications.top_bar_counts.)"""
     query = _kept_count_query(queue.shape) if _kept(queue) else _count_query(queue)
     return session.execute(query, queue.params).scalar_one()
 
