@@ -8,8 +8,10 @@ import json
 import re
 
 import pytest
+from sqlalchemy import event
 
 from app.engine import workflow
+from app.extensions import db
 from tests.flow import HAPPY_PATH, Desk
 from tests.test_web import as_, browser, text  # noqa: F401  (browser is a fixture)
 
@@ -83,8 +85,6 @@ def test_a_closed_complaint_opens_on_the_end_it_reached_and_loads_no_workflow(ap
 def test_the_complaint_page_reads_no_workflow_text_and_no_version_content_once_warm(app, people, browser, backend):
     """The page reads the complaint's rows, not the instance's workflow (some 20 KB) nor its version's BPMN, spec
     and forms (some 250 KB): those are parsed once per version and kept. The case file page likewise."""
-    from sqlalchemy import event
-    from app.extensions import db
     desk = Desk(app.test_client(), people)
     number = desk.register()
     desk.walk(number, ["initial_review"])

@@ -457,3 +457,25 @@ def test_access_logs_never_hold_a_link_token(caplog):
     with caplog.at_level(logging.INFO, logger="werkzeug"):          # a staff member's password reset link
         logging.getLogger("werkzeug").info('"%s" %s', f"POST /password/reset/{token}-x_Y HTTP/1.1", 302)
     assert token not in caplog.text and "POST /password/reset/<token> HTTP/1.1" in caplog.text
+
+
+def test_the_customers_pages_read_no_workflow(app, desk):
+    """The customer's page, its answer form and its withdrawal read what they show from the complaint's rows: the
+    instances' versions and what they wait for, never a workflow (some 20 KB each)."""
+    from sqlalchemy import event
+    number = at_confirmation(desk)
+    phone = opened(app, number)
+    task = task_row(number, "customer_confirmation")
+    pages = ("/my/", f"/my/answer/{task.id}", "/my/withdraw")
+    sent = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda conn, cursor, statement, *rest: sent.append(statement)   # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for page in pages:
+            assert phone.get(page).status_code == 200, page
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert any("FROM process_instance" in s for s in sent)
+    assert not [s for s in sent if "workflow_json" in s]

@@ -49,10 +49,11 @@ class Case:
         self.complaint = complaint
 
     @cached_property
-    def instances(self) -> dict[int, ProcessInstance]:
-        """The complaint's instance and any other started for it (e.g. a review), by id."""
-        rows = db.session.execute(select(ProcessInstance).where(
-            ProcessInstance.business_key == self.complaint.number)).scalars()
+    def instances(self) -> dict:
+        """The complaint's instance and any other started for it (e.g. a review), by id: what the page reads of
+        each (its version and the messages it waits for), not its workflow."""
+        rows = db.session.execute(select(ProcessInstance.id, ProcessInstance.version_id, ProcessInstance.awaits)
+                                  .where(ProcessInstance.business_key == self.complaint.number))
         return {row.id: row for row in rows}
 
     @cached_property
