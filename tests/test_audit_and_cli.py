@@ -1,4 +1,5 @@
 """The user / token / scheduler commands an operator runs (the audit chains: test_audit_chains.py)."""
+import pytest
 from sqlalchemy import delete, select
 
 from app.extensions import db
@@ -46,7 +47,8 @@ def test_scheduler_once_command_fires_due_timers(app, client, people):
         assert "initial_review_overdue" in desk.open_tasks(number)
 
 
-def test_demo_users_get_passwords_within_the_policy(app):
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)      # no database question; each run hashes with scrypt
+def test_demo_users_get_passwords_within_the_policy(app, backend):
     """The demo passwords are as long as the policy asks, and never longer than it allows (128)."""
     for least in (8, 100, 128):
         app.config["PASSWORD_MIN_LENGTH"] = least
