@@ -8,11 +8,10 @@ import json
 import re
 
 import pytest
-from sqlalchemy import event
 
 from app.engine import workflow
-from app.extensions import db
 from tests.flow import HAPPY_PATH, Desk
+from tests.test_lean_writes import statements_of
 from tests.test_web import as_, browser, text  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -89,20 +88,14 @@ def test_the_complaint_page_reads_no_workflow_text_and_no_version_content_once_w
     number = desk.register()
     desk.walk(number, ["initial_review"])
     b = as_(browser, "claims_specialist")
-    for path in (f"/complaints/{number}", f"/complaints/{number}/case-file"):
+    paths = (f"/complaints/{number}", f"/complaints/{number}/case-file")
+    for path in paths:
         assert b.get(path).status_code == 200                     # the first view fills the caches
-    sent = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda conn, cursor, statement, *rest: sent.append(statement)   # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        for path in (f"/complaints/{number}", f"/complaints/{number}/case-file"):
-            r = b.get(path)
-            assert r.status_code == 200, path
-            assert "case-file" in path or 'data-testid="complaint-diagram"' in r.text
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
+    pages = {}
+    sent = statements_of(lambda: pages.update((path, b.get(path)) for path in paths))
+    for path, r in pages.items():
+        assert r.status_code == 200, path
+        assert "case-file" in path or 'data-testid="complaint-diagram"' in r.text
     read = " ".join(s for s in sent if s.lstrip().upper().startswith("SELECT"))
     assert sent and "FROM complaint" in read
     for column in ("workflow_json", "bpmn_files", "spec_json", "subprocess_specs_json", "process_version.forms"):
