@@ -178,7 +178,7 @@ def _page_query(queue: Queue, order, task, complaint):
 
 @lru_cache(maxsize=256)     # `task` and `complaint`: the callers' module-level bundles, or the classes
 def _kept_page_query(shape, order, task, complaint):
-    return _page_query(Queue(*_conditions(*shape)), order, task, complaint)
+    return _page_query(of_shape(shape), order, task, complaint)
 
 
 def waiting_steps(session) -> list:

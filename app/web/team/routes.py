@@ -116,7 +116,7 @@ def _row(make, task, complaint, names, roles, checked) -> dict:
     if task.assignee_id is not None:
         holder = names.get(task.assignee_id) or task.assignee.display_name     # e.g. a deactivated holder
     return {**make.cells(task, complaint), "holder": holder, "checked": checked,
-            "role": roles.get(task.role) or task.role or "—"}
+            "role": roles.get(task.role) or role_label(task.role)}     # a role no longer configured: ui's fallback
 
 
 def _colleague(user, roles) -> str:
