@@ -30,7 +30,9 @@ def phone(browser, live_server):
 
 
 def fits(page: Page):
-    """Nothing wider than the screen: the page never scrolls sideways."""
+    """Nothing wider than the screen: the page never scrolls sideways. Measured once the page has loaded
+    (a click that navigates returns before the new document exists)."""
+    page.wait_for_load_state()
     assert page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth"), page.url
 
 
@@ -99,6 +101,7 @@ def test_the_customer_is_satisfied_and_rates_us_on_a_phone(app, desk, phone: Pag
     phone.get_by_test_id("submit").click()
     expect(phone.get_by_test_id("done")).to_have_attribute("data-what", "survey")
     phone.get_by_test_id("back").click()
+    expect(phone.get_by_test_id("status")).to_be_visible()        # back on the page: the done page has none
     expect(phone.get_by_test_id("action-survey")).to_have_count(0)
     fits(phone)
     assert phone.violations == []
