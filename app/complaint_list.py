@@ -195,17 +195,30 @@ NEWEST_FIRST = (Complaint.received_at.desc(), Complaint.id.desc())
 
 def page(session, conditions: list, page_no: int, per_page: int, columns=None) -> dict:
     """{rows, total, capped, page, pages}: one page, newest first (Complaint objects, or rows of `columns`);
-    `total` is exact up to COUNT_CAP and `capped` says there are more."""
-    total = count_upto(session, conditions, COUNT_CAP + 1)
-    capped = total > COUNT_CAP
-    total = min(total, COUNT_CAP)
+    `total` is exact up to COUNT_CAP and `capped` says there are more. A page within the cap is read first: one
+    with fewer rows than `per_page` ends the list and so gives its size, with no count (most searches find less
+    than a page). A full or empty page costs a count, and a page past the end is read again as the last one."""
+    page_no, rows = max(page_no, 1), None
+    before = (page_no - 1) * per_page
+    if before < COUNT_CAP:              # past the cap the count comes first: no OFFSET beyond what it shows
+        rows = _rows(session, conditions, page_no, per_page, columns)
+    if rows is not None and (rows or page_no == 1) and len(rows) < per_page and before + len(rows) <= COUNT_CAP:
+        total, capped = before + len(rows), False
+    else:
+        counted = count_upto(session, conditions, COUNT_CAP + 1)
+        total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
     pages = max((total + per_page - 1) // per_page, 1)
-    page_no = min(max(page_no, 1), pages)
+    if rows is None or page_no > pages:
+        page_no = min(page_no, pages)
+        rows = _rows(session, conditions, page_no, per_page, columns)
+    return {"rows": rows, "total": total, "capped": capped, "page": page_no, "pages": pages}
+
+
+def _rows(session, conditions: list, page_no: int, per_page: int, columns) -> list:
     stmt = select(*(columns or (Complaint,))).where(*conditions).order_by(*NEWEST_FIRST) \
         .limit(per_page).offset((page_no - 1) * per_page)
     rows = session.execute(stmt)
-    rows = rows.all() if columns else rows.scalars().all()
-    return {"rows": rows, "total": total, "capped": capped, "page": page_no, "pages": pages}
+    return rows.all() if columns else rows.scalars().all()
 
 
 def count_upto(session, conditions: list, limit: int) -> int:

@@ -16,6 +16,7 @@ from app import complaint_list
 from app.extensions import db
 from app.models import AuditEvent, Complaint, SavedFilter
 from tests.flow import Desk
+from tests.test_lean_writes import statements_of
 from tests.test_web import Browser, text
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)          # a Monday, 10:00 in Shanghai
@@ -145,6 +146,28 @@ def test_the_page_finds_pages_and_counts_past_the_cap(app, desk, backend, monkey
     assert [made[0]] == [n for n in made if n in r.text] and "第 2 页，共 2 页" in text(r)
     monkeypatch.setattr(complaint_list, "COUNT_CAP", 2)
     assert "超过 2 件投诉" in text(b.get("/complaints?status=open"))
+
+
+def test_a_page_that_ends_the_list_is_counted_by_its_rows_and_one_past_the_end_is_the_last(
+        app, desk, client, people, monkeypatch):
+    made = [desk.register() for _ in range(3)]
+
+    def listed(url):
+        got = []
+        sent = statements_of(lambda: got.append(client.get(url, headers=people["compliance"].headers)))
+        counted = sum(1 for s in sent if s.upper().startswith("SELECT COUNT("))
+        found = got[0].json
+        return numbers(got[0]), (found["total"], found["capped"], found["page"], found["pages"]), counted
+
+    assert listed(f"/api/v1/complaints?q={made[1]}") == ([made[1]], (1, False, 1, 1), 0)     # less than a page
+    assert listed("/api/v1/complaints?q=NO-SUCH") == ([], (0, False, 1, 1), 0)
+    assert listed("/api/v1/complaints?per_page=2") == (made[:0:-1], (3, False, 1, 2), 1)      # full: counted
+    assert listed("/api/v1/complaints?per_page=2&page=2") == ([made[0]], (3, False, 2, 2), 0)
+    assert listed("/api/v1/complaints?per_page=2&page=9") == ([made[0]], (3, False, 2, 2), 1)  # past the end
+    assert listed("/api/v1/complaints?per_page=3") == (made[::-1], (3, False, 1, 1), 1)
+    monkeypatch.setattr(complaint_list, "COUNT_CAP", 2)
+    assert listed("/api/v1/complaints?per_page=1&page=2") == ([made[1]], (2, True, 2, 2), 1)
+    assert listed("/api/v1/complaints?per_page=1&page=3") == ([made[1]], (2, True, 2, 2), 1)   # past the cap
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
