@@ -5,20 +5,37 @@ instead of retired), and mapping such a value to a code."""
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
 
 from . import audit, vocab
 from .models import Complaint, ProcessVersion
 
 _BY_CONTENT: dict = {}        # content hash -> {name: Vocabulary}; a deployed version never changes
+_NEWEST = "newest_versions"   # session.info: process id -> newest_version's row, until a flush or the end
+
+
+def newest_version(session, process_id):
+    """(id, content_hash) of the newest deployed version of `process_id`, or None: read once per transaction
+    (a page asks for its vocabularies and its forms' labels) and again after a flush (a deployment)."""
+    known = session.info.setdefault(_NEWEST, {})
+    if process_id not in known:
+        known[process_id] = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
+                                            .where(ProcessVersion.process_id == process_id)
+                                            .order_by(ProcessVersion.version.desc()).limit(1)).one_or_none()
+    return known[process_id]
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_newest(session, *_):
+    session.info.pop(_NEWEST, None)
 
 
 def in_force(session, process_id) -> dict:
     """{name: app.vocab.Vocabulary} of the newest deployed version of `process_id` ({} when none is
     deployed, or it was deployed without vocabularies: its fields are then free text)."""
-    row = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
-                          .where(ProcessVersion.process_id == process_id)
-                          .order_by(ProcessVersion.version.desc()).limit(1)).one_or_none()
+    row = newest_version(session, process_id)
     if row is None:
         return {}
     if row.content_hash not in _BY_CONTENT:

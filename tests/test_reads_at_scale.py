@@ -14,10 +14,11 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from app import queues, stats
+from app import queues, stats, vocab_store
 from app.extensions import db
 from app.models import ElementDayStat, HumanTask, ProcessInstance, ProcessVersion
 from tests.flow import HAPPY_PATH, Desk
+from tests.test_migration import deploy_changed, safe_change
 from tests.test_side_processes import plans, statements_of
 from tests.test_web import as_, browser  # noqa: F401  (browser is a fixture)
 
@@ -349,6 +350,22 @@ def test_a_queue_page_brings_its_total_on_every_path(app, client, people):
     listed = client.get("/api/v1/tasks?queue=available&per_page=2", headers=people["claims_specialist"].headers).json
     assert listed["total"] == 3 and {item["complaint"]["number"] for item in listed["items"]} <= set(numbers)
     assert listed["items"][0]["complaint"]["customer_name"] == "张*"                  # masked as before
+
+
+def test_the_queue_page_reads_the_newest_version_once_and_a_deployment_is_seen_at_once(app, people, browser, tmp_path):
+    """The page's vocabularies (the filters) and its forms' labels both start from the newest version of the
+    complaint process: one lookup per request (vocab_store.newest_version), a new deployment seen by the next."""
+    desk = Desk(app.test_client(), people)
+    desk.complete(desk.register(), "initial_review")
+    b = as_(browser, "claims_specialist")
+    assert b.get("/").status_code == 200
+    sent = statements_of(lambda: b.get("/"))
+    newest = [s for s, _ in sent if s.startswith("SELECT process_version.id")]
+    assert len(newest) == 1, newest
+    first = vocab_store.newest_version(db.session, PROCESS)
+    assert statements_of(lambda: vocab_store.newest_version(db.session, PROCESS)) == []     # kept for the transaction
+    deploy_changed(tmp_path, safe_change)
+    assert vocab_store.newest_version(db.session, PROCESS).id != first.id
 
 
 # ---- the complaint page and the search ----------------------------------------------------------------

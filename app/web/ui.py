@@ -8,7 +8,7 @@ from flask_babel import get_locale, get_timezone, gettext as _, lazy_gettext as 
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import notifications
+from .. import notifications, vocab_store
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
 from ..permissions import ADMINS, ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
@@ -269,10 +269,8 @@ def forms_of_instances(instance_ids) -> dict:
 def latest_forms() -> dict:
     """The forms of the newest deployed version of the complaint process (for labels in lists)."""
     if "latest_forms" not in g:
-        version_id = db.session.execute(
-            select(ProcessVersion.id).where(ProcessVersion.process_id == current_app.config["COMPLAINT_PROCESS"])
-            .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
-        g.latest_forms = forms_of_version(version_id) if version_id else {}
+        newest = vocab_store.newest_version(db.session, current_app.config["COMPLAINT_PROCESS"])
+        g.latest_forms = forms_of_version(newest.id) if newest else {}
     return g.latest_forms
 
 
