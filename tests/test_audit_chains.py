@@ -5,7 +5,7 @@ import threading
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import JSON, column, event, insert, select, table, text
+from sqlalchemy import JSON, column, insert, select, table, text
 from sqlalchemy.orm import Session
 
 from app import audit, create_app
@@ -16,6 +16,7 @@ from app.models import AuditChain, AuditEvent, AuditSeal
 from app.timeutil import UTCDateTime, utcnow
 from tests.conftest import _drop_postgres_db, _postgres_test_db
 from tests.flow import FORM_DATA, HAPPY_PATH, Desk
+from tests.sql_capture import sent_by
 
 
 @pytest.fixture
@@ -138,17 +139,8 @@ def test_a_change_locks_only_its_own_complaints_chain(app, two, client, people):
     transaction updates. On PostgreSQL, an append to one complaint goes through while another
     complaint's chain is locked by an open transaction."""
     first, second = two
-    seen = []
-
-    def capture(conn, cursor, statement, params, context, executemany):
-        if "audit_chain" in statement and not executemany:
-            seen.append(params)
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        Desk(client, people).walk(first, HAPPY_PATH[2:3])
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    seen = [s.parameters for s in sent_by(lambda: Desk(client, people).walk(first, HAPPY_PATH[2:3]))
+            if "audit_chain" in s.statement and not s.executemany]
     named = {v for p in seen for v in (p.values() if isinstance(p, dict) else p) if isinstance(v, str)}
     assert first in named and second not in named and audit.SYSTEM not in named
 
@@ -234,21 +226,14 @@ def _old_hash(prev, row):
 def statements_of_a_completion(client, people, number) -> list[tuple[str, int]]:
     """(statement, rows it writes or 1) of each statement a completion of the complaint's step
     analyse_and_plan sends over the API."""
-    seen = []
-
-    def capture(conn, cursor, statement, params, context, executemany):
-        seen.append((" ".join(statement.split()), len(params) if executemany else 1))
-
     step = HAPPY_PATH[2]
     task = Desk(client, people).open_tasks(number)[step]
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        r = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": FORM_DATA[step]},
-                        headers=people[task["role"]].headers)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
-    assert r.status_code == 200, r.json
-    return seen
+    answers = []
+    seen = sent_by(lambda: answers.append(client.post(f"/api/v1/tasks/{task['id']}/complete",
+                                                      json={"data": FORM_DATA[step]},
+                                                      headers=people[task["role"]].headers)))
+    assert answers[0].status_code == 200, answers[0].json
+    return [(s.line, s.rows) for s in seen]
 
 
 def test_a_completion_writes_its_audit_rows_and_visits_in_one_statement_each(app, two, client, people):

@@ -16,7 +16,7 @@ from app import complaint_list
 from app.extensions import db
 from app.models import AuditEvent, Complaint, SavedFilter
 from tests.flow import Desk
-from tests.test_lean_writes import statements_of
+from tests.sql_capture import statements_of
 from tests.test_web import Browser, text
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)          # a Monday, 10:00 in Shanghai

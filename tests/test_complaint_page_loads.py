@@ -11,7 +11,7 @@ import pytest
 
 from app.engine import workflow
 from tests.flow import HAPPY_PATH, Desk
-from tests.test_lean_writes import statements_of
+from tests.sql_capture import statements_of
 from tests.test_web import as_, browser, text  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -2,7 +2,7 @@
 writes each table it changes in one statement; who may work a new task is known without asking each time, and
 still follows every change to the users."""
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.engine.upsert import upsert
@@ -10,25 +10,12 @@ from app.extensions import db
 from app.models import AuditEvent, Deadline, Delivery, HumanTask, OutboxMessage, ProcessInstance, User
 from tests.conftest import make_user
 from tests.flow import FORM_DATA, Desk
+from tests.sql_capture import statements_of
 
 
 @pytest.fixture
 def desk(client, people):
     return Desk(client, people)
-
-
-def statements_of(work) -> list[str]:
-    """The statements `work()` sends, one line each (an executemany once); SQLite's BEGIN IMMEDIATE left out."""
-    seen = []
-
-    def capture(conn, cursor, statement, params, context, executemany):
-        seen.append(" ".join(statement.split()))
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        work()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
-    return [s for s in seen if s != "BEGIN IMMEDIATE"]
 
 
 def completion(desk, number, step):

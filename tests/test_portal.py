@@ -20,7 +20,7 @@ from app.models import (AuditEvent, Complaint, Delivery, HumanTask, OutboxMessag
                         SurveyResponse)
 from app.timeutil import utcnow
 from tests.flow import Desk
-from tests.test_lean_writes import statements_of
+from tests.sql_capture import statements_of
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 TO_CONFIRMATION = ["initial_review", "investigate", "analyse_and_plan", "feedback_to_customer"]

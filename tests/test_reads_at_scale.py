@@ -19,7 +19,7 @@ from app.extensions import db
 from app.models import ElementDayStat, HumanTask, ProcessInstance, ProcessVersion
 from tests.flow import HAPPY_PATH, Desk
 from tests.test_migration import deploy_changed, safe_change
-from tests.test_side_processes import plans, statements_of
+from tests.sql_capture import plans, sent_by
 from tests.test_web import as_, browser  # noqa: F401  (browser is a fixture)
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -110,8 +110,8 @@ def test_a_period_of_summarized_days_counts_exactly_and_marks_its_median_approxi
     assert sorted(rows) == [(stats.DAY_DONE, 10), ("investigate", 10)]
     # The next read writes nothing and says the same.
     again = []
-    seen = statements_of(lambda: again.append(stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)))
-    assert not [s for s, _ in seen if s.lstrip().upper().startswith("INSERT")]
+    seen = sent_by(lambda: again.append(stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)))
+    assert not [s for s in seen if s.line.upper().startswith("INSERT")]
     assert again[0]["investigate"] == figures
 
 
@@ -205,8 +205,8 @@ def test_the_statistics_read_their_indexes(app, monkeypatch):
     monkeypatch.setattr(stats, "EXACT_ROWS", 0)
     finished_over_ten_days(_version())
     stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW)       # the days are summarized
-    seen = statements_of(lambda: stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW))
-    for plan in plans([(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]):
+    seen = sent_by(lambda: stats.element_stats(db.session, PROCESS, NOW, FIRST_DAY, NOW))
+    for plan in plans([s for s in seen if s.line.upper().startswith("SELECT")]):
         assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
         assert "SCAN process_instance" not in plan and "Seq Scan on process_instance" not in plan, plan
         if db.engine.dialect.name == "sqlite" and "human_task" in plan:
@@ -230,7 +230,7 @@ def test_the_review_filter_starts_from_the_running_reviews(app, people):
     100,000 complaints): it looks at each running review's complaint instead."""
     user = people["management"].user
     found = queues.queue_query(user, "available", independent=app.config["INDEPENDENT_PROCESSES"])
-    [plan] = plans(statements_of(lambda: queues.count(db.session, found)))
+    [plan] = plans(sent_by(lambda: queues.count(db.session, found)))
     assert "Seq Scan on human_task" not in plan and "SCAN human_task" not in plan, plan
     if db.engine.dialect.name == "sqlite":
         assert "ix_human_task_instance (instance_id=? AND state=? AND completed_by_id=?)" in plan, plan
@@ -247,8 +247,9 @@ def test_the_role_queue_reads_the_unclaimed_tasks_in_its_order(app, client, peop
     for _ in range(3):
         desk.complete(desk.register(), "initial_review")
     headers = people["claims_specialist"].headers
-    seen = statements_of(lambda: client.get("/api/v1/tasks?queue=available", headers=headers))
-    [(page, parameters)] = [(s, p) for s, p in seen if "FROM human_task" in s]
+    [sent] = [s for s in sent_by(lambda: client.get("/api/v1/tasks?queue=available", headers=headers))
+              if "FROM human_task" in s.statement]
+    page, parameters = sent.statement, sent.parameters
     assert "human_task.state = 'open'" in page and "open" not in str(parameters), page
     # So are the review filter's constants: planned for any status and process, PostgreSQL's generic plan read every
     # instance (a sequential scan and a JIT compilation: 1.6 s at 100,000 complaints).
@@ -256,7 +257,7 @@ def test_the_role_queue_reads_the_unclaimed_tasks_in_its_order(app, client, peop
         assert constant in page and constant.strip("'") not in str(parameters), (constant, page)
     # Which index a planner takes for a handful of rows is a toss-up (PostgreSQL took either partial index or the
     # general one in CI runs); at 100,000 complaints benchmarks/reads.py --explain shows the unclaimed one.
-    [plan] = plans([(page, parameters)])
+    [plan] = plans([sent])
     assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
 
 
@@ -329,8 +330,7 @@ def test_the_team_page_offers_the_steps_open_tasks_wait_at_read_by_index(app, cl
     desk.complete(numbers[0], "initial_review")
     expected = sorted({(t["element_id"], t["name"]) for n in numbers for t in desk.open_tasks(n).values()})
     assert queues.waiting_steps(db.session) == expected and len(expected) >= 2
-    seen = statements_of(lambda: queues.waiting_steps(db.session))
-    [plan] = plans(seen)
+    [plan] = plans(sent_by(lambda: queues.waiting_steps(db.session)))
     assert "SCAN human_task" not in plan and "Seq Scan on human_task" not in plan, plan
 
 
@@ -359,11 +359,10 @@ def test_the_queue_page_reads_the_newest_version_once_and_a_deployment_is_seen_a
     desk.complete(desk.register(), "initial_review")
     b = as_(browser, "claims_specialist")
     assert b.get("/").status_code == 200
-    sent = statements_of(lambda: b.get("/"))
-    newest = [s for s, _ in sent if s.startswith("SELECT process_version.id")]
+    newest = [s.line for s in sent_by(lambda: b.get("/")) if s.line.startswith("SELECT process_version.id")]
     assert len(newest) == 1, newest
     first = vocab_store.newest_version(db.session, PROCESS)
-    assert statements_of(lambda: vocab_store.newest_version(db.session, PROCESS)) == []     # kept for the transaction
+    assert sent_by(lambda: vocab_store.newest_version(db.session, PROCESS)) == []     # kept for the transaction
     deploy_changed(tmp_path, safe_change)
     assert vocab_store.newest_version(db.session, PROCESS).id != first.id
 
@@ -374,8 +373,8 @@ def test_the_complaint_page_reads_a_bounded_number_of_queries(app, client, peopl
     number = desk.register()
     desk.walk(number, HAPPY_PATH)
     for who, most in (("compliance", 8), ("customer_service", 12)):      # the full view writes its audit row
-        seen = statements_of(lambda: client.get(f"/api/v1/complaints/{number}", headers=people[who].headers))
-        assert len(seen) <= most, (who, len(seen), [s[:60] for s, _ in seen])
+        seen = sent_by(lambda: client.get(f"/api/v1/complaints/{number}", headers=people[who].headers))
+        assert len(seen) <= most, (who, len(seen), [s.line[:60] for s in seen])
     page = client.get(f"/api/v1/complaints/{number}", headers=people["customer_service"].headers).json
     assert [t["element_id"] for t in page["tasks"]] == HAPPY_PATH
     assert {t["completed_by"] for t in page["tasks"]} == {"customer_service", "claims_specialist"}
@@ -386,11 +385,11 @@ def test_the_search_by_a_personal_identifier_reads_indexes(app, client, people):
     desk = Desk(client, people)
     number = desk.register(id_number="110101199001049999")
     headers = people["customer_service"].headers
-    seen = statements_of(lambda: client.post("/api/v1/complaints/search", json={"q": "110101199001049999"},
-                                             headers=headers))
+    seen = sent_by(lambda: client.post("/api/v1/complaints/search", json={"q": "110101199001049999"},
+                                       headers=headers))
     found = client.post("/api/v1/complaints/search", json={"q": "110101199001049999"}, headers=headers).json
     assert [c["number"] for c in found["items"]] == [number]
-    for plan in plans([(s, p) for s, p in seen if "FROM complaint" in s]):
+    for plan in plans([s for s in seen if "FROM complaint" in s.statement]):
         assert "SCAN complaint" not in plan and "Seq Scan on complaint" not in plan, plan
 
 
@@ -401,11 +400,12 @@ def test_a_search_in_part_reads_a_trigram_index(app, client, people):
     desk = Desk(client, people)
     number = desk.register(customer_name="欧阳娜娜", policy_number="PA-7788-0001")
     for who, term in (("compliance", "7788-0"), ("customer_service", "阳娜娜")):
-        seen = statements_of(lambda: client.post("/api/v1/complaints/search", json={"q": term},
-                                                 headers=people[who].headers))
+        seen = sent_by(lambda: client.post("/api/v1/complaints/search", json={"q": term},
+                                           headers=people[who].headers))
         found = client.post("/api/v1/complaints/search", json={"q": term}, headers=people[who].headers).json
         assert [c["number"] for c in found["items"]] == [number]
-        [plan] = plans([(s, p) for s, p in seen if "FROM complaint" in s and "LIMIT" in s and "ORDER BY" in s])
+        [plan] = plans([s for s in seen if "FROM complaint" in s.statement and "LIMIT" in s.statement
+                        and "ORDER BY" in s.statement])
         assert not re.search(r"SCAN complaint(?!_search)", plan) and "Seq Scan on complaint" not in plan, plan
         if db.engine.dialect.name == "sqlite":     # (PostgreSQL takes its pg_trgm indexes at scale, not here)
             assert "SCAN complaint_search VIRTUAL TABLE INDEX" in plan, plan
@@ -417,14 +417,16 @@ def test_the_overdue_filter_reads_the_open_tasks_by_due_time(app, client, people
     160 ms at 100,000 complaints; PostgreSQL read every process instance: 40 ms)."""
     desk = Desk(client, people)
     number = desk.register(received_at=(datetime.now(timezone.utc) - timedelta(days=3)).isoformat())
-    seen = statements_of(lambda: client.get("/api/v1/complaints?status=open&overdue=1",
-                                            headers=people["compliance"].headers))
+    seen = sent_by(lambda: client.get("/api/v1/complaints?status=open&overdue=1",
+                                      headers=people["compliance"].headers))
     listed = client.get("/api/v1/complaints?status=open&overdue=1", headers=people["compliance"].headers).json
     assert [c["number"] for c in listed["items"]] == [number]
-    [(statement, parameters)] = [(s, p) for s, p in seen if "LIMIT" in s and "FROM complaint" in s and "count" not in s]
+    [page] = [s for s in seen if "LIMIT" in s.statement and "FROM complaint" in s.statement
+              and "count" not in s.statement]
+    statement = page.statement
     # The condition the partial index names, written out, and the complaint number from the task itself. Which
     # index a planner takes for a handful of rows is a toss-up; at 100,000 complaints benchmarks/reads.py shows it.
     assert "human_task.state = 'open' AND human_task.due_at <" in statement, statement
     assert "SELECT human_task.business_key" in statement and "process_instance" not in statement, statement
-    [plan] = plans([(statement, parameters)])
+    [plan] = plans([page])
     assert "ANY(" not in plan and "SCAN human_task" not in plan, plan     # SQLite: no skip-scan, no full scan

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import time_machine
 from lxml import etree
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app import complaints, queues
 from app.config import ROOT
@@ -20,6 +20,7 @@ from app.engine.runtime import Change
 from app.extensions import db
 from app.models import Deadline, HumanTask, OutboxMessage, ProcessInstance
 from tests.conftest import make_user
+from tests.sql_capture import plans, sent_by
 from tests.flow import COMPLAINT, Desk, complaint_row as complaint
 
 pytestmark = pytest.mark.clause("C-7.2")
@@ -204,43 +205,14 @@ def test_every_step_cites_its_clauses_and_every_user_task_has_a_deadline(file):
 
 
 # ---- the queues stay index reads ------------------------------------------------------------------
-def statements_of(read):
-    """The SQL statements (with their parameters) `read()` sends to the database."""
-    seen = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        read()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
-    return seen
-
-
-def plans(statements) -> list[str]:
-    """The query plan of each statement: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN with
-    sequential scans made prohibitive, so one shows only where no index can serve."""
-    conn = db.session.connection()
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    out = []
-    for statement, parameters in statements:
-        rows = conn.exec_driver_sql(("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement, parameters)
-        out.append("\n".join(str(row[-1]) for row in rows))
-    db.session.rollback()
-    return out
-
-
 def test_the_queues_read_the_complaint_and_the_avoided_instances_by_index(app, desk, people):
     number = registered(desk)
     start_beside(app, number, "message_undelivered", UNDELIVERED)
     user = people["customer_service"].user
     for name in ("available", "mine"):
         found = queues.queue_query(user, name, channel="hotline")
-        statements = statements_of(lambda: queues.page(db.session, found, 1, 50))
-        statements += statements_of(lambda: queues.count(db.session, queues.queue_query(user, name)))
+        statements = sent_by(lambda: queues.page(db.session, found, 1, 50))
+        statements += sent_by(lambda: queues.count(db.session, queues.queue_query(user, name)))
         for plan in plans(statements):
             assert "SCAN complaint" not in plan and "Seq Scan on complaint" not in plan, plan
             assert "SCAN process_instance" not in plan and "Seq Scan on process_instance" not in plan, plan
