@@ -197,7 +197,8 @@ def page(session, conditions: list, page_no: int, per_page: int, columns=None) -
     """{rows, total, capped, page, pages}: one page, newest first (Complaint objects, or rows of `columns`);
     `total` is exact up to COUNT_CAP and `capped` says there are more. A page within the cap is read first: one
     with fewer rows than `per_page` ends the list and so gives its size, with no count (most searches find less
-    than a page). A full or empty page costs a count, and a page past the end is read again as the last one."""
+    than a page). A full page, an empty one after the first, or one that reaches past COUNT_CAP costs a count;
+    a page past the end is read again as the last one."""
     page_no, rows = max(page_no, 1), None
     before = (page_no - 1) * per_page
     if before < COUNT_CAP:              # past the cap the count comes first: no OFFSET beyond what it shows

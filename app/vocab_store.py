@@ -17,17 +17,21 @@ _NEWEST = "newest_versions"   # session.info: process id -> newest_version's row
 
 def newest_version(session, process_id):
     """(id, content_hash) of the newest deployed version of `process_id`, or None: read once per transaction
-    (a page asks for its vocabularies and its forms' labels) and again after a flush (a deployment)."""
-    known = session.info.setdefault(_NEWEST, {})
-    if process_id not in known:
-        known[process_id] = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
-                                            .where(ProcessVersion.process_id == process_id)
-                                            .order_by(ProcessVersion.version.desc()).limit(1)).one_or_none()
-    return known[process_id]
+    (a page asks for its vocabularies and its forms' labels) and again after a flush of this session (a deployment
+    flushes its new version). Not seen until then: a version added here but not flushed, one written past the ORM
+    (a Core INSERT), and on PostgreSQL one another process deploys while this transaction runs."""
+    known = session.info.get(_NEWEST, {})
+    if process_id in known:
+        return known[process_id]
+    row = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
+                          .where(ProcessVersion.process_id == process_id)
+                          .order_by(ProcessVersion.version.desc()).limit(1)).one_or_none()
+    session.info.setdefault(_NEWEST, {})[process_id] = row     # after the query: an autoflush in it forgets
+    return row
 
 
 @event.listens_for(Session, "after_flush")
-@event.listens_for(Session, "after_transaction_end")
+@event.listens_for(Session, "after_transaction_end")       # also a flush's inner transaction, and a savepoint
 def _forget_newest(session, *_):
     session.info.pop(_NEWEST, None)
 

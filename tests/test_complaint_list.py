@@ -166,6 +166,7 @@ def test_a_page_that_ends_the_list_is_counted_by_its_rows_and_one_past_the_end_i
     assert listed("/api/v1/complaints?per_page=2&page=9") == ([made[0]], (3, False, 2, 2), 1)  # past the end
     assert listed("/api/v1/complaints?per_page=3") == (made[::-1], (3, False, 1, 1), 1)
     monkeypatch.setattr(complaint_list, "COUNT_CAP", 2)
+    assert listed("/api/v1/complaints?per_page=4") == (made[::-1], (2, True, 1, 1), 1)          # past the cap
     assert listed("/api/v1/complaints?per_page=1&page=2") == ([made[1]], (2, True, 2, 2), 1)
     assert listed("/api/v1/complaints?per_page=1&page=3") == ([made[1]], (2, True, 2, 2), 1)   # past the cap
 

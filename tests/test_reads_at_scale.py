@@ -18,8 +18,8 @@ from app import queues, stats, vocab_store
 from app.extensions import db
 from app.models import ElementDayStat, HumanTask, ProcessInstance, ProcessVersion
 from tests.flow import HAPPY_PATH, Desk
-from tests.test_migration import deploy_changed, safe_change
 from tests.sql_capture import plans, sent_by
+from tests.test_migration import deploy_changed, safe_change
 from tests.test_web import as_, browser  # noqa: F401  (browser is a fixture)
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -363,6 +363,13 @@ def test_the_queue_page_reads_the_newest_version_once_and_a_deployment_is_seen_a
     assert len(newest) == 1, newest
     first = vocab_store.newest_version(db.session, PROCESS)
     assert sent_by(lambda: vocab_store.newest_version(db.session, PROCESS)) == []     # kept for the transaction
+    added = ProcessVersion(process_id=PROCESS, version=999, content_hash="0" * 64, bpmn_files={}, spec_json="",
+                           subprocess_specs_json="", forms={}, lanes={})
+    db.session.add(added)
+    db.session.flush()                                   # flushed in this transaction: seen at once
+    assert vocab_store.newest_version(db.session, PROCESS).id == added.id
+    db.session.rollback()
+    assert vocab_store.newest_version(db.session, PROCESS).id == first.id
     deploy_changed(tmp_path, safe_change)
     assert vocab_store.newest_version(db.session, PROCESS).id != first.id
 
@@ -385,10 +392,12 @@ def test_the_search_by_a_personal_identifier_reads_indexes(app, client, people):
     desk = Desk(client, people)
     number = desk.register(id_number="110101199001049999")
     headers = people["customer_service"].headers
-    seen = sent_by(lambda: client.post("/api/v1/complaints/search", json={"q": "110101199001049999"},
+    # One a page: the page is full, so its count is sent (and planned) too.
+    seen = sent_by(lambda: client.post("/api/v1/complaints/search?per_page=1", json={"q": "110101199001049999"},
                                        headers=headers))
     found = client.post("/api/v1/complaints/search", json={"q": "110101199001049999"}, headers=headers).json
     assert [c["number"] for c in found["items"]] == [number]
+    assert any(s.line.upper().startswith("SELECT COUNT(") for s in seen)
     for plan in plans([s for s in seen if "FROM complaint" in s.statement]):
         assert "SCAN complaint" not in plan and "Seq Scan on complaint" not in plan, plan
 

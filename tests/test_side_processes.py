@@ -20,8 +20,8 @@ from app.engine.runtime import Change
 from app.extensions import db
 from app.models import Deadline, HumanTask, OutboxMessage, ProcessInstance
 from tests.conftest import make_user
-from tests.sql_capture import plans, sent_by
 from tests.flow import COMPLAINT, Desk, complaint_row as complaint
+from tests.sql_capture import plans, sent_by
 
 pytestmark = pytest.mark.clause("C-7.2")
 
