@@ -2,9 +2,9 @@
 
 An append locks only its own chain's head (AuditChain), so changes to different complaints never wait
 on each other's audit rows. `record` only buffers the event; a transaction's events are written when it
-flushes or commits, one INSERT per flush, after one UPDATE that locks the chain's head and reads it (none
-when the change's instance lock took it already, app.engine.runtime) and one that moves it; a new chain's
-head is inserted with its first rows. `seal` (run by the scheduler and by `flask audit seal`) fixes the
+flushes or commits, one INSERT per flush, after one statement that locks the chain's head and reads it
+(`claim`; none when the change's instance lock took it already, app.engine.runtime) and one UPDATE that
+moves it; a new chain's head is inserted with its first rows. `seal` (run by the scheduler and by `flask audit seal`) fixes the
 heads of the chains that grew since the last seal, chained to it and signed, so that a chain removed whole
 shows too."""
 import hashlib
@@ -109,10 +109,9 @@ def _link(events, seq, prev) -> tuple[int, str]:
 
 
 def _claimed(conn, chain) -> Optional[tuple[int, str]]:
-    """Lock the chain's head for this transaction and read it; None before the chain's first event. The
-    UPDATE takes the lock before anything is read: on SQLite it takes the database's write lock, on
-    PostgreSQL the row's, and a concurrent append to the same chain waits, then reads the newer head."""
-    head = conn.execute(claim(chain)).first()
+    """Lock the chain's head for this transaction and read it; None before the chain's first event. A
+    concurrent append to the same chain waits, then reads the newer head."""
+    head = conn.execute(claim(chain, conn.dialect.name)).first()
     return (head.seq, head.hash) if head is not None else None
 
 
@@ -124,12 +123,16 @@ def _created(conn, chain, seq, hash_) -> bool:
     return conn.execute(new).first() is not None
 
 
-def claim(chain):
+def claim(chain, dialect):
     """The statement that locks a chain's head and reads it: (chain, seq, hash), no row if the chain has
     none yet. `chain` a name or a SQL expression (e.g. `chain_sql` of the instance being changed). It changes
-    nothing (a change that writes no audit row leaves the chain sealed); the append's move of the head does."""
-    return update(AuditChain).where(AuditChain.chain == chain).values(seq=AuditChain.seq) \
-        .returning(AuditChain.chain, AuditChain.seq, AuditChain.hash)
+    nothing (a change that writes no audit row leaves the chain sealed); the append's move of the head does.
+    On SQLite an UPDATE, which takes the database's write lock before anything is read; elsewhere the row's
+    lock (FOR UPDATE), which writes no new version of the row as an UPDATE would."""
+    columns = (AuditChain.chain, AuditChain.seq, AuditChain.hash)
+    if dialect == "sqlite":
+        return update(AuditChain).where(AuditChain.chain == chain).values(seq=AuditChain.seq).returning(*columns)
+    return select(*columns).where(AuditChain.chain == chain).with_for_update()
 
 
 def chain_sql(business_key, instance_id):

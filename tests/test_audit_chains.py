@@ -270,6 +270,22 @@ def test_a_completion_claims_its_chain_with_its_lock(app, two, client, people):
     assert not verify(db.session, key(app)).findings
 
 
+def test_a_full_view_claims_its_chain_without_writing_it_twice(app, two, client, people):
+    """A read that writes one audit row (a full view of personal data) locks its chain's head and then moves it
+    once: on PostgreSQL the lock is a FOR UPDATE, which writes no row version of its own (an UPDATE would, one
+    more dead row per view); on SQLite an UPDATE, which takes the database's write lock before the head is read."""
+    seen = sent_by(lambda: client.get(f"/api/v1/complaints/{two[0]}", headers=people["customer_service"].headers))
+    on_chain = [s.line for s in seen if "audit_chain" in s.statement]
+    assert len(on_chain) == 2, on_chain
+    claim, move = on_chain
+    if db.engine.dialect.name == "sqlite":
+        assert claim.startswith("UPDATE audit_chain SET seq=audit_chain.seq ") and "RETURNING" in claim, claim
+    else:
+        assert claim.startswith("SELECT audit_chain.chain") and claim.endswith("FOR UPDATE"), claim
+    assert move.startswith("UPDATE audit_chain SET seq=") and "RETURNING" not in move, move
+    assert not verify(db.session, key(app), chain=two[0]).findings
+
+
 def waits_on_a_lock(worker) -> bool:
     """Whether a backend of this test's PostgreSQL database comes to wait on a lock while `worker` runs (polled
     for up to 10 s, not slept for)."""
