@@ -346,6 +346,12 @@ def error_message(err, task=None, assignee=None) -> str:
         return _("Only the assignee or management can release this task.")
     if code == "forbidden" and "assign" in err.message:
         return _("Only management can reassign tasks.")
+    if code in ("not_now", "not_waiting", "conflict"):
+        return _("This is not possible at this stage of the complaint. Nothing was changed.")
+    if code in ("role_required", "forbidden"):
+        return _("Your role may not do this. Nothing was changed.")
+    if code == "not_for_customer":
+        return _("This step is the customer's to answer, through their own link. Nothing was changed.")
     if code == "not_found":
         return _("Not found.")
     if code == "invalid_data":
