@@ -12,22 +12,28 @@ from . import audit, vocab
 from .models import Complaint, ProcessVersion
 
 _BY_CONTENT: dict = {}        # content hash -> {name: Vocabulary}; a deployed version never changes
-_NEWEST = "newest_versions"   # session.info: process id -> newest_version's row, until a flush or the end
+_NEWEST = "newest_versions"   # session.info: newest_versions(), until a flush or the transaction's end
+
+
+def newest_versions(session) -> dict:
+    """{process id: (id, content_hash) of its newest deployed version}, every process in one statement: read once
+    per transaction (a page asks for its vocabularies and its forms' labels) and again after a flush of this session
+    (a deployment flushes its new version). Not seen until then: a version added here but not flushed, one written
+    past the ORM (a Core INSERT), and on PostgreSQL one another process deploys while this transaction runs."""
+    known = session.info.get(_NEWEST)
+    if known is None:
+        newest = select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("version")) \
+            .group_by(ProcessVersion.process_id).subquery()
+        rows = session.execute(select(ProcessVersion.process_id, ProcessVersion.id, ProcessVersion.content_hash)
+                               .join(newest, (newest.c.process_id == ProcessVersion.process_id)
+                                     & (newest.c.version == ProcessVersion.version))).all()
+        known = session.info[_NEWEST] = {row.process_id: row for row in rows}   # after the query: an autoflush
+    return known                                                                # in it forgets
 
 
 def newest_version(session, process_id):
-    """(id, content_hash) of the newest deployed version of `process_id`, or None: read once per transaction
-    (a page asks for its vocabularies and its forms' labels) and again after a flush of this session (a deployment
-    flushes its new version). Not seen until then: a version added here but not flushed, one written past the ORM
-    (a Core INSERT), and on PostgreSQL one another process deploys while this transaction runs."""
-    known = session.info.get(_NEWEST, {})
-    if process_id in known:
-        return known[process_id]
-    row = session.execute(select(ProcessVersion.id, ProcessVersion.content_hash)
-                          .where(ProcessVersion.process_id == process_id)
-                          .order_by(ProcessVersion.version.desc()).limit(1)).one_or_none()
-    session.info.setdefault(_NEWEST, {})[process_id] = row     # after the query: an autoflush in it forgets
-    return row
+    """(id, content_hash) of the newest deployed version of `process_id`, or None (`newest_versions`)."""
+    return newest_versions(session).get(process_id)
 
 
 @event.listens_for(Session, "after_flush")

@@ -2,6 +2,7 @@
 started by the scheduler's cron job at the start of each quarter (once, whatever fires twice) or by hand
 for any period; the analysis attached; a review meeting for management; improvement measures assigned to
 their owners, tracked, escalated when late; targeted training in the training department's lane."""
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -247,6 +248,20 @@ def test_the_pages_of_a_review_for_management_and_the_measure_owner(app, people,
         assert 'data-testid="report-link"' not in owner.get(f"/tasks/{task_id}").get_data(as_text=True)
         # A measure owner reads no complaint.
         assert owner.get("/complaints").status_code == 403
+
+
+def test_a_reviews_steps_are_named_in_english_in_the_queue_and_its_filter(app, people):
+    """Lists name a step from the forms of every process's newest version, not the complaint process's alone: the
+    quarterly review's meeting reads in English in the queue row and in the step filter."""
+    from tests.test_web import Browser, text
+    with time_machine.travel(QUARTER_START, tick=True):
+        start_quarterly_review(app)
+        web = Browser(app).login("management")
+        web.get("/language/en?next=/")
+        home = web.get("/")
+        words = text(home)
+        assert "Complaint review meeting" in words and "召开投诉处理总结会议" not in words, words
+        assert re.search(r'<option value="review_meeting"[^>]*>\s*Complaint review meeting', home.text), home.text
 
 
 def test_management_starts_the_review_of_a_period_from_the_analysis_page(app, people):

@@ -267,10 +267,14 @@ def forms_of_instances(instance_ids) -> dict:
 
 
 def latest_forms() -> dict:
-    """The forms of the newest deployed version of the complaint process (for labels in lists)."""
+    """The forms of the newest deployed version of every process, the complaint process's last (for labels in
+    lists, which show the steps of a review or a quarterly review beside the complaint's)."""
     if "latest_forms" not in g:
-        newest = vocab_store.newest_version(db.session, current_app.config["COMPLAINT_PROCESS"])
-        g.latest_forms = forms_of_version(newest.id) if newest else {}
+        main = current_app.config["COMPLAINT_PROCESS"]
+        newest = vocab_store.newest_versions(db.session)
+        g.latest_forms = {}
+        for process_id in sorted(newest, key=lambda p: p == main):
+            g.latest_forms.update(forms_of_version(newest[process_id].id))
     return g.latest_forms
 
 
