@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app import complaint_list
+from app.jobs import list_export
 from app.extensions import db
 from app.models import AuditEvent, Complaint, SavedFilter
 from tests.flow import Desk
@@ -190,6 +191,23 @@ def test_saved_filters_are_the_users_own_and_never_hold_a_term(app, desk, people
     assert "没有这个已保存的筛选" in text(r) and db.session.get(SavedFilter, saved.id) is not None
     b.post(f"/complaints/saved/{saved.id}/delete", page="/complaints")
     assert db.session.execute(select(SavedFilter)).first() is None
+
+
+def test_the_steps_a_complaint_waits_at_read_in_the_pages_language(app, desk, monkeypatch):
+    """The list's "Now" column and the export's say the waiting steps in the page's language (the complaint row keeps
+    the diagram's names); a background export carries the same labels in its params."""
+    number = desk.register()
+    desk.complete(number, "initial_review")
+    b = Browser(app).login("management")
+    row = re.compile(rf'data-complaint="{number}".*?data-label="[^"]*">([^<]*)</td>\s*</tr>', re.S)
+    assert row.search(b.get("/complaints").text).group(1) == "调查取证"
+    b.get("/language/en?next=/complaints")
+    assert row.search(b.get("/complaints").text).group(1) == "Investigation"
+    rows = list(csv.reader(io.StringIO(b.get("/complaints/export.csv").data.decode("utf-8-sig"))))
+    assert rows[1][0] == number and rows[1][7] == "Investigation", rows
+    assert list_export.steps_text("调查取证、审批延期", {"names": {"调查取证": "Investigation"}, "joiner": ", "}) \
+        == "Investigation, 审批延期"                                    # a name no step waits at: as stored
+    assert list_export.steps_text("调查取证", None) == "调查取证"          # a job queued before the labels were
 
 
 def test_export_streams_every_row_masked_and_is_audited(app, desk, people):

@@ -21,6 +21,15 @@ COLUMNS = (Complaint.number, Complaint.received_at, Complaint.customer_name, Com
            Complaint.category, Complaint.product_line, Complaint.status, Complaint.current_step,
            Complaint.decision_due_at, Complaint.outcome, Complaint.closed_at)
 FORMATS = {"csv": export.csv_chunks, "xlsx": export.xlsx_chunks}
+STORED_JOINER = "、"           # how Complaint.current_step joins the names of the steps it waits at
+
+
+def steps_text(stored, steps) -> str:
+    """Complaint.current_step (the diagram's names of the steps it waits at) in the language of `steps`:
+    {"names": {name: label}, "joiner": str}; as stored when `steps` is empty (a job asked for before it was)."""
+    if not stored or not steps:
+        return stored or ""
+    return steps["joiner"].join(steps["names"].get(name, name) for name in stored.split(STORED_JOINER))
 
 
 class Cells:
@@ -36,7 +45,8 @@ class Cells:
         name = row.customer_name if self.full_names else mask_name(row.customer_name)
         return [row.number, row.received_at, name, self.label("channel", row.channel),
                 self.label("category", row.category), self.label("product_line", row.product_line),
-                self.label("status", row.status), row.current_step, row.decision_due_at,
+                self.label("status", row.status), steps_text(row.current_step, self.labels.get("now")),
+                row.decision_due_at,
                 self.label("outcome", row.outcome), row.closed_at]
 
 
