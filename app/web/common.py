@@ -48,6 +48,21 @@ def readable_or_abort(number) -> Complaint:
         abort(403, description=str(STAND_ASIDE))
 
 
+def excluded_reason(user, task, facts=None):
+    """The exclusion rules (e.g. 回避) that keep this user off this task, as a translated sentence, or None
+    (`facts`: as for runtime().exclusion)."""
+    return str(STAND_ASIDE) if runtime().exclusion(user, task, facts) else None
+
+
+def task_read_refusal(user, task, supervisor: bool, facts=None):
+    """Why `user` (one of TASK_READERS) may not open the page of `task`, as a translated sentence, or None:
+    another role's task (compliance and the supervisors, runtime().is_supervisor, read every one), or 回避,
+    which closes reading as well as working. The complaint page asks it too, to link only what may be opened."""
+    if task.role not in user.roles and "compliance" not in user.roles and not supervisor:
+        return _("This task belongs to another role.")
+    return excluded_reason(user, task, facts)
+
+
 def safe_next(target, default=None):
     """Only a path on this site: never redirect to another host."""
     if target:

@@ -10,17 +10,19 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ... import case_events, complaints, customer_requests
+from ...avoidance import FACTS, with_facts
 from ...api.schemas import ComplaintOut
 from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
 from ...forms import validate
 from ...extensions import db
-from ...models import AuditEvent, Deadline, OutboxMessage
+from ...models import AuditEvent, Deadline, OutboxMessage, ProcessInstance
 from ...evidence import files as evidence_files
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, REGISTRARS
 from ...timeutil import utcnow
 from .. import diagram, formrender
-from ..common import attachment, colleagues, display_names, readable_or_abort, roles_required, runtime
+from ..common import (attachment, colleagues, display_names, readable_or_abort, roles_required, runtime,
+                      task_read_refusal)
 from ..evidence_ui import case_of_complaint, listing, read_refusal, size_text, store as evidence_store
 from ..timeline import HIDDEN_BY_DEFAULT, ROUTINE, timeline
 from ..ui import (error_message, fmt_datetime, forms_of_instances, forms_of_version, has_any, lang, me, message_label,
@@ -92,7 +94,8 @@ def complaint(number):
     return render_template(
         "complaints/complaint.html", c=found, person=person, full_personal=full, forms=forms,
         diagram=complaint_diagram(found),
-        open_tasks=open_tasks, tasks=tasks, deadlines=deadlines, messages=messages,
+        open_tasks=open_tasks, tasks=tasks, openable=openable_tasks(user, found, tasks, supervisor),
+        deadlines=deadlines, messages=messages,
         entries=timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=display_names({e.actor for e in events}),
         just_registered=session.pop("registered", None) == found.number, is_supervisor=supervisor,
@@ -103,6 +106,20 @@ def complaint(number):
         evidence=listing(evidence_files.files_of(db.session, found.number), user),
         may_attach=has_any(user, HANDLERS), may_note=has_any(user, NOTE_WRITERS),
         max_mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024))
+
+
+def openable_tasks(user, found, tasks, supervisor) -> set:
+    """The ids of the tasks whose page `user` may open (the task page's own check), the only ones linked.
+    What 回避 reads of the complaint's instances is read once for the page, not once per task."""
+    facts = _instance_facts(found) if tasks else {}
+    return {t.id for t in tasks if not task_read_refusal(user, t, supervisor, facts.get(t.instance_id))}
+
+
+def _instance_facts(found) -> dict:
+    """{instance id: what 回避 reads of it (app.avoidance.FACTS)} for every instance of the complaint."""
+    rows = db.session.execute(with_facts(select(ProcessInstance.id, *FACTS))
+                              .where(ProcessInstance.business_key == found.number))
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def customer_messages(session, found) -> list[dict]:

@@ -15,7 +15,7 @@ from ...permissions import ADMINS, READERS, TASK_READERS, WORKERS
 from ...timeutil import utcnow
 from .. import formrender, formrender_codes, queue_rows
 from ...input_guard import accepts_uploads
-from ..common import STAND_ASIDE, colleagues, page_arg, roles_required, runtime, safe_next
+from ..common import colleagues, page_arg, roles_required, runtime, safe_next, task_read_refusal
 from ..evidence_ui import name_kept_files, take_form_files
 from ..ui import (CHANNEL_LABELS, error_message, forms_of_version, has_any, lang, latest_forms, me, pii_roles,
                   step_label, time_left)
@@ -44,11 +44,6 @@ def _flash_failure(err, task_id, assignee=None):
     """Roll the failed change back and say why, as the task stands now."""
     db.session.rollback()
     flash(error_message(err, db.session.get(HumanTask, str(task_id)), assignee), "error")
-
-
-def _excluded_reason(user, task):
-    """The exclusion rules (e.g. 回避) that keep this user off this task, as a translated sentence."""
-    return str(STAND_ASIDE) if runtime().exclusion(user, task) else None
 
 
 # ---- home: my work ----------------------------------------------------------------------------------
@@ -158,10 +153,7 @@ def assign(task_id):
 def task(task_id):
     user, task = me(), _task_or_404(task_id)
     own_role = task.role in user.roles
-    supervisor = runtime().is_supervisor(user)
-    if not own_role and "compliance" not in user.roles and not supervisor:
-        abort(403, description=_("This task belongs to another role."))
-    reason = _excluded_reason(user, task)      # 回避 closes reading as well as working
+    reason = task_read_refusal(user, task, runtime().is_supervisor(user))
     if reason:
         abort(403, description=reason)
     schema = runtime().form_schema(task) or {}
