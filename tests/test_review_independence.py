@@ -69,3 +69,21 @@ def test_a_manager_who_only_asked_for_more_time_may_not_decide_the_review(app, c
     offered = client.get("/api/v1/tasks?queue=available", headers=people["management"].headers).json["items"]
     assert task["id"] not in [t["id"] for t in offered]
     assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management_2"].headers).status_code == 200
+
+
+def test_the_case_file_names_the_reviews_steps_and_deadlines(app, client, people):
+    """The case file labels the steps and deadlines of every instance of the complaint from its own diagram and forms,
+    the review's too, not only the main process's (a review's rows had shown review_decision, review_deadline)."""
+    from tests.test_web import Browser, text
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, TO_RESULT)
+    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "赔付金额有误"},
+                    headers=people["customer_service"].headers)
+    assert r.status_code == 201, r.json
+    b = Browser(app).login("compliance")
+    page = text(b.get(f"/complaints/{number}/case-file"))
+    assert "核查决定" in page and "核查时限（30日）" in page
+    assert "review_decision" not in page and "review_deadline" not in page
+    b.get("/language/en?next=/")
+    assert "Review decision" in text(b.get(f"/complaints/{number}/case-file"))

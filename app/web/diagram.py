@@ -146,6 +146,16 @@ def version_row(instance_id):
                               .where(ProcessInstance.id == instance_id)).first() if instance_id else None
 
 
+def versions_of_complaint(number, main_instance_id) -> list:
+    """version_row of every instance of the complaint (its main one and those beside it: a review, a call), the main
+    instance's last: what names the steps and deadlines of its case file."""
+    rows = db.session.execute(select(ProcessVersion.id, ProcessVersion.process_id, ProcessVersion.version,
+                                     ProcessInstance.id.label("instance_id"))
+                              .join(ProcessInstance, ProcessInstance.version_id == ProcessVersion.id)
+                              .where(ProcessInstance.business_key == number)).all()
+    return sorted(rows, key=lambda row: (row.instance_id == main_instance_id, row.instance_id))
+
+
 # ---- deadlines in words ------------------------------------------------------------------------------
 def timer_words(timer: dict) -> str:
     """A timer definition as a sentence: `hours_after(received_at, 24)` -> "24 hours after received_at";

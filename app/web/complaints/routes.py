@@ -237,9 +237,10 @@ def case_file_json(number):
 def case_file_page(number):
     found = readable_or_abort(number)
     record = _case_file(found)
-    version = diagram.version_row(found.instance_id)
-    forms = forms_of_version(version.id)
-    names = diagram.of_version(version)["elements"]
+    forms, names = {}, {}
+    for version in diagram.versions_of_complaint(found.number, found.instance_id):
+        forms.update(forms_of_version(version.id))
+        names.update(diagram.of_version(version)["elements"])
     label = lambda eid: step_label(eid, (names.get(eid) or {}).get("name"), forms) if eid else "—"  # noqa: E731
     decisions = [{**d, "label": step_label(d["element_id"], d["step"], forms),
                   "rows": formrender.describe_data(forms.get(d["element_id"]) or {}, d["data"] or {}, lang())}
