@@ -2,6 +2,8 @@
 day, overdue; for management the overdue tasks nobody holds and those nobody may work) with its count in the
 top bar, and the morning e-mail digest of the same lists through a real SMTP server on 127.0.0.1 — once a
 working day per user however many schedulers run, retried when the mail server was down, never on a rest day."""
+import html
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,7 +29,6 @@ def user(name) -> User:
 
 
 def ids(page, testid) -> list:
-    import re
     block = re.search(rf'data-testid="{testid}">(.*?)</ul>', page.get_data(as_text=True), flags=re.S)
     return re.findall(r'data-task-id="([^"]+)"', block.group(1)) if block else []
 
@@ -75,16 +76,49 @@ def test_supervisors_see_overdue_tasks_nobody_holds(app, client, people):
         assert desk.task_id(number, "initial_review") == found.unassigned_overdue[0].id
 
 
+def settings_form(page) -> tuple:
+    """(the address in the digest form, whether its box is ticked, the error beside the address or None)."""
+    body = page.get_data(as_text=True)
+    address = re.search(r'name="email" value="([^"]*)"', body).group(1)
+    ticked = re.search(r'<input type="checkbox" id="digest-on" name="digest"([^>]*)>', body).group(1)
+    error = re.search(r'data-testid="error-email">([^<]*)<', body)
+    return html.unescape(address), " checked" in ticked, error and html.unescape(error.group(1))
+
+
 def test_digest_settings_are_checked(app, people):
     cs = Browser(app).login("customer_service")
     r = cs.post("/notifications/settings", {"email": "not-an-address", "digest": "on"}, page="/notifications")
-    assert any("电子邮件地址无效" in m for m in flashes(cs.get(r.location)))
+    assert r.status_code == 422 and settings_form(r) == ("not-an-address", True, "电子邮件地址无效。未做任何更改。")
     r = cs.post("/notifications/settings", {"email": "", "digest": "on"}, page="/notifications")
-    assert any("请填写接收摘要的地址" in m for m in flashes(cs.get(r.location)))
+    assert r.status_code == 422 and settings_form(r) == ("", True, "请填写接收摘要的地址。未做任何更改。")
     assert (user("customer_service").email, user("customer_service").digest) == (None, False)
     r = cs.post("/notifications/settings", {"email": "CS@Insurer.Example", "digest": "on"}, page="/notifications")
     assert any("已保存" in m for m in flashes(cs.get(r.location)))
     assert (user("customer_service").email, user("customer_service").digest) == ("CS@insurer.example", True)
+
+
+def test_refused_digest_settings_are_shown_again_as_typed_with_the_error_beside_the_address(app, people):
+    row = user("claims_specialist")
+    row.email, row.digest = "cs@insurer.example", False
+    db.session.commit()
+    specialist = Browser(app).login("claims_specialist")
+    assert settings_form(specialist.get("/notifications")) == ("cs@insurer.example", False, None)
+    token = specialist.token("/notifications")
+    seen = user("claims_specialist").notifications_seen_at
+
+    r = specialist.post("/notifications/settings", {"email": "boss@insurer", "digest": "on", "csrf_token": token},
+                        token=False)
+    assert r.status_code == 422 and r.location is None
+    assert settings_form(r) == ("boss@insurer", True, "电子邮件地址无效。未做任何更改。")
+    assert 'aria-describedby="err-digest-email"' in r.get_data(as_text=True) and flashes(r) == []
+    assert "每日邮件摘要" in text(r)                        # the page itself, its lists and all
+    stored = user("claims_specialist")
+    assert (stored.email, stored.digest, stored.notifications_seen_at) == ("cs@insurer.example", False, seen)
+
+    specialist.get("/language/en?next=/notifications")
+    r = specialist.post("/notifications/settings", {"email": "boss@insurer", "digest": "on"}, page="/notifications")
+    assert settings_form(r) == ("boss@insurer", True, "Not a valid e-mail address. Nothing was changed.")
+    assert (user("claims_specialist").email, user("claims_specialist").digest) == ("cs@insurer.example", False)
 
 
 def _digest_on(name, address):

@@ -23,6 +23,7 @@ from ..input_rules import BAD_TEXT, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
 ENGLISH = "en"
+ENGLISH_NAMES = "x-enumNames-en"      # beside x-enumNames, as x-title-en beside title
 
 
 def titles(schema: dict, lang: str) -> tuple[str, str]:
@@ -91,14 +92,18 @@ def widget(prop: dict) -> str:
 
 
 def options(prop: dict, lang: str, retired=False) -> list[tuple[str, str]]:
-    """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first. Of
-    labelled constants (`oneOf`) their title, in English their `x-title-en`; with `retired`, also those no
-    longer offered (`x-retired`), for showing old data."""
+    """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first and then
+    the English name from `x-enumNames-en` where the form gives one (a code that is no English word, e.g. a
+    score: "1 · Very dissatisfied"), else the Chinese name. Of labelled constants (`oneOf`) their title, in
+    English their `x-title-en`; with `retired`, also those no longer offered (`x-retired`), for showing old data."""
     if _constants(prop):
         entries = _constants(prop) + ((prop.get("x-retired") or []) if retired else [])
         return [(str(e["const"]), titles(e, lang)[0] or str(e["const"])) for e in entries]
     values = prop.get("enum") or []
     names = prop.get("x-enumNames") or []
+    if lang == ENGLISH:
+        english = prop.get(ENGLISH_NAMES) or []
+        names = [*english, *names[len(english):]]
     out = []
     for i, value in enumerate(values):
         name = str(names[i]) if i < len(names) else str(value)
