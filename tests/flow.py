@@ -91,6 +91,15 @@ class Desk:
             element_id, changes = (step, {}) if isinstance(step, str) else step
             self.complete(number, element_id, **changes)
 
+    def request_review(self, number, reason="赔付金额有误") -> dict:
+        """The customer's request for a review (核查) of the decision, taken by customer service; the review's
+        first task."""
+        r = self.client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": reason},
+                             headers=self.people["customer_service"].headers)
+        assert r.status_code == 201, r.json
+        [task] = r.json["tasks"]
+        return task
+
     def outbox(self, number):
         return [template for template, _payload in self.messages(number)]
 

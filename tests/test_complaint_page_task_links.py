@@ -85,10 +85,7 @@ def test_a_review_closed_to_its_reader_by_avoidance_is_not_linked(app, client, p
     desk = Desk(client, people)
     number = desk.register()
     desk.walk(number, TO_RESULT)                                # "management" decided the complaint
-    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "赔付金额有误"},
-                    headers=people["customer_service"].headers)
-    assert r.status_code == 201, r.json
-    [review] = r.json["tasks"]
+    review = desk.request_review(number)
     for who, may_open in (("management", False), ("management_2", True), ("compliance", True)):
         b = as_(browser, who)
         page = assert_every_link_opens(b, number, who)

@@ -16,10 +16,7 @@ def test_a_manager_who_decided_the_complaint_may_not_decide_its_review(app, clie
     desk = Desk(client, people)
     number = desk.register()
     desk.walk(number, TO_RESULT)                               # "management" approved the solution
-    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "赔付金额有误"},
-                    headers=people["customer_service"].headers)
-    assert r.status_code == 201, r.json
-    [task] = r.json["tasks"]
+    task = desk.request_review(number)
     assert task["element_id"] == "review_decision" and db.session.get(HumanTask, task["id"]).unstaffed is False
 
     refused = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=people["management"].headers)
@@ -78,9 +75,7 @@ def test_the_case_file_names_the_reviews_steps_and_deadlines(app, client, people
     desk = Desk(client, people)
     number = desk.register()
     desk.walk(number, TO_RESULT)
-    r = client.post(f"/api/v1/complaints/{number}/review-request", json={"reason": "赔付金额有误"},
-                    headers=people["customer_service"].headers)
-    assert r.status_code == 201, r.json
+    desk.request_review(number)
     b = Browser(app).login("compliance")
     page = text(b.get(f"/complaints/{number}/case-file"))
     assert "核查决定" in page and "核查时限（30日）" in page
