@@ -233,7 +233,8 @@ def test_the_complaint_json_reads_its_lists_in_one_statement_in_their_order(app,
     seen = statements_of(lambda: answers.append(desk.client.get(f"/api/v1/complaints/{number}", headers=headers)))
     body = answers[0].json
     assert answers[0].status_code == 200 and body["complaint"]["personal_data"] == "full"
-    assert len([s for s in seen if s.startswith("SELECT")]) == 3, seen
+    reads = [s for s in seen if s.startswith("SELECT") and "FROM audit_chain" not in s]   # not the audit row's lock
+    assert len(reads) == 3, seen
     instances = select(ProcessInstance.id).where(ProcessInstance.business_key == number)
     tasks = db.session.execute(select(HumanTask.id).where(HumanTask.instance_id.in_(instances))
                                .order_by(HumanTask.created_at, HumanTask.instance_id, HumanTask.id)).scalars().all()
