@@ -4,9 +4,9 @@ An append locks only its own chain's head (AuditChain), so changes to different 
 on each other's audit rows. `record` only buffers the event; a transaction's events are written when it
 flushes or commits, one INSERT per flush, after one statement that locks the chain's head and reads it
 (`claim`; none when the change's instance lock took it already, app.engine.runtime) and one UPDATE that
-moves it; a new chain's head is inserted with its first rows. `seal` (run by the scheduler and by `flask audit seal`) fixes the
-heads of the chains that grew since the last seal, chained to it and signed, so that a chain removed whole
-shows too."""
+moves it; a new chain's head is inserted with its first rows. `seal` (run by the scheduler and by `flask
+audit seal`) fixes the heads of the chains that grew since the last seal, chained to it and signed, so that
+a chain removed whole shows too."""
 import hashlib
 import hmac
 import json

@@ -16,7 +16,8 @@ _NEWEST = "newest_versions"   # session.info: newest_versions(), until a flush o
 
 
 def newest_versions(session) -> dict:
-    """{process id: (id, content_hash) of its newest deployed version}, every process in one statement: read once
+    """{process id: (process_id, id, content_hash) of its newest deployed version}, every process in one statement:
+    read once
     per transaction (a page asks for its vocabularies and its forms' labels) and again after a flush of this session
     (a deployment flushes its new version). Not seen until then: a version added here but not flushed, one written
     past the ORM (a Core INSERT), and on PostgreSQL one another process deploys while this transaction runs."""
@@ -32,7 +33,7 @@ def newest_versions(session) -> dict:
 
 
 def newest_version(session, process_id):
-    """(id, content_hash) of the newest deployed version of `process_id`, or None (`newest_versions`)."""
+    """(process_id, id, content_hash) of the newest deployed version of `process_id`, or None (`newest_versions`)."""
     return newest_versions(session).get(process_id)
 
 

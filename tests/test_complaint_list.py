@@ -208,6 +208,13 @@ def test_the_steps_a_complaint_waits_at_read_in_the_pages_language(app, desk, mo
     assert list_export.steps_text("调查取证、审批延期", {"names": {"调查取证": "Investigation"}, "joiner": ", "}) \
         == "Investigation, 审批延期"                                    # a name no step waits at: as stored
     assert list_export.steps_text("调查取证", None) == "调查取证"          # a job queued before the labels were
+    # Every user task of every process is labelled, not only where complaints wait now: a background export reads
+    # its rows later, when a complaint may have moved on (or into a review).
+    from flask_babel import force_locale
+    from app.web.complaints.listing import _step_labels
+    with app.test_request_context(), force_locale("en"):
+        names = _step_labels()["names"]
+    assert names["核查决定"] == "Review decision" and names["客户确认"] == "Customer confirmation", names
 
 
 def test_export_streams_every_row_masked_and_is_audited(app, desk, people):

@@ -119,6 +119,10 @@ def test_refused_digest_settings_are_shown_again_as_typed_with_the_error_beside_
     r = specialist.post("/notifications/settings", {"email": "boss@insurer", "digest": "on"}, page="/notifications")
     assert settings_form(r) == ("boss@insurer", True, "Not a valid e-mail address. Nothing was changed.")
     assert (user("claims_specialist").email, user("claims_specialist").digest) == ("cs@insurer.example", False)
+    # The refused form's address is where the language switch leads back to: it opens the page's settings.
+    back = specialist.get("/language/zh_Hans_CN?next=/notifications/settings")
+    r = specialist.get(back.location)
+    assert r.status_code == 302 and r.location.endswith("/notifications#settings"), (back.location, r.status_code)
 
 
 def _digest_on(name, address):

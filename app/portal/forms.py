@@ -14,7 +14,7 @@ schema, exactly as the staff's form is."""
 
 # Words the customer's version may replace, in pairs: replacing one drops the staff's other one.
 WORDING = (("title", "x-title-en"), ("description", "x-description-en"))
-OPTION_NAMES = "x-enumNames"
+OPTION_NAMES = ("x-enumNames", "x-enumNames-en")
 
 
 def customer_schema(schema: dict) -> dict:
@@ -39,6 +39,9 @@ def _reworded(node: dict, wording: dict) -> dict:
                 out.pop(key, None)
                 if key in wording:
                     out[key] = wording[key]
-    if OPTION_NAMES in wording:
-        out[OPTION_NAMES] = wording[OPTION_NAMES]
+    if any(key in wording for key in OPTION_NAMES):      # the customer's names replace the staff's, both languages
+        for key in OPTION_NAMES:
+            out.pop(key, None)
+            if key in wording:
+                out[key] = wording[key]
     return out

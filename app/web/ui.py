@@ -273,7 +273,7 @@ def latest_forms() -> dict:
         main = current_app.config["COMPLAINT_PROCESS"]
         newest = vocab_store.newest_versions(db.session)
         g.latest_forms = {}
-        for process_id in sorted(newest, key=lambda p: p == main):
+        for process_id in sorted(newest, key=lambda p: (p == main, p)):
             g.latest_forms.update(forms_of_version(newest[process_id].id))
     return g.latest_forms
 

@@ -32,7 +32,7 @@ LAPTOP = {"width": 1366, "height": 768}
 NOT_PAGES = {
     "analysis.export_complaints", "analysis.export_tables", "analysis.export_report",     # CSV / Excel
     "complaints.case_file_json", "procedure.procedure_stats", "procedure.procedure_file",  # JSON, BPMN XML
-    "language.switch", "portal.enter", "portal.language",                                # redirects
+    "language.switch", "portal.enter", "portal.language", "notifications.settings_page",  # redirects
     "sso.start", "sso.callback", "sso.logout",          # redirects (SSO; the logout's page: test_sso_browser)
     "language.favicon", "complaints.case_file_zip", "evidence.download", "complaints.export",  # files
     "health.healthz", "health.readyz", "health.scrape",                                   # probes, metrics

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ... import audit, complaint_list, complaints, queues
+from ... import audit, complaint_list, complaints, queues, vocab_store
 from ...analysis.dimensions import FilterError, dimensions
 from ...analysis.periods import PeriodError
 from ...extensions import db
@@ -16,7 +16,7 @@ from ...jobs import list_export, store as jobs
 from ...models import Complaint, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
 from ...timeutil import utcnow
-from .. import formrender_codes
+from .. import diagram, formrender_codes
 from ..common import page_arg, roles_required
 from ..downloads import download
 from ..filter_messages import filter_message, period_message
@@ -67,33 +67,37 @@ def search():
             found = complaint_list.page(db.session, conditions, page_arg(), current_app.config["WEB_PER_PAGE"])
     if found and term and found["total"] == 1 and found["rows"][0].number == term:
         return redirect(url_for("complaints.complaint", number=term))
-    pii, steps = has_any(me(), pii_roles()), queues.waiting_steps(db.session)
-    now = _step_labels(steps)
+    pii, now = has_any(me(), pii_roles()), _step_labels()
     items = [{"c": c, "customer": c.customer_name if pii else complaints.mask_name(c.customer_name),
               "phone": complaints.mask_phone(c.phone), "now": list_export.steps_text(c.current_step, now)}
              for c in (found or {}).get("rows", [])]
     args = asked.args if asked is not None else _filter_args()
     return render_template("complaints/search.html", q=term, personal=request.method == "POST", items=items,
-                           found=found, error=error, args=args, options=_options(steps), saved=_saved_of_me(),
+                           found=found, error=error, args=args, options=_options(), saved=_saved_of_me(),
                            may_export=has_any(me(), LIST_EXPORTERS)), 422 if error else 200
 
 
-def _options(steps) -> dict:
-    """The choices of the filter form: codes of the vocabularies, channels, the steps complaints wait at (`steps`:
-    queues.waiting_steps), handlers."""
+def _options() -> dict:
+    """The choices of the filter form: codes of the vocabularies, channels, the steps complaints wait at, handlers."""
     forms = latest_forms()
     return {"category": formrender_codes.filter_options("category") or [],
             "product_line": formrender_codes.filter_options("product_line") or [],
             "channel": list(CHANNEL_LABELS.items()),
-            "step": [(e, step_label(e, n, forms)) for e, n in steps],
+            "step": [(e, step_label(e, n, forms)) for e, n in queues.waiting_steps(db.session)],
             "handler": [(u.username, u.display_name) for u in complaints.claim_handlers(db.session)]}
 
 
-def _step_labels(steps) -> dict:
-    """What list_export.steps_text needs to say the steps complaints wait at in this page's language: each waiting
-    step's diagram name and its label (`steps`: queues.waiting_steps)."""
-    forms = latest_forms()
-    return {"names": {name: step_label(e, name, forms) for e, name in steps}, "joiner": _(", ")}
+def _step_labels() -> dict:
+    """What list_export.steps_text needs to say the steps complaints wait at in this page's language: the diagram
+    name of every user task in the newest version of each process (the complaint process's last) and its label.
+    A background export keeps them in its params, for complaints that move on before it reads them."""
+    forms, main = latest_forms(), current_app.config["COMPLAINT_PROCESS"]
+    newest, names = vocab_store.newest_versions(db.session), {}
+    for process_id in sorted(newest, key=lambda p: (p == main, p)):
+        for element in diagram.of_version(newest[process_id])["elements"].values():
+            if element["kind"] == "userTask" and element["name"]:
+                names[element["name"]] = step_label(element["id"], element["name"], forms)
+    return {"names": names, "joiner": _(", ")}
 
 
 def _filter_args() -> dict:
@@ -224,4 +228,4 @@ def _export_labels() -> dict:
             "channel": {code: str(channel_label(code)) for code in CHANNEL_LABELS},
             "status": {code: str(status_label(code, "complaint")) for code in complaint_list.STATUSES},
             "outcome": {code: str(outcome_label(code)) for code in OUTCOME_LABELS},
-            "now": _step_labels(queues.waiting_steps(db.session))}
+            "now": _step_labels()}

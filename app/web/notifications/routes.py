@@ -38,6 +38,13 @@ def _render(user, lists, last_seen, settings_form, error=None):
                            settings_form=settings_form, error=error), 422 if error else 200
 
 
+@bp.get("/notifications/settings")
+@roles_required(*WORKERS)
+def settings_page():
+    """Where a refused save was shown (e.g. the language switch's way back to it): the page's settings."""
+    return redirect(url_for("notifications.page", _anchor="settings"))
+
+
 @bp.post("/notifications/settings")
 @roles_required(*WORKERS)
 def settings():
