@@ -73,6 +73,11 @@ def _handlers(session, business_key, besides) -> list[str]:
     return sorted(set(session.execute(by_task.union(by_action)).scalars()))
 
 
+def took_part(reason: str) -> bool:
+    """Whether `reason` (of excluded_usernames) is the independent process's rule (HANDLED), not the claim's."""
+    return reason.endswith(HANDLED.format(user=""))
+
+
 def reason_for(user, complaint) -> Optional[str]:
     """Why `user` must stay out of `complaint` (already loaded), or None."""
     return _excluded_by(complaint.claim_handler).get(user.username) if complaint is not None else None

@@ -82,3 +82,19 @@ def test_the_case_file_names_the_reviews_steps_and_deadlines(app, client, people
     assert "review_decision" not in page and "review_deadline" not in page
     b.get("/language/en?next=/")
     assert "Review decision" in text(b.get(f"/complaints/{number}/case-file"))
+
+
+def test_a_handler_kept_off_the_review_is_told_that_rule_not_the_claims(app, client, people):
+    """回避 has two rules; the page says the one that applies: a manager who decided the complaint may not work its
+    review because they took part in the handling, not because they handled the original claim."""
+    from tests.test_web import Browser, text
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, TO_RESULT)                               # "management" approved the solution
+    review = desk.request_review(number)
+    b = Browser(app).login("management")
+    page = b.get(f"/tasks/{review['id']}")
+    assert page.status_code == 403 and "参与过此投诉的处理，不得办理其核查（回避）" in text(page), text(page)
+    assert "原理赔案件" not in text(page)
+    r = b.post(f"/tasks/{review['id']}/claim", {}, page="/", follow_redirects=True)
+    assert "参与过此投诉的处理" in text(r) and "原理赔案件" not in text(r)

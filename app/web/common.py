@@ -15,7 +15,7 @@ from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..models import Complaint, User
 from ..permissions import allow
-from .ui import has_any, me
+from .ui import has_any, me, stand_aside
 
 STAND_ASIDE = _l("You handled the original claim of this complaint and must stand aside (回避).")
 
@@ -51,7 +51,8 @@ def readable_or_abort(number) -> Complaint:
 def excluded_reason(user, task, facts=None):
     """The exclusion rules (e.g. 回避) that keep this user off this task, as a translated sentence, or None
     (`facts`: as for runtime().exclusion)."""
-    return str(STAND_ASIDE) if runtime().exclusion(user, task, facts) else None
+    reason = runtime().exclusion(user, task, facts)
+    return stand_aside(reason) if reason else None
 
 
 def task_read_refusal(user, task, supervisor: bool, facts=None):

@@ -8,7 +8,7 @@ from flask_babel import get_locale, get_timezone, gettext as _, lazy_gettext as 
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import notifications, vocab_store
+from .. import avoidance, notifications, vocab_store
 from ..extensions import db
 from ..models import ProcessInstance, ProcessVersion
 from ..permissions import ADMINS, ANALYSTS, PROCEDURE_READERS, READERS, REGISTRARS, WORKERS, pii_roles  # noqa: F401  (the pages import it from here)
@@ -311,6 +311,19 @@ def _nav_context():
             "step_label": step_label}
 
 
+def stand_aside(reason: str, name=None) -> str:
+    """The 回避 rule that keeps someone off a task (a reason of avoidance.excluded_usernames) as a sentence: said
+    of `name`, else to the reader."""
+    if avoidance.took_part(reason or ""):
+        if name:
+            return _("%(name)s took part in handling this complaint and may not work on its review (回避).",
+                     name=name)
+        return _("You took part in handling this complaint and may not work on its review (回避).")
+    if name:
+        return _("%(name)s handled the original claim of this complaint and must stand aside (回避).", name=name)
+    return _("You handled the original claim of this complaint and must stand aside (回避).")
+
+
 def error_message(err, task=None, assignee=None) -> str:
     """A runtime error (app.errors.AppError) as a translated sentence for a flash message."""
     code = err.code
@@ -319,10 +332,8 @@ def error_message(err, task=None, assignee=None) -> str:
     if code == "wrong_role":
         return _("This task belongs to another role.")
     if code == "excluded":
-        if assignee is not None and err.fields.get("user") == assignee.username:
-            return _("%(name)s handled the original claim of this complaint and must stand aside (回避).",
-                     name=assignee.display_name)
-        return _("You handled the original claim of this complaint and must stand aside (回避).")
+        other = assignee is not None and err.fields.get("user") == assignee.username
+        return stand_aside(err.message, assignee.display_name if other else None)
     if code == "already_claimed":
         return _("Someone else claimed this task first (%(name)s). Nothing was changed.", name=holder or "?")
     if code == "not_assignee":

@@ -12,9 +12,9 @@ from ...extensions import db
 from ...input_guard import accepts_uploads
 from ...models import Complaint, EvidenceFile, HumanTask
 from ...permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, TASK_READERS, WORKERS
-from ..common import STAND_ASIDE, attachment, readable_or_abort, roles_required, runtime, safe_next
+from ..common import attachment, readable_or_abort, roles_required, runtime, safe_next
 from ..evidence_ui import case_of_complaint, case_of_task, posted_files, read_refusal, store, take
-from ..ui import error_message, has_any, me, pii_roles
+from ..ui import error_message, has_any, me, pii_roles, stand_aside
 from . import bp
 
 
@@ -62,8 +62,9 @@ def _task_for(user, task_id, work=False) -> HumanTask:
     task = db.session.get(HumanTask, task_id)
     if task is None:
         abort(404)
-    if runtime().exclusion(user, task):            # 回避 closes reading as well as working
-        abort(403, description=str(STAND_ASIDE))
+    reason = runtime().exclusion(user, task)
+    if reason:                                      # 回避 closes reading as well as working
+        abort(403, description=stand_aside(reason))
     if task.role not in user.roles and (work or "compliance" not in user.roles):
         abort(403, description=_("This task belongs to another role."))
     return task
