@@ -260,6 +260,11 @@ def forms_of_instances(instance_ids) -> dict:
     and the processes beside it: a call to the customer, a review)."""
     version_ids = db.session.execute(select(ProcessInstance.version_id).where(
         ProcessInstance.id.in_(sorted(instance_ids)))).scalars().all() if instance_ids else []
+    return forms_of_versions(version_ids)
+
+
+def forms_of_versions(version_ids) -> dict:
+    """The forms of these versions, merged (in the order of their ids)."""
     merged = {}
     for version_id in sorted(set(version_ids)):
         merged.update(forms_of_version(version_id))

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ... import case_events, complaints, customer_requests
-from ...avoidance import FACTS, with_facts
+from ...avoidance import facts_of
 from ...api.schemas import ComplaintOut
 from ...casefile import case_file, deliveries_by_message
 from ...errors import AppError, InvalidData
@@ -25,7 +25,7 @@ from ..common import (attachment, colleagues, display_names, readable_or_abort, 
                       task_read_refusal)
 from ..evidence_ui import case_of_complaint, listing, read_refusal, size_text, store as evidence_store
 from ..timeline import HIDDEN_BY_DEFAULT, ROUTINE, timeline
-from ..ui import (error_message, fmt_datetime, forms_of_instances, forms_of_version, has_any, lang, me, message_label,
+from ..ui import (error_message, fmt_datetime, forms_of_version, forms_of_versions, has_any, lang, me, message_label,
                   pii_roles, step_label)
 from . import bp
 from .forms import intake_errors, intake_schema
@@ -78,8 +78,12 @@ def complaint(number):
     person, full = complaints.personal_view(db.session, user, found, {k: getattr(found, k) for k in complaints.PERSONAL},
                                             pii_roles())
     tasks = complaints.tasks_of(db.session, found)
-    # The forms of the complaint's main instance and of the processes beside it (a call, a review).
-    forms = forms_of_instances({found.instance_id, *(t.instance_id for t in tasks)})
+    # The complaint's main instance and the processes beside it (a call, a review): their forms, and what 回避
+    # reads of each (app.avoidance.FACTS) for the tasks the page links.
+    instances = db.session.execute(select(ProcessInstance.id, ProcessInstance.business_key, ProcessInstance.process_id,
+                                          ProcessInstance.version_id)
+                                   .where(ProcessInstance.business_key == found.number)).all()
+    forms = forms_of_versions([i.version_id for i in instances])
     deadlines = db.session.execute(select(Deadline).where(Deadline.instance_id.in_(complaints.instances_of(found)))
                                    .order_by(Deadline.due_at, Deadline.id)).scalars().all()
     show_all = request.args.get("all") == "1"
@@ -94,7 +98,7 @@ def complaint(number):
     return render_template(
         "complaints/complaint.html", c=found, person=person, full_personal=full, forms=forms,
         diagram=complaint_diagram(found),
-        open_tasks=open_tasks, tasks=tasks, openable=openable_tasks(user, found, tasks, supervisor),
+        open_tasks=open_tasks, tasks=tasks, openable=openable_tasks(user, found, tasks, supervisor, instances),
         deadlines=deadlines, messages=messages,
         entries=timeline(shown, forms),
         hidden=hidden, show_all=show_all, names=display_names({e.actor for e in events}),
@@ -108,18 +112,11 @@ def complaint(number):
         max_mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024))
 
 
-def openable_tasks(user, found, tasks, supervisor) -> set:
-    """The ids of the tasks whose page `user` may open (the task page's own check), the only ones linked.
-    What 回避 reads of the complaint's instances is read once for the page, not once per task."""
-    facts = _instance_facts(found) if tasks else {}
+def openable_tasks(user, found, tasks, supervisor, instances) -> set:
+    """The ids of the tasks whose page `user` may open (the task page's own check), the only ones linked. What
+    回避 reads of each instance comes from the rows the page read (`instances`) and the complaint, not a query."""
+    facts = {i.id: facts_of(i, found) for i in instances}
     return {t.id for t in tasks if not task_read_refusal(user, t, supervisor, facts.get(t.instance_id))}
-
-
-def _instance_facts(found) -> dict:
-    """{instance id: what 回避 reads of it (app.avoidance.FACTS)} for every instance of the complaint."""
-    rows = db.session.execute(with_facts(select(ProcessInstance.id, *FACTS))
-                              .where(ProcessInstance.business_key == found.number))
-    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def customer_messages(session, found) -> list[dict]:
