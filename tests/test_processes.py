@@ -120,12 +120,31 @@ def test_missing_form_is_reported_on_its_user_task(copy):
     ("{not json", "not valid JSON"),
     (json.dumps({"type": "object", "properties": {"x": {"type": "strng"}}}), "not a valid JSON Schema"),
     (json.dumps({"type": "array"}), '"type": "object"'),
+    (json.dumps({"type": "object", "properties": {"x": {"type": "integer", "enum": [1, 2, 3],
+                                                        "x-enumNames": ["差", "中", "好"],
+                                                        "x-enumNames-en": ["Poor", "Good"]}}}),
+     "the field 'x' names 2 choices in x-enumNames-en but offers 3"),
 ])
 def test_invalid_form_files_are_reported(copy, content, message):
     (copy / "forms" / "archive.json").write_text(content, encoding="utf-8")
     bundles, problems = check(copy)
     assert bundles == [] and len(problems) == 1
     assert problems[0].element_id == "archive" and message in problems[0].message
+
+
+def test_choice_names_that_do_not_match_the_choices_are_reported_in_the_page_language(app, copy):
+    """A form whose choices' names (x-enumNames, x-enumNames-en) are not one per choice would show a choice under
+    another's name: the check refuses it, and the procedure page says so in Chinese."""
+    from app.web.procedure.problems import problem_text
+    path = copy / "forms" / "satisfaction_survey.json"
+    form = json.loads(path.read_text(encoding="utf-8"))
+    form["properties"]["overall"]["x-enumNames-en"].pop()
+    path.write_text(json.dumps(form, ensure_ascii=False), encoding="utf-8")
+    bundles, problems = check(copy)
+    assert bundles == [] and [p.code for p in problems] == ["form_option_names"], problems
+    with app.test_request_context():
+        said = problem_text(problems[0])
+    assert "在 x-enumNames-en 中为字段 overall 给出了 4 个选项名称，但该字段有 5 个选项" in said, said
 
 
 def test_unknown_lane_and_task_outside_a_role_lane(copy):

@@ -412,7 +412,28 @@ def _form(forms_dir: Path, name: str):
                       {**where, "detail": exc.message})
     if schema.get("type") != "object":
         return None, (f'{path.name}: a form schema must have "type": "object"', "form_not_object", where)
+    mismatch = _option_names_mismatch(schema)
+    if mismatch:
+        field_name, key, names, values = mismatch
+        return None, (f"{path.name}: the field {field_name!r} names {names} choices in {key} but offers {values}",
+                      "form_option_names", {**where, "field": field_name, "key": key, "names": names,
+                                            "values": values})
     return schema, None
+
+
+OPTION_NAMES = ("x-enumNames", "x-enumNames-en")      # the names of a field's choices, Chinese and English
+
+
+def _option_names_mismatch(schema: dict):
+    """(field, key, names, values) of the first field whose choices' names (OPTION_NAMES) do not match its enum one
+    for one (a form would show a choice under another's name), else None."""
+    for name, prop in (schema.get("properties") or {}).items():
+        values = (prop.get("enum") if isinstance(prop, dict) else None) or []
+        for key in OPTION_NAMES:
+            names = prop.get(key) if isinstance(prop, dict) else None
+            if values and isinstance(names, list) and len(names) != len(values):
+                return name, key, len(names), len(values)
+    return None
 
 
 def decode_xml(raw: bytes) -> str:

@@ -59,6 +59,9 @@ TEXTS = {
                           "correct the file in %(folder)s/."),
     "form_not_object": _l("The form %(form_file)s of %(element)s must have \"type\": \"object\": correct the file "
                           "in %(folder)s/."),
+    "form_option_names": _l("The form %(form_file)s of %(element)s names %(names)s choices of the field %(field)s "
+                            "in %(key)s, but the field offers %(values)s: give one name per choice, in their order, "
+                            "in %(folder)s/."),
     "survey_form_name": _l("notify_customer('%(template)s') in %(element)s names the survey form %(form)s, which "
                            "is not a form file name (a-z, 0-9, _): correct the script."),
     "survey_form_missing": _l("notify_customer('%(template)s') in %(element)s names the survey form "
