@@ -37,12 +37,14 @@ REFUSING = ("app/engine/runtime.py", "app/case_events.py", "app/complaints.py", 
 
 
 def test_every_refusal_a_page_shows_is_a_sentence_in_the_page_language(app):
-    """ui.error_message turns each error code these modules raise by name (`code="…"`; not the codes they build,
-    e.g. `task_{state}`) into a translated sentence; the error's own message is API English, which a Chinese page
-    must not show."""
+    """ui.error_message turns each error code these modules raise (by name, `code="…"`, and the ones they build:
+    `task_{state}`, `review_{state}`) into a translated sentence; the error's own message is API English, which a
+    Chinese page must not show."""
     codes = {code for path in REFUSING
              for code in re.findall(r'code="([a-z_]+)"', (ROOT / path).read_text(encoding="utf-8"))}
     codes |= {"forbidden", "conflict", "not_found"}             # the generic ones, raised without a code of their own
+    codes |= {"task_completed", "task_cancelled"}               # built at run time: task_{state} (not open)
+    codes |= {f"review_{state}" for state in ("undecided", "requested", "ended")}     # review_{state}
     assert {"not_now", "role_required", "wrong_role", "not_waiting"} <= codes
     with app.test_request_context(), force_locale("zh_Hans_CN"):
         for code in sorted(codes - {"rejected_by_procedure"}):   # invalid input: shown on its form's fields
