@@ -124,10 +124,20 @@ def test_missing_form_is_reported_on_its_user_task(copy):
                                                         "x-enumNames": ["差", "中", "好"],
                                                         "x-enumNames-en": ["Poor", "Good"]}}}),
      "the field 'x' names 2 choices in x-enumNames-en but offers 3"),
+    (json.dumps({"type": "object", "properties": {"x": {"type": "array", "items": {"enum": ["a", "b", "c"],
+                                                                                 "x-enumNames": ["甲", "乙"]}}}}),
+     "the field 'x[]' names 2 choices in x-enumNames but offers 3"),
+    (json.dumps({"type": "object", "properties": {"x": {"type": "string", "enum": ["a", "b"]}},
+                 "x-customer": {"properties": {"x": {"x-enumNames": ["甲"]}}}}),
+     "the field 'x-customer.x' names 1 choices in x-enumNames but offers 2"),
+    (json.dumps({"type": "object", "properties": {"x": {"type": "string"}}, "x-customer": "odd"}), None),
 ])
 def test_invalid_form_files_are_reported(copy, content, message):
     (copy / "forms" / "archive.json").write_text(content, encoding="utf-8")
     bundles, problems = check(copy)
+    if message is None:                         # odd, but nothing the check refuses
+        assert problems == [] and bundles
+        return
     assert bundles == [] and len(problems) == 1
     assert problems[0].element_id == "archive" and message in problems[0].message
 
@@ -145,6 +155,19 @@ def test_choice_names_that_do_not_match_the_choices_are_reported_in_the_page_lan
     with app.test_request_context():
         said = problem_text(problems[0])
     assert "在 x-enumNames-en 中为字段 overall 给出了 4 个选项名称，但该字段有 5 个选项" in said, said
+
+
+def test_a_staff_message_forms_problem_is_said_in_the_page_language_too(app, copy):
+    """The form of a message handlers send (e.g. asking for more time) is checked like a task's, and its problem
+    keeps its code, so the procedure page says it in Chinese rather than the check's English."""
+    from app.web.procedure.problems import problem_text
+    (copy / "forms" / "extension_requested.json").write_text("{not json", encoding="utf-8")
+    bundles, problems = check(copy)
+    assert bundles == [] and [p.code for p in problems] == ["form_not_json"], problems
+    assert "message 'extension_requested'" in problems[0].message
+    with app.test_request_context():
+        said = problem_text(problems[0])
+    assert "extension_requested.json" in said and "不是有效的 JSON" in said, said
 
 
 def test_unknown_lane_and_task_outside_a_role_lane(copy):

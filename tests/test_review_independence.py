@@ -98,3 +98,9 @@ def test_a_handler_kept_off_the_review_is_told_that_rule_not_the_claims(app, cli
     assert "原理赔案件" not in text(page)
     r = b.post(f"/tasks/{review['id']}/claim", {}, page="/", follow_redirects=True)
     assert "参与过此投诉的处理" in text(r) and "原理赔案件" not in text(r)
+    # Said of someone else: a supervisor who would give them the review.
+    name = people["management"].user.display_name
+    other = Browser(app).login("management_2")
+    r = other.post(f"/tasks/{review['id']}/assign", {"username": "management"}, page=f"/complaints/{number}",
+                   follow_redirects=True)
+    assert f"{name} 参与过此投诉的处理，不得办理其核查（回避）" in text(r), text(r)

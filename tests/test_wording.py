@@ -6,7 +6,7 @@ import re
 
 from flask_babel import force_locale
 
-from app import create_app
+from app import create_app, customer_requests
 from app.cli import deploy_on_start
 from app.config import ROOT, TestConfig
 from app.errors import AppError
@@ -44,7 +44,7 @@ def test_every_refusal_a_page_shows_is_a_sentence_in_the_page_language(app):
              for code in re.findall(r'code="([a-z_]+)"', (ROOT / path).read_text(encoding="utf-8"))}
     codes |= {"forbidden", "conflict", "not_found"}             # the generic ones, raised without a code of their own
     codes |= {"task_completed", "task_cancelled"}               # built at run time: task_{state} (not open)
-    codes |= {f"review_{state}" for state in ("undecided", "requested", "ended")}     # review_{state}
+    codes |= {f"review_{state or 'undecided'}" for state in customer_requests.REVIEW_REFUSALS}     # review_{state}
     assert {"not_now", "role_required", "wrong_role", "not_waiting"} <= codes
     with app.test_request_context(), force_locale("zh_Hans_CN"):
         for code in sorted(codes - {"rejected_by_procedure"}):   # invalid input: shown on its form's fields

@@ -23,16 +23,18 @@ def awaited_by_staff(tree) -> list[tuple[str, str, int]]:
 
 def message_forms(files, trees, forms_dir: Path, load_form, report) -> dict:
     """{message name: schema} of the staff messages the diagrams in `files` wait for and that have a
-    form; `report(file, element_id, line, message)` gets what is wrong with one."""
+    form; `report(file, element_id, line, message, code=None, params=None)` gets what is wrong with one
+    (`load_form(forms_dir, name)`: (schema, None) or (None, (message, code, params)))."""
     forms = {}
     for file in files:
         for name, element_id, line in awaited_by_staff(trees[file]):
             if name in forms or not (Path(forms_dir) / f"{name}.json").exists():
                 continue
-            schema, error = load_form(Path(forms_dir), name)
-            error = error or _sent_by_problem(schema)
-            if error:
-                report(file, element_id, line, f"message {name!r}: {error}")
+            schema, reason = load_form(Path(forms_dir), name)
+            if reason:
+                report(file, element_id, line, f"message {name!r}: {reason[0]}", *reason[1:])
+            elif _sent_by_problem(schema):
+                report(file, element_id, line, f"message {name!r}: {_sent_by_problem(schema)}")
             else:
                 forms[name] = schema
     return forms

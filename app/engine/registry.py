@@ -389,12 +389,6 @@ def check_decision_tables(file, tree) -> list[Problem]:
     return problems
 
 
-def load_form(forms_dir: Path, name: str):
-    """Return (schema, problem message or None)."""
-    schema, reason = _form(forms_dir, name)
-    return schema, reason[0] if reason else None
-
-
 def _form(forms_dir: Path, name: str):
     """(schema, None) or (None, (message, code, params)) of forms/<name>.json."""
     path = forms_dir / f"{name}.json"
@@ -426,13 +420,22 @@ OPTION_NAMES = ("x-enumNames", "x-enumNames-en")      # the names of a field's c
 
 def _option_names_mismatch(schema: dict):
     """(field, key, names, values) of the first field whose choices' names (OPTION_NAMES) do not match its enum one
-    for one (a form would show a choice under another's name), else None."""
+    for one (a form would show a choice under another's name), else None: a field's own choices, a list's
+    (`items`, e.g. checkboxes), and the names the customer's wording (`x-customer`) gives them."""
+    wording = schema.get("x-customer")
+    customer = wording.get("properties") if isinstance(wording, dict) else None
+    customer = customer if isinstance(customer, dict) else {}
     for name, prop in (schema.get("properties") or {}).items():
-        values = (prop.get("enum") if isinstance(prop, dict) else None) or []
-        for key in OPTION_NAMES:
-            names = prop.get(key) if isinstance(prop, dict) else None
-            if values and isinstance(names, list) and len(names) != len(values):
-                return name, key, len(names), len(values)
+        if not isinstance(prop, dict):
+            continue
+        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        worded = customer.get(name) if isinstance(customer.get(name), dict) else {}
+        for label, values, named in ((name, prop.get("enum"), prop), (f"{name}[]", items.get("enum"), items),
+                                     (f"x-customer.{name}", prop.get("enum"), worded)):
+            for key in OPTION_NAMES:
+                names = named.get(key)
+                if values and isinstance(names, list) and len(names) != len(values):
+                    return label, key, len(names), len(values)
     return None
 
 
@@ -713,10 +716,10 @@ def _bundle_messages(templates, calls, process_specs, surveys) -> tuple[dict, di
 
 def _staff_message_forms(process_specs, trees, forms_dir, problems) -> dict:
     """The forms of the messages handlers may send to these processes (app/engine/event_forms.py)."""
-    def report(file, element_id, line, message):
-        problems.append(Problem(file, element_id, line, message))
+    def report(file, element_id, line, message, code=ENGINE, params=None):
+        problems.append(Problem(file, element_id, line, message, code, params or {}))
     files = dict.fromkeys(ps.file for ps in process_specs if ps.file in trees)
-    return event_forms.message_forms(files, trees, Path(forms_dir), load_form, report)
+    return event_forms.message_forms(files, trees, Path(forms_dir), _form, report)
 
 
 def _coded_forms(forms: dict, vocabularies: dict, forms_dir, problems) -> dict:

@@ -94,7 +94,8 @@ def widget(prop: dict) -> str:
 def options(prop: dict, lang: str, retired=False) -> list[tuple[str, str]]:
     """(value, label) of an enum; labels from x-enumNames, in English with the humanised code first and then
     the English name from `x-enumNames-en` where the form gives one (a code that is no English word, e.g. a
-    score: "1 · Very dissatisfied"), else the Chinese name. Of labelled constants (`oneOf`) their title, in
+    score: "1 · Very dissatisfied"), else the Chinese name (the check refuses a list of names that is not one per
+    choice; a version deployed before it may have a shorter one). Of labelled constants (`oneOf`) their title, in
     English their `x-title-en`; with `retired`, also those no longer offered (`x-retired`), for showing old data."""
     if _constants(prop):
         entries = _constants(prop) + ((prop.get("x-retired") or []) if retired else [])
