@@ -91,3 +91,21 @@ def test_a_review_closed_to_its_reader_by_avoidance_is_not_linked(app, client, p
         page = assert_every_link_opens(b, number, who)
         assert (review["id"] in task_links(page)) == may_open, who
         assert 'data-testid="task-name"' in current_row(page, review["id"]) or may_open
+
+
+def test_deciding_the_links_reads_the_instances_once(app, client, people, browser, backend):
+    """What 回避 needs to decide the links comes from the complaint and the instance rows the page reads for its
+    forms: the page reads process_instance once, however many tasks and instances it shows (the review rule's
+    own lookup of who took part aside, which only a reader who may otherwise open the review's task needs)."""
+    from tests.sql_capture import statements_of
+    desk = Desk(client, people)
+    number = desk.register()
+    desk.walk(number, TO_RESULT)
+    desk.request_review(number)
+    for who in ("customer_service", "claims_specialist", "management_2", "compliance"):
+        b = as_(browser, who)
+        assert b.get(f"/complaints/{number}").status_code == 200            # warm: forms and diagrams cached
+        sent = statements_of(lambda: b.get(f"/complaints/{number}"))
+        instances = [s for s in sent if s.startswith("SELECT process_instance.")     # the complaint's instances
+                     and ("WHERE process_instance.business_key = " in s or "WHERE process_instance.id IN" in s)]
+        assert len(instances) == 1, (who, "\n".join(instances))
