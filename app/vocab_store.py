@@ -17,10 +17,10 @@ _NEWEST = "newest_versions"   # session.info: newest_versions(), until a flush o
 
 def newest_versions(session) -> dict:
     """{process id: (process_id, id, content_hash) of its newest deployed version}, every process in one statement:
-    read once
-    per transaction (a page asks for its vocabularies and its forms' labels) and again after a flush of this session
-    (a deployment flushes its new version). Not seen until then: a version added here but not flushed, one written
-    past the ORM (a Core INSERT), and on PostgreSQL one another process deploys while this transaction runs."""
+    read once per transaction (a page asks for its vocabularies and its forms' labels) and again after a flush of
+    this session (a deployment flushes its new version). Not seen until then: a version added here but not flushed,
+    one written past the ORM (a Core INSERT), and on PostgreSQL one another process deploys while this transaction
+    runs."""
     known = session.info.get(_NEWEST)
     if known is None:
         newest = select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("version")) \

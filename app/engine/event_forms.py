@@ -31,10 +31,9 @@ def message_forms(files, trees, forms_dir: Path, load_form, report) -> dict:
             if name in forms or not (Path(forms_dir) / f"{name}.json").exists():
                 continue
             schema, reason = load_form(Path(forms_dir), name)
-            if reason:
+            reason = reason or (_sent_by_problem(schema),)      # (message, code, params), or (message or None,)
+            if reason[0]:
                 report(file, element_id, line, f"message {name!r}: {reason[0]}", *reason[1:])
-            elif _sent_by_problem(schema):
-                report(file, element_id, line, f"message {name!r}: {_sent_by_problem(schema)}")
             else:
                 forms[name] = schema
     return forms

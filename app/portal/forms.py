@@ -13,8 +13,7 @@ The form is rendered and its answers read by app.web.formrender and checked agai
 schema, exactly as the staff's form is."""
 
 # Words the customer's version may replace, in pairs: replacing one drops the staff's other one.
-WORDING = (("title", "x-title-en"), ("description", "x-description-en"))
-OPTION_NAMES = ("x-enumNames", "x-enumNames-en")
+WORDING = (("title", "x-title-en"), ("description", "x-description-en"), ("x-enumNames", "x-enumNames-en"))
 
 
 def customer_schema(schema: dict) -> dict:
@@ -39,9 +38,4 @@ def _reworded(node: dict, wording: dict) -> dict:
                 out.pop(key, None)
                 if key in wording:
                     out[key] = wording[key]
-    if any(key in wording for key in OPTION_NAMES):      # the customer's names replace the staff's, both languages
-        for key in OPTION_NAMES:
-            out.pop(key, None)
-            if key in wording:
-                out[key] = wording[key]
     return out

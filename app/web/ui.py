@@ -271,15 +271,20 @@ def forms_of_versions(version_ids) -> dict:
     return merged
 
 
+def newest_versions() -> list:
+    """The newest deployed version of every process (vocab_store.newest_versions' rows), the complaint process's
+    last, so that what is merged from them in this order takes its names where two give one."""
+    main, newest = current_app.config["COMPLAINT_PROCESS"], vocab_store.newest_versions(db.session)
+    return [newest[process_id] for process_id in sorted(newest, key=lambda p: (p == main, p))]
+
+
 def latest_forms() -> dict:
     """The forms of the newest deployed version of every process, the complaint process's last (for labels in
     lists, which show the steps of a review or a quarterly review beside the complaint's)."""
     if "latest_forms" not in g:
-        main = current_app.config["COMPLAINT_PROCESS"]
-        newest = vocab_store.newest_versions(db.session)
         g.latest_forms = {}
-        for process_id in sorted(newest, key=lambda p: (p == main, p)):
-            g.latest_forms.update(forms_of_version(newest[process_id].id))
+        for version in newest_versions():
+            g.latest_forms.update(forms_of_version(version.id))
     return g.latest_forms
 
 

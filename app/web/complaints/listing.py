@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ... import audit, complaint_list, complaints, queues, vocab_store
+from ... import audit, complaint_list, complaints, queues
 from ...analysis.dimensions import FilterError, dimensions
 from ...analysis.periods import PeriodError
 from ...extensions import db
@@ -20,8 +20,8 @@ from .. import diagram, formrender_codes
 from ..common import page_arg, roles_required
 from ..downloads import download
 from ..filter_messages import filter_message, period_message
-from ..ui import (CHANNEL_LABELS, OUTCOME_LABELS, channel_label, has_any, latest_forms, me, outcome_label, pii_roles,
-                  status_label, step_label)
+from ..ui import (CHANNEL_LABELS, OUTCOME_LABELS, channel_label, has_any, latest_forms, me, newest_versions,
+                  outcome_label, pii_roles, status_label, step_label)
 from . import bp
 
 SAVED_MAX = 20           # saved filters per user
@@ -91,10 +91,9 @@ def _step_labels() -> dict:
     """What list_export.steps_text needs to say the steps complaints wait at in this page's language: the diagram
     name of every user task in the newest version of each process (the complaint process's last) and its label.
     A background export keeps them in its params, for complaints that move on before it reads them."""
-    forms, main = latest_forms(), current_app.config["COMPLAINT_PROCESS"]
-    newest, names = vocab_store.newest_versions(db.session), {}
-    for process_id in sorted(newest, key=lambda p: (p == main, p)):
-        for element in diagram.of_version(newest[process_id])["elements"].values():
+    forms, names = latest_forms(), {}
+    for version in newest_versions():
+        for element in diagram.of_version(version)["elements"].values():
             if element["kind"] == "userTask" and element["name"]:
                 names[element["name"]] = step_label(element["id"], element["name"], forms)
     return {"names": names, "joiner": _(", ")}
