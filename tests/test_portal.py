@@ -318,12 +318,19 @@ def test_an_answer_recorded_by_customer_service_first_is_not_overwritten(app, de
     assert complaint_of(number).satisfied is True
 
 
-def test_satisfied_then_the_survey_is_answered_once(app, desk):
+def confirmed_satisfied(app, desk) -> tuple:
+    """(the customer's browser, the complaint's number) once they confirmed its result as satisfied, so that the
+    survey is offered."""
     number = at_confirmation(desk)
     phone = opened(app, number)
     task_id = task_row(number, "customer_confirmation").id
     r = phone.post(f"/my/answer/{task_id}", {"satisfied": "true", "customer_feedback": "处理及时"})
     assert r.status_code == 200
+    return phone, number
+
+
+def test_satisfied_then_the_survey_is_answered_once(app, desk):
+    phone, number = confirmed_satisfied(app, desk)
     assert complaint_of(number).satisfied is True
     home = phone.get("/my/")
     assert 'data-testid="action-survey"' in home.text
@@ -440,6 +447,12 @@ def test_a_forms_customer_wording_replaces_the_staffs():
     assert shown["title"] == "请确认处理结果" and "x-title-en" not in shown and "description" not in shown
     assert shown["properties"]["satisfied"] == {"type": "boolean", "title": "您满意吗？"}
     assert shown["properties"]["note"] == schema["properties"]["note"] and shown["required"] == ["satisfied"]
+    # A choice's names go in pairs too: the customer's Chinese names drop the staff's English ones.
+    rated = {"type": "object", "properties": {"score": {"type": "integer", "enum": [1, 2], "x-enumNames": ["差", "好"],
+                                                        "x-enumNames-en": ["Poor", "Good"]}},
+             "x-customer": {"properties": {"score": {"x-enumNames": ["不满意", "满意"]}}}}
+    assert customer_schema(rated)["properties"]["score"] == {"type": "integer", "enum": [1, 2],
+                                                            "x-enumNames": ["不满意", "满意"]}
     survey = {"title": "满意度调查", "description": "写给客户的说明", "x-customer": True}
     assert customer_schema(survey) is survey and customer_may_answer(survey) and not customer_may_answer({"title": "x"})
 

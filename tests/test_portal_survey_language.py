@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.flow import Desk
-from tests.test_portal import Phone, at_confirmation, opened, task_row
+from tests.test_portal import Phone, confirmed_satisfied
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 CHOICE = re.compile(r'<input type="radio" name="(\w+)" value="(\d+)"[^>]*>\s*<span>([^<]*)</span>')
@@ -15,16 +15,6 @@ RATED = ["overall", "speed", "communication", "fairness", "recommend"]
 @pytest.fixture
 def desk(app, people):
     return Desk(Phone(app, "10.9.9.9"), people)
-
-
-def survey_phone(app, desk):
-    """The customer's browser on a complaint whose result they confirmed, so the survey is offered."""
-    number = at_confirmation(desk)
-    phone = opened(app, number)
-    task_id = task_row(number, "customer_confirmation").id
-    confirmed = phone.post(f"/my/answer/{task_id}", {"satisfied": "true", "customer_feedback": "处理及时"})
-    assert confirmed.status_code == 200
-    return phone
 
 
 def choices(phone, language) -> dict:
@@ -39,7 +29,7 @@ def choices(phone, language) -> dict:
 
 
 def test_the_survey_answers_are_in_english_on_the_english_page_and_in_chinese_on_the_chinese(app, desk):
-    phone = survey_phone(app, desk)
+    phone, _number = confirmed_satisfied(app, desk)
 
     english = choices(phone, "en")
     assert list(english) == RATED and all(len(labels) == 5 for labels in english.values())
