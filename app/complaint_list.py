@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Mapping, Optional
 
-from sqlalchemy import bindparam, column, func, literal, literal_column, or_, select, table, union
+from sqlalchemy import bindparam, column, func, literal, literal_column, or_, select, table, union, union_all
+from sqlalchemy.orm import aliased
 
 from . import avoidance, contact_rules
 from .analysis.dimensions import conditions as dimension_conditions
@@ -109,40 +110,61 @@ def is_identifier(term: str) -> bool:
 
 def term_condition(session, term: str, personal: bool, names: bool = False):
     """Complaints the term finds (see the module's docstring): its exact matches when there are any (index
-    lookups: a whole number typed finds that complaint at once, on SQLite too), else also the partial ones."""
-    exact = [Complaint.number == term, Complaint.policy_number == term, Complaint.claim_number == term]
-    if personal:     # as typed, and in the form it is stored in (app/contact_rules.py)
-        exact += [Complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
-                  Complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
-    partial = _partial_conditions(term, personal, names, session.get_bind().dialect.name)
-    if not partial or session.execute(select(Complaint.id).where(or_(*exact)).limit(1)).first() is not None:
-        return or_(*exact)
-    return or_(*exact, *partial)
+    lookups: a whole number typed finds that complaint at once, on SQLite too), else also the partial ones.
+    Whether there are any is part of the list's own statements, not a statement of its own: the partial
+    matches' subquery tests it once, before it reads its trigram index (a whole number's trigrams occur in
+    every number), and reads nothing when there are."""
+    partial_only_if = ~_exact_ids(term, personal).exists()
+    partial = _partial_ids(term, personal, names, session.get_bind().dialect.name, partial_only_if)
+    if partial is None:
+        return or_(*_exact_conditions(Complaint, term, personal))
+    return Complaint.id.in_(union_all(_exact_ids(term, personal), partial))
 
 
-def _partial_conditions(term: str, personal: bool, names: bool, dialect: str) -> list:
+def _exact_ids(term: str, personal: bool):
+    other = aliased(Complaint)
+    return select(other.id).where(or_(*_exact_conditions(other, term, personal)))
+
+
+def _exact_conditions(complaint, term: str, personal: bool) -> list:
+    """`term` as a whole number of `complaint` (the entity or an alias of it); with `personal` also its phone
+    or ID number, as typed and in the form it is stored in (app/contact_rules.py)."""
+    exact = [complaint.number == term, complaint.policy_number == term, complaint.claim_number == term]
+    if personal:
+        exact += [complaint.phone.in_({term, contact_rules.stored_phone(term) or term}),
+                  complaint.id_number.in_({term, contact_rules.compact_document(None, term)})]
+    return exact
+
+
+def _partial_ids(term: str, personal: bool, names: bool, dialect: str, only_if):
+    """The ids of the complaints with `term` in part of a number (or of the name), read only if `only_if` (a
+    condition on no row, tested first) holds; None when the term is not one to find in part."""
     if personal and is_identifier(term):     # a whole phone number or resident ID: exactly only
-        return []
-    columns = [Complaint.number, Complaint.policy_number, Complaint.claim_number] if len(term) >= PARTIAL_MIN else []
+        return None
+    searched = ["number", "policy_number", "claim_number"] if len(term) >= PARTIAL_MIN else []
     if personal and names and len(term) >= NAME_MIN:
-        columns.append(Complaint.customer_name)
-    if dialect == "sqlite" and len(term) >= PARTIAL_MIN and columns:
-        return [_sqlite_search(term, columns)]
-    return [column.ilike(_like(term), escape="\\") for column in columns]
+        searched.append("customer_name")
+    if not searched:
+        return None
+    if dialect == "sqlite" and len(term) >= PARTIAL_MIN:
+        return _sqlite_search(term, searched).where(only_if)
+    found = aliased(Complaint)
+    return select(found.id).where(only_if, or_(*(getattr(found, name).ilike(_like(term), escape="\\")
+                                                  for name in searched)))
 
 
 # SQLite's trigram index (migration 0030): an FTS5 table over these complaint columns, its rowid the complaint's id.
 SQLITE_SEARCH = table(SQLITE_SEARCH_INDEX, column("rowid"))
 
 
-def _sqlite_search(term: str, columns) -> object:
-    """Complaints with `term` in any of `columns`, from SQLite's trigram index: a phrase of three or more
-    characters matches where it occurs, ignoring case, as ILIKE '%term%' does (the quoted phrase takes every
-    character literally, `%`, `_` and `*` too)."""
+def _sqlite_search(term: str, columns: list):
+    """The ids of the complaints with `term` in any of `columns` (names), from SQLite's trigram index: a phrase
+    of three or more characters matches where it occurs, ignoring case, as ILIKE '%term%' does (the quoted
+    phrase takes every character literally, `%`, `_` and `*` too)."""
     phrase = '"' + term.replace('"', '""') + '"'
-    match = "{" + " ".join(c.key for c in columns) + "} : " + phrase
-    return Complaint.id.in_(select(SQLITE_SEARCH.c.rowid).where(
-        literal_column(SQLITE_SEARCH_INDEX).op("MATCH")(bindparam("search_match", match, unique=True))))
+    match = "{" + " ".join(columns) + "} : " + phrase
+    return select(SQLITE_SEARCH.c.rowid).where(
+        literal_column(SQLITE_SEARCH_INDEX).op("MATCH")(bindparam("search_match", match, unique=True)))
 
 
 def _instances_with_tasks(*conditions):

@@ -35,6 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from statistics import median
+from typing import Optional
 
 from sqlalchemy import case, extract, func, select
 
@@ -51,6 +52,7 @@ EXACT_ROWS = 20_000
 # Merged summaries kept per database (engine), the most recently used periods (app.stats.merged_summaries).
 _MERGED = weakref.WeakKeyDictionary()
 MERGED_KEPT = 32
+_FIRST_DONE = weakref.WeakKeyDictionary()      # engine -> when its first task finished (app.stats.first_done)
 # The statuses of an instance whose tasks may be open (the runtime closes every open task of an
 # instance when it completes): reading only those keeps the filter off the finished complaints.
 UNFINISHED = ("running", "error")
@@ -131,9 +133,9 @@ class Scope:
 
 def scope_of(session, process_id, version_id=None) -> Scope:
     """The scope of a process (all its versions), or of one version of it."""
-    versions = session.execute(select(ProcessVersion.id, ProcessVersion.process_id, ProcessVersion.lanes)).all()
     if version_id is not None:
         return Scope(process_id, (version_id,), every_by_instance=True)
+    versions = session.execute(select(ProcessVersion.id, ProcessVersion.process_id, ProcessVersion.lanes)).all()
     mine = set().union(*(v.lanes for v in versions if v.process_id == process_id))
     others = set().union(*(v.lanes for v in versions if v.process_id != process_id))
     return Scope(process_id, tuple(v.id for v in versions if v.process_id == process_id),
@@ -182,14 +184,32 @@ def _day_start(day: date) -> datetime:
 
 
 # ---- the period: whole past days from their summaries, the rest exactly ------------------------------
+def forget(bind):
+    """Drop what is kept of this database (engine) after its rows went (e.g. emptied between tests)."""
+    _MERGED.pop(bind, None)
+    _FIRST_DONE.pop(bind, None)
+
+
+def first_done(session) -> Optional[datetime]:
+    """When the first task of this database finished; once there is one, kept per database (engine): it
+    does not change (a purge of old tasks leaves it earlier than it is, which summarizes some empty days)."""
+    bind = session.get_bind()
+    if bind not in _FIRST_DONE:
+        found = session.execute(select(func.min(HumanTask.completed_at)).where(HumanTask.state == "completed"))
+        first = found.scalar()
+        if first is None:
+            return None
+        _FIRST_DONE[bind] = first
+    return _FIRST_DONE[bind]
+
+
 def whole_days(session, since: datetime, until: datetime, now: datetime) -> list[date]:
     """The UTC days inside [since, until) that were over by `now - SETTLE`, from the first day any task
     finished (a period reaching back before the data summarizes nothing there)."""
-    first_done = session.execute(select(func.min(HumanTask.completed_at))
-                                 .where(HumanTask.state == "completed")).scalar()
-    if first_done is None:
+    done = first_done(session)
+    if done is None:
         return []
-    start = max(since, _day_start(first_done.date()))
+    start = max(since, _day_start(done.date()))
     first = start.date() if start == _day_start(start.date()) else start.date() + timedelta(1)
     last = min(until, now - SETTLE).date() - timedelta(1)      # the last day over by then
     return [first + timedelta(n) for n in range((last - first).days + 1)] if last >= first else []
@@ -319,15 +339,18 @@ def _waiting(session, scope: Scope, now) -> dict:
 
 
 def element_stats(session, process_id: str, now: datetime, since: datetime, until: datetime,
-                  version_id=None) -> dict:
+                  version_id=None) -> Optional[dict]:
     """element id -> {"waiting", "overdue", "completed", "median_hours", "median_exact"} for the instances
     of `process_id` (of its version `version_id` only, if given): waiting and overdue now, and the tasks
-    finished in [since, until). May write and commit the summaries of days no read needed before."""
+    finished in [since, until); None when no version of the process is deployed. May write and commit the
+    summaries of days no read needed before."""
     scope = scope_of(session, process_id, version_id)
+    if not scope.version_ids:
+        return None
     out = {element_id: {"waiting": count, "overdue": overdue, "completed": 0, "median_hours": None,
                         "median_exact": True}
            for element_id, (count, overdue) in _waiting(session, scope, now).items()}
-    durations = _period(session, scope, since, until, now) if scope.version_ids else {}
+    durations = _period(session, scope, since, until, now)
     for element_id, spent in durations.items():
         if spent.count:
             row = out.setdefault(element_id, {"waiting": 0, "overdue": 0, "completed": 0, "median_hours": None,

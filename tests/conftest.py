@@ -111,7 +111,7 @@ def _empty_tables():
         for table in tables:
             db.session.execute(table.delete())
     db.session.commit()
-    stats._MERGED.pop(db.engine, None)     # the statistics' summaries kept per database (engine): rows gone
+    stats.forget(db.engine)     # what the statistics keep per database (engine): its rows are gone
 
 
 class _TemplateCodeCache(BytecodeCache):

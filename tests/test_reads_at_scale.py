@@ -201,6 +201,26 @@ def test_the_statistics_of_an_unknown_process_are_not_found(app, client, people)
     assert r.status_code == 404
 
 
+def test_the_statistics_read_the_versions_once_and_ask_when_the_first_task_finished_once(app, client, people):
+    """The API's statistics learn whether the process exists from the versions they read anyway, and ask when
+    the database's first task finished only once (it does not change)."""
+    finished_over_ten_days(_version())
+    period = {"since": FIRST_DAY.isoformat(), "until": NOW.isoformat()}
+
+    def read():
+        got.append(client.get(f"/api/v1/processes/{PROCESS}/stats", query_string=period,
+                              headers=people["management"].headers))
+    got = []
+    with time_machine.travel(NOW, tick=False):
+        seen = sent_by(read)
+        versions = [s.line for s in seen if "FROM process_version" in s.line]
+        assert len(versions) == 1 and "WHERE" not in versions[0], versions
+        assert len([s for s in seen if "min(human_task.completed_at)" in s.line]) == 1
+        seen = sent_by(read)
+        assert not [s for s in seen if "min(human_task.completed_at)" in s.line]
+    assert [r.json["elements"]["investigate"]["completed"] for r in got] == [303, 303]
+
+
 def test_the_statistics_read_their_indexes(app, monkeypatch):
     monkeypatch.setattr(stats, "EXACT_ROWS", 0)
     finished_over_ten_days(_version())
@@ -335,7 +355,8 @@ def test_the_team_page_offers_the_steps_open_tasks_wait_at_read_by_index(app, cl
 
 
 def test_a_queue_page_brings_its_total_on_every_path(app, client, people):
-    """The total comes with the page's rows (one statement), and by itself for a page past the end."""
+    """The total comes with the page's rows (one statement), and by itself for a page past the end; an empty
+    first page is an empty queue."""
     desk = Desk(client, people)
     numbers = [desk.register(channel=channel) for channel in ("hotline", "hotline", "website")]
     for number in numbers:
@@ -347,6 +368,11 @@ def test_a_queue_page_brings_its_total_on_every_path(app, client, people):
         pages = [queues.page(db.session, found, n, 2, order=order) for n in (1, 2, 3)]
         assert [len(rows) for rows, _ in pages] == [2, total - 2, 0] and {t for _, t in pages} == {total}
         assert all(complaint.number in numbers for rows, _ in pages for _task, complaint in rows)
+    empty, got = queues.queue_query(user, "mine"), []
+    seen = sent_by(lambda: got.append(queues.page(db.session, empty, 1, 2)))
+    assert got[-1] == ([], 0) and len(seen) == 1                       # an empty first page: an empty queue
+    seen = sent_by(lambda: got.append(queues.page(db.session, empty, 2, 2)))
+    assert got[-1] == ([], 0) and len(seen) == 2                       # past the end: counted
     listed = client.get("/api/v1/tasks?queue=available&per_page=2", headers=people["claims_specialist"].headers).json
     assert listed["total"] == 3 and {item["complaint"]["number"] for item in listed["items"]} <= set(numbers)
     assert listed["items"][0]["complaint"]["customer_name"] == "张*"                  # masked as before
@@ -400,6 +426,20 @@ def test_the_search_by_a_personal_identifier_reads_indexes(app, client, people):
     assert any(s.line.upper().startswith("SELECT COUNT(") for s in seen)
     for plan in plans([s for s in seen if "FROM complaint" in s.statement]):
         assert "SCAN complaint" not in plan and "Seq Scan on complaint" not in plan, plan
+
+
+def test_a_search_is_one_statement_whether_it_finds_exactly_or_in_part(app, client, people):
+    """Whether a term has exact matches (which then hide the partial ones) is asked inside the list's own
+    statement, not in one of its own: a search that finds less than a page reads complaint once."""
+    desk = Desk(client, people)
+    first, second = desk.register(policy_number="PA-7788-0001"), desk.register(policy_number="PA-7788-00011")
+    for term, found in (("PA-7788-0001", [first]), ("PA-7788-000", [second, first]), (first, [first]),
+                        ("PB-0000", [])):
+        got = []
+        seen = sent_by(lambda: got.append(client.get(f"/api/v1/complaints?q={term}",
+                                                     headers=people["compliance"].headers)))
+        assert [c["number"] for c in got[0].json["items"]] == found, term
+        assert len([s for s in seen if "FROM complaint" in s.line]) == 1, (term, [s.line[:80] for s in seen])
 
 
 def test_a_search_in_part_reads_a_trigram_index(app, client, people):

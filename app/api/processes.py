@@ -45,14 +45,13 @@ def process_file(process_id, number, file_name):
 @require(*READERS, "process_owner")
 def process_stats(process_id):
     """Per element: complaints waiting now, overdue, and the median hours spent over [since, until)."""
-    if db.session.execute(select(ProcessVersion.id).where(ProcessVersion.process_id == process_id)
-                          .limit(1)).first() is None:        # not _versions(): no need for their BPMN files
-        raise NotFound(f"no process {process_id}")
     now = utcnow()
     try:
         until = parse_iso(request.args["until"]) if "until" in request.args else now
         since = parse_iso(request.args["since"]) if "since" in request.args else until - timedelta(days=90)
     except (ValueError, OverflowError) as exc:      # OverflowError: year 1 minus 90 days
         raise AppError(f"since/until must be ISO times with a zone: {exc}", code="bad_query")
-    return {"process_id": process_id, "since": since.isoformat(), "until": until.isoformat(),
-            "elements": element_stats(db.session, process_id, now, since, until)}
+    elements = element_stats(db.session, process_id, now, since, until)
+    if elements is None:
+        raise NotFound(f"no process {process_id}")
+    return {"process_id": process_id, "since": since.isoformat(), "until": until.isoformat(), "elements": elements}

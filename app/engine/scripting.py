@@ -188,9 +188,9 @@ def make_script_engine(effects=None, calendar=None):
     def due(computed):
         """The ISO text of a computed due time, noting in `effects` whether it is provisional (the
         deadline row is flagged and recomputed later) or confirmed (a recomputed row loses the flag)."""
-        if computed.provisional:
-            log.warning("deadline %s is provisional: the holiday calendar for that year is not published",
-                        computed.at)
+        if computed.provisional:      # the calendar warns once per year it lacks; the deadline row is flagged
+            log.debug("deadline %s is provisional: the holiday calendar for that year is not published",
+                      computed.at)
             effects.append({"kind": "provisional_due", "due_at": computed.at})
         else:
             effects.append({"kind": "confirmed_due", "due_at": computed.at})
