@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Mapping, Optional
 
-from sqlalchemy import bindparam, column, func, literal, literal_column, or_, select, table, union, union_all
+from sqlalchemy import bindparam, case, column, func, literal, literal_column, or_, select, table, union, union_all
 from sqlalchemy.orm import aliased
 
 from . import avoidance, contact_rules
@@ -111,19 +111,23 @@ def is_identifier(term: str) -> bool:
 def term_condition(session, term: str, personal: bool, names: bool = False):
     """Complaints the term finds (see the module's docstring): its exact matches when there are any (index
     lookups: a whole number typed finds that complaint at once, on SQLite too), else also the partial ones.
-    Whether there are any is part of the list's own statements, not a statement of its own: the partial
-    matches' subquery tests it once, before it reads its trigram index (a whole number's trigrams occur in
-    every number), and reads nothing when there are."""
-    partial_only_if = ~_exact_ids(term, personal).exists()
-    partial = _partial_ids(term, personal, names, session.get_bind().dialect.name, partial_only_if)
+    Whether there are any is part of the list's own statements, not a statement of its own, and the partial
+    matches' trigram read is skipped when there are (a whole number's trigrams occur in every number)."""
+    exact = _exact_ids(term, personal)
+    partial = _partial_ids(term, personal, names, session.get_bind().dialect.name, exact)
     if partial is None:
         return or_(*_exact_conditions(Complaint, term, personal))
-    return Complaint.id.in_(union_all(_exact_ids(term, personal), partial))
+    return Complaint.id.in_(union_all(exact, partial))
+
+
+# Aliases made once (an alias made per call costs SQLAlchemy a copy of every column): the exact matches' (in the
+# list's UNION and in the partial read's guard) and the partial matches' own, never the same one (a guard on the
+# partial read's own alias would correlate with its row).
+_EXACT, _PARTIAL = aliased(Complaint, name="exact_match"), aliased(Complaint, name="partial_match")
 
 
 def _exact_ids(term: str, personal: bool):
-    other = aliased(Complaint)
-    return select(other.id).where(or_(*_exact_conditions(other, term, personal)))
+    return select(_EXACT.id).where(or_(*_exact_conditions(_EXACT, term, personal)))
 
 
 def _exact_conditions(complaint, term: str, personal: bool) -> list:
@@ -136,9 +140,9 @@ def _exact_conditions(complaint, term: str, personal: bool) -> list:
     return exact
 
 
-def _partial_ids(term: str, personal: bool, names: bool, dialect: str, only_if):
-    """The ids of the complaints with `term` in part of a number (or of the name), read only if `only_if` (a
-    condition on no row, tested first) holds; None when the term is not one to find in part."""
+def _partial_ids(term: str, personal: bool, names: bool, dialect: str, exact):
+    """The ids of the complaints with `term` in part of a number (or of the name), read only when `exact` (the
+    ids of its exact matches) finds none; None when the term is not one to find in part."""
     if personal and is_identifier(term):     # a whole phone number or resident ID: exactly only
         return None
     searched = ["number", "policy_number", "claim_number"] if len(term) >= PARTIAL_MIN else []
@@ -147,10 +151,14 @@ def _partial_ids(term: str, personal: bool, names: bool, dialect: str, only_if):
     if not searched:
         return None
     if dialect == "sqlite" and len(term) >= PARTIAL_MIN:
-        return _sqlite_search(term, searched).where(only_if)
-    found = aliased(Complaint)
-    return select(found.id).where(only_if, or_(*(getattr(found, name).ilike(_like(term), escape="\\")
-                                                  for name in searched)))
+        # SQLite tests a WHERE term with a subquery on every row it reads, but computes LIMIT once, before it reads
+        # any: LIMIT 0 when there are exact matches (-1: no limit). A UNION's member takes no LIMIT of its own.
+        guarded = _sqlite_search(term, searched).limit(case((exact.exists(), 0), else_=-1)).subquery()
+        return select(guarded.c.rowid)
+    # On PostgreSQL an uncorrelated EXISTS is an InitPlan, its NOT a one-time filter that skips the read (a
+    # two-character name on SQLite: a scan either way).
+    return select(_PARTIAL.id).where(~exact.exists(), or_(*(getattr(_PARTIAL, name).ilike(_like(term), escape="\\")
+                                                           for name in searched)))
 
 
 # SQLite's trigram index (migration 0030): an FTS5 table over these complaint columns, its rowid the complaint's id.

@@ -191,16 +191,17 @@ def forget(bind):
 
 
 def first_done(session) -> Optional[datetime]:
-    """When the first task of this database finished; once there is one, kept per database (engine): it
-    does not change (a purge of old tasks leaves it earlier than it is, which summarizes some empty days)."""
+    """When the first task of this database finished; once there is one, kept per database (engine): it does
+    not change. Were it kept too early (old tasks purged) some empty days would be summarized; too late (a change
+    that committed after another's read), the days before it are read exactly, not from summaries."""
     bind = session.get_bind()
-    if bind not in _FIRST_DONE:
-        found = session.execute(select(func.min(HumanTask.completed_at)).where(HumanTask.state == "completed"))
-        first = found.scalar()
-        if first is None:
-            return None
-        _FIRST_DONE[bind] = first
-    return _FIRST_DONE[bind]
+    first = _FIRST_DONE.get(bind)
+    if first is None:
+        first = session.execute(select(func.min(HumanTask.completed_at))
+                                .where(HumanTask.state == "completed")).scalar()
+        if first is not None:
+            _FIRST_DONE[bind] = first
+    return first
 
 
 def whole_days(session, since: datetime, until: datetime, now: datetime) -> list[date]:
@@ -342,8 +343,8 @@ def element_stats(session, process_id: str, now: datetime, since: datetime, unti
                   version_id=None) -> Optional[dict]:
     """element id -> {"waiting", "overdue", "completed", "median_hours", "median_exact"} for the instances
     of `process_id` (of its version `version_id` only, if given): waiting and overdue now, and the tasks
-    finished in [since, until); None when no version of the process is deployed. May write and commit the
-    summaries of days no read needed before."""
+    finished in [since, until); None when no version of the process is deployed (not asked with `version_id`).
+    May write and commit the summaries of days no read needed before."""
     scope = scope_of(session, process_id, version_id)
     if not scope.version_ids:
         return None

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from app import queues, stats, vocab_store
+from app import complaint_list, queues, stats, vocab_store
 from app.extensions import db
 from app.models import ElementDayStat, HumanTask, ProcessInstance, ProcessVersion
 from tests.flow import HAPPY_PATH, Desk
@@ -440,6 +440,34 @@ def test_a_search_is_one_statement_whether_it_finds_exactly_or_in_part(app, clie
                                                      headers=people["compliance"].headers)))
         assert [c["number"] for c in got[0].json["items"]] == found, term
         assert len([s for s in seen if "FROM complaint" in s.line]) == 1, (term, [s.line[:80] for s in seen])
+
+
+def test_a_whole_number_skips_the_trigram_read(app, client, people, monkeypatch, caplog):
+    """With an exact match the partial matches' read is skipped (a whole number's trigrams occur in every number):
+    on PostgreSQL by a one-time filter (EXPLAIN ANALYZE: never executed); on SQLite, which tests a subquery in WHERE
+    on every row it reads, by their LIMIT, computed once (shown with a search phrase FTS5 refuses when it reads)."""
+    desk = Desk(client, people)
+    made = [desk.register(policy_number=f"PA-2026-{n:05d}") for n in range(3)]
+
+    def found(term):
+        r = client.get(f"/api/v1/complaints?q={term}", headers=people["compliance"].headers)
+        return [c["number"] for c in r.json["items"]] if r.status_code == 200 else r.status_code
+    if db.engine.dialect.name == "postgresql":
+        for term, read in (("PA-2026-00001", False), ("A-2026-00001", True)):
+            [page] = [s for s in sent_by(lambda: found(term)) if "partial_match" in s.statement]
+            plan = "\n".join(row[0] for row in db.session.connection().exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF) " + page.statement, page.parameters))
+            db.session.rollback()
+            partial = next(line for line in plan.splitlines() if "partial_match" in line and " on " in line)
+            assert ("never executed" not in partial) == read, plan
+    else:
+        searched = complaint_list._sqlite_search
+        monkeypatch.setattr(complaint_list, "_sqlite_search",
+                            lambda term, columns: searched(term, columns).where(text("complaint_search MATCH 'AND'")))
+        assert found("PA-2026-00001") == [made[1]] and "fts5" not in caplog.text
+        assert found("A-2026-00001") == 500 and "fts5: syntax error" in caplog.text    # no exact match: it reads
+        monkeypatch.undo()
+    assert found("PA-2026-00001") == [made[1]] and found("A-2026-0000") == made[::-1]
 
 
 def test_a_search_in_part_reads_a_trigram_index(app, client, people):
