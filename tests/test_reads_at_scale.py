@@ -141,7 +141,11 @@ def test_a_period_inside_days_counts_only_its_own_hours(app, monkeypatch):
     monkeypatch.setattr(stats, "EXACT_ROWS", 0)
     done = finished_over_ten_days(_version())
     since, until = FIRST_DAY + timedelta(days=2, hours=12), FIRST_DAY + timedelta(days=6, hours=12)
-    figures = stats.element_stats(db.session, PROCESS, NOW, since, until)["investigate"]
+    got = []
+    seen = sent_by(lambda: got.append(stats.element_stats(db.session, PROCESS, NOW, since, until)))
+    figures = got[0]["investigate"]
+    exact = [s.line for s in seen if s.line.startswith("SELECT human_task.element_id") and "completed_at >=" in s.line]
+    assert len(exact) == 1 and "UNION ALL" in exact[0], exact     # both ends of the period in one read
     inside = [hours for finished, hours in done if since <= finished < until]
     assert figures["completed"] == len(inside) and figures["median_exact"] is False
     assert math.isclose(figures["median_hours"], statistics.median(inside), rel_tol=0.1)
