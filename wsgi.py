@@ -1,7 +1,12 @@
-"""WSGI entry point: `gunicorn wsgi:app`. Deploys processes/ when it starts (a broken file is refused
-and the last good version keeps serving)."""
+"""WSGI entry point: `gunicorn wsgi:app`. Deploys processes/ when the server starts (a broken file is refused and
+the last good version keeps serving). A `flask` command that loads the app from here (FLASK_APP=wsgi.py) deploys
+nothing: it runs inside a click context, and `flask processes check` must not deploy what it checks (`flask
+processes deploy` deploys, with its own author and report)."""
+import click
+
 from app import create_app
 from app.cli import deploy_on_start
 
 app = create_app()
-deploy_on_start(app)
+if click.get_current_context(silent=True) is None:
+    deploy_on_start(app)

@@ -103,7 +103,7 @@ def _suggestion(known, value) -> Optional[str]:
 def map_value(session, vocabularies: dict, column: str, old: str, code: str, actor: str) -> int:
     """Give every complaint whose `column` holds `old` the code `code` instead (a free-text category is
     kept in category_legacy) and audit it; returns how many complaints changed. Raises ValueError when
-    the column is not coded or the code may not be used."""
+    the column is not coded, the code may not be used, or `old` is a code in force (not a value to map)."""
     name = Complaint.coded_columns.get(column)
     known = vocabularies.get(name) if name else None
     if known is None:
@@ -111,6 +111,9 @@ def map_value(session, vocabularies: dict, column: str, old: str, code: str, act
                          f"(coded: {', '.join(Complaint.coded_columns)})")
     if code not in known.terms or known.is_group(code):
         raise ValueError(known.refusal(code) or f"{code!r} is a group")
+    if old in known.offered():
+        raise ValueError(f"{old!r} is a code of {name} in force: the complaints that hold it are coded already "
+                         f"(retire it in the vocabulary first to move them to another code)")
     col = getattr(Complaint, column)
     values = {column: code}
     if column == "category":

@@ -47,6 +47,40 @@ def test_scheduler_once_command_fires_due_timers(app, client, people):
         assert "initial_review_overdue" in desk.open_tasks(number)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_numbers_out_of_range_are_refused_by_name_and_a_token_is_audited(app, backend, people):
+    runner = app.test_cli_runner()
+    for args, option in ((["users", "token", "management", "--days", "0"], "'--days'"),
+                         (["users", "token", "management", "--days", "99999999999"], "'--days'"),
+                         (["jobs", "cancel", "99999999999999999999999"], "'JOB_ID'"),
+                         (["jobs", "run-once", "--seconds", "nan"], "'--seconds'"),
+                         (["jobs", "run-once", "--seconds", "-5"], "'--seconds'"),
+                         (["outbox", "run", "--interval", "nan"], "'--interval'"),
+                         (["evidence", "orphans", "--older-than-hours", "nan"], "'--older-than-hours'")):
+        refused = runner.invoke(args=args)
+        assert refused.exit_code == 2 and f"Invalid value for {option}" in refused.output, (args, refused.output)
+    issued = runner.invoke(args=["users", "token", "management", "--days", "7", "--by", "ops"])
+    assert issued.exit_code == 0
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "api_token_issued")).scalar_one()
+    assert event.actor == "ops" and event.data == {"username": "management", "days": 7}
+    assert issued.output.strip() not in str(event.data)                          # the token itself is never kept
+    assert runner.invoke(args=["users", "disable", "management"]).exit_code == 0
+    refused = runner.invoke(args=["users", "token", "management"])
+    assert refused.exit_code == 1 and "disabled" in refused.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_demo_users_are_refused_outside_development(app, backend, monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    app.config["TESTING"] = False
+    refused = app.test_cli_runner().invoke(args=["users", "demo"])
+    assert refused.exit_code == 1 and "APP_ENV=development" in refused.output
+    assert db.session.execute(select(User).where(User.username.like("demo_%"))).first() is None
+    monkeypatch.setenv("APP_ENV", "development")
+    assert app.test_cli_runner().invoke(args=["users", "demo"]).exit_code == 0
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)      # no database question; each run hashes with scrypt
 def test_demo_users_get_passwords_within_the_policy(app, backend):
     """The demo passwords are as long as the policy asks, and never longer than it allows (128)."""

@@ -64,6 +64,8 @@ def test_each_complaint_has_its_own_chain_and_an_altered_row_is_named(app, two):
     # Per complaint: the other complaint's case file is intact.
     assert cli(app, "verify", "--complaint", second).exit_code == 0
     assert cli(app, "verify", "--complaint", first).exit_code == 1
+    empty = cli(app, "verify", "--complaint", " ")             # an empty variable in a script is no complaint
+    assert empty.exit_code == 2 and "an empty complaint number" in empty.output
 
 
 def test_a_removed_or_reordered_row_is_named_by_the_row_after_it(app, two):

@@ -269,6 +269,42 @@ def test_db_upgrade_twice_is_a_noop(backend, tmp_path):
             _drop_postgres_db(url)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_only_the_server_deploys_on_start_a_flask_command_does_not(backend, tmp_path):
+    """wsgi.py deploys processes/ when gunicorn imports it; a `flask` command that loads the app from it (the
+    Makefile's and the units' FLASK_APP=wsgi.py) deploys nothing: `flask processes check` must not deploy what it
+    checks, and `flask processes deploy --by` records its own author. Before the database is migrated a command says
+    to migrate it (app/cli/group.py), not a traceback."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {"PATH": os.environ["PATH"], "SECRET_KEY": "deploy-test", "PUBLIC_BASE_URL": f"https://{HOST}",
+           "DATABASE_URL": url, "FLASK_APP": "wsgi.py"}
+    flask = [str(ROOT / ".venv" / "bin" / "flask")]
+
+    def deployed():
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql("SELECT process_id, deployed_by FROM process_version").all()
+        engine.dispose()
+        return sorted(found)
+    before = subprocess.run(flask + ["users", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert before.returncode == 1 and "Traceback" not in before.stderr, before.stderr   # no tables yet: says so
+    assert "the database is not migrated" in before.stderr and "flask db upgrade" in before.stderr
+    for args in (["db", "upgrade"], ["processes", "check"], ["users", "list"]):
+        ran = subprocess.run(flask + args, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        assert deployed() == [] and "deployed as version" not in ran.stderr, args
+    ran = subprocess.run(flask + ["processes", "deploy", "--by", "wang.fang"], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    assert ran.returncode == 0 and {by for _, by in deployed()} == {"wang.fang"}, ran.stderr
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM process_version")
+    engine.dispose()
+    started = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", "import wsgi"], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+    assert started.returncode == 0 and {by for _, by in deployed()} == {"system"}, started.stderr
+
+
 def head_revision() -> str:
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory

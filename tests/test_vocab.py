@@ -223,6 +223,11 @@ def test_migration_maps_known_free_text_and_the_cli_lists_and_maps_the_rest(app,
     assert "保单贷款利率（未编码）" in text(b.get(f"/complaints/{numbers[3]}"))      # kept visible, marked
     refused = runner.invoke(args=["vocab", "map", "保单贷款利率", "claims"])
     assert refused.exit_code == 1 and "is a group" in refused.output
+    refused = runner.invoke(args=["vocab", "map", "claim_delay", "policy_service"])     # a code in force: coded
+    assert refused.exit_code == 1 and "'claim_delay' is a code of category in force" in refused.output
+    fresh()
+    assert db.session.execute(select(Complaint.category).where(Complaint.number == numbers[0])).scalar() \
+        == "claim_delay"
     mapped = runner.invoke(args=["vocab", "map", "保单贷款利率", "policy_service", "--by", "owner"])
     assert mapped.exit_code == 0 and "1 complaint(s)" in mapped.output
     fresh()

@@ -3,13 +3,13 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from .. import audit
 from ..audit_verify import verify as verify_trail
 from ..extensions import db
+from .group import Group
 
-group = AppGroup("audit", help="The audit trail.")
+group = Group("audit", help="The audit trail.")
 SHOWN = 20          # findings printed; the count says how many more
 
 
@@ -18,6 +18,8 @@ SHOWN = 20          # findings printed; the count says how many more
 def verify(number):
     """Check every chain, head and seal; exit 1 and name the first broken rows if anything was altered,
     removed or reordered."""
+    if number is not None and not number.strip():       # e.g. an empty variable in a script: not "all is well"
+        raise click.BadParameter("an empty complaint number", param_hint="--complaint")
     report = verify_trail(db.session, audit.seal_key(current_app.config), chain=number)
     if number and not report.rows:
         click.echo(f"no audit rows for complaint {number}")

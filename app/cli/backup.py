@@ -4,12 +4,12 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..backup import BackupError, procedure
+from .group import Group
 
-group = AppGroup("backup", help="Back up and restore the database and the evidence files.")
+group = Group("backup", help="Back up and restore the database and the evidence files.")
 BACKUP_DIR = click.Path(path_type=Path, file_okay=False)
 SHOWN = 20
 

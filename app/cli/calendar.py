@@ -2,15 +2,15 @@
 days, and evaluating the provisional deadlines again after a change."""
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from .. import audit
 from ..extensions import db
 from ..models import CalendarDay, Deadline
 from ..timeutil import utcnow
+from .group import Group
 
-group = AppGroup("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
+group = Group("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -62,7 +62,7 @@ def unset_day(day, set_by):
 
 
 @group.command("recompute")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def recompute(actor):
     """Evaluate every provisional open deadline again with the current calendar."""
     runtime = current_app.extensions["runtime"]

@@ -3,17 +3,17 @@ from datetime import timedelta
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..evidence import orphans
 from ..evidence.store import StoreUnavailable, store_of
 from ..extensions import db
 from ..timeutil import utcnow
+from .group import FiniteRange, Group
 
-group = AppGroup("evidence", help="The evidence store: contents no case names.")
+group = Group("evidence", help="The evidence store: contents no case names.")
 
 
-HOURS = click.FloatRange(min=0, max=24 * 366 * 10)       # up to ten years back
+HOURS = FiniteRange(min=0, max=24 * 366 * 10)       # up to ten years back
 
 
 @group.command("orphans")
@@ -23,8 +23,6 @@ HOURS = click.FloatRange(min=0, max=24 * 366 * 10)       # up to ten years back
 def orphans_cmd(older_than_hours, check):
     """List the contents in the store that no evidence file row names: hash, size, when stored (UTC); and, in a
     directory store, the temporary files of uploads that never finished. Nothing is deleted."""
-    if older_than_hours != older_than_hours:       # nan passes the range
-        raise click.BadParameter("not a number", param_hint="--older-than-hours")
     store, now, grace = store_of(current_app), utcnow(), timedelta(hours=older_than_hours)
     try:
         found = orphans.unreferenced(db.session, store, now, grace)

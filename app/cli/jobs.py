@@ -2,13 +2,13 @@
 (what the scheduler does every few seconds), cancel one."""
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..extensions import db
 from ..jobs import store
 from ..jobs.setup import run_pass
+from .group import FiniteRange, Group
 
-group = AppGroup("jobs", help="Background jobs: bulk migrations and big exports.")
+group = Group("jobs", help="Background jobs: bulk migrations and big exports.")
 
 
 @group.command("list")
@@ -25,7 +25,8 @@ def list_cmd(everyone):
 
 
 @group.command("run-once")
-@click.option("--seconds", type=float, default=None, help="Work for at most this long (default JOBS_PASS_SECONDS).")
+@click.option("--seconds", type=FiniteRange(min=0.1, max=3600), default=None,
+              help="Work for at most this long, 0.1 to 3600 seconds (default JOBS_PASS_SECONDS).")
 def run_once(seconds):
     """Work the queued jobs (and carry on those whose runner stopped) once, then delete the files no job needs."""
     done = run_pass(current_app._get_current_object(), seconds)
@@ -33,8 +34,8 @@ def run_once(seconds):
 
 
 @group.command("cancel")
-@click.argument("job_id", type=int)
-@click.option("--by", "actor", default="cli")
+@click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def cancel_cmd(job_id, actor):
     """Stop a queued or running job before its next batch (audited)."""
     if not store.cancel(db.session, job_id, actor):

@@ -5,7 +5,6 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import inspect, select
 
 from .. import known_lanes, trace
@@ -14,8 +13,9 @@ from ..engine import registry, workflow
 from ..extensions import db
 from ..jobs import migration, store as jobs
 from ..models import ProcessInstance, ProcessVersion
+from .group import Group
 
-group = AppGroup("processes", help="Check and deploy processes/ and forms/.")
+group = Group("processes", help="Check and deploy processes/ and forms/.")
 
 
 def _bundles(app):
@@ -116,7 +116,7 @@ def diff(process_id, from_number, to_number):
 @click.argument("process_id")
 @click.option("--to", "to_number", type=int, default=None, help="Default: the latest version.")
 @click.option("--dry-run", is_flag=True, help="Only tell, per instance, whether it can be migrated.")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 @click.option("--job", "as_job", is_flag=True,
               help="Queue a background job instead (the scheduler or `flask jobs run-once` works it).")
 def migrate(process_id, to_number, dry_run, actor, as_job):

@@ -2,15 +2,15 @@
 hand: for a quarter (2026Q3) or any period (--from/--to). The scheduler starts each quarter's itself."""
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from .. import quarterly
 from ..analysis import PeriodError, period, quarter
 from ..analysis.periods import parse_date
 from ..errors import AppError
 from ..extensions import db
+from .group import Group
 
-group = AppGroup("review", help="The quarterly review of complaints: start one for a quarter or any period.")
+group = Group("review", help="The quarterly review of complaints: start one for a quarter or any period.")
 
 
 @group.command("start")

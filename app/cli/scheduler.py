@@ -1,11 +1,11 @@
 """flask scheduler: fire the due BPMN timers, continuously or once."""
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from .. import scheduler as timers
+from .group import Group
 
-group = AppGroup("scheduler", help="The timer scheduler.")
+group = Group("scheduler", help="The timer scheduler.")
 
 
 @group.command("run")

@@ -6,17 +6,18 @@ from datetime import timedelta
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import select
 
-from .. import accounts, contact_rules
+from .. import accounts, audit, contact_rules
 from ..api.auth import issue_token
+from ..config import development
 from ..extensions import db
 from ..models import User
 from ..passwords import Policy
 from ..timeutil import utcnow
+from .group import Group
 
-group = AppGroup("users", help="Manage users and API tokens.")
+group = Group("users", help="Manage users and API tokens.")
 
 
 def _existing(username) -> User:
@@ -48,7 +49,7 @@ def _apply(change):
 @click.option("--email", default="")
 @click.option("--password", default=None, help="Generated and printed when omitted (then changed at the first "
                                                 "login).")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def create(username, roles, display_name, email, password, actor):
     """Create a user with one or more roles (the password policy applies to a given password)."""
     user, generated = _apply(lambda: accounts.create(
@@ -73,7 +74,7 @@ def list_users():
 @click.argument("username")
 @click.option("--add", "added", multiple=True)
 @click.option("--remove", "removed", multiple=True)
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def roles(username, added, removed, actor):
     """Give or take roles (the last active administrator keeps theirs)."""
     user = _existing(username)
@@ -85,7 +86,7 @@ def roles(username, added, removed, actor):
 
 @group.command("disable")
 @click.argument("username")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def disable(username, actor):
     """Disable an account: its sessions and API tokens stop working at once."""
     _apply(lambda: accounts.set_active(db.session, actor, _existing(username), False))
@@ -94,8 +95,9 @@ def disable(username, actor):
 
 @group.command("enable")
 @click.argument("username")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def enable(username, actor):
+    """Let a disabled user log in again (audited)."""
     _apply(lambda: accounts.set_active(db.session, actor, _existing(username), True))
     click.echo(f"enabled {username}")
 
@@ -104,7 +106,7 @@ def enable(username, actor):
 @click.argument("username")
 @click.option("--link", is_flag=True, help="Print a one-time link (RESET_LINK_HOURS) instead of a password.")
 @click.option("--base-url", default=None, help="The site's address for the link (default PUBLIC_BASE_URL)")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def reset_password(username, link, base_url, actor):
     """A generated password (changed at the next login) or a one-time link, printed once."""
     user = _existing(username)
@@ -119,7 +121,7 @@ def reset_password(username, link, base_url, actor):
 
 @group.command("second-factor-reset")
 @click.argument("username")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def second_factor_reset(username, actor):
     """Remove a user's second factor (a lost phone)."""
     _apply(lambda: accounts.reset_second_factor(db.session, actor, _existing(username)))
@@ -128,16 +130,22 @@ def second_factor_reset(username, actor):
 
 @group.command("token")
 @click.argument("username")
-@click.option("--days", type=int, default=None)
-def token(username, days):
-    """Issue an API token (printed once)."""
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="How long the token is valid, 1 to 3650 days (default API_TOKEN_DAYS).")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+def token(username, days, actor):
+    """Issue an API token of an active user (printed once; only its hash is kept); audited (api_token_issued)."""
     user = _existing(username)
-    click.echo(issue_token(user, days or current_app.config["API_TOKEN_DAYS"], name="cli"))
+    if not user.active:
+        raise click.ClickException(f"{username} is disabled: enable the account first (flask users enable)")
+    days = days or current_app.config["API_TOKEN_DAYS"]
+    audit.record(db.session, actor, "api_token_issued", data={"username": username, "days": days})
+    click.echo(issue_token(user, days, name="cli"))
 
 
 @group.command("unlock")
 @click.argument("username")
-@click.option("--by", "actor", default="cli")
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def unlock(username, actor):
     """End a login lock early (the lock message tells people to ask an administrator): clears the
     account's lock and its count of failed logins; audited."""
@@ -167,8 +175,11 @@ def notify(username, email, digest):
 
 @group.command("demo")
 def demo():
-    """Create one demo user per role (development only); passwords are printed once. Made as `create` makes a
-    user: the password policy applies, and each is audited (user_created, by "cli")."""
+    """Create one demo user per role (development only: refused unless APP_ENV=development); passwords are printed
+    once. Made as `create` makes a user: the password policy applies, and each is audited (user_created, by "cli")."""
+    if not (development() or current_app.config.get("TESTING")):
+        raise click.ClickException("demo users are for a developer's machine (APP_ENV=development): this one is "
+                                   "not, and a demo account with a printed password would stay in it")
     created, policy, known = 0, _policy(), current_app.config["ROLES"]
     for role, spec in known.items():
         username = f"demo_{role}"

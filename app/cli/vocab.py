@@ -2,12 +2,12 @@
 process) and the complaint values that are no code of them: list them, and map one to a code."""
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from .. import vocab_store
 from ..extensions import db
+from .group import Group
 
-group = AppGroup("vocab", help="Controlled vocabularies: their codes, and free-text values still to map.")
+group = Group("vocab", help="Controlled vocabularies: their codes, and free-text values still to map.")
 
 
 def _in_force() -> dict:

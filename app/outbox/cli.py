@@ -4,15 +4,15 @@ from time import sleep
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from ..cli.group import FiniteRange, Group
 from ..extensions import db
 from ..models import Delivery, OutboxMessage
 from ..scheduler import dispatch_outbox
 from .dispatch import Dispatcher, interval_seconds
 
-group = AppGroup("outbox", help="Delivery of customer messages (SMTP e-mail, SMS gateway).")
+group = Group("outbox", help="Delivery of customer messages (SMTP e-mail, SMS gateway).")
 
 
 def _line(counts) -> str:
@@ -20,8 +20,8 @@ def _line(counts) -> str:
 
 
 @group.command("run")
-@click.option("--interval", type=float, default=None,
-              help="Seconds between passes (default OUTBOX_INTERVAL_SECONDS, else 10).")
+@click.option("--interval", type=FiniteRange(min=0.1, max=3600), default=None,
+              help="Seconds between passes, 0.1 to 3600 (default OUTBOX_INTERVAL_SECONDS, else 10).")
 def run_cmd(interval):
     """Send due messages every few seconds until interrupted (Ctrl-C)."""
     app = current_app._get_current_object()

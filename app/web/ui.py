@@ -59,6 +59,7 @@ ACTION_LABELS = {
     "password_changed": _l("Password changed"), "second_factor_enabled": _l("Second factor turned on"),
     "second_factor_disabled": _l("Second factor turned off"),
     "second_factor_reset": _l("Second factor removed by an administrator"),
+    "api_token_issued": _l("API token issued"),
     "login_sso": _l("Logged in through single sign-on"), "login_sso_refused": _l("Single sign-on refused"),
     "sso_user_created": _l("User created through single sign-on"),
     "sso_account_linked": _l("Account linked to single sign-on"),
