@@ -97,7 +97,7 @@ def create(session, actor, policy: Policy, known_roles, *, username, display_nam
 def update_details(session, actor, user: User, known_roles, *, display_name, roles, email="") -> None:
     """Name, e-mail and roles. Nobody adds a role to themselves (an administrator would otherwise read
     complaints by giving themselves a handler's role): another administrator does."""
-    before = sorted(user.roles)
+    before, name_before, email_before = sorted(user.roles), user.display_name, user.email
     if user.username == actor and {r for r in roles if r} - user.roles:
         raise AccountError("own_roles")
     if ADMIN_ROLE in before and ADMIN_ROLE not in set(roles):
@@ -106,7 +106,12 @@ def update_details(session, actor, user: User, known_roles, *, display_name, rol
     changes = {"username": user.username}
     if before != sorted(user.roles):
         changes.update(roles_before=before, roles=sorted(user.roles))
-    audit.record(session, actor, "user_updated", data=changes)
+    if name_before != user.display_name:
+        changes["name_changed"] = True
+    if email_before != user.email:
+        changes["email_changed"] = True
+    if len(changes) > 1:                # a save that changed nothing leaves no event
+        audit.record(session, actor, "user_updated", data=changes)
 
 
 def _set_details(user, display_name, roles, email, known_roles) -> None:

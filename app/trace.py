@@ -17,10 +17,15 @@ def load_clauses(path: Path) -> list[dict]:
 
 
 def clause_elements(bpmn_files: dict) -> dict:
-    """clause id -> [(file, element id, element name)] from the elements' documentation."""
+    """clause id -> [(file, element id, element name)] from the elements' documentation; ValueError naming a file
+    that is not well-formed XML."""
     found = {}
     for file, xml in sorted(bpmn_files.items()):
-        tree = etree.fromstring(xml.encode("utf-8"))
+        try:
+            tree = etree.fromstring(xml.encode("utf-8"))
+        except etree.XMLSyntaxError as exc:
+            raise ValueError(f"{file} is not well-formed XML ({exc}): `flask processes check` lists its problems") \
+                from None
         for doc in tree.xpath("//bpmn:documentation", namespaces=NS):
             element = doc.getparent()
             for clause in dict.fromkeys(CLAUSE.findall(doc.text or "")):

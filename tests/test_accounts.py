@@ -66,7 +66,11 @@ def test_the_last_administrator_stays(app):
     assert admins(db.session) == ["second"]
     actions = db.session.execute(select(AuditEvent.action, AuditEvent.data).where(
         AuditEvent.action == "user_updated")).all()
-    assert actions[-1].data == {"username": "boss", "roles_before": ["admin", "management"], "roles": ["management"]}
+    assert actions[-1].data == {"username": "boss", "roles_before": ["admin", "management"], "roles": ["management"],
+                                "name_changed": True}                     # "boss" became "Boss"
+    accounts.update_details(db.session, "second", boss, ROLES, display_name="Boss", roles=["management"])
+    db.session.commit()                                                  # nothing changed: no event
+    assert len(db.session.execute(select(AuditEvent).where(AuditEvent.action == "user_updated")).all()) == len(actions)
     with pytest.raises(accounts.AccountError) as refused:        # nobody gives themselves a role
         accounts.update_details(db.session, "second", second, ROLES, display_name="S", roles=["admin", "management"])
     assert refused.value.code == "own_roles"

@@ -67,6 +67,9 @@ def test_numbers_out_of_range_are_refused_by_name_and_a_token_is_audited(app, ba
     assert runner.invoke(args=["users", "disable", "management"]).exit_code == 0
     refused = runner.invoke(args=["users", "token", "management"])
     assert refused.exit_code == 1 and "disabled" in refused.output
+    refused = runner.invoke(args=["users", "second-factor-reset", "management"])
+    assert refused.exit_code == 1 and "has no second factor" in refused.output
+    assert not db.session.execute(select(AuditEvent).where(AuditEvent.action == "second_factor_reset")).first()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

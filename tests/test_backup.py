@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import psycopg
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text, update
+from sqlalchemy import create_engine, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from app import create_app, evidence, scheduler
@@ -146,6 +146,18 @@ def test_a_damaged_or_newer_backup_and_a_database_with_data_are_refused_and_noth
         newer = flask(target, "backup", "restore", str(backup))
         assert newer.exit_code == 1 and "revision 9999" in newer.output and "Upgrade the code" in newer.output
         assert tables(url) == [] and not list((tmp_path / "evidence-target").glob("*/*"))
+        if part.name == PART["sqlite"]:     # a part that is no database, its sums written again: opened and refused
+            manifest["database"]["revision"] = json.loads(json.dumps(schema.heads(app)))
+            part.write_text("not a database\n")
+            manifest["files"][part.name]["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+            sums = [f"{manifest['files'][part.name]['sha256']}  {part.name}" if line.endswith(f"  {part.name}")
+                    else line for line in (backup / "SHA256SUMS").read_text().splitlines()]
+            (backup / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+            rewrite_manifest(backup, manifest)
+            for command in ("check", "restore"):
+                refused = flask(target, "backup", command, str(backup))
+                assert refused.exit_code == 1 and "not a usable SQLite database" in refused.output, refused.output
+            assert tables(url) == [] and not [f for f in tmp_path.rglob("*") if ".restore-" in f.name]
         db.engine.dispose()
 
 
@@ -162,12 +174,15 @@ def test_a_restore_over_a_database_still_in_use_is_refused_and_changes_nothing(o
     scheduler (its heartbeat younger than SCHEDULER_HEARTBEAT_MAX_SECONDS) or, on PostgreSQL, any other
     session still uses is not replaced, even with --force."""
     Desk(client, people).register()
+    assert scheduler.beat(own_store, force=True)                     # the backed-up system's scheduler runs
     backup = tmp_path / "backup"
     assert flask(own_store, "backup", "create", str(backup)).exit_code == 0
     url = new_database("target")
     target = app_on(url, tmp_path, "target")
     with target.app_context():
         assert flask(target, "backup", "restore", str(backup)).exit_code == 0
+        assert db.session.execute(select(SchedulerHeartbeat)).first() is None   # not this database's scheduler
+        db.session.remove()
         Desk(target.test_client(), people).register()                # work done since on the target
         assert scheduler.beat(target, force=True)
         refused = flask(target, "backup", "restore", str(backup), "--force")

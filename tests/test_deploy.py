@@ -273,8 +273,8 @@ def test_db_upgrade_twice_is_a_noop(backend, tmp_path):
 def test_only_the_server_deploys_on_start_a_flask_command_does_not(backend, tmp_path):
     """wsgi.py deploys processes/ when gunicorn imports it; a `flask` command that loads the app from it (the
     Makefile's and the units' FLASK_APP=wsgi.py) deploys nothing: `flask processes check` must not deploy what it
-    checks, and `flask processes deploy --by` records its own author. Before the database is migrated a command says
-    to migrate it (app/cli/group.py), not a traceback."""
+    checks, and `flask processes deploy --by` records its own author. A setting missing or wrong, and a database not
+    migrated yet (app/cli/group.py), are said, not a traceback."""
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     env = {"PATH": os.environ["PATH"], "SECRET_KEY": "deploy-test", "PUBLIC_BASE_URL": f"https://{HOST}",
            "DATABASE_URL": url, "FLASK_APP": "wsgi.py"}
@@ -286,6 +286,11 @@ def test_only_the_server_deploys_on_start_a_flask_command_does_not(backend, tmp_
             found = conn.exec_driver_sql("SELECT process_id, deployed_by FROM process_version").all()
         engine.dispose()
         return sorted(found)
+    for wrong, said in (({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
+                        ({"API_TOKEN_DAYS": "abc"}, "API_TOKEN_DAYS='abc': not a whole number")):
+        refused = subprocess.run(flask + ["users", "list"], cwd=ROOT, env={**env, **wrong}, capture_output=True,
+                                 text=True)
+        assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     before = subprocess.run(flask + ["users", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert before.returncode == 1 and "Traceback" not in before.stderr, before.stderr   # no tables yet: says so
     assert "the database is not migrated" in before.stderr and "flask db upgrade" in before.stderr

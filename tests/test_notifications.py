@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app import notifications
 from app.digest_mail import send_digests
 from app.extensions import db
-from app.models import User
+from app.models import AuditEvent, User
 from app.scheduler import fire_due_timers
 from tests.flow import Desk
 from tests.test_web import Browser, flashes, fresh, text
@@ -187,6 +187,11 @@ def test_the_cli_sets_the_digest(app, people):
     r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "cl@insurer.example", "--digest"])
     assert r.exit_code == 0 and "digest on" in r.output
     assert (user("claims_specialist").email, user("claims_specialist").digest) == ("cl@insurer.example", True)
+    r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "", "--by", "ops"])   # no address
+    assert r.exit_code == 0 and "e-mail -, digest off" in r.output
+    changed = db.session.execute(select(AuditEvent.actor, AuditEvent.data).where(
+        AuditEvent.action == "user_updated")).all()
+    assert [(actor, data.get("email_changed")) for actor, data in changed] == [("cli", True), ("ops", True)]
 
 
 def test_a_task_given_to_me_is_new_to_me(app, client, people):

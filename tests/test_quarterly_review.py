@@ -103,7 +103,9 @@ def test_started_by_hand_for_a_quarter_or_any_period_once_each(app, people):
     for args, message in ((["review", "start", "--from", "2026-09-01", "--to", "2026-08-01"], "after it ends"),
                           (["review", "start", "2026Q5"], "is not a quarter"),
                           (["review", "start", "--from", "2026-13-01", "--to", "2026-12-31"], "is not a date"),
-                          (["review", "start"], "either a quarter")):
+                          (["review", "start"], "either a quarter"),
+                          (["review", "start", "2099Q1"], "2099Q1 has not begun"),
+                          (["review", "start", "--from", "2099-01-01", "--to", "2099-01-31"], "has not begun")):
         bad = runner.invoke(args=args)
         assert bad.exit_code != 0 and message in bad.output, (args, bad.output)
     assert len(reviews()) == 2

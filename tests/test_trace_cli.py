@@ -1,5 +1,7 @@
-"""`flask processes trace` on a database that is not ready says what to run instead of a traceback."""
+"""The `flask` commands on a database that is not ready, and on process files that are not right, say what to do
+instead of a traceback."""
 import os
+import shutil
 
 import psycopg
 import pytest
@@ -51,3 +53,35 @@ def test_trace_on_a_migrated_database_without_versions_says_to_deploy(app):
     db.session.commit()
     result = app.test_cli_runner().invoke(args=["processes", "trace"])
     assert result.exit_code != 0 and "nothing deployed; run `flask processes deploy`" in result.output
+
+
+def test_every_command_group_on_an_unmigrated_database_says_to_run_db_upgrade(empty_database):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=empty_database)
+    with app.app_context():
+        try:
+            for args in (["users", "list"], ["audit", "verify"], ["calendar", "status"], ["jobs", "list"],
+                         ["outbox", "status"], ["vocab", "unmapped"]):
+                result = app.test_cli_runner().invoke(args=args)
+                assert result.exit_code == 1 and "run `flask db upgrade` first" in result.output, (args, result.output)
+                assert isinstance(result.exception, SystemExit), (args, repr(result.exception))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_process_files_that_are_not_right_are_named_and_one_version_has_nothing_to_compare(app, backend, tmp_path):
+    processes = tmp_path / "processes"
+    shutil.copytree(app.config["PROCESSES_DIR"], processes)
+    (processes / "folder.bpmn").mkdir()                                   # a folder so named is no file
+    app.config["PROCESSES_DIR"] = processes
+    assert app.test_cli_runner().invoke(args=["processes", "trace", "--files"]).exit_code == 0
+    (processes / "broken.bpmn").write_text("<definitions", encoding="utf-8")
+    for args in (["processes", "trace", "--files"], ["processes", "check"]):
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 1 and "broken.bpmn" in result.output, (args, result.output)
+        assert isinstance(result.exception, SystemExit), (args, repr(result.exception))
+    only = app.test_cli_runner().invoke(args=["processes", "diff", "complaint_handling"])
+    assert only.exit_code == 1 and "version 1 is its first" in only.output
+    missing = app.test_cli_runner().invoke(args=["processes", "diff", "complaint_handling", "--to", "0"])
+    assert missing.exit_code == 1 and "has no version 0" in missing.output

@@ -4,14 +4,14 @@ prepared (and upgraded) in a private file and then copied in, PostgreSQL's resto
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, delete, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from .. import audit
 from ..audit_verify import Report, verify as verify_trail
 from ..evidence.store import store_of
 from ..extensions import db
-from ..models import Complaint, HumanTask, is_search_index
+from ..models import Complaint, HumanTask, SchedulerHeartbeat, is_search_index
 from ..timeutil import utcnow
 from . import BackupError, evidence, folder, in_use, postgres, schema, sqlite
 
@@ -69,14 +69,18 @@ def _dump_postgres(url, part):
             return _facts(conn)
 
 
-def check(app, src: Path) -> tuple[dict, bool]:
-    """(manifest, whether its database needs an upgrade) of a backup this app can restore; else BackupError."""
+def check(app, src: Path, open_database=False) -> tuple[dict, bool]:
+    """(manifest, whether its database needs an upgrade) of a backup this app can restore; else BackupError.
+    `open_database`: also open an SQLite database part and run SQLite's integrity check on it (a restore does so
+    on its private copy)."""
     manifest = folder.read(src)
     evidence.parts(manifest)
     kind = manifest["database"]["kind"]
     if kind != kind_of(app):
         raise BackupError(f"this is a backup of a {kind} database, and the app is configured for {kind_of(app)}: "
                           f"point DATABASE_URL at a {kind} database to restore it")
+    if open_database and kind == "sqlite":
+        sqlite.check_file(src / manifest["database"]["part"])
     return manifest, schema.needs_upgrade(app, manifest["database"]["revision"])
 
 
@@ -178,8 +182,11 @@ def _restore_postgres(app, url, part, upgrade, replace):
 
 
 def _afterwards(app, manifest, upgraded, count, src, by) -> Restored:
-    """Record the restore in the audit trail, then check the trail and the evidence the database refers to."""
+    """Forget the backed-up system's scheduler heartbeat (no scheduler runs on the restored database yet; kept, it
+    would make a restore again refuse as "in use" for SCHEDULER_HEARTBEAT_MAX_SECONDS). Record the restore in the
+    audit trail, then check the trail and the evidence the database refers to."""
     session = db.session
+    session.execute(delete(SchedulerHeartbeat))
     audit.record(session, by, RESTORED, data={"backup": src.name, "created_at": manifest["created_at"],
                                              "revision": manifest["database"]["revision"],
                                              "upgraded_to": schema.heads(app) if upgraded else None})

@@ -39,13 +39,24 @@ def stage(part: Path, target: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)
     os.close(fd)
     staged = Path(name)
-    shutil.copyfile(part, staged)
-    with closing(sqlite3.connect(staged)) as conn:
-        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-    if result != "ok":
+    try:
+        shutil.copyfile(part, staged)
+        check_file(staged)
+    except BaseException:
         discard(staged)
-        raise BackupError(f"the backup's database fails SQLite's integrity check: {result}")
+        raise
     return staged
+
+
+def check_file(path: Path):
+    """BackupError unless `path` is an SQLite database that passes SQLite's integrity check (read only)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:        # e.g. "file is not a database"
+        raise BackupError(f"the backup's database is not a usable SQLite database ({exc})") from None
+    if result != "ok":
+        raise BackupError(f"the backup's database fails SQLite's integrity check: {result}")
 
 
 def put_in_place(staged: Path, target: Path):

@@ -52,10 +52,11 @@ def create(dest, all_evidence):
 @group.command("check")
 @click.argument("src", type=BACKUP_DIR)
 def check(src):
-    """Check a backup without restoring it. Every part is checked against its SHA-256, and whether this code
-    can restore its database (as it is, or after upgrading it)."""
+    """Check a backup without restoring it. Every part is checked against its SHA-256, an SQLite database part
+    with SQLite's integrity check, and whether this code can restore its database (as it is, or after upgrading
+    it)."""
     try:
-        manifest, upgrade = procedure.check(current_app, src)
+        manifest, upgrade = procedure.check(current_app, src, open_database=True)
     except FAILED as exc:
         _refuse(exc)
     database = manifest["database"]

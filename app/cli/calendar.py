@@ -32,7 +32,7 @@ def status():
 @group.command("set")
 @click.argument("day", type=DAY)
 @click.option("--working/--holiday", required=True, help="A (make-up) working day, or a holiday.")
-@click.option("--note", default="")
+@click.option("--note", default="", help="Why, e.g. 元旦调休 (shown with the override).")
 @click.option("--by", "set_by", default="cli")
 def set_day(day, working, note, set_by):
     """Override one day of the official calendar (e.g. the State Council's schedule for next year)."""

@@ -90,7 +90,8 @@ def _version(process_id, number):
         version = db.session.execute(select(ProcessVersion).where(
             ProcessVersion.process_id == process_id, ProcessVersion.version == number)).scalar_one_or_none()
     if version is None:
-        raise click.ClickException(f"{process_id} has no version {number or '(none deployed)'}")
+        raise click.ClickException(f"{process_id} has no version {number}" if number is not None else
+                                   f"{process_id} has no version deployed")
     return version
 
 
@@ -101,6 +102,8 @@ def _version(process_id, number):
 def diff(process_id, from_number, to_number):
     """Elements added, removed and changed between two deployed versions."""
     new = _version(process_id, to_number)
+    if from_number is None and new.version == 1:
+        raise click.ClickException(f"{process_id} version 1 is its first: there is no version before it to compare")
     old = _version(process_id, from_number if from_number is not None else new.version - 1)
     changes = workflow.spec_changes(*workflow.specs(old.content_hash, old.spec_json, old.subprocess_specs_json),
                                     *workflow.specs(new.content_hash, new.spec_json, new.subprocess_specs_json))
@@ -160,15 +163,20 @@ def _migration_job(target, dry_run, actor):
 def trace_cmd(files):
     """Print, as Markdown, every clause against the elements that implement it and the tests."""
     bpmn, label = _files_bpmn() if files else _deployed_bpmn()
-    rows = trace.trace(trace.load_clauses(current_app.config["PROCESSES_DIR"] / "clauses.json"),
-                       trace.clause_elements(bpmn), trace.clause_tests(ROOT / "tests"))
+    try:
+        elements = trace.clause_elements(bpmn)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = trace.trace(trace.load_clauses(current_app.config["PROCESSES_DIR"] / "clauses.json"), elements,
+                       trace.clause_tests(ROOT / "tests"))
     click.echo(trace.to_markdown(rows, label), nl=False)
 
 
 def _files_bpmn():
     """The BPMN files in processes/, read per their XML declaration as the check does, and a label."""
     directory = current_app.config["PROCESSES_DIR"]
-    return {p.name: registry.decode_xml(p.read_bytes()) for p in directory.glob("*.bpmn")}, f"files in {directory}"
+    return {p.name: registry.decode_xml(p.read_bytes()) for p in directory.glob("*.bpmn") if p.is_file()}, \
+        f"files in {directory}"
 
 
 def _deployed_bpmn():

@@ -37,14 +37,16 @@ def _apply(change):
         result = change()
     except accounts.AccountError as err:
         db.session.rollback()
-        raise click.ClickException(err.english())
+        known = f" (roles: {', '.join(current_app.config['ROLES'])})" if err.code == "unknown_roles" else ""
+        raise click.ClickException(err.english() + known)
     db.session.commit()
     return result
 
 
 @group.command("create")
 @click.argument("username")
-@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--role", "roles", multiple=True, required=True,
+              help="A role code (repeat for more): one of the ROLES of the configuration, e.g. customer_service.")
 @click.option("--name", "display_name", default=None)
 @click.option("--email", default="")
 @click.option("--password", default=None, help="Generated and printed when omitted (then changed at the first "
@@ -72,12 +74,15 @@ def list_users():
 
 @group.command("roles")
 @click.argument("username")
-@click.option("--add", "added", multiple=True)
-@click.option("--remove", "removed", multiple=True)
+@click.option("--add", "added", multiple=True, help="A role code to give (repeat for more).")
+@click.option("--remove", "removed", multiple=True, help="A role code to take away (repeat for more).")
 @click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def roles(username, added, removed, actor):
     """Give or take roles (the last active administrator keeps theirs)."""
     user = _existing(username)
+    unknown = sorted(set(removed) - set(current_app.config["ROLES"]))
+    if unknown:
+        raise click.ClickException(f"no role {', '.join(unknown)} (roles: {', '.join(current_app.config['ROLES'])})")
     wanted = (user.roles | set(added)) - set(removed)
     _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
                                            display_name=user.display_name, roles=wanted, email=user.email or ""))
@@ -124,7 +129,10 @@ def reset_password(username, link, base_url, actor):
 @click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def second_factor_reset(username, actor):
     """Remove a user's second factor (a lost phone)."""
-    _apply(lambda: accounts.reset_second_factor(db.session, actor, _existing(username)))
+    user = _existing(username)
+    if not user.totp_secret:
+        raise click.ClickException(f"{username} has no second factor to remove")
+    _apply(lambda: accounts.reset_second_factor(db.session, actor, user))
     click.echo(f"removed the second factor of {username}")
 
 
@@ -157,14 +165,14 @@ def unlock(username, actor):
 @click.argument("username")
 @click.option("--email", default=None, help="The user's work address (\"\" removes it).")
 @click.option("--digest/--no-digest", default=None, help="The morning digest of their tasks on or off.")
-def notify(username, email, digest):
-    """Set where a user's morning digest goes and whether it is sent (app/digest_mail.py)."""
+@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+def notify(username, email, digest, actor):
+    """Set where a user's morning digest goes and whether it is sent (app/digest_mail.py); a changed address is
+    audited (user_updated), and removing it turns the digest off."""
     user = _existing(username)
     if email is not None:
-        problem = contact_rules.email_problem(email) if email else None
-        if problem:
-            raise click.ClickException(problem)
-        user.email = contact_rules.stored_email(email) if email else None
+        _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
+                                               display_name=user.display_name, roles=user.roles, email=email))
     if digest is not None:
         if digest and not user.email:
             raise click.ClickException("give --email first: the digest needs an address")

@@ -526,7 +526,7 @@ def _read_xml(path: Path, problems):
 def _read_files(processes_dir: Path, parser, known_lanes, problems) -> tuple[dict, dict]:
     """Parse every .bpmn file into the parser; return {file: text} and {file: lxml tree} of the good ones."""
     texts, trees = {}, {}
-    for path in sorted(Path(processes_dir).glob("*.bpmn")):
+    for path in sorted(p for p in Path(processes_dir).glob("*.bpmn") if p.is_file()):     # not a folder so named
         name = path.name
         read = _read_xml(path, problems)
         if read is None:
