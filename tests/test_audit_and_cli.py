@@ -67,6 +67,12 @@ def test_numbers_out_of_range_are_refused_by_name_and_a_token_is_audited(app, ba
     assert runner.invoke(args=["users", "disable", "management"]).exit_code == 0
     refused = runner.invoke(args=["users", "token", "management"])
     assert refused.exit_code == 1 and "disabled" in refused.output
+    for args, said in ((["users", "reset-password", "customer_service", "--base-url", "https://c.example"],
+                        "give --link too"),
+                       (["users", "reset-password", "customer_service", "--link", "--base-url", "not a url"],
+                        "an address such as https://")):
+        refused = runner.invoke(args=args)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
     refused = runner.invoke(args=["users", "second-factor-reset", "management"])
     assert refused.exit_code == 1 and "has no second factor" in refused.output
     assert not db.session.execute(select(AuditEvent).where(AuditEvent.action == "second_factor_reset")).first()

@@ -117,6 +117,21 @@ def test_a_restored_backup_verifies_serves_its_evidence_and_its_complaints_go_on
         db.engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_evidence_missing_from_the_store_fails_the_backup_and_its_check_warns(own_store, client, people, tmp_path,
+                                                                              backend):
+    number = Desk(client, people).register()
+    assert upload(client, people, number).status_code == 201
+    sha = hashlib.sha256(PDF).hexdigest()
+    [stored] = [p for p in (tmp_path / "evidence").rglob("*") if p.is_file() and sha[2:] in p.name]
+    stored.unlink()
+    made = flask(own_store, "backup", "create", str(tmp_path / "backup"))
+    assert made.exit_code == 1 and f"PROBLEM: evidence {sha} is missing in the store" in made.output
+    checked = flask(own_store, "backup", "check", str(tmp_path / "backup"))
+    assert checked.exit_code == 0 and "all parts intact" in checked.output
+    assert f"WARNING: evidence {sha} was missing in the store when the backup was made" in checked.output
+
+
 def test_a_damaged_or_newer_backup_and_a_database_with_data_are_refused_and_nothing_changes(own_store, client, people,
                                                                                            tmp_path, new_database):
     app = own_store

@@ -1,7 +1,8 @@
-"""`flask calendar recompute` settles provisional deadlines: one whose year became known keeps its
-due time but is no longer provisional, and the API's deadline objects say which are provisional."""
+"""`flask calendar`: recompute settles provisional deadlines (one whose year became known keeps its due time but is
+no longer provisional, and the API's deadline objects say which are provisional); a day typed wrong is named."""
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -82,3 +83,12 @@ def test_a_recompute_that_still_depends_on_guessed_days_keeps_the_flag(app, clie
         assert shown["due_at"] == JAN_7_END and shown["provisional"] is True
         actions = {e["action"] for e in desk.complaint(number)["history"]}
         assert "deadline_confirmed" not in actions and "deadline_recomputed" not in actions
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_day_that_is_none_is_said_to_be_none_and_the_usage_names_a_day(app, backend):
+    runner = app.test_cli_runner()
+    for typed in ("2026-02-30", "2026/10/01", "x"):
+        refused = runner.invoke(args=["calendar", "set", typed, "--holiday"])
+        assert refused.exit_code == 2 and f"'{typed}' is not a day of the calendar as YYYY-MM-DD" in refused.output
+    assert "calendar set [OPTIONS] DAY\n" in runner.invoke(args=["calendar", "set", "--help"]).output

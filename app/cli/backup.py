@@ -59,10 +59,16 @@ def check(src):
         manifest, upgrade = procedure.check(current_app, src, open_database=True)
     except FAILED as exc:
         _refuse(exc)
-    database = manifest["database"]
+    database, kept = manifest["database"], manifest["evidence"]
     click.echo(f"ok: backup of {manifest['created_at']}, {database['kind']} database at revision "
-               f"{', '.join(database['revision'])}, {manifest['evidence']['files']} evidence files, all parts intact; "
+               f"{', '.join(database['revision'])}, {kept['files']} evidence files, all parts intact; "
                + ("restoring upgrades it to this code's schema" if upgrade else "this code's schema"))
+    lost = kept.get("missing", []) + kept.get("damaged", [])
+    for sha in lost[:SHOWN]:
+        click.echo(f"WARNING: evidence {sha} was {'missing' if sha in kept['missing'] else 'damaged'} in the store "
+                   "when the backup was made and is not in it (a case file refers to it)")
+    if len(lost) > SHOWN:
+        click.echo(f"WARNING: ... and {len(lost) - SHOWN} more")
 
 
 @group.command("restore")

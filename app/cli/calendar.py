@@ -11,7 +11,26 @@ from ..timeutil import utcnow
 from .group import Group
 
 group = Group("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
-DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+class Day(click.DateTime):
+    """A day as YYYY-MM-DD, shown as DAY in the usage; a day that does not exist (2026-02-30) is said to be none."""
+    name = "day"
+
+    def __init__(self):
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def get_metavar(self, param, ctx=None):
+        return "DAY"
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not a day of the calendar as YYYY-MM-DD (e.g. 2027-01-04)", param, ctx)
+
+
+DAY = Day()
 
 
 @group.command("status")
@@ -33,7 +52,7 @@ def status():
 @click.argument("day", type=DAY)
 @click.option("--working/--holiday", required=True, help="A (make-up) working day, or a holiday.")
 @click.option("--note", default="", help="Why, e.g. 元旦调休 (shown with the override).")
-@click.option("--by", "set_by", default="cli")
+@click.option("--by", "set_by", default="cli", help="Recorded in the audit trail.")
 def set_day(day, working, note, set_by):
     """Override one day of the official calendar (e.g. the State Council's schedule for next year)."""
     row = db.session.get(CalendarDay, day.date()) or CalendarDay(day=day.date())
@@ -49,7 +68,7 @@ def set_day(day, working, note, set_by):
 
 @group.command("unset")
 @click.argument("day", type=DAY)
-@click.option("--by", "set_by", default="cli")
+@click.option("--by", "set_by", default="cli", help="Recorded in the audit trail.")
 def unset_day(day, set_by):
     """Remove an override; the official data applies again."""
     row = db.session.get(CalendarDay, day.date())

@@ -1,6 +1,7 @@
 """flask users: create, list, change roles, disable and enable users, reset a password or a second factor,
 end a login lock, issue API tokens, and the demo users of `make run`. The rules (and the audit) are
 app/accounts.py's, the same as the admin pages'."""
+import re
 import secrets
 from datetime import timedelta
 
@@ -110,10 +111,14 @@ def enable(username, actor):
 @group.command("reset-password")
 @click.argument("username")
 @click.option("--link", is_flag=True, help="Print a one-time link (RESET_LINK_HOURS) instead of a password.")
-@click.option("--base-url", default=None, help="The site's address for the link (default PUBLIC_BASE_URL)")
+@click.option("--base-url", default=None, help="The site's address for the link, with --link (default PUBLIC_BASE_URL).")
 @click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def reset_password(username, link, base_url, actor):
     """A generated password (changed at the next login) or a one-time link, printed once."""
+    if base_url is not None and not link:
+        raise click.UsageError("--base-url is the address of a link: give --link too")
+    if base_url is not None and not re.match(r"https?://[^/\s]+", base_url):
+        raise click.BadParameter("an address such as https://complaints.example.com", param_hint="--base-url")
     user = _existing(username)
     if not link:
         click.echo(f"{username} password: {_apply(lambda: accounts.reset_password(db.session, actor, user))}")
