@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
-from .config import DEV_PUBLIC_BASE_URL, Config, development
+from .config import DEV_PUBLIC_BASE_URL, Config, SettingMissing, development
 from . import db_connections
 from .extensions import db, migrate
 
@@ -14,7 +14,7 @@ def create_app(config_object=Config, **overrides) -> Flask:
     app.config.from_object(config_object)
     app.config.update(overrides)
     if not app.config.get("SECRET_KEY"):
-        raise RuntimeError("SECRET_KEY is not set: export it in the environment (see README)")
+        raise SettingMissing("SECRET_KEY is not set: export it in the environment (see README)")
     _public_base_url(app)
     db_connections.engine_options(app)
 
@@ -78,13 +78,13 @@ def _public_base_url(app):
     url = app.config.get("PUBLIC_BASE_URL")
     if not url:
         if not (app.testing or development()):
-            raise RuntimeError("PUBLIC_BASE_URL is not set: export the address customers reach the app at, "
-                               "e.g. https://complaints.example.com (APP_ENV=development on a developer's "
-                               "machine uses http://127.0.0.1:5000; see README)")
+            raise SettingMissing("PUBLIC_BASE_URL is not set: export the address customers reach the app at, "
+                                 "e.g. https://complaints.example.com (APP_ENV=development on a developer's "
+                                 "machine uses http://127.0.0.1:5000; see README)")
         url = app.config["PUBLIC_BASE_URL"] = DEV_PUBLIC_BASE_URL
     if not _absolute_http(url):
-        raise RuntimeError(f"PUBLIC_BASE_URL must be an absolute http(s) address such as "
-                           f"https://complaints.example.com, not {url!r}")
+        raise SettingMissing(f"PUBLIC_BASE_URL must be an absolute http(s) address such as "
+                             f"https://complaints.example.com, not {url!r}")
 
 
 def _absolute_http(url: str) -> bool:

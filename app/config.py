@@ -18,6 +18,10 @@ class SettingError(ValueError):
     """A setting in the environment that cannot work: the app does not start, and the message names it."""
 
 
+class SettingMissing(SettingError, RuntimeError):
+    """A setting the app cannot start without, unset or unusable (create_app; a RuntimeError, as it always was)."""
+
+
 def _number(name, default, kind=int, least=0, most=None):
     """A number from the environment, at least `least` (and at most `most`); unset: `default`."""
     raw = _env(name)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 PROCESS_ID = "quarterly_review"
 KEY_PREFIX = "QR-"
 REVIEW_EXISTS = "review_exists"
+PERIOD_NOT_OVER = "period_not_over"
 CATCH_UP_DAYS = 15       # a scheduler started this many days into a quarter still starts the last one's review
 
 
@@ -26,9 +27,19 @@ def business_key(period: Period) -> str:
     return KEY_PREFIX + period.label
 
 
+def is_over(period: Period) -> bool:
+    """Whether the period has ended (its last day is over in Asia/Shanghai): what a review looks back on."""
+    return period.instants()[1] <= utcnow()
+
+
 def start_review(runtime, period: Period, actor: str):
     """Start the review of `period` (its Change); a period has one review, so a second start (a second
-    scheduler, a repeated cron firing, a person asking again) is refused with Conflict."""
+    scheduler, a repeated cron firing, a person asking again) is refused with Conflict. A period that has not
+    ended is refused (InvalidData): its one review, started early, would look at part of it and keep the
+    scheduler's from starting when it ends."""
+    if not is_over(period):
+        raise InvalidData(f"{period.label} has not ended: its review starts once it has", code=PERIOD_NOT_OVER,
+                          fields={"period": period.label})
     key = business_key(period)
     data = {"period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
             "period_label": period.label}

@@ -125,9 +125,10 @@ def test_evidence_missing_from_the_store_fails_the_backup_and_its_check_warns(ow
     sha = hashlib.sha256(PDF).hexdigest()
     [stored] = [p for p in (tmp_path / "evidence").rglob("*") if p.is_file() and sha[2:] in p.name]
     stored.unlink()
-    made = flask(own_store, "backup", "create", str(tmp_path / "backup"))
+    folder = tmp_path / "backup"
+    made = flask(own_store, "backup", "create", str(folder))
     assert made.exit_code == 1 and f"PROBLEM: evidence {sha} is missing in the store" in made.output
-    checked = flask(own_store, "backup", "check", str(tmp_path / "backup"))
+    checked = flask(own_store, "backup", "check", str(folder))
     assert checked.exit_code == 0 and "all parts intact" in checked.output
     assert f"WARNING: evidence {sha} was missing in the store when the backup was made" in checked.output
 
@@ -137,7 +138,7 @@ def test_a_damaged_or_newer_backup_and_a_database_with_data_are_refused_and_noth
     app = own_store
     number = Desk(client, people).register()
     assert upload(client, people, number).status_code == 201
-    backup = tmp_path / "backup"
+    backup = tmp_path / "backup #1 100%"                       # a folder name that is no plain URI path
     assert flask(app, "backup", "create", str(backup)).exit_code == 0
     busy = flask(app, "backup", "restore", str(backup))        # over the app's own database
     assert busy.exit_code == 1 and "the database holds data" in busy.output

@@ -187,6 +187,8 @@ def test_the_cli_sets_the_digest(app, people):
     r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "cl@insurer.example", "--digest"])
     assert r.exit_code == 0 and "digest on" in r.output
     assert (user("claims_specialist").email, user("claims_specialist").digest) == ("cl@insurer.example", True)
+    r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "", "--digest"])
+    assert r.exit_code == 1 and user("claims_specialist").email == "cl@insurer.example"    # refused: nothing changed
     r = runner.invoke(args=["users", "notify", "claims_specialist", "--email", "", "--by", "ops"])   # no address
     assert r.exit_code == 0 and "e-mail -, digest off" in r.output
     changed = db.session.execute(select(AuditEvent.actor, AuditEvent.data).where(

@@ -104,8 +104,8 @@ def test_started_by_hand_for_a_quarter_or_any_period_once_each(app, people):
                           (["review", "start", "2026Q5"], "is not a quarter"),
                           (["review", "start", "--from", "2026-13-01", "--to", "2026-12-31"], "is not a date"),
                           (["review", "start"], "either a quarter"),
-                          (["review", "start", "2099Q1"], "2099Q1 has not begun"),
-                          (["review", "start", "--from", "2099-01-01", "--to", "2099-01-31"], "has not begun")):
+                          (["review", "start", "2099Q1"], "2099Q1 has not ended"),
+                          (["review", "start", "--from", "2099-01-01", "--to", "2099-01-31"], "has not ended")):
         bad = runner.invoke(args=args)
         assert bad.exit_code != 0 and message in bad.output, (args, bad.output)
     assert len(reviews()) == 2
@@ -282,6 +282,11 @@ def test_management_starts_the_review_of_a_period_from_the_analysis_page(app, pe
     bad = web.post("/analysis/review?from=2026-09-30&to=2026-07-01", {}, page="/analysis?quarter=2026Q3",
                    follow_redirects=True)
     assert bad.status_code == 422 and len(reviews()) == 1          # the page says what is wrong with the dates
+    # A period that has not ended offers no start, and a start asked for anyway is refused in words.
+    future = web.get("/analysis?quarter=2099Q1").get_data(as_text=True)
+    assert 'data-testid="review-not-yet"' in future and 'data-testid="start-review"' not in future
+    early = web.post("/analysis/review?quarter=2099Q1", {}, page="/analysis?quarter=2099Q1", follow_redirects=True)
+    assert "2099Q1 结束后才能开始其回顾。" in text(early) and len(reviews()) == 1
     # Training reads the analysis but does not start reviews.
     trainer = Browser(app).login("training")
     assert 'data-testid="start-review"' not in trainer.get("/analysis?quarter=2026Q2").get_data(as_text=True)

@@ -51,7 +51,7 @@ def stage(part: Path, target: Path) -> Path:
 def check_file(path: Path):
     """BackupError unless `path` is an SQLite database that passes SQLite's integrity check (read only)."""
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)) as conn:
             result = conn.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:        # e.g. "file is not a database"
         raise BackupError(f"the backup's database is not a usable SQLite database ({exc})") from None

@@ -1,32 +1,33 @@
-"""What the app's command groups share: their class (a command run on a database that was never migrated says what
-to run, instead of a traceback of the first query that met no table) and a range of numbers that refuses nan."""
+"""What the app's command groups share: their class (a command run on a database that lacks a table of the app says
+to migrate it, instead of a traceback of the first query that met no table) and a range of numbers that refuses
+nan."""
 import click
 from flask.cli import AppGroup
-from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 
-NOT_MIGRATED = "the database is not migrated (it has none of the app's tables): run `flask db upgrade` first"
+UNDEFINED_TABLE = "42P01"         # PostgreSQL's SQLSTATE for a relation that does not exist
 
 
 class Group(AppGroup):
+    """A `flask` command group of the app."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except DBAPIError:          # SQLite: no such table; PostgreSQL: relation does not exist
-            if not migrated():
-                raise click.ClickException(NOT_MIGRATED) from None
-            raise
+        except DBAPIError as exc:
+            if not missing_table(exc):
+                raise
+            db.session.rollback()           # the failed transaction ends with the command
+            first = str(exc.orig).strip().splitlines()[0]
+            raise click.ClickException(f"the database lacks a table of this release ({first}): it is not migrated, "
+                                       "run `flask db upgrade` first") from None
 
 
-def migrated() -> bool:
-    """Whether the database has a schema revision (alembic_version with a row)."""
-    db.session.rollback()
-    if not inspect(db.engine).has_table("alembic_version"):
-        return False
-    with db.engine.connect() as conn:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).first() is not None
+def missing_table(exc: DBAPIError) -> bool:
+    """Whether the database said a table does not exist (SQLite: "no such table"; PostgreSQL: 42P01)."""
+    return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE or str(exc.orig).startswith("no such table")
 
 
 class FiniteRange(click.FloatRange):

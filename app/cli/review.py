@@ -8,7 +8,6 @@ from ..analysis import PeriodError, period, quarter
 from ..analysis.periods import parse_date
 from ..errors import AppError
 from ..extensions import db
-from ..timeutil import utcnow
 from .group import Group
 
 group = Group("review", help="The quarterly review of complaints: start one for a quarter or any period.")
@@ -20,7 +19,7 @@ group = Group("review", help="The quarterly review of complaints: start one for 
 @click.option("--to", "last", help="last day of the period (YYYY-MM-DD), both included")
 @click.option("--by", "actor", default="cli", show_default=True, help="who started it, for the audit trail")
 def start(quarter_label, first, last, actor):
-    """Start the review of QUARTER_LABEL (such as 2026Q3) or of --from .. --to, a period that has begun; a period
+    """Start the review of QUARTER_LABEL (such as 2026Q3) or of --from .. --to, a period that has ended; a period
     has one review."""
     try:
         if quarter_label and not (first or last):
@@ -29,8 +28,6 @@ def start(quarter_label, first, last, actor):
             chosen = period(parse_date(first, "--from"), parse_date(last, "--to"))
         else:
             raise click.UsageError("give either a quarter (e.g. 2026Q3) or both --from and --to")
-        if chosen.instants()[0] > utcnow():      # its one review, started now, would keep the real one from starting
-            raise click.ClickException(f"{chosen.label} has not begun: a review looks back at complaints received")
         change = quarterly.start_review(current_app.extensions["runtime"], chosen, actor)
     except PeriodError as exc:
         raise click.ClickException(str(exc)) from None

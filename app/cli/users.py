@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from .. import accounts, audit, contact_rules
+from .. import accounts, audit
 from ..api.auth import issue_token
 from ..config import development
 from ..extensions import db
@@ -81,7 +81,7 @@ def list_users():
 def roles(username, added, removed, actor):
     """Give or take roles (the last active administrator keeps theirs)."""
     user = _existing(username)
-    unknown = sorted(set(removed) - set(current_app.config["ROLES"]))
+    unknown = sorted(set(removed) - set(current_app.config["ROLES"]) - user.roles)    # a role held may always go
     if unknown:
         raise click.ClickException(f"no role {', '.join(unknown)} (roles: {', '.join(current_app.config['ROLES'])})")
     wanted = (user.roles | set(added)) - set(removed)
@@ -111,7 +111,8 @@ def enable(username, actor):
 @group.command("reset-password")
 @click.argument("username")
 @click.option("--link", is_flag=True, help="Print a one-time link (RESET_LINK_HOURS) instead of a password.")
-@click.option("--base-url", default=None, help="The site's address for the link, with --link (default PUBLIC_BASE_URL).")
+@click.option("--base-url", default=None,
+              help="The site's address for the link, with --link (default PUBLIC_BASE_URL).")
 @click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 def reset_password(username, link, base_url, actor):
     """A generated password (changed at the next login) or a one-time link, printed once."""
@@ -175,21 +176,22 @@ def notify(username, email, digest, actor):
     """Set where a user's morning digest goes and whether it is sent (app/digest_mail.py); a changed address is
     audited (user_updated), and removing it turns the digest off."""
     user = _existing(username)
+    if digest and not (user.email if email is None else email.strip()):     # refused before anything changes
+        raise click.ClickException("give --email first: the digest needs an address")
     if email is not None:
         _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
                                                display_name=user.display_name, roles=user.roles, email=email))
     if digest is not None:
-        if digest and not user.email:
-            raise click.ClickException("give --email first: the digest needs an address")
         user.digest = digest
-    db.session.commit()
+        db.session.commit()
     click.echo(f"{username}: e-mail {user.email or '-'}, digest {'on' if user.digest else 'off'}")
 
 
 @group.command("demo")
 def demo():
-    """Create one demo user per role (development only: refused unless APP_ENV=development); passwords are printed
-    once. Made as `create` makes a user: the password policy applies, and each is audited (user_created, by "cli")."""
+    """Create one demo user per role (development only: refused unless APP_ENV=development or FLASK_DEBUG);
+    passwords are printed once. Made as `create` makes a user: the password policy applies, and each is audited
+    (user_created, by "cli")."""
     if not (development() or current_app.config.get("TESTING")):
         raise click.ClickException("demo users are for a developer's machine (APP_ENV=development): this one is "
                                    "not, and a demo account with a printed password would stay in it")

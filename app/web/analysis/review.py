@@ -30,6 +30,9 @@ def start_review():
         if err.code == quarterly.REVIEW_EXISTS:
             flash(_("The quarterly review of %(label)s has already been started.", label=selection.period.label),
                   "error")
+        elif err.code == quarterly.PERIOD_NOT_OVER:
+            flash(_("The review of %(label)s can start once the period has ended.", label=selection.period.label),
+                  "error")
         else:
             flash(error_message(err), "error")
     else:

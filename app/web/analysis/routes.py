@@ -57,7 +57,8 @@ def page():
     data, error = _analysed(selection)
     review = quarterly.review_of(db.session, selection.period) if selection.period else None
     return _page("analysis/page.html", selection, data, error, review=review,
-                 may_start_review=has_any(me(), REVIEW_STARTERS))
+                 may_start_review=has_any(me(), REVIEW_STARTERS),
+                 period_over=bool(selection.period) and quarterly.is_over(selection.period))
 
 
 @bp.get("/analysis/reports/<int:report_id>")
