@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
+from typing import Optional
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -108,10 +109,20 @@ def update_details(session, actor, user: User, known_roles, *, display_name, rol
         changes.update(roles_before=before, roles=sorted(user.roles))
     if name_before != user.display_name:
         changes["name_changed"] = True
-    if email_before != user.email:
-        changes["email_changed"] = True
+    if email_before != user.email:      # a staff member's work address: where their digest of tasks goes
+        changes.update(email_before=email_before, email=user.email)
     if len(changes) > 1:                # a save that changed nothing leaves no event
         audit.record(session, actor, "user_updated", data=changes)
+
+
+def set_own_email(session, user: User, email: Optional[str], digest: bool) -> None:
+    """A user's own digest settings (the notifications page; the caller checked the address): a changed address is
+    audited as an administrator's change is."""
+    before = user.email
+    user.email, user.digest = (contact_rules.stored_email(email) if email else None), digest
+    if before != user.email:
+        audit.record(session, user.username, "user_updated",
+                     data={"username": user.username, "email_before": before, "email": user.email})
 
 
 def _set_details(user, display_name, roles, email, known_roles) -> None:

@@ -95,6 +95,11 @@ def test_digest_settings_are_checked(app, people):
     r = cs.post("/notifications/settings", {"email": "CS@Insurer.Example", "digest": "on"}, page="/notifications")
     assert any("已保存" in m for m in flashes(cs.get(r.location)))
     assert (user("customer_service").email, user("customer_service").digest) == ("CS@insurer.example", True)
+    cs.post("/notifications/settings", {"email": "CS@insurer.example", "digest": ""}, page="/notifications")
+    changed = db.session.execute(select(AuditEvent.actor, AuditEvent.data).where(
+        AuditEvent.action == "user_updated")).all()          # the address changed once: audited once, by its owner
+    assert [(actor, data["email_before"], data["email"]) for actor, data in changed] == [
+        ("customer_service", None, "CS@insurer.example")]
 
 
 def test_refused_digest_settings_are_shown_again_as_typed_with_the_error_beside_the_address(app, people):
@@ -193,7 +198,8 @@ def test_the_cli_sets_the_digest(app, people):
     assert r.exit_code == 0 and "e-mail -, digest off" in r.output
     changed = db.session.execute(select(AuditEvent.actor, AuditEvent.data).where(
         AuditEvent.action == "user_updated")).all()
-    assert [(actor, data.get("email_changed")) for actor, data in changed] == [("cli", True), ("ops", True)]
+    assert [(actor, data.get("email_before"), data.get("email")) for actor, data in changed] == [
+        ("cli", None, "cl@insurer.example"), ("ops", "cl@insurer.example", None)]
 
 
 def test_a_task_given_to_me_is_new_to_me(app, client, people):

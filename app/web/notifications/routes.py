@@ -2,7 +2,7 @@
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import contact_rules, notifications
+from ... import accounts, contact_rules, notifications
 from ...extensions import db
 from ...permissions import WORKERS
 from ...timeutil import utcnow
@@ -57,8 +57,7 @@ def settings():
     if error:
         typed = {"email": request.form.get("email") or "", "digest": wants_digest}
         return _render(user, _lists(user, utcnow()), user.notifications_seen_at, typed, error)
-    user.email = contact_rules.stored_email(email) if email else None
-    user.digest = wants_digest
+    accounts.set_own_email(db.session, user, email, wants_digest)
     db.session.commit()
     flash(_("Saved: the daily digest goes to %(email)s on working mornings.", email=user.email) if wants_digest
           else _("Saved: no daily digest."), "success")
