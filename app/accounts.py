@@ -95,9 +95,10 @@ def create(session, actor, policy: Policy, known_roles, *, username, display_nam
     return user, generated
 
 
-def update_details(session, actor, user: User, known_roles, *, display_name, roles, email="") -> None:
-    """Name, e-mail and roles. Nobody adds a role to themselves (an administrator would otherwise read
-    complaints by giving themselves a handler's role): another administrator does."""
+def update_details(session, actor, user: User, known_roles, *, display_name, roles, email="") -> bool:
+    """Name, e-mail and roles; whether anything changed (only a change is audited). Nobody adds a role to
+    themselves (an administrator would otherwise read complaints by giving themselves a handler's role): another
+    administrator does."""
     before, name_before, email_before = sorted(user.roles), user.display_name, user.email
     if user.username == actor and {r for r in roles if r} - user.roles:
         raise AccountError("own_roles")
@@ -111,8 +112,10 @@ def update_details(session, actor, user: User, known_roles, *, display_name, rol
         changes["name_changed"] = True
     if email_before != user.email:      # a staff member's work address: where their digest of tasks goes
         changes.update(email_before=email_before, email=user.email)
-    if len(changes) > 1:                # a save that changed nothing leaves no event
-        audit.record(session, actor, "user_updated", data=changes)
+    if len(changes) == 1:               # a save that changed nothing leaves no event
+        return False
+    audit.record(session, actor, "user_updated", data=changes)
+    return True
 
 
 def set_own_email(session, user: User, email: Optional[str], digest: bool) -> None:

@@ -145,6 +145,16 @@ def test_an_administrator_gives_nobody_roles_themselves(admin):
     assert r.status_code == 422 and audit_count("user_updated") == 0
 
 
+def test_a_save_that_changes_nothing_says_so_and_records_nothing(admin):
+    target = user_id("training")
+    same = {"display_name": "training", "roles": "training", "email": ""}
+    r = admin.post(f"/admin/users/{target}", same, page=f"/admin/users/{target}", follow_redirects=True)
+    assert "没有任何更改：training 保持原样。" in text(r) and audit_count("user_updated") == 0
+    r = admin.post(f"/admin/users/{target}", {**same, "email": "t@insurer.example"}, page=f"/admin/users/{target}",
+                   follow_redirects=True)
+    assert "已保存 training" in text(r) and audit_count("user_updated") == 1
+
+
 def test_the_list_filters(admin):
     r = admin.get("/admin/users?role=management")
     rows = re.findall(r'data-testid="user-row" data-username="([^"]+)"', r.get_data(as_text=True))

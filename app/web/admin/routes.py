@@ -85,14 +85,15 @@ def edit(user_id):
         {"display_name": user.display_name, "email": user.email or "", "roles": sorted(user.roles)}
     if request.method == "POST":
         try:
-            accounts.update_details(db.session, me().username, user, current_app.config["ROLES"],
-                                    **_details(request.form))
+            changed = accounts.update_details(db.session, me().username, user, current_app.config["ROLES"],
+                                              **_details(request.form))
         except accounts.AccountError as err:
             db.session.rollback()
             error = account_message(err)
         else:
             db.session.commit()
-            flash(_("Saved %(username)s.", username=user.username), "success")
+            flash(_("Saved %(username)s.", username=user.username) if changed else
+                  _("Nothing was changed: %(username)s is as it was.", username=user.username), "success")
             return redirect(url_for("admin.edit", user_id=user.id))
     return render_template("admin/edit.html", user=user, form=form, error=error, now=utcnow(),
                            tokens=accounts.api_token_count(db.session, user)), 422 if error else 200
