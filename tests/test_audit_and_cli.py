@@ -1,6 +1,6 @@
 """The user / token / scheduler commands an operator runs (the audit chains: test_audit_chains.py)."""
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from app.extensions import db
 from app.models import AuditEvent, User
@@ -101,3 +101,14 @@ def test_demo_users_get_passwords_within_the_policy(app, backend):
         assert demo.exit_code == 0, demo.output
         lengths = {len(line.rsplit("password: ", 1)[1].strip()) for line in demo.output.splitlines()}
         assert lengths == {max(least, 16)}, (least, lengths)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_downgrade_asks_first_and_a_no_changes_nothing(app, backend):
+    """Flask-Migrate's `flask db downgrade` drops tables and data; no rollback needs it (README, Upgrades)."""
+    before = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    db.session.rollback()
+    refused = app.test_cli_runner().invoke(args=["db", "downgrade"], input="n\n")
+    assert refused.exit_code == 1 and "drops the tables and columns" in refused.output and "Aborted" in refused.output
+    assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == before
+    assert "--yes" in app.test_cli_runner().invoke(args=["db", "downgrade", "--help"]).output

@@ -2,8 +2,8 @@
 token, unlock, demo), scheduler (run, once), audit (verify) and calendar (status, set, unset,
 recompute), outbox (run, send-due, status), vocab (list, unmapped, map), review (start), backup (create, check,
 restore), evidence (orphans); register_cli adds them to the
-app. deploy_on_start is what wsgi.py runs at start."""
-from . import audit, backup, calendar, evidence, processes, review, scheduler, users, vocab
+app, and makes Flask-Migrate's `db downgrade` ask first. deploy_on_start is what wsgi.py runs at start."""
+from . import audit, backup, calendar, db_downgrade, evidence, processes, review, scheduler, users, vocab
 from .processes import deploy_on_start  # noqa: F401  (wsgi.py imports it from here)
 
 
@@ -16,3 +16,4 @@ def register_cli(app):
         app.cli.add_command(group)
     from .jobs import group as jobs_group      # jobs (list, run-once, cancel): the background jobs
     app.cli.add_command(jobs_group)
+    db_downgrade.guard()                       # Flask-Migrate's `db downgrade` asks first
