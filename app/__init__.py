@@ -82,13 +82,14 @@ def _public_base_url(app):
                                  "e.g. https://complaints.example.com (APP_ENV=development on a developer's "
                                  "machine uses http://127.0.0.1:5000; see README)")
         url = app.config["PUBLIC_BASE_URL"] = DEV_PUBLIC_BASE_URL
-    if not _absolute_http(url):
+    if not absolute_http(url):
         raise SettingMissing(f"PUBLIC_BASE_URL must be an absolute http(s) address such as "
                              f"https://complaints.example.com, not {url!r}")
 
 
-def _absolute_http(url: str) -> bool:
-    """http(s), a host, and nothing after the path (links are the path plus /my/<token>)."""
+def absolute_http(url: str) -> bool:
+    """http(s), a host, and nothing after the path (links are the path plus /my/<token>, or a reset link's):
+    PUBLIC_BASE_URL, and `flask users reset-password --base-url`."""
     try:
         parts = urlsplit(url)
         return parts.scheme in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)

@@ -118,13 +118,22 @@ def update_details(session, actor, user: User, known_roles, *, display_name, rol
     return True
 
 
-def set_own_email(session, user: User, email: Optional[str], digest: bool) -> None:
-    """A user's own digest settings (the notifications page; the caller checked the address): a changed address is
-    audited as an administrator's change is."""
+def set_email(session, actor, user: User, email: Optional[str] = None, digest: Optional[bool] = None) -> None:
+    """A user's work e-mail (None: kept; "": removed) and whether their morning digest goes there (None: kept; off
+    without an address): the notifications page (the user's own) and `flask users notify`. A changed address is
+    audited as an administrator's change is (user_updated, the address before and after)."""
     before = user.email
-    user.email, user.digest = (contact_rules.stored_email(email) if email else None), digest
+    if email is not None:
+        email = email.strip()
+        if email and contact_rules.email_problem(email):
+            raise AccountError("bad_email")
+        user.email = contact_rules.stored_email(email) if email else None
+    if digest is not None:
+        user.digest = digest
+    if not user.email:
+        user.digest = False
     if before != user.email:
-        audit.record(session, user.username, "user_updated",
+        audit.record(session, actor, "user_updated",
                      data={"username": user.username, "email_before": before, "email": user.email})
 
 

@@ -8,7 +8,7 @@ from .. import audit
 from ..extensions import db
 from ..models import CalendarDay, Deadline
 from ..timeutil import utcnow
-from .group import Group
+from .group import AUDITED_BY, Group
 
 group = Group("calendar", help="Working-day calendar: official data, admin overrides, provisional deadlines.")
 
@@ -52,14 +52,14 @@ def status():
 @click.argument("day", type=DAY)
 @click.option("--working/--holiday", required=True, help="A (make-up) working day, or a holiday.")
 @click.option("--note", default="", help="Why, e.g. 元旦调休 (shown with the override).")
-@click.option("--by", "set_by", default="cli", help="Recorded in the audit trail.")
-def set_day(day, working, note, set_by):
+@AUDITED_BY
+def set_day(day, working, note, actor):
     """Override one day of the official calendar (e.g. the State Council's schedule for next year)."""
     row = db.session.get(CalendarDay, day.date()) or CalendarDay(day=day.date())
-    row.working, row.note, row.set_by = working, note, set_by
+    row.working, row.note, row.set_by = working, note, actor
     row.set_at = utcnow()
     db.session.add(row)
-    audit.record(db.session, set_by, "calendar_override_set",
+    audit.record(db.session, actor, "calendar_override_set",
                  data={"day": day.date().isoformat(), "working": working, "note": note})
     db.session.commit()
     click.echo(f"{day.date()} is now a {'working day' if working else 'holiday'}; "
@@ -68,20 +68,20 @@ def set_day(day, working, note, set_by):
 
 @group.command("unset")
 @click.argument("day", type=DAY)
-@click.option("--by", "set_by", default="cli", help="Recorded in the audit trail.")
-def unset_day(day, set_by):
+@AUDITED_BY
+def unset_day(day, actor):
     """Remove an override; the official data applies again."""
     row = db.session.get(CalendarDay, day.date())
     if row is None:
         raise click.ClickException(f"no override for {day.date()}")
     db.session.delete(row)
-    audit.record(db.session, set_by, "calendar_override_removed", data={"day": day.date().isoformat()})
+    audit.record(db.session, actor, "calendar_override_removed", data={"day": day.date().isoformat()})
     db.session.commit()
     click.echo(f"override for {day.date()} removed")
 
 
 @group.command("recompute")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def recompute(actor):
     """Evaluate every provisional open deadline again with the current calendar."""
     runtime = current_app.extensions["runtime"]

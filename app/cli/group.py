@@ -1,6 +1,6 @@
 """What the app's command groups share: their class (a command run on a database that lacks a table of the app says
-to migrate it, instead of a traceback of the first query that met no table) and a range of numbers that refuses
-nan."""
+to migrate it, instead of a traceback of the first query that met no table), the `--by` option of the commands
+whose change is audited, and a range of numbers that refuses nan."""
 import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from ..extensions import db
 
 UNDEFINED_TABLE = "42P01"         # PostgreSQL's SQLSTATE for a relation that does not exist
+AUDITED_BY = click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
 
 
 class Group(AppGroup):

@@ -6,7 +6,7 @@ from flask import current_app
 from ..extensions import db
 from ..jobs import store
 from ..jobs.setup import run_pass
-from .group import FiniteRange, Group
+from .group import AUDITED_BY, FiniteRange, Group
 
 group = Group("jobs", help="Background jobs: bulk migrations and big exports.")
 
@@ -35,7 +35,7 @@ def run_once(seconds):
 
 @group.command("cancel")
 @click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def cancel_cmd(job_id, actor):
     """Stop a queued or running job before its next batch (audited)."""
     if not store.cancel(db.session, job_id, actor):

@@ -13,7 +13,7 @@ from ..engine import registry, workflow
 from ..extensions import db
 from ..jobs import migration, store as jobs
 from ..models import ProcessInstance, ProcessVersion
-from .group import Group
+from .group import AUDITED_BY, Group
 
 group = Group("processes", help="Check and deploy processes/ and forms/.")
 
@@ -119,7 +119,7 @@ def diff(process_id, from_number, to_number):
 @click.argument("process_id")
 @click.option("--to", "to_number", type=int, default=None, help="Default: the latest version.")
 @click.option("--dry-run", is_flag=True, help="Only tell, per instance, whether it can be migrated.")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 @click.option("--job", "as_job", is_flag=True,
               help="Queue a background job instead (the scheduler or `flask jobs run-once` works it).")
 def migrate(process_id, to_number, dry_run, actor, as_job):

@@ -1,7 +1,6 @@
 """flask users: create, list, change roles, disable and enable users, reset a password or a second factor,
 end a login lock, issue API tokens, and the demo users of `make run`. The rules (and the audit) are
 app/accounts.py's, the same as the admin pages'."""
-import re
 import secrets
 from datetime import timedelta
 
@@ -9,14 +8,14 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from .. import accounts, audit
+from .. import absolute_http, accounts, audit
 from ..api.auth import issue_token
 from ..config import development
 from ..extensions import db
 from ..models import User
 from ..passwords import Policy
 from ..timeutil import utcnow
-from .group import Group
+from .group import AUDITED_BY, Group
 
 group = Group("users", help="Manage users and API tokens.")
 
@@ -26,6 +25,10 @@ def _existing(username) -> User:
     if user is None:
         raise click.ClickException(f"no user {username}")
     return user
+
+
+def _known_roles() -> str:
+    return f" (roles: {', '.join(current_app.config['ROLES'])})"
 
 
 def _policy() -> Policy:
@@ -38,8 +41,7 @@ def _apply(change):
         result = change()
     except accounts.AccountError as err:
         db.session.rollback()
-        known = f" (roles: {', '.join(current_app.config['ROLES'])})" if err.code == "unknown_roles" else ""
-        raise click.ClickException(err.english() + known)
+        raise click.ClickException(err.english() + (_known_roles() if err.code == "unknown_roles" else ""))
     db.session.commit()
     return result
 
@@ -52,7 +54,7 @@ def _apply(change):
 @click.option("--email", default="")
 @click.option("--password", default=None, help="Generated and printed when omitted (then changed at the first "
                                                 "login).")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def create(username, roles, display_name, email, password, actor):
     """Create a user with one or more roles (the password policy applies to a given password)."""
     user, generated = _apply(lambda: accounts.create(
@@ -77,13 +79,13 @@ def list_users():
 @click.argument("username")
 @click.option("--add", "added", multiple=True, help="A role code to give (repeat for more).")
 @click.option("--remove", "removed", multiple=True, help="A role code to take away (repeat for more).")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def roles(username, added, removed, actor):
     """Give or take roles (the last active administrator keeps theirs)."""
     user = _existing(username)
     unknown = sorted(set(removed) - set(current_app.config["ROLES"]) - user.roles)    # a role held may always go
     if unknown:
-        raise click.ClickException(f"no role {', '.join(unknown)} (roles: {', '.join(current_app.config['ROLES'])})")
+        raise click.ClickException(f"no role {', '.join(unknown)}{_known_roles()}")
     wanted = (user.roles | set(added)) - set(removed)
     _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
                                            display_name=user.display_name, roles=wanted, email=user.email or ""))
@@ -92,7 +94,7 @@ def roles(username, added, removed, actor):
 
 @group.command("disable")
 @click.argument("username")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def disable(username, actor):
     """Disable an account: its sessions and API tokens stop working at once."""
     _apply(lambda: accounts.set_active(db.session, actor, _existing(username), False))
@@ -101,7 +103,7 @@ def disable(username, actor):
 
 @group.command("enable")
 @click.argument("username")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def enable(username, actor):
     """Let a disabled user log in again (audited)."""
     _apply(lambda: accounts.set_active(db.session, actor, _existing(username), True))
@@ -113,12 +115,12 @@ def enable(username, actor):
 @click.option("--link", is_flag=True, help="Print a one-time link (RESET_LINK_HOURS) instead of a password.")
 @click.option("--base-url", default=None,
               help="The site's address for the link, with --link (default PUBLIC_BASE_URL).")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def reset_password(username, link, base_url, actor):
     """A generated password (changed at the next login) or a one-time link, printed once."""
     if base_url is not None and not link:
         raise click.UsageError("--base-url is the address of a link: give --link too")
-    if base_url is not None and not re.match(r"https?://[^/\s]+", base_url):
+    if base_url is not None and not absolute_http(base_url):
         raise click.BadParameter("an address such as https://complaints.example.com", param_hint="--base-url")
     user = _existing(username)
     if not link:
@@ -132,7 +134,7 @@ def reset_password(username, link, base_url, actor):
 
 @group.command("second-factor-reset")
 @click.argument("username")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def second_factor_reset(username, actor):
     """Remove a user's second factor (a lost phone)."""
     user = _existing(username)
@@ -146,7 +148,7 @@ def second_factor_reset(username, actor):
 @click.argument("username")
 @click.option("--days", type=click.IntRange(1, 3650), default=None,
               help="How long the token is valid, 1 to 3650 days (default API_TOKEN_DAYS).")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def token(username, days, actor):
     """Issue an API token of an active user (printed once; only its hash is kept); audited (api_token_issued)."""
     user = _existing(username)
@@ -159,7 +161,7 @@ def token(username, days, actor):
 
 @group.command("unlock")
 @click.argument("username")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def unlock(username, actor):
     """End a login lock early (the lock message tells people to ask an administrator): clears the
     account's lock and its count of failed logins; audited."""
@@ -171,19 +173,14 @@ def unlock(username, actor):
 @click.argument("username")
 @click.option("--email", default=None, help="The user's work address (\"\" removes it).")
 @click.option("--digest/--no-digest", default=None, help="The morning digest of their tasks on or off.")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def notify(username, email, digest, actor):
     """Set where a user's morning digest goes and whether it is sent (app/digest_mail.py); a changed address is
     audited (user_updated), and removing it turns the digest off."""
     user = _existing(username)
     if digest and not (user.email if email is None else email.strip()):     # refused before anything changes
         raise click.ClickException("give --email first: the digest needs an address")
-    if email is not None:
-        _apply(lambda: accounts.update_details(db.session, actor, user, current_app.config["ROLES"],
-                                               display_name=user.display_name, roles=user.roles, email=email))
-    if digest is not None:
-        user.digest = digest
-        db.session.commit()
+    _apply(lambda: accounts.set_email(db.session, actor, user, email, digest))
     click.echo(f"{username}: e-mail {user.email or '-'}, digest {'on' if user.digest else 'off'}")
 
 

@@ -5,7 +5,7 @@ from flask import current_app
 
 from .. import vocab_store
 from ..extensions import db
-from .group import Group
+from .group import AUDITED_BY, Group
 
 group = Group("vocab", help="Controlled vocabularies: their codes, and free-text values still to map.")
 
@@ -50,7 +50,7 @@ def unmapped():
 @click.argument("code")
 @click.option("--column", default="category", show_default=True,
               help="The coded column: category, product_line, cause_code or responsible_party.")
-@click.option("--by", "actor", default="cli", help="Recorded in the audit trail.")
+@AUDITED_BY
 def map_cmd(old, code, column, actor):
     """Give every complaint whose COLUMN holds OLD the code CODE instead (audited; a free-text category
     stays readable in category_legacy)."""

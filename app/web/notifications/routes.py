@@ -57,7 +57,7 @@ def settings():
     if error:
         typed = {"email": request.form.get("email") or "", "digest": wants_digest}
         return _render(user, _lists(user, utcnow()), user.notifications_seen_at, typed, error)
-    accounts.set_own_email(db.session, user, email, wants_digest)
+    accounts.set_email(db.session, user.username, user, email, wants_digest)
     db.session.commit()
     flash(_("Saved: the daily digest goes to %(email)s on working mornings.", email=user.email) if wants_digest
           else _("Saved: no daily digest."), "success")
