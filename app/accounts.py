@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import audit, contact_rules, login_limits
@@ -20,6 +20,7 @@ from .second_factor import disable as drop_second_factor
 from .timeutil import utcnow
 
 ADMIN_ROLE = "admin"
+STATES = ("active", "disabled", "locked")      # what a list of users may be filtered by
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
 MESSAGES = {
@@ -56,6 +57,25 @@ class AccountError(Exception):
 
     def english(self) -> str:
         return MESSAGES[self.code] % self.params
+
+
+def users_query(known_roles, now, *, term="", role="", state=""):
+    """The users (a SELECT, by username) whose username or name holds `term`, who hold `role` (one of
+    `known_roles`; any other is no filter) and are in `state` (one of STATES: locked is a lock running at `now`;
+    any other is no filter): the admin page's list and `flask users list` alike."""
+    query = select(User).order_by(User.username)
+    if term:
+        like = f"%{term.replace('%', '').replace('_', '')[:64]}%"
+        query = query.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+    if role in known_roles:
+        query = query.where(User.holding(role))
+    if state == "active":
+        query = query.where(User.active.is_(True))
+    elif state == "disabled":
+        query = query.where(User.active.is_(False))
+    elif state == "locked":
+        query = query.where(User.locked_until > now)
+    return query
 
 
 def by_username(session, username) -> User | None:

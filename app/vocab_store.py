@@ -100,10 +100,11 @@ def _suggestion(known, value) -> Optional[str]:
                  if "".join(getattr(known.terms[code], lang).split()).lower() == text), None)
 
 
-def map_value(session, vocabularies: dict, column: str, old: str, code: str, actor: str) -> int:
+def map_value(session, vocabularies: dict, column: str, old: str, code: str, actor: str, dry_run=False) -> int:
     """Give every complaint whose `column` holds `old` the code `code` instead (a free-text category is
-    kept in category_legacy) and audit it; returns how many complaints changed. Raises ValueError when
-    the column is not coded, the code may not be used, or `old` is a code in force (not a value to map)."""
+    kept in category_legacy) and audit it; returns how many complaints changed (with `dry_run`, how many would:
+    nothing is written). Raises ValueError when the column is not coded, the code may not be used, or `old` is a
+    code in force (not a value to map)."""
     name = Complaint.coded_columns.get(column)
     known = vocabularies.get(name) if name else None
     if known is None:
@@ -115,6 +116,8 @@ def map_value(session, vocabularies: dict, column: str, old: str, code: str, act
         raise ValueError(f"{old!r} is a code of {name} in force: the complaints that hold it are coded already "
                          f"(retire it in the vocabulary first to move them to another code)")
     col = getattr(Complaint, column)
+    if dry_run:
+        return session.execute(select(func.count()).select_from(Complaint).where(col == old)).scalar()
     values = {column: code}
     if column == "category":
         values["category_legacy"] = func.coalesce(Complaint.category_legacy, old)

@@ -124,6 +124,15 @@ def test_flask_users_administers_accounts(app):
     assert run("disable", "boss")[1].strip().endswith("give another user the administrator role first.")
     assert run("disable", "wang.fang")[0] == 0
     assert "wang.fang" in run("list")[1] and "disabled" in run("list")[1]
+    # Filtered as the admin page filters: by text, role and state.
+    names = lambda out: [line.split()[0] for line in out.splitlines()]     # noqa: E731
+    assert names(run("list", "--state", "disabled")[1]) == ["wang.fang"]
+    assert names(run("list", "--role", "admin")[1]) == ["boss"]
+    assert names(run("list", "--find", "王芳", "--state", "disabled")[1]) == ["wang.fang"]
+    assert run("list", "--find", "王芳", "--state", "active") == (0, "no user matches\n")
+    code, out = run("list", "--role", "astronaut")
+    assert code == 1 and "no role astronaut" in out and "customer_service" in out
+    assert run("list", "--state", "asleep")[0] == 2
     assert run("enable", "wang.fang")[0] == 0
     code, out = run("reset-password", "wang.fang", "--link", "--base-url", "https://complaints.example/")
     assert code == 0 and out.startswith("https://complaints.example/password/reset/")

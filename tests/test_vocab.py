@@ -228,6 +228,14 @@ def test_migration_maps_known_free_text_and_the_cli_lists_and_maps_the_rest(app,
     fresh()
     assert db.session.execute(select(Complaint.category).where(Complaint.number == numbers[0])).scalar() \
         == "claim_delay"
+    dry = runner.invoke(args=["vocab", "map", "保单贷款利率", "policy_service", "--dry-run"])
+    assert dry.exit_code == 0 and "1 complaint(s) would be given the code (dry run: nothing changed)" in dry.output
+    fresh()
+    assert db.session.execute(select(Complaint.category).where(Complaint.number == numbers[3])).scalar() \
+        == "保单贷款利率"
+    assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "vocabulary_value_mapped")).first() is None
+    refused = runner.invoke(args=["vocab", "map", "claim_delay", "policy_service", "--dry-run"])    # checked alike
+    assert refused.exit_code == 1 and "is a code of category in force" in refused.output
     mapped = runner.invoke(args=["vocab", "map", "保单贷款利率", "policy_service", "--by", "owner"])
     assert mapped.exit_code == 0 and "1 complaint(s)" in mapped.output
     fresh()

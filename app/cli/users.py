@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import click
 from flask import current_app
-from sqlalchemy import select
 
 from .. import absolute_http, accounts, audit
 from ..api.auth import issue_token
@@ -65,14 +64,24 @@ def create(username, roles, display_name, email, password, actor):
 
 
 @group.command("list")
-def list_users():
-    """Every user: username, roles, state."""
-    for user in db.session.execute(select(User).order_by(User.username)).scalars():
+@click.option("--find", "term", default="", help="Only users whose username or name holds this text.")
+@click.option("--role", default="", metavar="ROLE", help="Only users who hold this role code.")
+@click.option("--state", type=click.Choice(accounts.STATES), help="Only active, disabled or locked users.")
+def list_users(term, role, state):
+    """Every user (or those the options name): username, roles, state."""
+    known = current_app.config["ROLES"]
+    if role and role not in known:
+        raise click.ClickException(f"no role {role}{_known_roles()}")
+    users = db.session.execute(accounts.users_query(known, utcnow(), term=term, role=role, state=state or ""))
+    shown = 0
+    for shown, user in enumerate(users.scalars(), 1):
         state = "active" if user.active else "disabled"
         if user.locked_until and user.locked_until > utcnow():
             state += f", locked until {user.locked_until:%Y-%m-%d %H:%M} UTC"
         click.echo(f"{user.username:28} {','.join(sorted(user.roles)):40} {state}"
                    + (", second factor" if user.totp_secret else ""))
+    if not shown:
+        click.echo("no user" + (" matches" if term or role or state else ""))
 
 
 @group.command("roles")

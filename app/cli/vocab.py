@@ -50,12 +50,17 @@ def unmapped():
 @click.argument("code")
 @click.option("--column", default="category", show_default=True,
               help="The coded column: category, product_line, cause_code or responsible_party.")
+@click.option("--dry-run", is_flag=True, help="Say how many complaints would be given the code; change nothing.")
 @AUDITED_BY
-def map_cmd(old, code, column, actor):
+def map_cmd(old, code, column, dry_run, actor):
     """Give every complaint whose COLUMN holds OLD the code CODE instead (audited; a free-text category
     stays readable in category_legacy)."""
     try:
-        changed = vocab_store.map_value(db.session, _in_force(), column, old, code, actor)
+        changed = vocab_store.map_value(db.session, _in_force(), column, old, code, actor, dry_run=dry_run)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{column}: {old!r} -> {code}: {changed} complaint(s)")
+    if dry_run:
+        click.echo(f"{column}: {old!r} -> {code}: {changed} complaint(s) would be given the code "
+                   f"(dry run: nothing changed)")
+    else:
+        click.echo(f"{column}: {old!r} -> {code}: {changed} complaint(s)")

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from ... import accounts
 from ...extensions import db
@@ -19,7 +19,6 @@ from ..ui import me
 from . import bp
 
 PER_PAGE = 50
-STATES = ("active", "disabled", "locked")
 
 
 def _user_or_404(user_id) -> User:
@@ -38,25 +37,13 @@ def _details(form) -> dict:
 @roles_required(*ADMINS)
 def users():
     term, role, state = (request.args.get(k, "").strip() for k in ("q", "role", "state"))
-    query = select(User)
-    if term:
-        like = f"%{term.replace('%', '').replace('_', '')[:64]}%"
-        query = query.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
-    if role in current_app.config["ROLES"]:
-        query = query.where(User.holding(role))
-    if state == "active":
-        query = query.where(User.active.is_(True))
-    elif state == "disabled":
-        query = query.where(User.active.is_(False))
-    elif state == "locked":
-        query = query.where(User.locked_until > utcnow())
-    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    query = accounts.users_query(current_app.config["ROLES"], utcnow(), term=term, role=role, state=state)
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     page = page_arg()
-    rows = db.session.execute(query.order_by(User.username).limit(PER_PAGE).offset((page - 1) * PER_PAGE)) \
-        .scalars().all()
+    rows = db.session.execute(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).scalars().all()
     return render_template("admin/users.html", rows=rows, total=total, page=page,
-                           pages=max(1, -(-total // PER_PAGE)), term=term, role=role, state=state, states=STATES,
-                           now=utcnow())
+                           pages=max(1, -(-total // PER_PAGE)), term=term, role=role, state=state,
+                           states=accounts.STATES, now=utcnow())
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
