@@ -136,6 +136,40 @@ def test_a_change_after_the_end_of_day_15_fires_the_clock_before_the_scheduler_d
         assert fire_due_timers(app) == 0
 
 
+def test_a_late_decision_between_two_scheduler_passes_is_not_counted_as_in_time(app, desk):
+    """The decision itself (the result sent) comes after the end of day 15, before the scheduler's next pass: the
+    clock fires first, so the decision meets a clock already missed."""
+    with time_machine.travel(RECEIVED, tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        desk.walk(number, ["initial_review", "investigate", "analyse_and_plan"])
+        clock.move_to(DUE + timedelta(seconds=5))
+        desk.complete(number, "feedback_to_customer")                         # the (late) decision
+        assert complaint(number).decision_clock == "missed" and clock_deadline(number).state == "missed"
+        assert complaint(number).decided_at > DUE
+        assert "decision_overdue" in desk.open_tasks(number)
+        assert fire_due_timers(app) == 0
+
+
+def test_a_message_after_the_end_of_day_15_meets_the_clock_fired_first(app, desk):
+    """An extension asked for, or an appraisal registered, after the limit ran out but before the scheduler's next
+    pass is refused as it is after that pass (the limit can no longer move); a withdrawal keeps the breach."""
+    with time_machine.travel(RECEIVED, tick=False) as clock:
+        late, withdrawn = desk.register(received_at=RECEIVED.isoformat()), desk.register(received_at=RECEIVED.isoformat())
+        for number in (late, withdrawn):
+            desk.complete(number, "initial_review")
+        clock.move_to(DUE + timedelta(seconds=5))
+        for name, data in (("extension_requested", {"reason": "需调取医院病历，尚未回复"}),
+                           ("appraisal_started", {"kind": "伤残鉴定", "started_on": "2026-02-20",
+                                                  "expected_end_on": "2026-03-10"})):
+            r = desk.client.post(f"/api/v1/complaints/{late}/actions/{name}", json={"data": data},
+                                 headers=desk.people["claims_specialist"].headers)
+            assert r.status_code == 409, (name, r.json)
+        assert complaint(late).decision_clock == "running"                 # nothing was written
+        withdraw(app, withdrawn)
+        assert complaint(withdrawn).decision_clock == "missed" and clock_deadline(withdrawn).state == "missed"
+        assert fire_due_timers(app) == 1                                   # the refused one's clock, on time
+
+
 def test_a_recompute_moves_the_clock_shown_on_the_complaint(app, desk):
     """Received Mon 2026-12-28: day 15 is Tue 2027-01-12, a year not published yet (provisional). When
     the State Council makes it a holiday, the deadline and the complaint row both move to Jan 13."""

@@ -639,9 +639,13 @@ class Runtime:
         wf = self._load(inst, effects)
         before = workflow.completed_ids(wf)
         try:
+            # What happened, in order: a timer that fell due before this change (the scheduler's next pass
+            # has not come yet) fires first, so that e.g. a decision or a message after the regulator's limit
+            # ran out meets a clock already missed, and a task its deadline closed is no longer open.
+            if inst.next_timer_at is not None and inst.next_timer_at <= utcnow():
+                workflow.fire_due_timers(wf)
             act(wf)
-            # A timer that fell due before this change fires in it (the engine's last check may have
-            # left it ready but not run): what the change sees is what happened, in order.
+            # And one this change set that is due already (e.g. a complaint registered late).
             workflow.fire_due_timers(wf)
         except SpiffWorkflowException as exc:
             raise engine_error(failure, exc) from exc
