@@ -288,6 +288,7 @@ def make_record_sync(record_fields: dict, side_fields: Optional[dict] = None, de
             complaint.closed_at = inst.completed_at
         if complaint.closed_at is not None:
             complaint.status = "closed"
+            complaint.stop_clock()
     return sync
 
 

@@ -295,7 +295,8 @@ class Complaint(db.Model):
     review_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     # The regulator's clock (监管时限, R-DECIDE), kept by the diagram: a decision is due by decision_due_at
     # (the due time of its timer, also after a recompute), the queues warn decision_warning_days before,
-    # and decision_clock says where it stands (running | met | missed).
+    # and decision_clock says where it stands (running | paused | met | missed, as the diagram sets it; stopped: the
+    # complaint closed, withdrawn, while it ran, see stop_clock).
     decision_due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
     decision_warning_days: Mapped[Optional[int]] = mapped_column(Integer)
     decision_clock: Mapped[Optional[str]] = mapped_column(String(16))
@@ -313,6 +314,14 @@ class Complaint(db.Model):
     # migration that rebuilds this table on SQLite (batch_alter_table) drops those triggers: it must create them
     # again (tests/test_migrations.py checks they are there and the index agrees with the table).
     partly_searched = ("number", "customer_name", "policy_number", "claim_number")
+    CLOCK_RUNNING = ("running", "paused")      # the regulator's clock before it was met or missed
+
+    def stop_clock(self):
+        """A closed complaint's clock that was neither met nor missed stopped with it (a withdrawal ends the
+        handling and its clock; a breach before stays on record as missed): it is no longer running, nor overdue
+        in a list or an analysis."""
+        if self.status == "closed" and self.decision_clock in self.CLOCK_RUNNING:
+            self.decision_clock = "stopped"
     __table_args__ = (Index("ix_complaint_id_number", "id_number"),
                       *(Index(f"ix_complaint_{column}", column, "received_at") for column in coded_columns),
                       *(Index(f"ix_complaint_{column}_trgm", column, postgresql_using="gin",

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.analysis import deadlines
 from app.extensions import db
 from app.models import AuditEvent, Deadline
 from app.scheduler import fire_due_timers
@@ -117,8 +118,16 @@ def test_a_withdrawal_ends_the_clock_and_keeps_a_breach_on_record(app, desk):
     number = desk.register()
     withdraw(app, number)
     assert complaint(number).status == "closed" and clock_deadline(number).state == "cancelled"
+    assert complaint(number).decision_clock == "stopped"                # no longer running: never overdue
     browser = Browser(app).login("customer_service")
     assert 'data-testid="banner-decision-clock"' not in browser.get(f"/complaints/{number}").text
+    due = complaint(number).decision_due_at
+    with time_machine.travel(due + timedelta(days=1), tick=False):
+        r = desk.client.get("/api/v1/complaints?overdue=1", headers=desk.people["compliance"].headers)
+        assert r.status_code == 200 and number not in [c["number"] for c in r.json["items"]]
+        assert breached not in [c["number"] for c in r.json["items"]]     # closed, its breach on record
+        counted = deadlines.decision_clock(db.session, (due - timedelta(days=400), due + timedelta(days=1)), [])
+        assert (counted["due"], counted["met"], counted["missed"]) == (1, 0, 1)     # the breach only
 
 
 def test_a_change_after_the_end_of_day_15_fires_the_clock_before_the_scheduler_does(app, desk):
@@ -154,7 +163,7 @@ def test_a_message_after_the_end_of_day_15_meets_the_clock_fired_first(app, desk
     """An extension asked for, or an appraisal registered, after the limit ran out but before the scheduler's next
     pass is refused as it is after that pass (the limit can no longer move); a withdrawal keeps the breach."""
     with time_machine.travel(RECEIVED, tick=False) as clock:
-        late, withdrawn = desk.register(received_at=RECEIVED.isoformat()), desk.register(received_at=RECEIVED.isoformat())
+        late, withdrawn = (desk.register(received_at=RECEIVED.isoformat()) for _ in range(2))
         for number in (late, withdrawn):
             desk.complete(number, "initial_review")
         clock.move_to(DUE + timedelta(seconds=5))

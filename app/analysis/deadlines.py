@@ -42,9 +42,11 @@ def decision_clock(session, instants: tuple, where: list, now=None) -> dict:
     due, decided = Complaint.decision_due_at, Complaint.decided_at
     met = and_(decided.is_not(None), decided <= due)
     missed = or_(decided > due, and_(decided.is_(None), due < now))
+    # A clock a withdrawal stopped before its end came due for nothing: neither met, missed nor pending.
+    counted = Complaint.decision_clock.is_distinct_from("stopped")
     total, n_met, n_missed = session.execute(
         select(func.count(), func.count(case((met, 1))), func.count(case((missed, 1))))
-        .where(due >= instants[0], due < instants[1], *where)).one()
+        .where(due >= instants[0], due < instants[1], counted, *where)).one()
     return {"due": total, "met": n_met, "missed": n_missed, "pending": total - n_met - n_missed,
             "rate": _rate(n_met, n_met + n_missed)}
 

@@ -100,8 +100,9 @@ class ComplaintOut(Schema):
     decision_warning_days = fields.Integer(allow_none=True, metadata={
         "description": "how many days before decision_due_at the queues warn"})
     decision_clock = fields.String(allow_none=True, metadata={
-        "enum": ["running", "paused", "met", "missed", None],
-        "description": "where the clock stands, as the diagram sets it: paused while an external appraisal runs"})
+        "enum": ["running", "paused", "met", "missed", "stopped", None],
+        "description": "where the clock stands, as the diagram sets it: paused while an external appraisal runs; "
+                       "stopped: the complaint was withdrawn while it ran"})
 
 
 # ---- the responses' envelopes ----------------------------------------------------------------------------

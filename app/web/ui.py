@@ -198,7 +198,7 @@ def decision_clock(complaint, now=None) -> dict:
     complaint whose clock was neither met nor missed (withdrawn) shows none."""
     clock = getattr(complaint, "decision_clock", None)
     due = getattr(complaint, "decision_due_at", None)
-    if clock is None or due is None or (clock not in ("met", "missed") and complaint.status == "closed"):
+    if clock in (None, "stopped") or due is None or (clock not in ("met", "missed") and complaint.status == "closed"):
         return {"text": "—", "state": "none"}
     if clock == "met":
         return {"text": _("Decided in time"), "state": "met"}
