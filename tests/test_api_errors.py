@@ -171,6 +171,16 @@ def test_supervisor_reassigns_only_to_a_colleague_with_the_role(desk, client, pe
     assert_error(client.post(f"/api/v1/tasks/{task_id}/assign", json={"username": "claims_specialist_2"},
                              headers=people["claims_specialist"].headers), 403)
     assert_error(client.post(f"/api/v1/tasks/{task_id}/assign", json={"username": "ghost"}, headers=manager), 404)
+    for bad in ({}, {"username": None}, {"username": ["claims_specialist_2"]}, {"username": 5}, {"username": ""},
+                {"username": "claims_specialist_2", "extra": 1}):
+        assert_error(client.post(f"/api/v1/tasks/{task_id}/assign", json=bad, headers=manager), 422, "invalid_data",
+                     fields=[next(iter(set(bad) - {"username"}), "username")])
+    people["claims_specialist_2"].user.active = False
+    db.session.commit()
+    assert_error(client.post(f"/api/v1/tasks/{task_id}/assign", json={"username": "claims_specialist_2"},
+                             headers=manager), 403, "assignee_inactive")
+    people["claims_specialist_2"].user.active = True
+    db.session.commit()
     r = client.post(f"/api/v1/tasks/{task_id}/assign", json={"username": "claims_specialist_2"}, headers=manager)
     assert r.status_code == 200 and r.json["task"]["assignee"] == "claims_specialist_2"
     mine = client.get("/api/v1/tasks?queue=mine", headers=people["claims_specialist_2"].headers).json

@@ -7,13 +7,13 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from ..config import Config
-from ..errors import AppError, Forbidden, InvalidData, NotFound
+from ..errors import AppError, Forbidden, NotFound
 from ..extensions import db
 from ..input_rules import CleanTextSchema
 from ..models import HumanTask, User
 from . import bp
 from .auth import require
-from .errors import body
+from .errors import load
 
 # The roles the configuration marks as supervisors; the view asks the runtime too (it decides).
 SUPERVISORS = tuple(sorted(code for code, spec in Config.ROLES.items() if spec.get("supervisor")))
@@ -39,7 +39,8 @@ class BulkTasksIn(CleanTextSchema):
 
 class BulkErrorOut(Schema):
     code = fields.String(required=True, metadata={"description": "as a single call's error: wrong_role, excluded, "
-                                                                 "assignee_lacks_role, task_completed, not_held, …"})
+                                                                 "assignee_lacks_role, assignee_inactive, "
+                                                                 "task_completed, not_held, …"})
     message = fields.String(required=True)
 
 
@@ -62,18 +63,6 @@ class BulkTasksOut(Schema):
 BULK_IN, BULK_OUT = BulkTasksIn(), BulkTasksOut()
 
 
-def _messages(found, prefix="") -> dict:
-    """marshmallow's nested messages ({"task_ids": {0: ["…"]}}) as {"task_ids.0": "…"}: strings only."""
-    flat = {}
-    for key, value in (found.items() if isinstance(found, dict) else [("_", found)]):
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_messages(value, name + "."))
-        else:
-            flat[name] = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return flat
-
-
 def runtime():
     return current_app.extensions["runtime"]
 
@@ -83,10 +72,7 @@ def runtime():
 def bulk_tasks():
     if not runtime().is_supervisor(g.user):
         raise Forbidden("only a supervisor can assign or release tasks in bulk", code="wrong_role")
-    try:
-        data = BULK_IN.load(body())
-    except ValidationError as err:
-        raise InvalidData("the request is not valid", fields=_messages(err.messages))
+    data = load(BULK_IN)
     assignee = None
     if data["action"] == "assign":
         assignee = db.session.execute(select(User).where(User.username == data["username"])).scalar_one_or_none()

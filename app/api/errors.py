@@ -1,9 +1,10 @@
 """Every API error has one shape: {"error": {"code", "message", "fields", "request_id"}}; request_id is the
 request's X-Request-ID (app/logs.py), which finds the request's log lines."""
 from flask import jsonify
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AppError
+from ..errors import AppError, InvalidData
 from . import bp
 
 
@@ -46,3 +47,22 @@ def form_data() -> dict:
         raise AppError('the body must be {"data": {...form fields...}}', fields={"data": "must be an object"},
                        code="malformed_body")
     return data
+
+def load(schema, what="the request"):
+    """The JSON body (see body()) loaded by the marshmallow `schema`: 422 naming each field that is wrong."""
+    try:
+        return schema.load(body())
+    except ValidationError as err:
+        raise InvalidData(f"{what} is not valid", fields=field_messages(err.messages)) from None
+
+
+def field_messages(found, prefix="") -> dict:
+    """marshmallow's nested messages ({"task_ids": {0: ["…"]}}) as {"task_ids.0": "…"}: strings only."""
+    flat = {}
+    for key, value in (found.items() if isinstance(found, dict) else [("_", found)]):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(field_messages(value, name + "."))
+        else:
+            flat[name] = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return flat

@@ -15,7 +15,7 @@ from ..permissions import EVIDENCE_READERS, HANDLERS, NOTE_WRITERS, READERS, WOR
 from . import bp
 from .auth import require
 from .complaints import complaint_view
-from .errors import body
+from .errors import load
 from .schemas import NoteIn, NoteOut
 
 def _full_names(complaint) -> bool:
@@ -91,10 +91,7 @@ def download_evidence(file_id):
 @require(*NOTE_WRITERS)
 def add_note(number):
     complaint = complaints.readable(db.session, g.user, number)
-    data = body()
-    errors = NoteIn().validate(data)
-    if errors:
-        raise InvalidData("the note is not valid", fields={k: "; ".join(v) for k, v in errors.items()})
+    data = load(NoteIn(), "the note")
     event = notes.add(db.session, g.user.username, complaint.number, complaint.instance_id, data["text"])
     db.session.commit()
     return NoteOut().dump({"actor": event.actor, "at": event.at, "text": event.data["text"]}), 201

@@ -5,6 +5,7 @@ marks what may be null (it does not change dumping); fields.Function carries its
 from marshmallow import Schema, fields, validate
 
 from ..customer_requests import REASON_MAX
+from ..input_rules import CleanTextSchema
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 # Coded data: codes, never labels (the labels are in processes/vocabularies/ and the forms' `oneOf`).
@@ -391,8 +392,9 @@ class ActionListOut(Schema):
     actions = fields.List(fields.Nested(ActionOut))
 
 
-class AssignIn(Schema):
-    username = fields.String(required=True)
+class AssignIn(CleanTextSchema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "the colleague's username"})
 
 
 class SearchIn(Schema):

@@ -11,13 +11,14 @@ from ..permissions import TASK_READERS, WORKERS
 from . import bp
 from .auth import require
 from .complaints import HISTORY_ROW, TASK_OUT, TASK_ROW, complaint_view
-from .errors import body, form_data
+from .errors import form_data, load
 from .rows import RowDump
-from .schemas import QueueComplaintOut
+from .schemas import AssignIn, QueueComplaintOut
 
 # A queue page is read as plain rows (queues.page with these bundles, built once), never ORM objects.
 QUEUE_COMPLAINT_ROW = RowDump(QueueComplaintOut(), Complaint)
 QUEUE_COLUMNS = {"task": TASK_ROW.bundle("task"), "complaint": QUEUE_COMPLAINT_ROW.bundle("complaint")}
+ASSIGN_IN = AssignIn()
 
 
 def runtime():
@@ -99,8 +100,8 @@ def unclaim(task_id):
 @bp.post("/tasks/<task_id>/assign")
 @require(*WORKERS)
 def assign(task_id):
-    username = body().get("username")
-    assignee = db.session.execute(select(User).where(User.username == str(username))).scalar_one_or_none()
+    username = load(ASSIGN_IN)["username"]
+    assignee = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if assignee is None:
         raise NotFound(f"no user {username}", fields={"username": "unknown user"})
     return {"task": TASK_OUT.dump(runtime().assign(task_id, g.user, assignee))}

@@ -367,7 +367,9 @@ class Runtime:
             raise Forbidden("only a supervisor can assign tasks")
         row = self._task_row(task_id)
         self._check_rules(supervisor, row)
-        if row.role not in assignee.roles or not assignee.active:
+        if not assignee.active:
+            raise Forbidden(f"{assignee.username}'s account is disabled", code="assignee_inactive")
+        if row.role not in assignee.roles:
             raise Forbidden(f"{assignee.username} does not have the role {row.role}", code="assignee_lacks_role")
         self._check_rules(assignee, row)
         with self._transaction():

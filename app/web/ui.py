@@ -368,6 +368,9 @@ def error_message(err, task=None, assignee=None) -> str:
     if code == "assignee_lacks_role":
         return _("%(name)s does not have the role of this task.",
                  name=assignee.display_name if assignee is not None else "?")
+    if code == "assignee_inactive":
+        return _("The account of %(name)s is disabled: give the task to someone else.",
+                 name=assignee.display_name if assignee is not None else "?")
     if code == "forbidden" and "release" in err.message:
         return _("Only the assignee or management can release this task.")
     if code == "forbidden" and "assign" in err.message:
