@@ -37,7 +37,7 @@ def field_errors(schema: dict, data) -> dict:
                 if name not in allowed:
                     errors.setdefault(_path(error, name), "unknown field")
         else:
-            errors.setdefault(_path(error), error.message)
+            errors.setdefault(_path(error), _without_value(error))
     for key in RESERVED_KEYS & set(data):
         errors.setdefault(key, "reserved field name")
     for name, message in order_errors(schema, data).items():
@@ -70,6 +70,13 @@ def _moment_of(value):
         return date.fromisoformat(value) if len(value) == 10 else parse_iso(value)
     except ValueError:
         return None
+
+
+def _without_value(error) -> str:
+    """jsonschema's message without the value it quotes first ("'…4,000 characters…' is too long" → "the value is
+    too long"): an answer may hold personal data, and a 422 must not send it back (nor a log keep it)."""
+    shown = repr(error.instance)
+    return "the value" + error.message[len(shown):] if error.message.startswith(shown) else error.message
 
 
 def _path(error, extra=None):

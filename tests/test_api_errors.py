@@ -56,6 +56,21 @@ def test_invalid_form_data_is_refused_per_field_and_changes_nothing(desk, client
     assert snapshot() == before
 
 
+def test_a_refused_value_is_not_sent_back(desk, client, people):
+    """A 422 names the field and the rule, never the value: an answer may hold personal data."""
+    number = desk.register()
+    task_id = desk.task_id(number, "initial_review")
+    secret = "客户身份证 110105194912310021 电话 13800138000 "
+    data = {**FORM_DATA["initial_review"], "review_notes": secret * 200, "decision": secret, "risk_level": [secret]}
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": data},
+                    headers=people["customer_service"].headers)
+    assert_error(r, 422, "invalid_data", ["review_notes", "decision", "risk_level"])
+    assert "110105194912310021" not in r.get_data(as_text=True) and "13800138000" not in r.get_data(as_text=True)
+    fields = r.json["error"]["fields"]
+    assert fields["review_notes"] == "the value is too long" and fields["decision"].startswith("the value is not one of")
+    assert fields["risk_level"] == "the value is not of type 'string'"
+
+
 def test_missing_required_field(desk, client, people):
     number = desk.register()
     task_id = desk.task_id(number, "initial_review")
