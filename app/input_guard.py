@@ -13,7 +13,7 @@ import json
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, current_app, render_template, request
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
@@ -97,30 +97,53 @@ def guard_request():
         abort(404)
     if not query_is_clean(request.query_string):
         return _refuse(400, "bad_query", "the query string holds NUL characters or bytes that are not UTF-8",
-                       _("The address holds characters that are not allowed."))
+                       "bad_address")
     if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
         request.max_content_length = current_app.config["EVIDENCE_MAX_BYTES"] + UPLOAD_FORM_MARGIN
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data") \
-            and request.endpoint not in FIELD_CHECKED_ENDPOINTS:
+            "application/x-www-form-urlencoded", "multipart/form-data"):
         try:
-            problems = form_problems(request.form)
+            form = request.form                  # read here: a body over the limit is refused on every page
         except RequestEntityTooLarge:
-            return _refuse(413, "too_large", "the request body is larger than this address accepts",
-                           _("What you sent is too large: at most %(mb)d MB per upload. Nothing was saved.",
-                             mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024)))
+            return too_large()
+        problems = form_problems(form) if request.endpoint not in FIELD_CHECKED_ENDPOINTS else None
         if problems:
             return _refuse(422, "invalid_data", "text fields may not contain NUL characters or unpaired "
-                           "surrogates", _("The form holds characters that are not allowed. Nothing was "
-                                           "saved: go back and correct it."), problems)
+                           "surrogates", "bad_text", problems)
     return None
 
 
-def _refuse(status, code, message, page_message, fields=None):
+def too_large():
+    """The answer to a request body over the limit of its address (also for one a view read itself)."""
+    return _refuse(413, "too_large", "the request body is larger than this address accepts", "too_large")
+
+
+def _refuse(status, code, message, reason, fields=None):
+    """The API's error shape under /api/, the customer's own page in their language under /my/, else the staff's
+    error page; `reason` says which text the pages show (bad_address, bad_text, too_large)."""
     if request.path.startswith("/api/"):
         from .api.errors import error_response
         return error_response(status, code, message, fields)
-    return render_template("web/error.html", code=status, title=_("Characters not allowed"), message=page_message), status
+    if request.path == "/my" or request.path.startswith("/my/"):
+        from .portal import access
+        from .portal.routes import portal_context, problem
+        with force_locale(access.locale()):
+            return problem(reason, status, **portal_context())
+    titles = {"bad_address": _("Characters not allowed"), "bad_text": _("Characters not allowed"),
+              "too_large": _("Too large")}
+    return render_template("web/error.html", code=status, title=titles[reason], message=_page_message(reason)), status
+
+
+def _page_message(reason) -> str:
+    if reason == "bad_address":
+        return _("The address holds characters that are not allowed.")
+    if reason == "bad_text":
+        return _("The form holds characters that are not allowed. Nothing was saved: go back and correct it.")
+    mb = (request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]) // (1024 * 1024)
+    if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
+        return _("What you sent is too large: at most %(mb)d MB per upload. Nothing was saved.",
+                 mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024))
+    return _("What you sent is too large: at most %(mb)d MB at once. Nothing was saved.", mb=max(mb, 1))
 
 
 class BoundedIntegerConverter(IntegerConverter):

@@ -249,6 +249,26 @@ def test_nul_in_the_register_form_is_422_on_the_field(web):
     assert complaint_count() == 0
 
 
+def test_a_body_over_the_limit_gets_the_app_page_in_the_users_language_with_the_limit_that_applies(app, web, desk):
+    """The task form and the intake form read their fields themselves; a body over the limit is still the app's
+    page (not werkzeug's English), titled as too large and naming the limit of this address: an upload's on the
+    task page (it takes evidence files), MAX_CONTENT_LENGTH elsewhere."""
+    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, EVIDENCE_MAX_BYTES=1024 * 1024)
+    number = desk.register()
+    review = open_task(number, "initial_review")
+    b = web("customer_service")
+    before = web_snapshot()
+    for url, upload in (("/complaints/new", False), (f"/tasks/{review.id}", True),
+                        (f"/complaints/{number}/notes", False)):
+        r = b.post(url, {**COMPLAINT, "description": "x" * (3 * 1024 * 1024)})
+        assert r.status_code == 413 and 'data-code="413"' in r.text, url
+        assert "内容过大" in r.text and ("每次上传最多 1 MB" if upload else "每次最多 1 MB") in r.text, url
+        assert "Request Entity Too Large" not in r.text
+    english = b.post("/complaints/new?lang=en", {"description": "x" * (2 * 1024 * 1024)})
+    assert english.status_code == 413 and "at most 1 MB at once" in english.text
+    assert web_snapshot() == before and complaint_count() == 1
+
+
 def test_nul_in_the_login_form_is_refused_not_a_500(app):
     before = web_snapshot()
     r = Browser(app).post("/login", {"username": NUL, "password": "x"})

@@ -380,6 +380,21 @@ def test_the_customer_withdraws_the_complaint(app, desk):
     assert again.status_code == 409 and reason(again) == "withdrawn"
 
 
+def test_refused_input_gets_the_customers_own_page_in_their_language(app, desk):
+    """NUL in a reason, a bad address, a body over the limit: the portal's page (not the staff's), in English for
+    an English customer, and nothing changed."""
+    number = desk.register(language="en")
+    phone = opened(app, number)
+    for r, why, status in ((phone.post("/my/withdraw", {"reason": "a\x00b"}), "bad_text", 422),
+                           (phone.get("/my/?x=%00"), "bad_address", 400),
+                           (phone.post("/my/withdraw", {"reason": "x" * (6 * 1024 * 1024)}), "too_large", 413)):
+        assert r.status_code == status and reason(r) == why, (why, r.status_code)
+        assert "Back to my work" not in text(r) and "返回我的工作" not in text(r), why          # not the staff's page
+        assert ("Nothing was saved" in text(r)) == (why != "bad_address"), why
+    fresh()
+    assert complaint_of(number).status == "open"
+
+
 # ---- asking for a review -----------------------------------------------------------------------------------
 def set_review_until(number, delta):
     complaint = complaint_of(number)

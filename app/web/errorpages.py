@@ -37,8 +37,11 @@ def method_not_allowed(err):
 
 
 def unmatched(err):
-    """An HTTP error that no blueprint answered: 404 and 405 as pages, the portal's under /my/; the
+    """An HTTP error that no blueprint answered: 404, 405 and 413 as pages, the portal's under /my/; the
     rest (e.g. a 400 of input_guard, with its own text) as it was raised."""
+    if err.code == 413:                # a body a view read itself (input_guard refuses the forms' first)
+        from ..input_guard import too_large
+        return too_large()
     if err.code not in (404, 405):
         return err
     if request.path == "/my" or request.path.startswith("/my/"):
