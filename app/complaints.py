@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from . import avoidance, contact_rules, vocab_store
 from .errors import InvalidData, NotFound
-from .input_rules import CleanTextSchema
+from .input_rules import CleanTextSchema, Text
 from .models import Complaint, ComplaintCounter, Deadline, HumanTask, ProcessInstance, User
 from .permissions import HANDLERS
 from .timeutil import BUSINESS_TZ, UTCDateTime, parse_iso, utcnow
@@ -44,7 +44,7 @@ def _rule(problem):
 
 class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (422 on it)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    customer_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    customer_name = Text(required=True, validate=validate.Length(min=1, max=100))
     # Contact data is checked and stored as app/contact_rules.py says (phone: mainland digits or E.164).
     phone = fields.String(required=True, validate=_rule(contact_rules.phone_problem), metadata={
         "description": "a mainland mobile (11 digits) or landline with its area code (010-12345678), +86 allowed; "
@@ -58,19 +58,19 @@ class ComplaintIn(CleanTextSchema):   # no NUL / lone surrogates in any field (4
     id_type = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(contact_rules.ID_TYPES),
                             metadata={"description": "the kind of identity document id_number is: resident_id "
                                       "(居民身份证), passport, hk_macao_permit (回乡证), taiwan_permit (台胞证), other"})
-    policy_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    policy_number = Text(required=True, validate=validate.Length(min=1, max=64))
     claim_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     # The username of whoever handled the original claim (回避); checked against the users in register().
     claim_handler = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     # A handler outside the system, as free text: recorded, but it excludes nobody.
     claim_handler_external = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
-    category = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+    category = Text(required=True, validate=validate.Length(min=1, max=64), metadata={
         "description": "a code of the `category` vocabulary (processes/vocabularies/category.toml) that is on "
                        "offer: not retired, not a group"})
     product_line = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
         "description": "a code of the `product_line` vocabulary (processes/vocabularies/product_line.toml); "
                        "required when the deployed procedure has that vocabulary"})
-    description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    description = Text(required=True, validate=validate.Length(min=1, max=5000))
     received_at = fields.AwareDateTime(required=True)
     # How the customer is told: their language, and the channels they do not want (phone -> SMS, e-mail).
     language = fields.String(load_default="zh", validate=validate.OneOf(CUSTOMER_LANGUAGES))

@@ -15,7 +15,7 @@ from datetime import date
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import InvalidData
-from .input_rules import find_problems
+from .input_rules import BLANK, find_problems
 from .timeutil import business_today, parse_iso
 
 RESERVED_KEYS = {"typename"}   # the workflow serializer reads this key as a type tag
@@ -26,7 +26,14 @@ def field_errors(schema: dict, data) -> dict:
         return {"_": "form data must be a JSON object"}
     errors = {}
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
+    # Text of spaces only is checked as empty (JSON Schema counts the spaces): where the form needs text
+    # (minLength, also in a condition), it is refused as BLANK.
+    blank = {name for name, value in data.items() if isinstance(value, str) and value and not value.strip()}
+    checked = {**data, **{name: "" for name in blank}}
+    for error in sorted(validator.iter_errors(checked), key=lambda e: list(e.path)):
+        if error.validator == "minLength" and len(error.path) == 1 and error.path[0] in blank:
+            errors.setdefault(error.path[0], BLANK)
+            continue
         if error.validator == "required":
             for name in error.validator_value:
                 if isinstance(error.instance, dict) and name not in error.instance:

@@ -4,10 +4,11 @@ second, so either would surface later as a 500) and numbers that are finite (NaN
 with everything, so `NaN > 50000` silently skipped the management decision)."""
 import math
 
-from marshmallow import Schema, ValidationError, validates_schema
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 BAD_TEXT = "contains a NUL character or an unpaired surrogate"
 NOT_FINITE = "must be a finite number"
+BLANK = "may not be blank"       # a required text of spaces only
 
 
 def bad_text(text: str) -> bool:
@@ -94,3 +95,14 @@ class CleanTextSchema(Schema):
                     problems[key] = next(iter(found.values()))
         if problems:
             raise ValidationError(problems)
+
+
+class Text(fields.String):
+    """A text field of a marshmallow schema: loaded without the spaces around it; with `required=True`, text of
+    spaces only is refused as BLANK (it would say nothing, e.g. a customer's name or a complaint's description)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text and self.required:
+            raise ValidationError(BLANK)
+        return text

@@ -240,6 +240,35 @@ def test_nul_in_a_task_form_is_422_on_the_field(web, desk):
     assert web_snapshot() == before
 
 
+def test_blank_or_overlong_intake_text_is_named_on_its_field_in_the_users_language(web):
+    b = web("customer_service")
+    form = {**COMPLAINT, "received_at": "2026-01-05T10:00", "customer_name": "   ", "description": " \t ",
+            "policy_number": "P" * 65}
+    r = b.post("/complaints/new", form)
+    assert r.status_code == 422 and complaint_count() == 0
+    for field, message in (("customer_name", "此项为必填项。"), ("description", "此项为必填项。"),
+                           ("policy_number", "最多 64 个字符。")):
+        assert re.search(rf'data-testid="error-{field}">{message}<', r.text), field
+
+
+def test_blank_text_is_refused_where_text_is_required(desk, client, people):
+    """Spaces only say nothing: refused in the intake and in a form's required text (JSON Schema counts spaces);
+    the spaces around a name are dropped."""
+    cs = people["customer_service"].headers
+    r = client.post("/api/v1/complaints", json={**COMPLAINT, "customer_name": "   ", "description": " \t ",
+                                                "policy_number": "  "}, headers=cs)
+    assert_error(r, 422, "invalid_data", ["customer_name", "description", "policy_number"])
+    assert r.json["error"]["fields"]["customer_name"] == "may not be blank" and complaint_count() == 0
+    number = desk.register(customer_name="  张三 ")
+    assert db.session.execute(select(Complaint.customer_name).where(Complaint.number == number)).scalar() == "张三"
+    task = open_task(number, "initial_review")
+    before = snapshot()
+    r = client.post(f"/api/v1/tasks/{task.id}/complete", headers=cs, json={"data": {
+        **FORM_DATA["initial_review"], "decision": "reject", "review_notes": "   ", "rejection_reason": "\n  "}})
+    assert_error(r, 422, "invalid_data", ["review_notes", "rejection_reason"])
+    assert snapshot() == before
+
+
 def test_nul_in_the_register_form_is_422_on_the_field(web):
     b = web("customer_service")
     form = {**COMPLAINT, "received_at": "2026-01-05T10:00", "description": NUL}

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 
 from ..evidence.fields import MEDIA_KEY as FILE_KEY
 from ..forms import NOT_BEFORE, TODAY, conditions
-from ..input_rules import BAD_TEXT, NOT_FINITE
+from ..input_rules import BAD_TEXT, BLANK, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
 ENGLISH = "en"
@@ -263,12 +263,12 @@ def explain(schema: dict, errors: dict) -> dict:
 
 def _explain_one(prop: dict, message: str) -> str:
     kind = widget(prop) if prop else "text"
-    if message == "required" or "should be non-empty" in message or "is too short" in message:
+    if message in ("required", BLANK) or "should be non-empty" in message or "is too short" in message:
         if kind == "checkboxes":
             return _("Choose at least one option.")
         if kind == "confirm":
             return _("This must be confirmed.")
-        if prop.get("minLength", 0) > 1 and message != "required":
+        if prop.get("minLength", 0) > 1 and message not in ("required", BLANK):
             return _("At least %(num)d characters.", num=prop["minLength"])
         return _("This field is required.")
     if message == "unknown field":

@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 
 from ... import complaints, contact_rules
 from ...extensions import db
-from ...input_rules import BAD_TEXT
+from ...input_rules import BAD_TEXT, BLANK
 from ..formrender_codes import intake_property
 from ..ui import CHANNEL_LABELS, id_type_labels
 
@@ -68,6 +68,7 @@ INTAKE_MESSAGES = {
     "received_at is in the future": "future", "received_at is before 2000": "too_old",
     "no such user": "unknown_user", BAD_TEXT: "bad_text", "Not a valid datetime.": "datetime",
     "Not a valid aware datetime.": "datetime", "Must be one of": "choice", "Longer than maximum length": "long",
+    "Length must be between": "long", BLANK: "required",
     "is not a code of": "choice", "is retired": "retired", "is a group": "group",
 }
 
