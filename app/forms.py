@@ -10,6 +10,7 @@ stale answer left in a hidden field, e.g. a rejection reason on an accepted comp
 This happens in validate(), which the runtime calls on every completion, so the JSON API, the staff's
 form and the customer portal keep the same data for the same input. A property required by any other
 construct is always shown and never dropped: the validator stays the authority."""
+import operator
 from datetime import date
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -54,19 +55,23 @@ def field_errors(schema: dict, data) -> dict:
 
 
 NOT_BEFORE = "x-not-before"     # a date (or time) field that may not lie before another field's, or today
+NOT_AFTER = "x-not-after"       # ... nor after it, e.g. the day something already happened: "x-not-after": "today"
 TODAY = "today"                 # x-not-before: today: a date in the future or today (Beijing time), e.g. a due date
 
 
 def order_errors(schema: dict, data: dict) -> dict:
-    """Each field whose `x-not-before` names another field of the form (or `today`) and whose value (a
-    date, or an ISO time) lies before that field's (or before today): JSON Schema cannot compare two fields."""
+    """Each field whose `x-not-before` (`x-not-after`) names another field of the form (or `today`) and whose value
+    (a date, or an ISO time) lies before (after) that field's or today: JSON Schema cannot compare two fields."""
     errors = {}
     for name, prop in (schema.get("properties") or {}).items():
-        other = prop.get(NOT_BEFORE) if isinstance(prop, dict) else None
-        first = business_today() if other == TODAY else _moment_of(data.get(other))
-        second = _moment_of(data.get(name))
-        if first is not None and second is not None and type(first) is type(second) and second < first:
-            errors[name] = f"{NOT_BEFORE} {other}"
+        for keyword, wrong in ((NOT_BEFORE, operator.lt), (NOT_AFTER, operator.gt)):
+            other = prop.get(keyword) if isinstance(prop, dict) else None
+            if other is None:
+                continue
+            first = business_today() if other == TODAY else _moment_of(data.get(other))
+            second = _moment_of(data.get(name))
+            if first is not None and second is not None and type(first) is type(second) and wrong(second, first):
+                errors.setdefault(name, f"{keyword} {other}")
     return errors
 
 

@@ -198,6 +198,33 @@ def test_an_appraisal_that_ends_before_it_starts_is_refused_and_changes_nothing(
         assert complaint(number).decision_clock == "running" and "appraisal_started" not in desk.outbox(number)
 
 
+def test_an_appraisal_cannot_start_or_end_on_a_day_not_come_nor_be_expected_to_end_in_the_past(app, desk):
+    """Dates that would move the regulator's limit without anything having happened: a start or an end after today,
+    a new expected end before today (which would at once raise another overrun check)."""
+    with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:          # 02-16
+        number = desk.register(received_at=RECEIVED.isoformat())
+        r = act(desk, number, "appraisal_started", expect=422, kind="鉴定", started_on="2026-02-17",
+                expected_end_on="2026-02-20")
+        assert r["error"]["fields"] == {"started_on": "x-not-after today"}
+        number = appraisal_past_its_expected_end(app, desk, clock)                          # now 02-19
+        r = desk.client.post(f"/api/v1/tasks/{desk.task_id(number, 'appraisal_overrun')}/complete",
+                             headers=desk.people["management"].headers, json={"data": {
+                                 "appraisal_has_ended": False, "appraisal_new_expected_end_on": "2026-02-18",
+                                 "appraisal_overrun_notes": "x"}})
+        assert r.status_code == 422 and r.json["error"]["fields"] == {
+            "appraisal_new_expected_end_on": "x-not-before today"}
+        r = desk.client.post(f"/api/v1/tasks/{desk.task_id(number, 'appraisal_overrun')}/complete",
+                             headers=desk.people["management"].headers, json={"data": {
+                                 "appraisal_has_ended": True, "appraisal_ended_on": "2026-06-01",
+                                 "appraisal_overrun_notes": "x"}})
+        assert r.status_code == 422 and r.json["error"]["fields"] == {"appraisal_ended_on": "x-not-after today"}
+        desk.complete(number, "appraisal_overrun", appraisal_has_ended=False,
+                      appraisal_new_expected_end_on="2026-02-22", appraisal_overrun_notes="鉴定机构称需补充检测")
+        assert act(desk, number, "appraisal_ended", expect=422, ended_on="2026-02-20")["error"]["fields"] == {
+            "ended_on": "x-not-after today"}
+        assert complaint(number).decision_clock == "paused"            # nothing was changed
+
+
 def test_bad_action_data_is_refused_by_field_and_changes_nothing(app, desk):
     with time_machine.travel(RECEIVED + timedelta(days=3), tick=False):
         number = desk.register(received_at=RECEIVED.isoformat())
@@ -325,7 +352,7 @@ def test_at_60_days_an_appraisal_still_moves_the_limit(app, desk):
             desk.complete(number, task, who=who, extension_approved=True,
                           extension_reason_for_customer="情况复杂", extension_comments="同意")
         assert complaint(number).decision_due_at == DAY_60
-        act(desk, number, "appraisal_started", kind="司法鉴定", started_on="2026-02-17", expected_end_on="2026-02-18")
-        c = complaint(number)                                        # day 62 = Thu 04-16
-        assert (c.decision_clock, c.decision_due_at) == ("paused", datetime(2026, 4, 16, 23, 59, 59, tzinfo=SH))
+        act(desk, number, "appraisal_started", kind="司法鉴定", started_on="2026-02-16", expected_end_on="2026-02-18")
+        c = complaint(number)                                        # day 63 = Fri 04-17
+        assert (c.decision_clock, c.decision_due_at) == ("paused", datetime(2026, 4, 17, 23, 59, 59, tzinfo=SH))
         assert actions(desk, number) == ["appraisal_ended"]

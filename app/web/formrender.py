@@ -18,7 +18,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 
 from ..evidence.fields import MEDIA_KEY as FILE_KEY
-from ..forms import NOT_BEFORE, TODAY, conditions
+from ..forms import NOT_AFTER, NOT_BEFORE, TODAY, conditions
 from ..input_rules import BAD_TEXT, BLANK, NOT_FINITE
 from ..timeutil import BUSINESS_TZ
 
@@ -291,6 +291,10 @@ def _explain_one(prop: dict, message: str) -> str:
         return _("This date lies in the past: choose today or a later day.")
     if message.startswith(NOT_BEFORE):
         return _("This date lies before the date it must follow.")
+    if message == f"{NOT_AFTER} {TODAY}":
+        return _("This date lies in the future: choose today or an earlier day.")
+    if message.startswith(NOT_AFTER):
+        return _("This date lies after the date it must come before.")
     if "is not a 'date'" in message:
         return _("Enter a date (YYYY-MM-DD).")
     if "is not a 'date-time'" in message:
