@@ -15,7 +15,12 @@ def utcnow() -> datetime:
 
 def business_today() -> date:
     """Today's date in Asia/Shanghai."""
-    return utcnow().astimezone(BUSINESS_TZ).date()
+    return business_now().date()
+
+
+def business_now() -> datetime:
+    """Now in Asia/Shanghai: for what a person reads as a local time, e.g. in a file name."""
+    return utcnow().astimezone(BUSINESS_TZ)
 
 
 def parse_iso(value) -> datetime:

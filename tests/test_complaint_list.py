@@ -238,3 +238,7 @@ def test_export_streams_every_row_masked_and_is_audited(app, desk, people):
     r = b.get("/complaints/export.csv?status=lost&endpoint=x&_scheme=https")           # odd arguments: no 500
     assert r.status_code == 302 and "endpoint" not in r.location
     assert Browser(app).login("claims_specialist").get("/complaints/export.csv").status_code == 403
+    # Named by the Beijing time it was made (02:30 there is still 18:30 of the day before in UTC).
+    with time_machine.travel(datetime(2026, 12, 3, 2, 30, tzinfo=timezone(timedelta(hours=8))), tick=False):
+        r = Browser(app).login("management").get("/complaints/export.csv?status=open")
+        assert r.headers["Content-Disposition"] == "attachment; filename=complaints-20261203-0230.csv"

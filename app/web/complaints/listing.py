@@ -15,7 +15,7 @@ from ...extensions import db
 from ...jobs import list_export, store as jobs
 from ...models import Complaint, SavedFilter
 from ...permissions import LIST_EXPORTERS, READERS
-from ...timeutil import utcnow
+from ...timeutil import business_now, utcnow
 from .. import diagram, formrender_codes
 from ..common import page_arg, roles_required
 from ..downloads import download
@@ -187,7 +187,7 @@ def export(fmt):
     db.session.commit()
     cells = list_export.Cells(_export_labels(), has_any(me(), pii_roles()))
     rows = _rows(current_app._get_current_object(), conditions, cells)
-    return download(fmt, [(_("Complaints"), _export_header(), rows)], f"complaints-{utcnow():%Y%m%d-%H%M}")
+    return download(fmt, [(_("Complaints"), _export_header(), rows)], f"complaints-{business_now():%Y%m%d-%H%M}")
 
 
 def _export_job(fmt, asked, term, conditions):
@@ -195,7 +195,7 @@ def _export_job(fmt, asked, term, conditions):
     labels in this page's language; audited as the direct export is, with the job's id."""
     ids = db.session.execute(select(Complaint.id).where(*conditions).order_by(*complaint_list.NEWEST_FIRST)) \
         .scalars().all()
-    name = f"complaints-{utcnow():%Y%m%d-%H%M}.{fmt}"
+    name = f"complaints-{business_now():%Y%m%d-%H%M}.{fmt}"
     params = list_export.params(fmt, name, str(_("Complaints")), _export_header(), _export_labels(),
                                 has_any(me(), pii_roles()), asked.args, bool(term))
     job = jobs.create(db.session, list_export.KIND, me().username, params, list_export.items(ids))
