@@ -320,6 +320,9 @@ def test_the_api_uploads_lists_downloads_and_refuses_like_the_pages(app, desk, c
                                         ("a.zip", ZIP, 422, "evidence_type")):
         r = api_upload(client, cs, number, name, content)
         assert (r.status_code, r.json["error"]["code"], list(r.json["error"]["fields"])) == (status, code, ["file"])
+    r = api_upload(client, cs, number, "long.png", PNG, description="说" * 501)     # not cut to 500: refused
+    assert (r.status_code, r.json["error"]["code"], list(r.json["error"]["fields"])) == (
+        422, "evidence_description", ["description"])
     r = client.post(f"/api/v1/complaints/{number}/evidence", headers=cs.headers, data={"description": "x"},
                     content_type="multipart/form-data")
     assert r.status_code == 422 and r.json["error"]["fields"] == {"file": "required"}

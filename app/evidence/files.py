@@ -50,8 +50,11 @@ class Limits:
 def attach(session, store, limits: Limits, case: Case, actor, filename: str, content: bytes, *,
            task_id=None, field=None, description="") -> EvidenceFile:
     """Check, store and record one file; InvalidData/Conflict (with a code) when it is refused."""
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidData(f"the description holds more than {DESCRIPTION_MAX} characters",
+                          fields={"description": f"at most {DESCRIPTION_MAX} characters"}, code="evidence_description")
     name, sha, media = check(session, limits, case, filename, content)
-    description = (description or "").strip()[:DESCRIPTION_MAX]
     row = EvidenceFile(case_key=case.key, task_id=task_id, field=field, sha256=sha, size=len(content),
                        media_type=media, filename=name, description=description, uploaded_by_id=actor.id)
     # Stored before its row is written (a slow remote store holds no lock on it): a store that fails

@@ -43,13 +43,16 @@ def refusal(err: AppError, filename: str) -> str:
         "evidence_infected": _("The virus scanner found malware in “%(name)s”. Nothing was stored."),
         "evidence_scan_failed": _("“%(name)s” could not be checked for viruses, so it was not accepted; try again "
                                   "later or tell an administrator. Nothing was stored."),
+        "evidence_description": _("“%(name)s” was not attached: its description may hold at most %(limit)d "
+                                  "characters. Nothing was stored."),
         "evidence_store_unavailable": _("“%(name)s” was not attached: the evidence store is unavailable. Nothing "
                                         "was stored; try again later or tell an administrator."),
     }.get(err.code)
     if message is None:
         return _("“%(name)s” was not attached: %(reason)s", name=filename, reason=err.message)
     return message % {"name": filename, "size": size_text(fields.get("size")), "max": size_text(fields.get("max_bytes")),
-                      "type": fields.get("media_type", "?"), "time": fmt_datetime(fields.get("uploaded_at"))}
+                      "type": fields.get("media_type", "?"), "time": fmt_datetime(fields.get("uploaded_at")),
+                      "limit": files.DESCRIPTION_MAX}
 
 
 def read_refusal(err: AppError) -> str | None:
