@@ -115,6 +115,9 @@ def test_a_review_request_by_phone_is_refused_before_a_decision_twice_and_after_
         desk.walk(number, TO_CONFIRMATION)
         r = api(client, cs, number, "review-request", reason="  ")
         assert r.status_code == 422 and r.json["error"]["fields"] == {"reason": "required"}
+        for what in ("review-request", "withdrawal"):          # a field neither takes: refused, as elsewhere
+            r = api(client, cs, number, what, reason="不服", reson="typo")
+            assert r.status_code == 422 and r.json["error"]["fields"] == {"reson": "unknown field"}, what
         assert api(client, cs, number, "review-request", reason="不服").status_code == 201
         r = api(client, cs, number, "review-request", reason="再次申请")
         assert r.status_code == 409 and r.json["error"]["code"] == "review_requested"

@@ -137,7 +137,11 @@ def get_complaint(number):
 
 
 def _reason(payload, required) -> str:
-    """The request's reason, stripped; 422 naming the field when it is not text, too long or missing."""
+    """The request's reason, stripped; 422 naming the field when it is not text, too long or missing, or naming a
+    field the request does not take (as every other body here)."""
+    unknown = sorted(set(payload) - {"reason"})
+    if unknown:
+        raise InvalidData("the request takes only `reason`", fields={name: "unknown field" for name in unknown})
     reason = payload.get("reason", "")
     if not isinstance(reason, str):
         raise InvalidData("reason must be text", fields={"reason": "must be a string"})
