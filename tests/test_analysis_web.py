@@ -99,6 +99,11 @@ def test_a_bar_leads_to_the_complaints_behind_it_without_personal_data(app, peop
     assert "客户" not in text(r) and "139" not in text(r).replace("TA-", "")      # no name, no phone
     r = b.get("/analysis/complaints?from=2026-07-01&to=2026-09-30&product_line=_uncoded")
     assert r.text.count('data-testid="drilldown-row"') == 0
+    # A process owner analyses but opens no complaint: the numbers are shown, not linked to a page it may not open.
+    r = as_(app, "process_owner").get("/analysis/complaints?from=2026-07-01&to=2026-09-30&category=claim_amount")
+    assert r.text.count('data-testid="complaint-number"') == 3 and 'data-testid="complaint-link"' not in r.text
+    assert b.get("/analysis/complaints?from=2026-07-01&to=2026-09-30&category=claim_amount").text.count(
+        'data-testid="complaint-link"') == 3                                    # training reads complaints
 
 
 def test_the_tables_export_as_csv_with_a_bom_and_as_excel(app, people, seeded):

@@ -10,7 +10,7 @@ from ...analysis.dimensions import FilterError, dimensions
 from ...avoidance import visible_to
 from ...complaints import CHANNELS
 from ...extensions import db
-from ...permissions import ANALYSTS, REVIEW_STARTERS
+from ...permissions import ANALYSTS, READERS, REVIEW_STARTERS
 from ..common import page_arg, roles_required
 from ..downloads import download as _download
 from ..filter_messages import filter_message
@@ -129,8 +129,10 @@ def complaints():
 
 
 def _complaints_page(selection, found, error):
+    # A number links to the complaint only for a reader who may open it (a process owner analyses, reads none).
     return render_template("analysis/complaints.html", selection=selection, error=error, found=found,
-                           dimension_titles=DIMENSION_TITLES), 422 if error else 200
+                           dimension_titles=DIMENSION_TITLES, may_open=has_any(me(), READERS)), \
+        422 if error else 200
 
 
 @bp.get("/analysis/complaints.csv", defaults={"fmt": "csv"})
