@@ -264,7 +264,7 @@ class Runtime:
             now = utcnow()
             if inst is None or inst.status != "running" or inst.next_timer_at is None or inst.next_timer_at > now:
                 return None
-            return self._step(inst, actor, "timer handling failed", lambda wf: None)   # _step fires what is due
+            return self._step(inst, actor, "timer handling failed", None)     # _step fires what is due
 
     def recompute_deadlines(self, instance_id, actor) -> Optional[Change]:
         """Evaluate the instance's provisional deadlines again, e.g. once the holiday calendar for
@@ -635,8 +635,8 @@ class Runtime:
         return self.user_choices(self._version(version_id).forms.get(row.form))
 
     def _step(self, inst, actor, failure, act) -> Change:
-        """Load the instance, act on its workflow, fire the timers that are due, run the engine, and write
-        everything back."""
+        """Load the instance, fire the timers that fell due, act on its workflow (`act(wf)`; None: nothing but the
+        firing), fire the timers that are due then, run the engine, and write everything back."""
         effects = []
         wf = self._load(inst, effects)
         before = workflow.completed_ids(wf)
@@ -644,10 +644,12 @@ class Runtime:
             # What happened, in order: a timer that fell due before this change (the scheduler's next pass
             # has not come yet) fires first, so that e.g. a decision or a message after the regulator's limit
             # ran out meets a clock already missed, and a task its deadline closed is no longer open.
-            if inst.next_timer_at is not None and inst.next_timer_at <= utcnow():
+            if act is not None and inst.next_timer_at is not None and inst.next_timer_at <= utcnow():
                 workflow.fire_due_timers(wf)
-            act(wf)
-            # And one this change set that is due already (e.g. a complaint registered late).
+            if act is not None:
+                act(wf)
+            # And one this change set that is due already (e.g. a complaint registered late); without `act`, what
+            # is due (the scheduler's firing).
             workflow.fire_due_timers(wf)
         except SpiffWorkflowException as exc:
             raise engine_error(failure, exc) from exc
