@@ -3,7 +3,8 @@ in the period were met and how many missed — every process's (the complaints' 
 them, and the quarterly review's measure deadlines, each under its own timer's name), or, with filters on
 the complaints, those of the matching complaints' instances (linked by the complaint number); and the
 regulator's decision clock (监管时限) of the complaints whose decision was due in the period: decided by
-decision_due_at (met), decided later or not decided and overdue (missed), or not yet due."""
+decision_due_at (met), decided later or not decided and overdue (missed), or not yet due; a clock a withdrawal
+stopped is none of them."""
 from sqlalchemy import and_, case, func, or_, select
 
 from ..models import Complaint, Deadline, ProcessInstance
