@@ -132,6 +132,22 @@ def test_an_approval_not_given_before_the_limit_lapses(app, desk):
         assert complaint(number).decision_clock == "missed"
 
 
+def test_an_approval_given_after_the_limit_lapsed_before_the_scheduler_came_is_refused_and_the_lapse_stays(app, desk):
+    """The limit ran out between two scheduler passes and management approves then: the lapse is what happened (the
+    approval task closed by its timer, committed), the approval is refused, and the queue no longer offers it."""
+    with time_machine.travel(RECEIVED + timedelta(days=14), tick=False) as clock:
+        number = desk.register(received_at=RECEIVED.isoformat())
+        act(desk, number, "extension_requested", reason="需要更多时间")
+        clock.move_to(DAY_15 + timedelta(seconds=2))
+        r = desk.complete(number, "approve_extension", who="management", expect=409, extension_approved=True,
+                          extension_reason_for_customer="情况复杂", extension_comments="同意")
+        assert r["error"]["code"] == "task_cancelled"                      # its timer closed it first
+        tasks = desk.open_tasks(number)
+        assert "approve_extension" not in tasks and "decision_overdue" in tasks
+        assert complaint(number).decision_clock == "missed" and complaint(number).decision_due_at == DAY_15
+        assert fire_due_timers(app) == 0                                     # nothing was left for the scheduler
+
+
 def test_an_appraisal_is_not_counted_and_the_customer_is_told_at_start_and_end(app, desk):
     with time_machine.travel(RECEIVED + timedelta(days=3), tick=False) as clock:
         number = desk.register(received_at=RECEIVED.isoformat())

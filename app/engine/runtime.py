@@ -63,6 +63,16 @@ _EXCLUSIONS = "runtime_exclusions"           # instance id -> excluded(), until 
 _UNEXPIRED = "runtime_unexpired"             # a change committed without expiring what it loaded
 _STAMPS = "runtime_stamps"                   # STAMPS as read with this transaction's instance lock
 _RECORDS = "runtime_records"                 # instance id -> its business record, read with its lock
+_FIRED_FIRST = "runtime_fired_first"         # this verb fired what was due in a change of its own: _step fires in place
+
+
+class _DueFirst(Exception):
+    """_step, before acting on an instance whose timers fell due (the scheduler's next pass has not come): the verb
+    fires them in a change of their own, committed as that pass would have, and runs again on what they left."""
+
+    def __init__(self, instance_id):
+        super().__init__(instance_id)
+        self.instance_id = instance_id
 
 
 @event.listens_for(Session, "after_flush")
@@ -196,6 +206,9 @@ class Runtime:
     def _complete(self, task_id, data, actor, take, schema_check=True) -> Change:
         """Complete the human task `task_id`: `take(instance, task)` checks that it is open and may be done so,
         and records who does it."""
+        return self._after_due_timers(lambda: self._complete_once(task_id, data, actor, take, schema_check))
+
+    def _complete_once(self, task_id, data, actor, take, schema_check) -> Change:
         with self._transaction():
             inst, row = self._lock(self._instance_of(task_id), task_id=task_id)  # a racing claim or completion waits
             take(inst, row)
@@ -223,6 +236,10 @@ class Runtime:
         runs once the instance is locked and may refuse by raising; with `also_waiting`, every other
         running instance of the same business key that waits for the message gets it too, in the
         same transaction. Returns the change of the instance named."""
+        return self._after_due_timers(
+            lambda: self._send_message_once(instance_id, name, payload, actor, check, also_waiting))
+
+    def _send_message_once(self, instance_id, name, payload, actor, check, also_waiting) -> Change:
         with self._transaction():
             inst = self._lock(instance_id)
             if check is not None:
@@ -269,6 +286,9 @@ class Runtime:
     def recompute_deadlines(self, instance_id, actor) -> Optional[Change]:
         """Evaluate the instance's provisional deadlines again, e.g. once the holiday calendar for
         their year is published or an admin entered overrides."""
+        return self._after_due_timers(lambda: self._recompute_once(instance_id, actor))
+
+    def _recompute_once(self, instance_id, actor) -> Optional[Change]:
         with self._transaction():
             inst = self._lock(instance_id)
             timer_ids = self.session.execute(select(Deadline.timer_task_id).where(
@@ -634,17 +654,34 @@ class Runtime:
                                               .where(ProcessInstance.id == row.instance_id)).scalar_one()
         return self.user_choices(self._version(version_id).forms.get(row.form))
 
+    def _after_due_timers(self, verb):
+        """Run `verb` (a change); if its instance's timers fell due first (_DueFirst), fire them in a change of
+        their own, then run it again."""
+        try:
+            return verb()
+        except _DueFirst as due:
+            self.fire_timers(due.instance_id)
+        self.session.info[_FIRED_FIRST] = True
+        try:
+            return verb()
+        finally:
+            self.session.info.pop(_FIRED_FIRST, None)
+
     def _step(self, inst, actor, failure, act) -> Change:
         """Load the instance, fire the timers that fell due, act on its workflow (`act(wf)`; None: nothing but the
         firing), fire the timers that are due then, run the engine, and write everything back."""
+        # What happened, in order: timers that fell due before this change (the scheduler's next pass has not come
+        # yet) fire first, so that e.g. a decision or a message after the regulator's limit ran out meets a clock
+        # already missed, and a task its deadline closed is no longer open. They fire in a change of their own
+        # (_after_due_timers), which stays when this one is then refused; if they are due again, here.
+        due = act is not None and inst.next_timer_at is not None and inst.next_timer_at <= utcnow()
+        if due and not self.session.info.get(_FIRED_FIRST):
+            raise _DueFirst(inst.id)
         effects = []
         wf = self._load(inst, effects)
         before = workflow.completed_ids(wf)
         try:
-            # What happened, in order: a timer that fell due before this change (the scheduler's next pass
-            # has not come yet) fires first, so that e.g. a decision or a message after the regulator's limit
-            # ran out meets a clock already missed, and a task its deadline closed is no longer open.
-            if act is not None and inst.next_timer_at is not None and inst.next_timer_at <= utcnow():
+            if due:
                 workflow.fire_due_timers(wf)
             if act is not None:
                 act(wf)
