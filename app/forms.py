@@ -27,14 +27,8 @@ def field_errors(schema: dict, data) -> dict:
         return {"_": "form data must be a JSON object"}
     errors = {}
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    # Text of spaces only is checked as empty (JSON Schema counts the spaces): where the form needs text
-    # (minLength, also in a condition), it is refused as BLANK.
-    blank = {name for name, value in data.items() if isinstance(value, str) and value and not value.strip()}
-    checked = {**data, **{name: "" for name in blank}}
-    for error in sorted(validator.iter_errors(checked), key=lambda e: list(e.path)):
-        if error.validator == "minLength" and len(error.path) == 1 and error.path[0] in blank:
-            errors.setdefault(error.path[0], BLANK)
-            continue
+    errors.update(_blank_errors(validator, data))
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
         if error.validator == "required":
             for name in error.validator_value:
                 if isinstance(error.instance, dict) and name not in error.instance:
@@ -84,11 +78,26 @@ def _moment_of(value):
         return None
 
 
+def _blank_errors(validator, data: dict) -> dict:
+    """{field: BLANK} for each text of spaces only where the form needs text (`minLength`, also in a condition):
+    JSON Schema counts the spaces, so the data is checked once more with those texts empty, for that rule alone."""
+    blank = {name for name, value in data.items() if isinstance(value, str) and value and not value.strip()}
+    if not blank:
+        return {}
+    emptied = {**data, **{name: "" for name in blank}}
+    return {error.path[0]: BLANK for error in validator.iter_errors(emptied)
+            if error.validator == "minLength" and len(error.path) == 1 and error.path[0] in blank}
+
+
 def _without_value(error) -> str:
-    """jsonschema's message without the value it quotes first ("'…4,000 characters…' is too long" → "the value is
-    too long"): an answer may hold personal data, and a 422 must not send it back (nor a log keep it)."""
-    shown = repr(error.instance)
-    return "the value" + error.message[len(shown):] if error.message.startswith(shown) else error.message
+    """jsonschema's message without the value it quotes ("'…4,000 characters…' is too long" → "the value is too
+    long"; "False schema does not allow '…'"): an answer may hold personal data, and a 422 must not send it back."""
+    message, shown = error.message, repr(error.instance)
+    if message.startswith(shown):
+        return "the value" + message[len(shown):]
+    if message.endswith(shown):
+        return message[:-len(shown)] + "the value"
+    return message.split(" extra: ")[0]            # items: false names the items it found too many
 
 
 def _path(error, extra=None):

@@ -71,6 +71,18 @@ def test_a_refused_value_is_not_sent_back(desk, client, people):
     assert fields["risk_level"] == "the value is not of type 'string'"
 
 
+def test_form_messages_never_quote_the_value_and_spaces_count_as_empty_only_where_text_is_needed():
+    from app.forms import field_errors
+    schema = {"type": "object", "properties": {
+        "digits": {"type": "string", "pattern": "^[0-9]*$"}, "notes": {"type": "string", "minLength": 1},
+        "forbidden": False, "none": {"type": "array", "items": False}, "n": {"type": "integer", "minimum": 10}}}
+    secret = "13800138000"
+    errors = field_errors(schema, {"digits": "  ", "notes": " \t", "forbidden": secret, "none": [secret], "n": 1})
+    assert secret not in str(errors)
+    assert errors["notes"] == "may not be blank" and errors["n"] == "the value is less than the minimum of 10"
+    assert errors["digits"] == "the value does not match '^[0-9]*$'"      # spaces are no digits: as typed
+
+
 def test_missing_required_field(desk, client, people):
     number = desk.register()
     task_id = desk.task_id(number, "initial_review")
