@@ -104,12 +104,12 @@ def known_lanes(app) -> set:
 def _json_errors_under_api(app):
     from werkzeug.exceptions import HTTPException
 
-    from .api.errors import error_response
+    from .api.errors import error_response, http_error as api_http_error
 
     @app.errorhandler(HTTPException)
     def http_error(err):
         if request.path.startswith("/api/"):
-            return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
+            return api_http_error(err)
         from .web.errorpages import unmatched      # 404/405 pages in the user's language, the portal's under /my/
         return unmatched(err)
 

@@ -64,9 +64,9 @@ def users_query(known_roles, now, *, term="", role="", state=""):
     `known_roles`; any other is no filter) and are in `state` (one of STATES: locked is a lock running at `now`;
     any other is no filter): the admin page's list and `flask users list` alike."""
     query = select(User).order_by(User.username)
-    if term:
-        like = f"%{term.replace('%', '').replace('_', '')[:64]}%"
-        query = query.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+    if term:        # the text as typed: % and _ (usernames hold _) are letters here, not wildcards
+        query = query.where(or_(User.username.icontains(term[:64], autoescape=True),
+                                User.display_name.icontains(term[:64], autoescape=True)))
     if role in known_roles:
         query = query.where(User.holding(role))
     if state == "active":

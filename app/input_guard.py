@@ -139,11 +139,21 @@ def _page_message(reason) -> str:
         return _("The address holds characters that are not allowed.")
     if reason == "bad_text":
         return _("The form holds characters that are not allowed. Nothing was saved: go back and correct it.")
-    mb = (request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]) // (1024 * 1024)
     if getattr(current_app.view_functions.get(request.endpoint), "accepts_uploads", False):
-        return _("What you sent is too large: at most %(mb)d MB per upload. Nothing was saved.",
-                 mb=current_app.config["EVIDENCE_MAX_BYTES"] // (1024 * 1024))
-    return _("What you sent is too large: at most %(mb)d MB at once. Nothing was saved.", mb=max(mb, 1))
+        return _("What you sent is too large: at most %(size)s per upload. Nothing was saved.",
+                 size=size_text(current_app.config["EVIDENCE_MAX_BYTES"]))
+    limit = request.max_content_length or current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is None:
+        return _("What you sent is too large. Nothing was saved.")
+    return _("What you sent is too large: at most %(size)s at once. Nothing was saved.", size=size_text(limit))
+
+
+def size_text(size: int) -> str:
+    """A size as a person reads it: 5 MB, 1.5 MB, 500 KB, 200 B."""
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= unit:
+            return f"{size / unit:.1f}".removesuffix(".0") + f" {name}"
+    return f"{size} B"
 
 
 class BoundedIntegerConverter(IntegerConverter):

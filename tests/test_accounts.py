@@ -130,6 +130,10 @@ def test_flask_users_administers_accounts(app):
     assert names(run("list", "--role", "admin")[1]) == ["boss"]
     assert names(run("list", "--find", "王芳", "--state", "disabled")[1]) == ["wang.fang"]
     assert run("list", "--find", "王芳", "--state", "active") == (0, "no user matches\n")
+    assert names(run("list", "--find", "g.f")[1]) == ["wang.fang"] and run("list", "--find", "%")[1] == \
+        "no user matches\n"                                                    # as typed, no wildcards
+    make_user("claims_2", "claims_specialist")
+    assert names(run("list", "--find", "s_2")[1]) == ["claims_2"]
     code, out = run("list", "--role", "astronaut")
     assert code == 1 and "no role astronaut" in out and "customer_service" in out
     assert run("list", "--state", "asleep")[0] == 2

@@ -23,6 +23,10 @@ def app_error(err: AppError):
 
 @bp.errorhandler(HTTPException)
 def http_error(err: HTTPException):
+    """werkzeug's HTTP errors in the API's shape (also for a path under /api/ no route matches: app/__init__.py)."""
+    if err.code == 413:               # a body over the limit, as input_guard answers a form's
+        from ..input_guard import too_large
+        return too_large()
     return error_response(err.code, err.name.lower().replace(" ", "_"), err.description)
 
 

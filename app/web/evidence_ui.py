@@ -4,7 +4,7 @@ sentences, and a case's files as listed for the reader (names masked unless the 
 from flask import current_app, request
 from flask_babel import gettext as _
 
-from .. import evidence
+from .. import evidence, input_guard
 from ..errors import AppError
 from ..evidence import files
 from ..evidence.fields import file_fields
@@ -67,11 +67,7 @@ def read_refusal(err: AppError) -> str | None:
 
 
 def size_text(size) -> str:
-    if not isinstance(size, int):
-        return "?"
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    return f"{max(1, round(size / 1024))} KB" if size >= 1024 else f"{size} B"
+    return input_guard.size_text(size) if isinstance(size, int) else "?"
 
 
 def take(case: files.Case, user, uploads, *, task_id=None, field=None, description="") -> tuple[list, list[str]]:
