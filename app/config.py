@@ -53,6 +53,17 @@ def _flag(name, default: bool, environ=os.environ) -> bool:
     return FLAGS[word]
 
 
+def _role_list(name, default, roles):
+    """Comma-separated role codes of `roles`, or "-" for none: a code that is no role is refused (a typo would
+    otherwise silently require nothing of anyone)."""
+    raw = _env(name, default)
+    codes = tuple(code.strip() for code in raw.split(",") if code.strip() and code.strip() != "-")
+    unknown = [code for code in codes if code not in roles]
+    if unknown:
+        raise SettingError(f"{name}={raw!r}: no role {', '.join(unknown)} (roles: {', '.join(roles)}; - for none)")
+    return codes
+
+
 def _choice(name, default, choices):
     """One of `choices` (compared ignoring case, returned as listed)."""
     raw = _env(name, default)
@@ -194,8 +205,7 @@ class Config:
     # The second factor (app/second_factor.py): any user may set one up; users with these roles (comma-
     # separated; "admin" by default, none on a developer's machine; e.g. "admin,process_owner"; "-" for none)
     # must, before anything else, at their next password login.
-    TOTP_REQUIRED_ROLES = tuple(r.strip() for r in _env("TOTP_REQUIRED_ROLES", "-" if development() else "admin")
-                                .split(",") if r.strip())
+    TOTP_REQUIRED_ROLES = _role_list("TOTP_REQUIRED_ROLES", "-" if development() else "admin", ROLES)
     TOTP_ISSUER = _env("TOTP_ISSUER", "理赔投诉处理")
 
     # Task-data keys copied onto the complaint row after every change (data key -> column).
@@ -230,7 +240,7 @@ class Config:
     # E-mail over SMTP; SMTP_SECURITY: starttls | ssl | none. Unset SMTP_HOST = no e-mail channel.
     SMTP_HOST = _env("SMTP_HOST")
     SMTP_PORT = _number("SMTP_PORT", 587, least=1, most=65535)
-    SMTP_SECURITY = _env("SMTP_SECURITY", "starttls")
+    SMTP_SECURITY = _choice("SMTP_SECURITY", "starttls", ("starttls", "ssl", "none"))
     SMTP_USER = _env("SMTP_USER")
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
     SMTP_TIMEOUT_SECONDS = _number("SMTP_TIMEOUT_SECONDS", 10, float, least=0.1)

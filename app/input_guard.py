@@ -7,8 +7,10 @@ answered with a 4xx before any view, query or workflow sees them (a 500 is alway
 - JSON bodies (`parse_json`, used by app.api.errors.body): not UTF-8, NaN/Infinity (also 1e999,
   which Python reads as inf), integers too long to convert, or nesting deeper than MAX_DEPTH -> 400;
   a NUL/lone-surrogate string anywhere -> 422 naming the field.
-- Form posts: NUL or a lone surrogate in a field -> 422 on a plain error page, except on the pages
-  that report it beside the field themselves (FIELD_CHECKED_ENDPOINTS)."""
+- Form posts: a body over the limit of its address (MAX_CONTENT_LENGTH; EVIDENCE_MAX_BYTES + a margin where files
+  are taken) -> 413 on every page; NUL or a lone surrogate in a field -> 422 on a plain error page, except on the
+  pages that report it beside the field themselves (FIELD_CHECKED_ENDPOINTS).
+Under /api/ the answers have the API's error shape, under /my/ they are the customer's own page in their language."""
 import json
 from urllib.parse import unquote_to_bytes
 

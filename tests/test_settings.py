@@ -64,10 +64,18 @@ def start_with(shown="C.SPIFF_LOG_LEVEL, C.OIDC_LINK_LOCAL_ACCOUNTS, C.SMTP_PORT
 def test_the_app_does_not_start_with_a_setting_that_cannot_work():
     done = start_with(SPIFF_LOG_LEVEL="debug", OIDC_LINK_LOCAL_ACCOUNTS="true", SMTP_PORT="2525")
     assert done.returncode == 0 and done.stdout.split() == ["DEBUG", "True", "2525"], done.stderr
+    done = start_with("C.TOTP_REQUIRED_ROLES, C.SMTP_SECURITY", TOTP_REQUIRED_ROLES="admin, process_owner",
+                      SMTP_SECURITY="SSL")
+    assert done.returncode == 0 and done.stdout.split() == ["('admin',", "'process_owner')", "ssl"], done.stderr
+    assert start_with("C.TOTP_REQUIRED_ROLES", TOTP_REQUIRED_ROLES="-").stdout.split() == ["()"]
     for name, raw, message in (
             ("SPIFF_LOG_LEVEL", "LOUD", "SPIFF_LOG_LEVEL='LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
             ("SMTP_PORT", "smtp", "SMTP_PORT='smtp': not a whole number"),
-            ("OIDC_LINK_LOCAL_ACCOUNTS", "ja", "OIDC_LINK_LOCAL_ACCOUNTS='ja': use 1 (on) or 0 (off)")):
+            ("OIDC_LINK_LOCAL_ACCOUNTS", "ja", "OIDC_LINK_LOCAL_ACCOUNTS='ja': use 1 (on) or 0 (off)"),
+            ("SMTP_SECURITY", "tls", "SMTP_SECURITY='tls': must be one of starttls, ssl, none"),
+            ("TOTP_REQUIRED_ROLES", "admin,admn", "TOTP_REQUIRED_ROLES='admin,admn': no role admn (roles: "
+             "customer_service, claims_specialist, management, head_office, training, measure_owner, compliance, "
+             "process_owner, admin; - for none)")):
         done = start_with(**{name: raw})
         assert done.returncode != 0
         assert done.stderr.strip().splitlines()[-1] == f"app.config.SettingError: {message}"
