@@ -79,3 +79,11 @@ def test_the_app_does_not_start_with_a_setting_that_cannot_work():
         done = start_with(**{name: raw})
         assert done.returncode != 0
         assert done.stderr.strip().splitlines()[-1] == f"app.config.SettingError: {message}"
+
+
+def test_an_evidence_store_setting_that_names_no_class_is_refused_by_name():
+    from app import create_app
+    from app.config import TestConfig
+    for setting in ("nope:X", "app.evidence.store:Nothing", "app.evidence.store"):
+        with pytest.raises(SettingError, match=f"EVIDENCE_STORE='{setting}': names no store class"):
+            create_app(TestConfig, EVIDENCE_STORE=setting, SQLALCHEMY_DATABASE_URI="sqlite://")

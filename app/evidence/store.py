@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Protocol
 
+from ..config import SettingError
 from ..errors import AppError
 
 EXTENSION_KEY = "evidence_store"
@@ -163,8 +164,13 @@ class FileStore:
 
 def init_app(app):
     """Build the configured store once, into app.extensions."""
-    module, _, name = (app.config.get("EVIDENCE_STORE") or "app.evidence.store:FileStore").partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    setting = app.config.get("EVIDENCE_STORE") or "app.evidence.store:FileStore"
+    module, _, name = setting.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:     # the setting names no class: say which
+        raise SettingError(f"EVIDENCE_STORE={setting!r}: names no store class, as package.module:Class "
+                           f"({err})") from None
     app.extensions[EXTENSION_KEY] = cls({**app.config, "INSTANCE_PATH": app.instance_path})
 
 
