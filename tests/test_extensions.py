@@ -272,6 +272,10 @@ def test_the_complaint_page_offers_the_actions_and_records_one_through_its_form(
         assert "经办人员登记" in page and "需调取医院病历" in page        # the timeline shows who asked and why
         r = b.post(url, {"reason": "又一次"}, page=f"/complaints/{number}")   # not possible while one is pending
         assert r.status_code == 302 and desk.open_tasks(number)["approve_extension"]
+        other = desk.register(received_at=RECEIVED.isoformat())
+        url = f"/complaints/{other}/actions/appraisal_started"
+        r = b.post(url, {"kind": "伤残鉴定", "started_on": "2026-02-17", "expected_end_on": "2026-02-20"})
+        assert r.status_code == 422 and "该日期晚于今天：请选择今天或更早的日期。" in r.text      # x-not-after today
 
 
 def test_an_extended_period_ending_in_the_national_day_holiday_ends_on_the_next_working_day(app, desk):
