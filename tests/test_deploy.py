@@ -291,6 +291,9 @@ def test_only_the_server_deploys_on_start_a_flask_command_does_not(backend, tmp_
         refused = subprocess.run(flask + ["users", "list"], cwd=ROOT, env={**env, **wrong}, capture_output=True,
                                  text=True)
         assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+        listed = subprocess.run(flask + ["--help"], cwd=ROOT, env={**env, **wrong}, capture_output=True, text=True)
+        assert said in listed.stderr and "Traceback" not in listed.stderr, listed.stderr     # one line, then help
+        assert "Usage: flask" in listed.stdout
     before = subprocess.run(flask + ["users", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert before.returncode == 1 and "Traceback" not in before.stderr, before.stderr   # no tables yet: says so
     assert "it is not migrated, run `flask db upgrade` first" in before.stderr
