@@ -58,13 +58,13 @@ def order_errors(schema: dict, data: dict) -> dict:
     (a date, or an ISO time) lies before (after) that field's or today: JSON Schema cannot compare two fields."""
     errors = {}
     for name, prop in (schema.get("properties") or {}).items():
+        value = _moment_of(data.get(name)) if isinstance(prop, dict) else None
         for keyword, wrong in ((NOT_BEFORE, operator.lt), (NOT_AFTER, operator.gt)):
-            other = prop.get(keyword) if isinstance(prop, dict) else None
+            other = prop.get(keyword) if value is not None else None
             if other is None:
                 continue
-            first = business_today() if other == TODAY else _moment_of(data.get(other))
-            second = _moment_of(data.get(name))
-            if first is not None and second is not None and type(first) is type(second) and wrong(second, first):
+            bound = business_today() if other == TODAY else _moment_of(data.get(other))
+            if bound is not None and type(bound) is type(value) and wrong(value, bound):
                 errors.setdefault(name, f"{keyword} {other}")
     return errors
 

@@ -15,7 +15,7 @@ import json
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, current_app, render_template, request
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
@@ -126,11 +126,9 @@ def _refuse(status, code, message, reason, fields=None):
     if request.path.startswith("/api/"):
         from .api.errors import error_response
         return error_response(status, code, message, fields)
-    if request.path == "/my" or request.path.startswith("/my/"):
-        from .portal import access
-        from .portal.routes import portal_context, problem
-        with force_locale(access.locale()):
-            return problem(reason, status, **portal_context())
+    from .portal.routes import is_portal_path, problem_outside
+    if is_portal_path(request.path):
+        return problem_outside(reason, status)
     titles = {"bad_address": _("Characters not allowed"), "bad_text": _("Characters not allowed"),
               "too_large": _("Too large")}
     return render_template("web/error.html", code=status, title=titles[reason], message=_page_message(reason)), status

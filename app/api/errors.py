@@ -52,6 +52,7 @@ def form_data() -> dict:
                        code="malformed_body")
     return data
 
+
 def load(schema, what="the request"):
     """The JSON body (see body()) loaded by the marshmallow `schema`: 422 naming each field that is wrong."""
     try:

@@ -63,6 +63,17 @@ def problem(reason, status, **context):
     return render("portal/problem.html", status, reason=reason, **context)
 
 
+def is_portal_path(path: str) -> bool:
+    return path == "/my" or path.startswith("/my/")
+
+
+def problem_outside(reason, status):
+    """The problem page for a request under /my/ that no portal view answers (an address no route matches, input
+    the app's guard refused before any view): in the customer's language, with the context the portal's views get."""
+    with force_locale(access.locale()):
+        return problem(reason, status, **portal_context())
+
+
 def refused(err, too_late):
     """The page for a runtime verb's refusal (it rolled its change back): `too_late` names what a
     Conflict means here, unless it was only a concurrent change."""

@@ -5,7 +5,7 @@ unmatched() answers what no blueprint does (an address no route matches, a metho
 the app's handler (app/__init__.py) calls it for every path outside /api/, and it answers /my/ with the
 portal's own page, the rest with these pages — in the user's language, never werkzeug's English."""
 from flask import Blueprint, render_template, request
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
 
@@ -44,19 +44,12 @@ def unmatched(err):
         return too_large()
     if err.code not in (404, 405):
         return err
-    if request.path == "/my" or request.path.startswith("/my/"):
-        return _portal_not_found()
+    # Under /my/ the portal's page for a link that does not work, in the customer's language (imported inside the
+    # call: the portal imports the web package, not the other way round).
+    from ..portal.routes import is_portal_path, problem_outside
+    if is_portal_path(request.path):
+        return problem_outside("unknown_link", 404)
     return not_found(err) if err.code == 404 else method_not_allowed(err)
-
-
-def _portal_not_found():
-    """What a customer sees for any address under /my/ that is not a page of the portal: the portal's
-    page for a link that does not work, in their language (read inside the call: the portal imports
-    the web package, not the other way round)."""
-    from ..portal import access
-    from ..portal.routes import portal_context, problem
-    with force_locale(access.locale()):
-        return problem("unknown_link", 404, **portal_context())
 
 
 def csrf_error(err):
